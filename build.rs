@@ -1,0 +1,47 @@
+//! Probes the target and emits `cfg`s for the capabilities socklab uses that
+//! not every Unix has, so the portable core builds everywhere and the
+//! Linux-only parts switch themselves off elsewhere.
+//!
+//! Each cfg is named `socklab_<capability>` and is declared with
+//! `cargo::rustc-check-cfg`, so a typo in a `#[cfg(...)]` is a compiler warning.
+
+use std::env;
+
+/// (cfg name, target OSes that have it, what it is).
+const CAPABILITIES: &[(&str, &[&str], &str)] = &[
+    (
+        "socklab_accept4",
+        &["linux", "android", "freebsd", "netbsd", "openbsd", "dragonfly", "illumos"],
+        "accept4(2): accept and set SOCK_CLOEXEC in one call",
+    ),
+    (
+        "socklab_sock_flags",
+        &["linux", "android", "freebsd", "netbsd", "openbsd", "dragonfly", "illumos"],
+        "SOCK_CLOEXEC / SOCK_NONBLOCK or'ed into socket(2)'s type",
+    ),
+    (
+        "socklab_msg_nosignal",
+        &["linux", "android", "freebsd", "netbsd", "openbsd", "dragonfly", "illumos"],
+        "MSG_NOSIGNAL: send(2) returns EPIPE instead of raising SIGPIPE",
+    ),
+    (
+        "socklab_so_nosigpipe",
+        &["macos", "ios", "tvos", "watchos", "visionos"],
+        "SO_NOSIGPIPE: the per-socket way to suppress SIGPIPE",
+    ),
+    ("socklab_epoll", &["linux", "android"], "epoll(7)"),
+    ("socklab_tcp_info", &["linux", "android"], "getsockopt(TCP_INFO)"),
+    ("socklab_af_packet", &["linux", "android"], "AF_PACKET raw capture"),
+    ("socklab_sock_diag", &["linux", "android"], "NETLINK_SOCK_DIAG"),
+];
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    for (cfg, oses, _what) in CAPABILITIES {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if oses.contains(&os.as_str()) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Turns an error into one line that says what failed and what to do about it.
+
+use std::io;
+
+use socklab::error::{call_error, errno};
+
+/// `bind 127.0.0.1:5000: EADDRINUSE (Address already in use): another process ...`
+pub fn explain(err: &io::Error) -> String {
+    let hint = call_error(err).and_then(|call| {
+        let addr = call.addr.map_or_else(String::new, |a| a.to_string());
+        let port = call.addr.map_or(0, |a| a.port());
+        hint(call.call, errno(err)?, &addr, port)
+    });
+    match hint {
+        Some(hint) => format!("{err}: {hint}"),
+        None => err.to_string(),
+    }
+}
+
+fn hint(call: &str, errno: i32, addr: &str, port: u16) -> Option<String> {
+    let text = match (call, errno) {
+        ("bind", libc::EADDRINUSE) => format!(
+            "another process is listening on this port; choose another with --port (ss -ltnp 'sport = :{port}' shows who has it)"
+        ),
+        ("bind", libc::EACCES) => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port of 1024 or more with --port".into()
+        }
+        ("bind", libc::EADDRNOTAVAIL) => {
+            "that address does not belong to this machine; use --host localhost, 127.0.0.1 or ::1".into()
+        }
+        ("connect", libc::ECONNREFUSED) => {
+            format!("no server is listening on {addr}; start one with: socklab server --port {port}")
+        }
+        ("connect", libc::ETIMEDOUT) => format!("{addr} did not answer; check the host and any firewall"),
+        ("connect", libc::ENETUNREACH | libc::EHOSTUNREACH) => format!("there is no route to {addr}"),
+        ("socket", libc::EAFNOSUPPORT) => {
+            "this address family is not available here (IPv6 disabled?); try 127.0.0.1".into()
+        }
+        ("socket", libc::EMFILE | libc::ENFILE) => "out of file descriptors; raise the limit with ulimit -n".into(),
+        _ => return None,
+    };
+    Some(text)
+}

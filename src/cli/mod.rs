@@ -1,0 +1,138 @@
+//! Top floor: argument parsing and printing only. Socket logic lives in the library.
+
+mod hints;
+mod signals;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use socklab::echo::client::{self, ClientConfig};
+use socklab::echo::{Event, Server, ServerConfig, Sink};
+use socklab::resolve::resolve;
+
+/// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
+#[derive(Debug, Parser)]
+#[command(name = "socklab", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The tutorial's echo server: socket, bind, listen, then accept and echo one client at a time.
+    Server(ServerArgs),
+    /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
+    Client(ClientArgs),
+    /// Runs the server on a free port and the client against it, printing both sides.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Address to listen on: localhost, an IPv4 or an IPv6 address (e.g. ::1).
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Port to listen on (0: let the kernel choose a free one).
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// listen(2) backlog: how many finished handshakes may wait for accept.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: i32,
+    /// recv(2) buffer size in bytes: the most one recv returns.
+    #[arg(long, default_value_t = 2048, value_parser = parse_buffer)]
+    buffer: usize,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Server to connect to: localhost, an IPv4 or an IPv6 address, or a host name.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Message to send; `-` reads it from standard input (any bytes).
+    #[arg(long, default_value = "Hello")]
+    message: String,
+    /// How many bytes each recv(2) asks for.
+    #[arg(long, default_value_t = 10, value_parser = parse_buffer)]
+    chunk: usize,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
+fn parse_buffer(text: &str) -> Result<usize, String> {
+    const MAX: usize = 64 << 20;
+    let n: usize = text.parse().map_err(|_| format!("'{text}' is not a whole number of bytes"))?;
+    if (1..=MAX).contains(&n) { Ok(n) } else { Err(format!("{n} is out of range: use 1 to {MAX} bytes")) }
+}
+
+/// Parses, runs, and turns errors into a message and exit code 1 (clap exits 2 on bad usage).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => server(args),
+        Command::Client(args) => client(args),
+        Command::Demo => demo(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a line to stdout, ignoring a closed pipe (printing must never kill the program).
+fn say(line: &dyn std::fmt::Display) {
+    let _ = writeln!(io::stdout().lock(), "{line}");
+}
+
+fn printer(quiet: bool) -> Sink {
+    if quiet { Arc::new(|_: &Event<'_>| {}) } else { Arc::new(|event: &Event<'_>| say(event)) }
+}
+
+fn server(args: ServerArgs) -> io::Result<()> {
+    let addr = *resolve(&args.host, args.port)?.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !addr.ip().is_loopback() && !args.quiet {
+        let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
+    }
+    let config = ServerConfig { addr, backlog: args.backlog, buffer: args.buffer };
+    let server = Server::bind(config)?;
+    // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
+    signals::stop_on_signals(server.stop_handle())?;
+    server.run(printer(args.quiet))
+}
+
+fn client(args: ClientArgs) -> io::Result<()> {
+    let addrs: Vec<SocketAddr> = resolve(&args.host, args.port)?;
+    let message = if args.message == "-" {
+        let mut bytes = Vec::new();
+        io::stdin().lock().read_to_end(&mut bytes)?;
+        bytes
+    } else {
+        args.message.into_bytes()
+    };
+    let config = ClientConfig { addrs, message, chunk: args.chunk };
+    client::run(&config, &printer(args.quiet)).map(drop)
+}
+
+fn demo() -> io::Result<()> {
+    let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
+    let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false))?;
+    let config = ClientConfig { addrs: vec![server.addr()], message: b"Hello".to_vec(), chunk: 10 };
+    let result = client::run(&config, &printer(false));
+    let stopped = server.stop();
+    result?;
+    stopped
+}

@@ -1,0 +1,83 @@
+//! What the echo server and client report, and how the tutorial printed it.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Something that happened in the echo server or client.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The server is listening (after socket, setsockopt, bind, listen).
+    Listening(SocketAddr),
+    /// accept returned a connection from this peer.
+    Accepted(SocketAddr),
+    /// The server's recv returned these bytes.
+    ServerReceived(SocketAddr, &'a [u8]),
+    /// The server is sending these bytes back.
+    ServerSending(SocketAddr, &'a [u8]),
+    /// recv returned 0: the peer closed its side; the server closes the connection.
+    ServerRecvOver(SocketAddr),
+    /// A connection ended with an error (reset, broken pipe); the server goes on.
+    ConnectionError(SocketAddr, &'a io::Error),
+    /// accept failed in a way the server survives (aborted connection, out of descriptors).
+    AcceptError(&'a io::Error),
+    /// The server stopped and closed its listener.
+    Stopped,
+    /// The client's recv returned these bytes.
+    ClientReceived(&'a [u8]),
+    /// The client is about to close its socket.
+    ClientClosing,
+}
+
+/// Where events go. Shared between threads, so it must be `Send + Sync`.
+pub type Sink = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+
+/// Bytes for a human: text as text (control characters escaped), anything else escaped byte by
+/// byte; long data cut after 256 characters with the total length.
+pub fn show_data(data: &[u8]) -> String {
+    const LIMIT: usize = 256;
+    let shown: String = match std::str::from_utf8(data) {
+        Ok(text) => text.escape_debug().to_string(),
+        Err(_) => data.escape_ascii().to_string(),
+    };
+    if shown.chars().count() > LIMIT {
+        let cut: String = shown.chars().take(LIMIT).collect();
+        format!("{cut}... ({} bytes)", data.len())
+    } else {
+        shown
+    }
+}
+
+impl fmt::Display for Event<'_> {
+    /// The tutorial's lines, with the peer's address added.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Listening(addr) => write!(f, "Server start, listening {} (on {addr})", addr.port()),
+            Event::Accepted(peer) => write!(f, "Server Accept: {peer}"),
+            Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),
+            Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
+            Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
+            Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {err}"),
+            Event::AcceptError(err) => write!(f, "Server accept failed: {err}"),
+            Event::Stopped => write!(f, "Server stopped"),
+            Event::ClientReceived(data) => write!(f, "Client Received: {}", show_data(data)),
+            Event::ClientClosing => write!(f, "Closing connection to the server"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_shown_readably() {
+        assert_eq!(show_data(b"Hello"), "Hello");
+        assert_eq!(show_data(b"a\nb"), "a\\nb");
+        assert_eq!(show_data(&[0xff, 0x00]), "\\xff\\x00");
+        assert!(show_data(&[b'x'; 1000]).ends_with("... (1000 bytes)"));
+        assert_eq!(show_data("你好".as_bytes()), "你好");
+    }
+}

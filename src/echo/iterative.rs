@@ -1,0 +1,92 @@
+//! The tutorial's server loop: one client at a time.
+//!
+//! ```text
+//! loop {
+//!     conn = accept(listener)           // blocks until a handshake has completed
+//!     loop {
+//!         data = recv(conn, 2048)       // blocks until bytes arrive; 0 = the client closed
+//!         if data is empty { break }
+//!         send_all(conn, data)          // echo it back
+//!     }
+//!     close(conn)
+//! }
+//! ```
+//!
+//! Trade-off: the simplest possible server, and while it serves one client every other client
+//! waits — their handshakes complete anyway (the kernel does them) and they sit in the accept queue.
+
+use std::io;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::event::{Event, Sink};
+use super::server::ServerConfig;
+use super::stop::Stop;
+use crate::tcp::{TcpListener, TcpStream};
+
+/// Serves clients one after another until `stop` is requested.
+pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+    let mut buf = vec![0u8; config.buffer];
+    loop {
+        let accepted = listener.accept();
+        if stop.requested() {
+            return Ok(());
+        }
+        match accepted {
+            Ok((conn, peer)) => {
+                sink(&Event::Accepted(peer));
+                let conn = Arc::new(conn);
+                let _watch = stop.watch(conn.clone());
+                echo_connection(&conn, peer, &mut buf, sink);
+                // `conn` is closed here when the last Arc (ours or the watch's) is dropped.
+            }
+            Err(e) => survive_accept_error(e, sink)?,
+        }
+    }
+}
+
+/// recv, send back, until the peer closes or the connection fails. Errors end this connection only.
+pub fn echo_connection(conn: &TcpStream, peer: std::net::SocketAddr, buf: &mut [u8], sink: &Sink) {
+    loop {
+        let n = match conn.recv(buf) {
+            Ok(0) => {
+                // The client sent FIN: its side is closed, and so everything was echoed.
+                sink(&Event::ServerRecvOver(peer));
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                sink(&Event::ConnectionError(peer, &e));
+                return;
+            }
+        };
+        sink(&Event::ServerReceived(peer, &buf[..n]));
+        sink(&Event::ServerSending(peer, &buf[..n]));
+        if let Err(e) = conn.send_all(&buf[..n]) {
+            // EPIPE / ECONNRESET: the client left without reading its echo. No SIGPIPE (MSG_NOSIGNAL).
+            sink(&Event::ConnectionError(peer, &e));
+            return;
+        }
+    }
+}
+
+/// Decides whether an accept failure ends the server. Failures caused by one client (it reset
+/// before we accepted) or by a passing shortage (out of descriptors or memory) are reported and
+/// survived; anything else is returned.
+pub fn survive_accept_error(err: io::Error, sink: &Sink) -> io::Result<()> {
+    match err.raw_os_error() {
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => {
+            sink(&Event::AcceptError(&err));
+            Ok(())
+        }
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            // The connection stays queued, so accept would fail again at once: back off instead
+            // of spinning, and try again when descriptors may have been freed.
+            sink(&Event::AcceptError(&err));
+            thread::sleep(Duration::from_millis(100));
+            Ok(())
+        }
+        _ => Err(err),
+    }
+}

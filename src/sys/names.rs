@@ -1,0 +1,165 @@
+//! Kernel constants as the names a man page (and strace) uses: `AF_INET`, `SOCK_STREAM|SOCK_CLOEXEC`,
+//! `ECONNREFUSED (Connection refused)`. One set of tables serves error messages and the tracer.
+
+use std::fmt::Write as _;
+
+/// The symbolic name of an errno value: `ECONNREFUSED`. Unknown values print as `E<number>`.
+pub fn errno_name(errno: i32) -> String {
+    let name = format!("{:?}", nix::errno::Errno::from_raw(errno));
+    if name.starts_with('E') { name } else { format!("E{errno}") }
+}
+
+/// The C library's one-line description of an errno value: `Connection refused`.
+pub fn errno_text(errno: i32) -> &'static str {
+    nix::errno::Errno::from_raw(errno).desc()
+}
+
+/// `ECONNREFUSED (Connection refused)`, as strace prints a failed call's errno.
+pub fn errno_display(errno: i32) -> String {
+    format!("{} ({})", errno_name(errno), errno_text(errno))
+}
+
+/// Address families.
+pub fn domain(v: i32) -> String {
+    match v {
+        libc::AF_UNIX => "AF_UNIX".into(),
+        libc::AF_INET => "AF_INET".into(),
+        libc::AF_INET6 => "AF_INET6".into(),
+        #[cfg(socklab_af_packet)]
+        libc::AF_PACKET => "AF_PACKET".into(),
+        #[cfg(socklab_sock_diag)]
+        libc::AF_NETLINK => "AF_NETLINK".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Socket types, with the creation flags or'ed in: `SOCK_STREAM|SOCK_CLOEXEC`.
+pub fn sock_type(v: i32) -> String {
+    let base = v & 0xf;
+    let mut out = match base {
+        libc::SOCK_STREAM => "SOCK_STREAM".to_string(),
+        libc::SOCK_DGRAM => "SOCK_DGRAM".to_string(),
+        libc::SOCK_RAW => "SOCK_RAW".to_string(),
+        libc::SOCK_SEQPACKET => "SOCK_SEQPACKET".to_string(),
+        other => other.to_string(),
+    };
+    let rest = flag_names(v & !0xf, SOCK_FLAGS);
+    if !rest.is_empty() && rest != "0" {
+        out.push('|');
+        out.push_str(&rest);
+    }
+    out
+}
+
+#[cfg(socklab_sock_flags)]
+const SOCK_FLAGS: &[(i32, &str)] = &[(libc::SOCK_NONBLOCK, "SOCK_NONBLOCK"), (libc::SOCK_CLOEXEC, "SOCK_CLOEXEC")];
+#[cfg(not(socklab_sock_flags))]
+const SOCK_FLAGS: &[(i32, &str)] = &[];
+
+/// Flags of accept4: `SOCK_CLOEXEC`, or `0`.
+pub fn accept_flags(v: i32) -> String {
+    flag_names(v, SOCK_FLAGS)
+}
+
+/// Protocols, as strace prints socket(2)'s third argument.
+pub fn protocol(v: i32) -> String {
+    match v {
+        0 => "IPPROTO_IP".into(),
+        libc::IPPROTO_TCP => "IPPROTO_TCP".into(),
+        libc::IPPROTO_UDP => "IPPROTO_UDP".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `MSG_*` flags.
+pub fn msg_flags(v: i32) -> String {
+    flag_names(v, MSG_FLAGS)
+}
+
+const MSG_FLAGS: &[(i32, &str)] = &[
+    (libc::MSG_OOB, "MSG_OOB"),
+    (libc::MSG_PEEK, "MSG_PEEK"),
+    (libc::MSG_DONTWAIT, "MSG_DONTWAIT"),
+    (libc::MSG_WAITALL, "MSG_WAITALL"),
+    #[cfg(socklab_msg_nosignal)]
+    (libc::MSG_NOSIGNAL, "MSG_NOSIGNAL"),
+];
+
+/// `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
+pub fn how(v: i32) -> String {
+    match v {
+        libc::SHUT_RD => "SHUT_RD".into(),
+        libc::SHUT_WR => "SHUT_WR".into(),
+        libc::SHUT_RDWR => "SHUT_RDWR".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Socket option level and name: `SOL_SOCKET, SO_REUSEADDR`.
+pub fn sockopt(level: i32, name: i32) -> String {
+    let level_name = match level {
+        libc::SOL_SOCKET => "SOL_SOCKET".to_string(),
+        libc::IPPROTO_TCP => "SOL_TCP".to_string(),
+        libc::IPPROTO_IP => "SOL_IP".to_string(),
+        libc::IPPROTO_IPV6 => "SOL_IPV6".to_string(),
+        other => other.to_string(),
+    };
+    let opt_name = match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => "SO_REUSEADDR".to_string(),
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => "SO_REUSEPORT".to_string(),
+        (libc::SOL_SOCKET, libc::SO_ERROR) => "SO_ERROR".to_string(),
+        (libc::SOL_SOCKET, libc::SO_LINGER) => "SO_LINGER".to_string(),
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => "SO_RCVTIMEO_OLD".to_string(),
+        (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => "SO_SNDTIMEO_OLD".to_string(),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SO_KEEPALIVE".to_string(),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => "SO_RCVBUF".to_string(),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SO_SNDBUF".to_string(),
+        (libc::SOL_SOCKET, libc::SO_TYPE) => "SO_TYPE".to_string(),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY".to_string(),
+        #[cfg(socklab_tcp_info)]
+        (libc::IPPROTO_TCP, libc::TCP_INFO) => "TCP_INFO".to_string(),
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY".to_string(),
+        (_, other) => other.to_string(),
+    };
+    format!("{level_name}, {opt_name}")
+}
+
+/// `A|B` for the set bits named in `table`, leftover bits in hex, `0` when none are set.
+pub fn flag_names(v: i32, table: &[(i32, &str)]) -> String {
+    let mut out = String::new();
+    let mut left = v;
+    for &(bit, name) in table {
+        if bit != 0 && v & bit == bit {
+            if !out.is_empty() {
+                out.push('|');
+            }
+            out.push_str(name);
+            left &= !bit;
+        }
+    }
+    if left != 0 {
+        if !out.is_empty() {
+            out.push('|');
+        }
+        let _ = write!(out, "{left:#x}");
+    }
+    if out.is_empty() { "0".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_man_pages() {
+        assert_eq!(errno_display(libc::ECONNREFUSED), "ECONNREFUSED (Connection refused)");
+        assert_eq!(errno_name(libc::EADDRINUSE), "EADDRINUSE");
+        assert_eq!(domain(libc::AF_INET6), "AF_INET6");
+        assert_eq!(msg_flags(0), "0");
+        #[cfg(socklab_sock_flags)]
+        assert_eq!(sock_type(libc::SOCK_STREAM | libc::SOCK_CLOEXEC), "SOCK_STREAM|SOCK_CLOEXEC");
+        #[cfg(socklab_msg_nosignal)]
+        assert_eq!(msg_flags(libc::MSG_NOSIGNAL), "MSG_NOSIGNAL");
+        assert_eq!(sockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR), "SOL_SOCKET, SO_REUSEADDR");
+    }
+}

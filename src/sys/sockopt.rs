@@ -1,0 +1,127 @@
+//! `setsockopt(2)` / `getsockopt(2)`, typed by the C value each option takes.
+//!
+//! One C call, several Rust functions: an option's value is an `int`, a `struct linger` or a
+//! `struct timeval`, and each function passes exactly that type, with its size as `optlen`.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use super::socket::{cvt, wide};
+use super::trace::{self, Arg};
+
+/// Passes `value` (a plain C struct or int) as the option value.
+fn set<T>(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: &T, shown: Arg<'_>) -> io::Result<()> {
+    let len = mem::size_of::<T>() as libc::socklen_t;
+    let args = [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())];
+    if trace::enabled() {
+        trace::enter("setsockopt", &args);
+    }
+    // SAFETY: `value` points to a live, initialised `T` of exactly `len` bytes.
+    let ret = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) };
+    let res = cvt(ret);
+    if trace::enabled() {
+        trace::exit("setsockopt", &args, &wide(res.as_ref().copied()));
+    }
+    res.map(drop)
+}
+
+/// `setsockopt(fd, level, name, &int, 4)`: SO_REUSEADDR, TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF...
+pub fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    set(fd, level, name, &value, Arg::OptInt(value))
+}
+
+/// `setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, 8)`. `Some(0)` makes close send RST at once
+/// (an abortive close: no FIN, no TIME-WAIT); `None` restores the normal graceful close.
+pub fn setsockopt_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
+    let value = libc::linger {
+        l_onoff: linger.is_some() as libc::c_int,
+        l_linger: linger.map_or(0, |d| d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int),
+    };
+    set(fd, libc::SOL_SOCKET, libc::SO_LINGER, &value, Arg::OptLinger { onoff: value.l_onoff, linger: value.l_linger })
+}
+
+/// `setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO or SO_SNDTIMEO, &timeval, 16)`. `None` (a zero timeval)
+/// means block forever. A timed-out recv/send fails with `EAGAIN`.
+pub fn setsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int, timeout: Option<Duration>) -> io::Result<()> {
+    let d = timeout.unwrap_or(Duration::ZERO);
+    // A non-zero timeout shorter than 1 µs would round to zero, which means "forever": round up.
+    let usec = if timeout.is_some() && d.as_micros() == 0 { 1 } else { d.subsec_micros() };
+    let value = libc::timeval {
+        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_usec: usec as libc::suseconds_t,
+    };
+    let shown = Arg::OptTimeval { sec: value.tv_sec as i64, usec: value.tv_usec as i64 };
+    set(fd, libc::SOL_SOCKET, name, &value, shown)
+}
+
+/// `getsockopt(fd, level, name, &int, [4])` for options whose value is an int (SO_ERROR, SO_TYPE,
+/// SO_REUSEADDR, TCP_NODELAY, SO_RCVBUF...).
+pub fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable int and `len` says so; the kernel writes at most `len` bytes.
+    let ret =
+        unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut value as *mut libc::c_int).cast(), &mut len) };
+    let res = cvt(ret).map(|_| value);
+    if trace::enabled() {
+        let shown = if res.is_ok() { Arg::OptInt(value) } else { Arg::OptOut };
+        let args = [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())];
+        trace::exit("getsockopt", &args, &wide(res.as_ref().map(|_| 0)));
+    }
+    res
+}
+
+/// `getsockopt(SO_LINGER)`: the current linger setting.
+pub fn getsockopt_linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
+    // SAFETY: struct linger is plain C data; all-zero is valid.
+    let mut value: libc::linger = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
+    // SAFETY: `value` is a writable struct linger and `len` is its size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&mut value as *mut libc::linger).cast(),
+            &mut len,
+        )
+    };
+    let res = cvt(ret);
+    if trace::enabled() {
+        let args = [
+            Arg::Fd(fd.as_raw_fd()),
+            Arg::SockOpt(libc::SOL_SOCKET, libc::SO_LINGER),
+            Arg::OptLinger { onoff: value.l_onoff, linger: value.l_linger },
+            Arg::Int(len.into()),
+        ];
+        trace::exit("getsockopt", &args, &wide(res.as_ref().copied()));
+    }
+    res.map(|_| (value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
+}
+
+/// `getsockopt(SO_RCVTIMEO / SO_SNDTIMEO)`: `None` when the call blocks forever.
+pub fn getsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<Option<Duration>> {
+    // SAFETY: struct timeval is plain C data; all-zero is valid.
+    let mut value: libc::timeval = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `value` is a writable struct timeval and `len` is its size.
+    let ret = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, name, (&mut value as *mut libc::timeval).cast(), &mut len)
+    };
+    let res = cvt(ret);
+    if trace::enabled() {
+        let args = [
+            Arg::Fd(fd.as_raw_fd()),
+            Arg::SockOpt(libc::SOL_SOCKET, name),
+            Arg::OptTimeval { sec: value.tv_sec as i64, usec: value.tv_usec as i64 },
+            Arg::Int(len.into()),
+        ];
+        trace::exit("getsockopt", &args, &wide(res.as_ref().copied()));
+    }
+    res.map(|_| {
+        let d = Duration::new(value.tv_sec.max(0) as u64, (value.tv_usec.max(0) as u32) * 1000);
+        (!d.is_zero()).then_some(d)
+    })
+}

@@ -1,0 +1,126 @@
+//! The narration hook: every wrapper in `sys` reports the call it makes, in the kernel's terms.
+//!
+//! `sys` only *describes* each call — its kernel name (`accept4`, `recvfrom`), its arguments as
+//! typed [`Arg`]s and its result — and hands that to one installed hook. Formatting (strace's
+//! syntax, `--explain` sentences, `--step` pauses) lives above, in `crate::trace`, so this floor
+//! stays free of policy.
+//!
+//! Cost when no hook is installed: one relaxed atomic load and a predictable branch per call. The
+//! argument list is built only inside that branch, so nothing is formatted or allocated.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One argument of a system call, typed so a formatter can print constants by name.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Arg<'a> {
+    /// A file descriptor.
+    Fd(RawFd),
+    /// A plain integer (a length, a backlog).
+    Int(i64),
+    /// An address family: `AF_INET`.
+    Domain(i32),
+    /// A socket type with flags: `SOCK_STREAM|SOCK_CLOEXEC`.
+    SockType(i32),
+    /// A protocol number: `IPPROTO_IP`.
+    Protocol(i32),
+    /// An address we pass in.
+    Addr(SocketAddr),
+    /// An address the kernel writes back: `(address if known, capacity offered, length returned)`.
+    AddrOut(Option<SocketAddr>, u32, Option<u32>),
+    /// Bytes passed to or returned by the kernel (shown as a string; empty before a recv returns).
+    Data(&'a [u8]),
+    /// `MSG_*` flags for send/recv.
+    MsgFlags(i32),
+    /// `SOCK_*` flags for accept4.
+    AcceptFlags(i32),
+    /// `SHUT_RD` / `SHUT_WR` / `SHUT_RDWR`.
+    How(i32),
+    /// A socket option: `(level, name)` printed as `SOL_SOCKET, SO_REUSEADDR`.
+    SockOpt(i32, i32),
+    /// An option value that is a C int: `[1]`.
+    OptInt(i32),
+    /// An option value that is a `struct linger`.
+    OptLinger {
+        /// `l_onoff`: linger on close or not.
+        onoff: i32,
+        /// `l_linger`: seconds to linger.
+        linger: i32,
+    },
+    /// An option value that is a `struct timeval`.
+    OptTimeval {
+        /// `tv_sec`.
+        sec: i64,
+        /// `tv_usec`.
+        usec: i64,
+    },
+    /// An option value the kernel writes back, not yet known (shown before the call returns).
+    OptOut,
+    /// The C null pointer.
+    Null,
+}
+
+/// Whether the hook sees the call before it is made or after it returned.
+#[derive(Debug)]
+pub enum Phase<'a> {
+    /// About to make the call (for `--step`); out-arguments are not filled in yet.
+    Enter,
+    /// The call returned this.
+    Exit(&'a io::Result<i64>),
+}
+
+/// One report: the kernel's name for the call, its arguments and the phase.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// The name strace prints: the syscall the kernel actually receives.
+    pub name: &'static str,
+    /// The arguments, in the C prototype's order.
+    pub args: &'a [Arg<'a>],
+    /// Before or after.
+    pub phase: Phase<'a>,
+}
+
+/// The installed hook's type.
+pub type Hook = fn(&Call<'_>);
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static HOOK: OnceLock<Hook> = OnceLock::new();
+
+/// Installs the process-wide hook and turns narration on. The first hook wins; returns whether
+/// this one was installed.
+pub fn install(hook: Hook) -> bool {
+    let installed = HOOK.set(hook).is_ok();
+    ENABLED.store(true, Ordering::Release);
+    installed
+}
+
+/// Turns narration on or off (the hook stays installed).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on && HOOK.get().is_some(), Ordering::Release);
+}
+
+/// Is a hook listening? The only cost of narration when it is off.
+#[inline(always)]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Reports a call about to be made.
+#[inline]
+pub(crate) fn enter(name: &'static str, args: &[Arg<'_>]) {
+    if let Some(hook) = HOOK.get() {
+        hook(&Call { name, args, phase: Phase::Enter });
+    }
+}
+
+/// Reports a call's result.
+#[inline]
+pub(crate) fn exit(name: &'static str, args: &[Arg<'_>], result: &io::Result<i64>) {
+    if let Some(hook) = HOOK.get() {
+        hook(&Call { name, args, phase: Phase::Exit(result) });
+    }
+}

@@ -1,0 +1,280 @@
+//! Floor 3: `TcpListener` and `TcpStream`, shaped like std's, built on [`Socket`].
+//!
+//! The server side is the tutorial's sequence: socket → setsockopt(SO_REUSEADDR) → bind → listen,
+//! then accept per client. The client side is socket → connect. Errors from these steps carry the
+//! call and the address (see [`crate::error`]).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{self, Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use crate::error::context;
+use crate::socket::{Socket, Type};
+
+/// The backlog `TcpListener::bind` uses: the tutorial's `listen(5)` is too small for anything but
+/// one client at a time, so this matches Linux's historical SOMAXCONN instead.
+pub const DEFAULT_BACKLOG: i32 = 128;
+
+/// A listening TCP socket.
+#[derive(Debug)]
+pub struct TcpListener {
+    socket: Socket,
+}
+
+impl TcpListener {
+    /// socket, setsockopt(SO_REUSEADDR), bind, listen(DEFAULT_BACKLOG). Port 0 lets the kernel
+    /// choose a free port: read it back with [`local_addr`](Self::local_addr).
+    pub fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG)
+    }
+
+    /// Like [`bind`](Self::bind) with an explicit listen backlog: how many connections that have
+    /// completed the handshake may wait for accept.
+    pub fn bind_with_backlog(addr: &SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+        let socket = Socket::new(addr, Type::Stream).map_err(|e| context("socket", Some(*addr), e))?;
+        // Without SO_REUSEADDR a restarted server could not bind while old connections of its
+        // port are still in TIME-WAIT.
+        socket.set_reuse_address(true).map_err(|e| context("setsockopt SO_REUSEADDR", Some(*addr), e))?;
+        socket.bind(addr).map_err(|e| context("bind", Some(*addr), e))?;
+        socket.listen(backlog).map_err(|e| context("listen", Some(*addr), e))?;
+        Ok(TcpListener { socket })
+    }
+
+    /// Builds a listener from a socket that is already bound and listening.
+    pub fn from_socket(socket: Socket) -> TcpListener {
+        TcpListener { socket }
+    }
+
+    /// Takes the next connection from the accept queue, blocking while it is empty. The handshake
+    /// already happened in the kernel; this only hands the connection to the program.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = self.socket.accept()?;
+        Ok((TcpStream { socket }, addr))
+    }
+
+    /// The address the listener is bound to (with the real port after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Makes accept return `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.socket.set_nonblocking(on)
+    }
+
+    /// The underlying socket, for options this type does not wrap.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Unwraps the socket.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+
+    /// close(2), reporting its error.
+    pub fn close(self) -> io::Result<()> {
+        self.socket.close()
+    }
+}
+
+/// A connected TCP socket: the client's, or one accepted by a server.
+#[derive(Debug)]
+pub struct TcpStream {
+    socket: Socket,
+}
+
+impl TcpStream {
+    /// socket + connect: performs the three-way handshake with `addr`.
+    pub fn connect(addr: &SocketAddr) -> io::Result<TcpStream> {
+        let socket = Socket::new(addr, Type::Stream).map_err(|e| context("socket", Some(*addr), e))?;
+        socket.connect(addr).map_err(|e| context("connect", Some(*addr), e))?;
+        Ok(TcpStream { socket })
+    }
+
+    /// Tries each address in turn (as a resolver returns them). If none answers, returns the
+    /// error of the first: the address the user most likely meant.
+    pub fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+        let mut first = None;
+        for addr in addrs {
+            match TcpStream::connect(addr) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => first = first.or(Some(e)),
+            }
+        }
+        Err(first.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")))
+    }
+
+    /// Builds a stream from a connected socket.
+    pub fn from_socket(socket: Socket) -> TcpStream {
+        TcpStream { socket }
+    }
+
+    /// recv(2): `Ok(0)` once the peer has closed its sending side.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+
+    /// send(2) once; may take fewer bytes than offered.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send(buf)
+    }
+
+    /// Sends every byte of `buf`, looping over short writes.
+    pub fn send_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.socket.send_all(buf)
+    }
+
+    /// shutdown(2). `Shutdown::Write` sends FIN: "I have no more to say", while still reading.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.socket.shutdown(how)
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.peer_addr()
+    }
+
+    /// TCP_NODELAY.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.socket.set_nodelay(on)
+    }
+
+    /// Reads TCP_NODELAY.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.socket.nodelay()
+    }
+
+    /// SO_RCVTIMEO.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.socket.set_read_timeout(timeout)
+    }
+
+    /// SO_SNDTIMEO.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.socket.set_write_timeout(timeout)
+    }
+
+    /// SO_LINGER; `Some(Duration::ZERO)` makes close send RST.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.socket.set_linger(linger)
+    }
+
+    /// O_NONBLOCK.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.socket.set_nonblocking(on)
+    }
+
+    /// SO_ERROR.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket.take_error()
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Unwraps the socket.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+
+    /// close(2), reporting its error.
+    pub fn close(self) -> io::Result<()> {
+        self.socket.close()
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // One send per call keeps strace's picture simple; the first non-empty slice goes out.
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(buf) => self.socket.send(buf),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(()) // the kernel owns the send buffer; there is nothing of ours to flush
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+macro_rules! fd_traits {
+    ($ty:ident) => {
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.socket.as_fd()
+            }
+        }
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.socket.as_raw_fd()
+            }
+        }
+        impl IntoRawFd for $ty {
+            fn into_raw_fd(self) -> RawFd {
+                self.socket.into_raw_fd()
+            }
+        }
+        impl From<OwnedFd> for $ty {
+            fn from(fd: OwnedFd) -> $ty {
+                $ty { socket: Socket::from(fd) }
+            }
+        }
+        impl From<$ty> for OwnedFd {
+            fn from(value: $ty) -> OwnedFd {
+                OwnedFd::from(value.socket)
+            }
+        }
+        impl From<net::$ty> for $ty {
+            fn from(value: net::$ty) -> $ty {
+                $ty::from(OwnedFd::from(value))
+            }
+        }
+        impl From<$ty> for net::$ty {
+            fn from(value: $ty) -> net::$ty {
+                net::$ty::from(OwnedFd::from(value))
+            }
+        }
+    };
+}
+
+fd_traits!(TcpListener);
+fd_traits!(TcpStream);
