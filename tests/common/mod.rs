@@ -1,0 +1,126 @@
+//! Shared helpers for the integration tests: run the real `socklab` binary, find the port a server
+//! chose (every test binds port 0 and reads it back), and do echo sessions with std's own sockets
+//! as an independent peer.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// The socklab binary cargo built for these tests.
+pub fn socklab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_socklab"))
+}
+
+/// Loopback hosts to run each case on (IPv6 only when the machine has ::1).
+pub fn hosts() -> Vec<&'static str> {
+    let mut hosts = vec!["127.0.0.1"];
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        hosts.push("::1");
+    }
+    hosts
+}
+
+/// A `socklab server` child process. Killed (SIGKILL) on drop if still running.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl ServerProcess {
+    /// Starts `socklab server --host HOST --port 0 EXTRA...` and waits for its "listening" line.
+    pub fn start(host: &str, extra: &[&str]) -> ServerProcess {
+        Self::start_with(socklab(), host, extra)
+    }
+
+    /// Same, from a prepared command (e.g. one wrapped in strace).
+    pub fn start_with(mut cmd: Command, host: &str, extra: &[&str]) -> ServerProcess {
+        cmd.args(["server", "--host", host, "--port", "0"]).args(extra);
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the listening line");
+        // "Server start, listening PORT (on ADDR)"
+        let addr = line
+            .split("(on ")
+            .nth(1)
+            .and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("no listening line from the server, got {line:?}"));
+        ServerProcess { child, addr, stdout }
+    }
+
+    /// The next line the server printed.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read a line");
+        line
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and the rest of stdout and stderr.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String, String) {
+        signal(self.child.id(), libc_sigterm());
+        let mut out = String::new();
+        let _ = self.stdout.read_to_string(&mut out);
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let status = self.child.wait().expect("wait");
+        (status, out, err)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn libc_sigterm() -> &'static str {
+    "TERM"
+}
+
+/// Sends a signal by name with kill(1): tests stay free of unsafe and of extra crates.
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill").success();
+    assert!(ok, "kill -{name} {pid} failed");
+}
+
+/// One echo session with std's TcpStream as the independent peer: send, read back, compare.
+pub fn echo_with_std(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        let data = payload.to_vec();
+        std::thread::spawn(move || {
+            w.write_all(&data).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read echo");
+    writer.join().unwrap();
+    got
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success()).unwrap_or(false)
+}
