@@ -45,7 +45,7 @@ struct ServerArgs {
     /// recv(2) buffer size in bytes: the most one recv returns.
     #[arg(long, default_value_t = 2048, value_parser = parse_buffer)]
     buffer: usize,
-    /// Print nothing but errors.
+    /// Print only the "listening" line (with the real port, for scripts using --port 0) and errors.
     #[arg(long, short)]
     quiet: bool,
 }
@@ -98,8 +98,18 @@ fn say(line: &dyn std::fmt::Display) {
     let _ = writeln!(io::stdout().lock(), "{line}");
 }
 
+/// Prints events as the tutorial's lines. Quiet keeps only the "listening" line, which scripts
+/// and test fixtures need to learn the port the kernel chose for `--port 0`.
 fn printer(quiet: bool) -> Sink {
-    if quiet { Arc::new(|_: &Event<'_>| {}) } else { Arc::new(|event: &Event<'_>| say(event)) }
+    if quiet {
+        Arc::new(|event: &Event<'_>| {
+            if let Event::Listening(_) = event {
+                say(event)
+            }
+        })
+    } else {
+        Arc::new(|event: &Event<'_>| say(event))
+    }
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {

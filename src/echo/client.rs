@@ -81,9 +81,35 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
     Ok(ClientReport { server, bytes: config.message.len(), recvs })
 }
 
+/// Messages up to this size are sent before reading, exactly as the tutorial does.
+///
+/// The tutorial's sendall-then-recv deadlocks once the message outgrows the kernel's buffers: the
+/// server blocks sending its echo to us because we are not reading yet, and we block sending
+/// because the server is not reading. 64 KiB fits easily in loopback's default buffers; larger
+/// messages are sent from a second thread while this one reads.
+pub const INLINE_SEND_LIMIT: usize = 64 * 1024;
+
 /// sendall, then recv in chunks, comparing as bytes arrive. Returns the number of recvs.
 fn exchange(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
-    stream.send_all(&config.message)?;
+    if config.message.len() <= INLINE_SEND_LIMIT {
+        stream.send_all(&config.message)?;
+        return receive(stream, config, sink);
+    }
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| stream.send_all(&config.message));
+        let received = receive(stream, config, sink);
+        if received.is_err() {
+            // Unblock the sender if it is stuck on a server that stopped reading.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        let sent = sender.join().unwrap_or_else(|_| Err(io::Error::other("the sending thread panicked")));
+        let recvs = received?;
+        sent.map(|()| recvs)
+    })
+}
+
+/// recv `chunk` bytes at a time until the whole message came back, comparing as bytes arrive.
+fn receive(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
     let expected = config.message.len();
     let mut buf = vec![0u8; config.chunk];
     let (mut received, mut recvs) = (0, 0);
