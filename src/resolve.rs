@@ -10,8 +10,6 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
-use crate::error::context;
-
 /// Resolves `host` (a name or an IP literal) and `port` to addresses to try in order.
 pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let host = host.trim();
@@ -42,15 +40,9 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
                 Ok(addrs)
             }
         }
-        Err(e) => Err(context(
-            "resolve",
-            None,
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "cannot resolve host '{host}' ({e}); check the spelling, or use an IP address such as 127.0.0.1"
-                ),
-            ),
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("cannot resolve host '{host}' ({e}); check the spelling, or use an IP address such as 127.0.0.1"),
         )),
     }
 }

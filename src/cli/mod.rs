@@ -37,7 +37,7 @@ struct ServerArgs {
     #[arg(long, default_value = "localhost")]
     host: String,
     /// Port to listen on (0: let the kernel choose a free one).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
     /// listen(2) backlog: how many finished handshakes may wait for accept.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=65535))]
@@ -56,7 +56,7 @@ struct ClientArgs {
     #[arg(long, default_value = "localhost")]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     /// Message to send; `-` reads it from standard input (any bytes).
     #[arg(long, default_value = "Hello")]
