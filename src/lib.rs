@@ -5,6 +5,7 @@
 //! ```text
 //! cli (src/main.rs, src/cli/)   argument parsing and printing
 //! echo (src/echo/)              the tutorial's echo server and client, and their stop switch
+//! trace (src/trace/)            --trace / --explain / --step: each syscall in strace's words
 //! tcp.rs, socket.rs             TcpListener / TcpStream (Read, Write, AsFd), Socket (closes on drop)
 //! sys (src/sys/)                one fn per syscall; the only `unsafe` in the crate
 //! ```
@@ -23,6 +24,7 @@ pub mod socket;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tcp;
+pub mod trace;
 
 pub use socket::{Socket, Type};
 pub use tcp::{TcpListener, TcpStream};

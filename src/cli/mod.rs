@@ -19,6 +19,38 @@ use socklab::resolve::resolve;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    narration: Narration,
+}
+
+/// Flags that work with every command: show the system calls as they happen.
+#[derive(Debug, Args)]
+struct Narration {
+    /// Print each system call to stderr as strace would: name, arguments, result.
+    #[arg(long, global = true)]
+    trace: bool,
+    /// Like --trace, with one sentence under each call saying what the kernel just did.
+    #[arg(long, global = true)]
+    explain: bool,
+    /// Pause before each system call: Enter continues (or SIGUSR1 when stdin is not a terminal).
+    #[arg(long, global = true)]
+    step: bool,
+    /// Timestamped narration for `socklab walkthrough` to merge (internal).
+    #[arg(long, global = true, hide = true)]
+    trace_machine: bool,
+}
+
+impl Narration {
+    fn start(&self) -> io::Result<()> {
+        if !(self.trace || self.explain || self.step || self.trace_machine) {
+            return Ok(());
+        }
+        socklab::trace::start(socklab::trace::Options {
+            explain: self.explain,
+            step: self.step,
+            machine: self.trace_machine,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,11 +111,12 @@ fn parse_buffer(text: &str) -> Result<usize, String> {
 /// Parses, runs, and turns errors into a message and exit code 1 (clap exits 2 on bad usage).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // Before any thread exists: step mode's signal mask must be inherited by all of them.
+    let result = cli.narration.start().and_then(|()| match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
         Command::Demo => demo(),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

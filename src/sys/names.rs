@@ -124,6 +124,25 @@ pub fn sockopt(level: i32, name: i32) -> String {
     format!("{level_name}, {opt_name}")
 }
 
+/// EtherTypes (host order) as strace names them: `ETH_P_ALL`, `ETH_P_IP`, `ETH_P_IPV6`.
+pub fn ether_type(v: u16) -> String {
+    match v {
+        0x0003 => "ETH_P_ALL".into(),
+        0x0800 => "ETH_P_IP".into(),
+        0x86dd => "ETH_P_IPV6".into(),
+        other => format!("{other:#x}"),
+    }
+}
+
+/// Netlink protocols, socket(2)'s third argument for `AF_NETLINK`.
+pub fn netlink_protocol(v: i32) -> String {
+    match v {
+        0 => "NETLINK_ROUTE".into(),
+        4 => "NETLINK_SOCK_DIAG".into(),
+        other => other.to_string(),
+    }
+}
+
 /// `A|B` for the set bits named in `table`, leftover bits in hex, `0` when none are set.
 pub fn flag_names(v: i32, table: &[(i32, &str)]) -> String {
     let mut out = String::new();
