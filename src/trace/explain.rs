@@ -46,7 +46,9 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
             int(1)
         ),
         "getsockname" => format!("The kernel reported the socket's own address: {}.", show(addr)),
-        "getpeername" => format!("The kernel reported the address of the peer this socket is connected to: {}.", show(addr)),
+        "getpeername" => {
+            format!("The kernel reported the address of the peer this socket is connected to: {}.", show(addr))
+        }
         "connect" => format!(
             "The kernel sent a SYN to {}, got a SYN-ACK back and answered with an ACK: the three-way handshake is \
              complete, even though the server program has not called accept yet.",
@@ -89,16 +91,17 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
 
 fn failure(call: &str, errno: i32, addr: Option<SocketAddr>) -> Option<String> {
     let text = match (call, errno) {
-        ("connect", libc::ECONNREFUSED) => format!(
-            "The kernel sent a SYN to {} and got a RST back: no socket is listening on that port.",
-            show(addr)
-        ),
+        ("connect", libc::ECONNREFUSED) => {
+            format!("The kernel sent a SYN to {} and got a RST back: no socket is listening on that port.", show(addr))
+        }
         ("bind", libc::EADDRINUSE) => "Another socket already owns this address and port.".into(),
         ("accept" | "accept4", libc::EINVAL) => {
             "The listener was shut down (the server is stopping), so there is nothing left to accept.".into()
         }
         ("recvfrom" | "sendto", libc::ECONNRESET) => "The peer reset the connection (it sent a RST).".into(),
-        ("sendto", libc::EPIPE) => "The connection is closed for writing; MSG_NOSIGNAL turned SIGPIPE into EPIPE.".into(),
+        ("sendto", libc::EPIPE) => {
+            "The connection is closed for writing; MSG_NOSIGNAL turned SIGPIPE into EPIPE.".into()
+        }
         (_, libc::EINTR) => "A signal interrupted the call before it did anything.".into(),
         (_, errno) => format!("The kernel refused the call: {}.", names::errno_text(errno)),
     };
