@@ -41,10 +41,12 @@ pub struct Capture {
 /// The longest a capture runs, whatever its caller does: bounds the reading loop.
 const MAX_RUN: Duration = Duration::from_secs(120);
 
-/// What to tell a user whose capture failed for lack of CAP_NET_RAW.
-pub fn no_permission_help() -> &'static str {
-    "capturing packets needs CAP_NET_RAW (opening an AF_PACKET socket failed with EPERM); run as root, or \
-     give the binary the capability once: sudo setcap cap_net_raw+ep target/release/socklab"
+/// What to tell a user whose capture failed for lack of CAP_NET_RAW; `exe` is the binary's path.
+pub fn no_permission_help(exe: &str) -> String {
+    format!(
+        "capturing packets needs CAP_NET_RAW (opening an AF_PACKET socket failed with EPERM); run as root, or \
+         give the binary the capability once: sudo setcap cap_net_raw+ep {exe}"
+    )
 }
 
 /// Is this the error of a capture that lacked the privilege?

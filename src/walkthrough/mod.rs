@@ -144,7 +144,9 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let start_ns = now_ns();
     let (capture, capture_error) = match Capture::start_loopback() {
         Ok(c) => (Some(c), None),
-        Err(e) if capture::is_permission_error(&e) => (None, Some(capture::no_permission_help().to_string())),
+        Err(e) if capture::is_permission_error(&e) => {
+            (None, Some(capture::no_permission_help(&exe.display().to_string())))
+        }
         Err(e) => (None, Some(format!("capturing on lo failed: {e}"))),
     };
 
