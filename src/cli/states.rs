@@ -27,7 +27,8 @@ pub fn print(port: Option<u16>, as_json: bool) -> io::Result<()> {
     }
     for s in &sockets {
         let own = s.inode != 0 && ours.contains(&s.inode);
-        let info = if own { s.info } else { None };
+        // A listener has no round trips to measure: tcp_info is shown for connections only.
+        let info = if own && s.state != TcpState::Listen { s.info } else { None };
         if as_json {
             out.push_str(&json::object(&[
                 ("state", Value::Str(s.state.name())),
