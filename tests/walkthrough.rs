@@ -148,8 +148,10 @@ fn capture_agrees_with_tcpdump() {
         eprintln!("SKIPPED capture_agrees_with_tcpdump: no CAP_NET_RAW (run as root or setcap cap_net_raw+ep)");
         return;
     }
+    // --immediate-mode: without it libpcap hands over its ring's frames in blocks, and a quiet
+    // interface can hold the session's last segments back indefinitely.
     let mut dump = Command::new("tcpdump")
-        .args(["-i", "lo", "-nn", "-l", "-U", "-tt", "tcp"])
+        .args(["-i", "lo", "-nn", "-l", "-U", "--immediate-mode", "-tt", "tcp"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -6,7 +6,7 @@
 //! - `inet_diag_req_v2` (request): family u8, protocol u8, ext u8, pad u8, states u32, then a
 //!   48-byte `inet_diag_sockid` (zero: match all);
 //! - `inet_diag_msg` (answer): family, state, timer, retrans (u8 each), sockid (sport, dport,
-//!   src[16], dst[16], if, cookie[2]), expires, rqueue, wqueue, uid, inode (u32 each), then
+//!   `src[16]`, `dst[16]`, if, `cookie[2]`), expires, rqueue, wqueue, uid, inode (u32 each), then
 //!   attributes (`rtattr`: len u16, type u16, data), one of which may be `INET_DIAG_INFO`: a
 //!   `struct tcp_info`.
 

@@ -2,7 +2,7 @@
 //!
 //! `sys` reports every call it makes to one hook (see [`crate::sys::trace`]); this module installs
 //! that hook and turns each report into:
-//! - the line strace would print for the call ([`format`]), on stderr, once the call returned;
+//! - the line strace would print for the call ([`format`](mod@format)), on stderr, once the call returned;
 //! - with `explain`, one sentence under it saying what the kernel just did ([`explain`]);
 //! - with `step`, a pause *before* the call until Enter (or SIGUSR1 when stdin is not a terminal);
 //! - with `machine`, the same line prefixed by CLOCK_MONOTONIC timestamps of the call's start and

@@ -185,7 +185,8 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     events.extend(calls(Side::Client, &client_err));
     events.extend(annotate(port, segments));
     events.extend(state_events);
-    if let Some(listen) = events.iter().find(|e| is_call(e, Side::Server, "listen(")) {
+    let listen = events.iter().find(|e| is_call(e, Side::Server, "listen("));
+    if let Some(listen) = listen.filter(|_| !config.accept_delay.is_zero()) {
         let note = format!(
             "the server now sleeps {} ms before calling accept (--accept-delay): watch the accept queue",
             config.accept_delay.as_millis()
@@ -369,20 +370,30 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
 /// Polls sock_diag on a thread and records every change of the sockets on one port.
 struct Poller {
     stop: Arc<AtomicBool>,
-    shared: Arc<Mutex<Vec<Event>>>,
+    shared: Arc<Mutex<Polled>>,
     thread: JoinHandle<()>,
+}
+
+/// What the polling thread shares: the changes so far, and the latest dump's sockets.
+#[derive(Default)]
+struct Polled {
+    events: Vec<Event>,
+    /// `(role, state)` of each socket of the port in the latest dump.
+    now: Vec<(&'static str, TcpState)>,
+    /// How many dumps were made.
+    dumps: u64,
 }
 
 impl Poller {
     fn start(port: u16) -> Poller {
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Mutex::new(Polled::default()));
         let (flag, out) = (Arc::clone(&stop), Arc::clone(&shared));
         let (ready, first_dump) = mpsc::channel();
         let thread = thread::spawn(move || {
             if let Err(e) = poll_states(port, &flag, &out, ready) {
                 let note = What::Note(format!("socket states unavailable: sock_diag failed: {e}"));
-                lock(&out).push(Event { t_ns: now_ns(), what: note });
+                lock(&out).events.push(Event { t_ns: now_ns(), what: note });
             }
         });
         // The first dump records the listener before any client exists. (An error ends the wait too.)
@@ -390,21 +401,21 @@ impl Poller {
         Poller { stop, shared, thread }
     }
 
-    /// Waits until the client's socket was seen in TIME-WAIT and the server's connection closed.
+    /// Waits until a dump made after this call shows the close finished: the server's connection
+    /// gone from the table and every client socket in TIME-WAIT.
     fn wait_for_close(&self, limit: Duration) {
         let until = Instant::now() + limit;
+        let after = lock(&self.shared).dumps;
         while Instant::now() < until && !self.thread.is_finished() {
-            let events = lock(&self.shared);
-            let last_state = |who: &str| {
-                events.iter().rev().find_map(|e| match &e.what {
-                    What::State { role, state, .. } if *role == who => Some(state.clone()),
-                    _ => None,
-                })
-            };
-            let client_done = last_state("client").is_some_and(|s| s == "TIME-WAIT");
-            let server_done = last_state("server").is_some_and(|s| s == "CLOSED");
-            drop(events);
-            if client_done && server_done {
+            let shared = lock(&self.shared);
+            let done = shared.dumps > after
+                && shared.now.iter().all(|(role, state)| match *role {
+                    "server" => false,
+                    "client" => *state == TcpState::TimeWait,
+                    _ => true,
+                });
+            drop(shared);
+            if done {
                 return;
             }
             thread::sleep(Duration::from_millis(5));
@@ -414,32 +425,43 @@ impl Poller {
     fn stop(self) -> Vec<Event> {
         self.stop.store(true, Ordering::Release);
         let _ = self.thread.join();
-        std::mem::take(&mut *lock(&self.shared))
+        std::mem::take(&mut lock(&self.shared).events)
     }
 }
 
-fn lock(m: &Mutex<Vec<Event>>) -> std::sync::MutexGuard<'_, Vec<Event>> {
+fn lock(m: &Mutex<Polled>) -> std::sync::MutexGuard<'_, Polled> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 type Key = (SocketAddr, SocketAddr);
 
-fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Vec<Event>>, ready: Sender<()>) -> io::Result<()> {
+fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<()>) -> io::Result<()> {
     let mut ready = Some(ready);
     let mut diag = Diag::open()?;
     let mut last: HashMap<Key, (&'static str, TcpState, u32, u32)> = HashMap::new();
+    // TIME-WAIT leftovers of an earlier run on the same port (with --port) are not this story.
+    let mut earlier: Option<Vec<Key>> = None;
     let until = Instant::now() + Duration::from_secs(300);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
         let sockets = diag.dump_timed(libc::AF_INET, false)?;
         let end_ns = now_ns();
+        let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
+        let earlier = earlier.get_or_insert_with(|| {
+            sockets
+                .iter()
+                .filter(|(_, s)| ours(s) && s.state == TcpState::TimeWait)
+                .map(|(_, s)| (s.local, s.remote))
+                .collect()
+        });
         let mut seen: Vec<Key> = Vec::new();
         let mut changes = Vec::new();
         // Each row is stamped with a time by which the kernel had read it (see `dump_timed`).
-        for (t_ns, s) in sockets.iter().filter(|(_, s)| s.local.port() == port || s.remote.port() == port) {
-            let role = match (s.state, s.local.port() == port) {
-                (TcpState::Listen, _) => "listener",
-                (_, true) => "server",
-                (_, false) => "client",
+        for (t_ns, s) in sockets.iter().filter(|(_, s)| ours(s) && !earlier.contains(&(s.local, s.remote))) {
+            // A listener has no peer (even after shutdown took it out of LISTEN).
+            let role = match (s.remote.port() == 0, s.local.port() == port) {
+                (true, _) => "listener",
+                (false, true) => "server",
+                (false, false) => "client",
             };
             let key = (s.local, s.remote);
             seen.push(key);
@@ -468,7 +490,11 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Vec<Event>>, ready: Sen
             }
             keep
         });
-        lock(out).extend(changes.into_iter().map(|(t_ns, what)| Event { t_ns, what }));
+        let mut shared = lock(out);
+        shared.events.extend(changes.into_iter().map(|(t_ns, what)| Event { t_ns, what }));
+        shared.now = last.values().map(|(role, state, ..)| (*role, *state)).collect();
+        shared.dumps += 1;
+        drop(shared);
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
