@@ -237,3 +237,14 @@ fn without_cap_net_raw_it_says_how_and_runs_the_rest() {
     assert!(events.iter().any(|e| e.str("call") == "accept4"));
     assert!(events.iter().any(|e| e.str("state") == "TIME-WAIT"));
 }
+
+#[test]
+fn a_busy_port_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = socklab().args(["walkthrough", "--port", &port, "--accept-delay", "0s"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the server did not start") && stderr.contains("EADDRINUSE"), "{stderr}");
+    assert!(stderr.contains("--port") && !stderr.contains("@trace"), "{stderr}");
+}

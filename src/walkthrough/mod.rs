@@ -160,8 +160,8 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let mut server = Process::spawn(exe, &server_args)?;
     let first = server.first_stdout_line();
     let Some(port) = listening_port(&first) else {
-        let err = server.finish(Duration::ZERO);
-        return Err(io::Error::other(format!("the server did not start: {}", err.trim())));
+        let err = complaints(&server.finish(Duration::ZERO));
+        return Err(io::Error::other(format!("the server did not start: {err}")));
     };
 
     let states = Poller::start(port);
@@ -203,9 +203,19 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     }
     events.sort_by_key(|e| e.t_ns);
     if !client_ok {
-        return Err(io::Error::other(format!("the client failed: {}", client_err.trim())));
+        return Err(io::Error::other(format!("the client failed: {}", complaints(&client_err))));
     }
     Ok(Timeline { port, start_ns, events, capture_error })
+}
+
+/// A child's error messages (its stderr without the narration), without the `socklab: ` prefix.
+fn complaints(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| parse_machine_line(l).is_none() && !l.starts_with("    # ") && !l.trim().is_empty())
+        .map(|l| l.strip_prefix("socklab: ").unwrap_or(l))
+        .collect();
+    if lines.is_empty() { "it exited without saying why".into() } else { lines.join("; ") }
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
