@@ -132,26 +132,14 @@ fn tcpdump_segment(line: &str) -> Option<(String, String, String, u64)> {
     Some((addr(src)?, addr(dst)?, flags.to_string(), len))
 }
 
-#[test]
-fn capture_agrees_with_tcpdump() {
-    if !have("tcpdump") {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null 2>&1")
-            .status();
-    }
-    if !have("tcpdump") {
-        eprintln!("SKIPPED capture_agrees_with_tcpdump: tcpdump is not installed and could not be installed");
-        return;
-    }
-    if !can_capture() {
-        eprintln!("SKIPPED capture_agrees_with_tcpdump: no CAP_NET_RAW (run as root or setcap cap_net_raw+ep)");
-        return;
-    }
+/// Starts `tcpdump -i lo -nn` for one port and waits until it says it is listening.
+fn start_tcpdump(port: u16) -> std::process::Child {
     // --immediate-mode: without it libpcap hands over its ring's frames in blocks, and a quiet
-    // interface can hold the session's last segments back indefinitely.
+    // interface can hold the session's last segments back indefinitely. The port filter keeps
+    // other traffic on lo (other tests) from filling its buffer.
+    let filter = format!("tcp port {port}");
     let mut dump = Command::new("tcpdump")
-        .args(["-i", "lo", "-nn", "-l", "-U", "--immediate-mode", "-tt", "tcp"])
+        .args(["-i", "lo", "-nn", "-l", "-U", "--immediate-mode", "-tt", &filter])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -168,17 +156,48 @@ fn capture_agrees_with_tcpdump() {
         }
     }
     assert!(line.contains("listening on"), "tcpdump did not start: {line}");
+    // Keep reading its stderr so it can never block on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    dump
+}
 
-    let (events, _) = walkthrough(&[]);
-    let port = events
-        .iter()
-        .find(|e| e.str("source") == "segment")
-        .map(|e| if e.str("from") == "client" { e.str("dst") } else { e.str("src") })
-        .expect("captured segments")
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_string();
+#[test]
+fn capture_agrees_with_tcpdump() {
+    if !have("tcpdump") {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null 2>&1")
+            .status();
+    }
+    if !have("tcpdump") {
+        eprintln!("SKIPPED capture_agrees_with_tcpdump: tcpdump is not installed and could not be installed");
+        return;
+    }
+    if !can_capture() {
+        eprintln!("SKIPPED capture_agrees_with_tcpdump: no CAP_NET_RAW (run as root or setcap cap_net_raw+ep)");
+        return;
+    }
+    // tcpdump needs the port before the session starts: take a free one from the kernel (bind
+    // port 0, read it back, close), and try again in the rare case someone took it meanwhile.
+    let mut session = None;
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut dump = start_tcpdump(port);
+        let out = socklab()
+            .args(["walkthrough", "--json", "--accept-delay", "300ms", "--port", &port.to_string()])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            session = Some((port, dump, String::from_utf8_lossy(&out.stdout).into_owned()));
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        signal(dump.id(), "INT");
+        let _ = dump.wait();
+        assert!(stderr.contains("EADDRINUSE"), "walkthrough failed: {stderr}");
+    }
+    let (port, mut dump, stdout) = session.expect("three ports in a row were taken");
+    let events: Vec<Obj> = stdout.lines().map(|l| Obj(l.to_string())).collect();
     let ours: Vec<(String, String, String, u64)> = events
         .iter()
         .filter(|e| e.str("source") == "segment")
@@ -197,20 +216,23 @@ fn capture_agrees_with_tcpdump() {
             }
         }
     });
-    let mut theirs = Vec::new();
+    let (mut theirs, mut raw) = (Vec::new(), Vec::new());
     let until = Instant::now() + Duration::from_secs(20);
     while theirs.len() < ours.len() {
         let left = until.saturating_duration_since(Instant::now());
         let Ok(line) = rx.recv_timeout(left) else { break };
         if let Some(seg) = tcpdump_segment(&line).filter(|(s, d, _, _)| mine(s, d)) {
             theirs.push(seg);
+            raw.push(line);
         }
     }
     signal(dump.id(), "INT");
     let _ = dump.wait();
     let _ = reader.join();
     assert!(ours.len() >= 10, "too few segments: {ours:?}");
-    assert_eq!(ours, theirs, "socklab's capture and tcpdump's differ");
+    let timeline: Vec<&str> = events.iter().filter(|e| e.str("source") == "segment").map(|e| e.0.as_str()).collect();
+    assert_eq!(ours, theirs, "socklab's capture and tcpdump's differ\ntcpdump:\n{raw:#?}\nsocklab:\n{timeline:#?}");
+    assert!(!events.iter().any(|e| e.str("text").contains("dropped")), "the capture dropped frames");
 }
 
 #[test]

@@ -35,11 +35,12 @@ pub struct Captured {
 #[derive(Debug)]
 pub struct Capture {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<Captured>>,
+    thread: JoinHandle<(Vec<Captured>, u32)>,
 }
 
-/// The longest a capture runs, whatever its caller does: bounds the reading loop.
-const MAX_RUN: Duration = Duration::from_secs(120);
+/// The longest a capture runs, whatever its caller does: bounds the reading loop (a walkthrough
+/// with the longest accept delay, one hour, fits).
+const MAX_RUN: Duration = Duration::from_secs(2 * 3600);
 
 /// What to tell a user whose capture failed for lack of CAP_NET_RAW; `exe` is the binary's path.
 pub fn no_permission_help(exe: &str) -> String {
@@ -66,8 +67,9 @@ impl Capture {
         Ok(Capture { stop, thread })
     }
 
-    /// Stops reading (within one receive timeout) and returns the TCP segments seen, in order.
-    pub fn stop(self) -> Vec<Captured> {
+    /// Stops reading (within one receive timeout) and returns the TCP segments seen, in order,
+    /// and how many frames the kernel dropped because the socket's buffer was full.
+    pub fn stop(self) -> (Vec<Captured>, u32) {
         self.stop.store(true, Ordering::Release);
         self.thread.join().unwrap_or_default()
     }
@@ -79,6 +81,11 @@ fn open_loopback() -> io::Result<Socket> {
     use std::os::fd::AsFd;
     // The copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).
     let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+    // A big buffer, so a burst of other traffic on lo does not make the kernel drop our frames
+    // (SO_RCVBUFFORCE passes net.core.rmem_max when we are privileged, which capturing needs anyway).
+    if sys::setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20).is_err() {
+        let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20);
+    }
     // A short receive timeout lets the reading thread notice a stop request.
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
     sys::packet::bind(socket.as_fd(), loopback_index(), sys::packet::ETH_P_ALL)?;
@@ -102,7 +109,7 @@ fn realtime_to_monotonic_offset() -> i128 {
     (mono1 + mono2) / 2 - real
 }
 
-fn read_frames(socket: &Socket, stop: &AtomicBool) -> Vec<Captured> {
+fn read_frames(socket: &Socket, stop: &AtomicBool) -> (Vec<Captured>, u32) {
     use std::os::fd::AsFd;
     let offset = realtime_to_monotonic_offset();
     let started = Instant::now();
@@ -129,5 +136,11 @@ fn read_frames(socket: &Socket, stop: &AtomicBool) -> Vec<Captured> {
             seen.push(Captured { t_ns, segment });
         }
     }
-    seen
+    // struct tpacket_stats { tp_packets, tp_drops }: frames the kernel could not queue for us.
+    let mut stats = [0u8; 8];
+    let drops = match sys::getsockopt_bytes(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut stats) {
+        Ok(8) => u32::from_ne_bytes([stats[4], stats[5], stats[6], stats[7]]),
+        _ => 0,
+    };
+    (seen, drops)
 }

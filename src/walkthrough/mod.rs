@@ -178,7 +178,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     states.wait_for_close(PHASE_LIMIT);
     let server_err = server.stop(PHASE_LIMIT);
     let state_events = states.stop();
-    let segments = capture.map(Capture::stop).unwrap_or_default();
+    let (segments, dropped) = capture.map(Capture::stop).unwrap_or_default();
 
     let mut events = Vec::new();
     events.extend(calls(Side::Server, &server_err));
@@ -192,6 +192,10 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
             config.accept_delay.as_millis()
         );
         events.push(Event { t_ns: listen.t_ns + 1, what: What::Note(note) });
+    }
+    if dropped > 0 {
+        let note = format!("the capture dropped {dropped} frames (lo was busy): some segments may be missing");
+        events.push(Event { t_ns: now_ns(), what: What::Note(note) });
     }
     if let Some(why) = &capture_error {
         events.push(Event { t_ns: start_ns, what: What::Note(format!("no segments shown: {why}")) });
@@ -451,7 +455,7 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     let mut last: HashMap<Key, (&'static str, TcpState, u32, u32)> = HashMap::new();
     // TIME-WAIT leftovers of an earlier run on the same port (with --port) are not this story.
     let mut earlier: Option<Vec<Key>> = None;
-    let until = Instant::now() + Duration::from_secs(300);
+    let until = Instant::now() + Duration::from_secs(2 * 3600);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
         let sockets = diag.dump_timed(libc::AF_INET, false)?;
         let end_ns = now_ns();
