@@ -108,7 +108,14 @@ fn tcp_info_of_own_socket_agrees_with_sock_diag() {
     assert!(own.snd_cwnd >= 1 && own.rtt_us > 0, "{own:?}");
     let local = stream.local_addr().unwrap();
     let mut diag = socklab::diag::Diag::open().unwrap();
-    let row = diag.dump(libc::AF_INET, true).unwrap().into_iter().find(|s| s.local == local).expect("our socket");
+    // Match both ends: an old TIME-WAIT record may have the same local port (and has no tcp_info).
+    let peer = server.addr();
+    let row = diag
+        .dump(libc::AF_INET, true)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.local == local && s.remote == peer)
+        .expect("our socket");
     let info = row.info.expect("tcp_info from sock_diag");
     assert_eq!(info.snd_cwnd, own.snd_cwnd);
     assert_eq!(info.total_retrans, own.total_retrans);

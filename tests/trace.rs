@@ -227,3 +227,28 @@ fn step_waits_for_sigusr1_before_each_call() {
     assert!(names.contains(&"connect") && names.contains(&"sendto") && names.contains(&"close"), "{names:?}");
     assert!(prompts.iter().all(|p| p.contains("kill -USR1")), "{prompts:?}");
 }
+
+#[test]
+fn step_waits_for_enter_on_a_terminal() {
+    if !common::have("script") {
+        eprintln!("SKIPPED step_waits_for_enter_on_a_terminal: script(1) (util-linux) is needed for a terminal");
+        return;
+    }
+    // script(1) runs the client on a pseudo-terminal; the newlines we pipe in are its Enter presses
+    // (a terminal hands read() one line at a time, so each pause takes exactly one).
+    let bin = env!("CARGO_BIN_EXE_socklab");
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{bin} client --host 127.0.0.1 --port 1 --step"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &[b'\n'; 10]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prompts: Vec<&str> = text.lines().filter(|l| l.starts_with("[step] next: ")).collect();
+    assert_eq!(prompts.len(), 3, "socket, connect, close: {text}");
+    assert!(prompts.iter().all(|p| p.ends_with("(press Enter to make it)")), "{text}");
+    assert!(text.contains("= -1 ECONNREFUSED (Connection refused)"), "{text}");
+}
