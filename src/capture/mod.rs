@@ -76,7 +76,7 @@ impl Capture {
 }
 
 fn open_loopback() -> io::Result<Socket> {
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, sys::packet::all_protocols())?;
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, sys::packet::ALL_PROTOCOLS)?;
     let socket = Socket::from(fd);
     use std::os::fd::AsFd;
     // The copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).

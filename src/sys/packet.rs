@@ -16,9 +16,7 @@ use super::trace::{self, Arg};
 pub const ETH_P_ALL: u16 = 0x0003;
 
 /// `socket(2)`'s protocol argument for "every EtherType": `htons(ETH_P_ALL)`.
-pub fn all_protocols() -> libc::c_int {
-    ETH_P_ALL.to_be() as libc::c_int
-}
+pub const ALL_PROTOCOLS: libc::c_int = ETH_P_ALL.to_be() as libc::c_int;
 
 /// `SIOCGSTAMPNS` (asm-generic `SIOCGSTAMPNS_OLD`): the kernel time stamp of the last frame read.
 const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
