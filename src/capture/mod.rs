@@ -12,8 +12,9 @@
 pub mod parse;
 
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,8 @@ pub struct Captured {
 /// A running capture on `lo`. [`stop`](Capture::stop) ends it and returns what it saw.
 #[derive(Debug)]
 pub struct Capture {
-    stop: Arc<AtomicBool>,
+    /// When the stop was requested (CLOCK_MONOTONIC ns); 0 while running.
+    stop_at: Arc<AtomicU64>,
     thread: JoinHandle<(Vec<Captured>, u32)>,
 }
 
@@ -60,17 +62,17 @@ impl Capture {
     /// kernel from the moment this returns, so start it before the traffic you want to see.
     pub fn start_loopback() -> io::Result<Capture> {
         let socket = open_loopback()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let stop_at = Arc::new(AtomicU64::new(0));
+        let flag = Arc::clone(&stop_at);
         let thread =
             thread::Builder::new().name("socklab-capture".into()).spawn(move || read_frames(&socket, &flag))?;
-        Ok(Capture { stop, thread })
+        Ok(Capture { stop_at, thread })
     }
 
     /// Stops reading (within one receive timeout) and returns the TCP segments seen, in order,
     /// and how many frames the kernel dropped because the socket's buffer was full.
     pub fn stop(self) -> (Vec<Captured>, u32) {
-        self.stop.store(true, Ordering::Release);
+        self.stop_at.store(crate::trace::now_ns().max(1), Ordering::Release);
         self.thread.join().unwrap_or_default()
     }
 }
@@ -78,7 +80,6 @@ impl Capture {
 fn open_loopback() -> io::Result<Socket> {
     let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, sys::packet::ALL_PROTOCOLS)?;
     let socket = Socket::from(fd);
-    use std::os::fd::AsFd;
     // The copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).
     let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
     // A big buffer, so a burst of other traffic on lo does not make the kernel drop our frames
@@ -109,18 +110,18 @@ fn realtime_to_monotonic_offset() -> i128 {
     (mono1 + mono2) / 2 - real
 }
 
-fn read_frames(socket: &Socket, stop: &AtomicBool) -> (Vec<Captured>, u32) {
-    use std::os::fd::AsFd;
+fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
     let offset = realtime_to_monotonic_offset();
     let started = Instant::now();
     let mut buf = vec![0u8; 65536];
     let mut seen = Vec::new();
-    // Drain what is queued even after the stop request: those frames were sent before it.
+    // After the stop request, frames still queued that the kernel saw *before* it are read too;
+    // the first later one (or an empty queue) ends the loop, even if lo never goes quiet.
     while started.elapsed() < MAX_RUN {
         let n = match socket.recv(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::Acquire) {
+                if stop_at.load(Ordering::Acquire) != 0 {
                     break;
                 }
                 continue;
@@ -131,6 +132,10 @@ fn read_frames(socket: &Socket, stop: &AtomicBool) -> (Vec<Captured>, u32) {
             Ok((sec, nsec)) => (i128::from(sec) * 1_000_000_000 + i128::from(nsec) + offset).max(0) as u64,
             Err(_) => crate::trace::now_ns(),
         };
+        let stop = stop_at.load(Ordering::Acquire);
+        if stop != 0 && t_ns > stop {
+            break;
+        }
         // Frames that are not TCP over IP (ARP, UDP...) are simply not ours to show.
         if let Ok(segment) = parse::ethernet(&buf[..n]) {
             seen.push(Captured { t_ns, segment });
