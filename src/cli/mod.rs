@@ -66,6 +66,9 @@ enum Command {
     Demo,
     /// Server and client as two processes, their syscalls, the segments on lo and the socket
     /// states, in one timeline: the handshake, the accept queue, the data, the close, TIME-WAIT.
+    ///
+    /// Both processes' calls are always shown (--trace is implied; --explain adds the sentences;
+    /// --step does not apply). Capturing segments needs CAP_NET_RAW (root, or setcap).
     #[cfg(all(socklab_af_packet, socklab_sock_diag))]
     Walkthrough(WalkthroughArgs),
     /// TCP sockets with their state and queues, like `ss -tan`, read through sock_diag.
