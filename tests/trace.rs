@@ -172,6 +172,9 @@ fn trace_agrees_with_strace() {
         assert_agree(&format!("server on {host}"), &server_ours, &strace_calls(&server_st));
         assert_agree(&format!("client on {host}"), &narrated(&client_err), &strace_calls(&client_st));
         assert_agree(&format!("refused client on {host}"), &narrated(&refused_err), &strace_calls(&refused_st));
+        // The client has one thread: there the order must agree too.
+        assert_eq!(narrated(&client_err), strace_calls(&client_st), "client order on {host}");
+        assert_eq!(narrated(&refused_err), strace_calls(&refused_st), "refused client order on {host}");
 
         // The lines the issue quotes, in strace's exact words.
         assert!(server_ours.iter().any(|l| l.starts_with("accept4(") && l.contains("SOCK_CLOEXEC) = ")));
