@@ -36,7 +36,9 @@ pub(super) fn pause(call: &Call<'_>) {
     } else {
         format!("send SIGUSR1 to make it: kill -USR1 {}", std::process::id())
     };
-    let _ = writeln!(io::stderr().lock(), "[step] next: {next}  ({how})");
+    // One write, so nothing (not even the terminal echoing an early Enter) lands mid-prompt.
+    let prompt = format!("[step] next: {next}  ({how})\n");
+    let _ = io::stderr().lock().write_all(prompt.as_bytes());
     if tty {
         let mut line = String::new();
         // EOF (Ctrl-D) or an error: just go on.
