@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! cli (src/main.rs, src/cli/)   argument parsing and printing
+//! walkthrough (src/walkthrough/) server + client processes, capture and states in one timeline
 //! echo (src/echo/)              the tutorial's echo server and client, and their stop switch
+//! trace (src/trace/)            --trace / --explain / --step: each syscall in strace's words
+//! capture (src/capture/)        TCP segments on lo through AF_PACKET, parsed in safe code
+//! diag (src/diag/)              socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
 //! tcp.rs, socket.rs             TcpListener / TcpStream (Read, Write, AsFd), Socket (closes on drop)
 //! sys (src/sys/)                one fn per syscall; the only `unsafe` in the crate
 //! ```
@@ -16,6 +20,10 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(socklab_af_packet)]
+pub mod capture;
+#[cfg(socklab_sock_diag)]
+pub mod diag;
 pub mod echo;
 pub mod error;
 pub mod resolve;
@@ -23,6 +31,9 @@ pub mod socket;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tcp;
+pub mod trace;
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+pub mod walkthrough;
 
 pub use socket::{Socket, Type};
 pub use tcp::{TcpListener, TcpStream};

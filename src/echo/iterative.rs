@@ -29,6 +29,9 @@ use crate::tcp::{TcpListener, TcpStream};
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer];
     loop {
+        if !config.accept_delay.is_zero() && !stop.wait(config.accept_delay) {
+            return Ok(());
+        }
         let accepted = listener.accept();
         if stop.requested() {
             return Ok(());

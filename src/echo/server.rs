@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use super::event::{Event, Sink};
 use super::iterative;
@@ -19,12 +20,15 @@ pub struct ServerConfig {
     pub backlog: i32,
     /// recv(2)'s buffer size: the most one recv returns. The tutorial's is 2048.
     pub buffer: usize,
+    /// How long to wait before each accept (zero: don't). Lets a walkthrough show a finished
+    /// handshake sitting in the accept queue before the program takes it.
+    pub accept_delay: Duration,
 }
 
 impl ServerConfig {
     /// The tutorial's settings (backlog 5, buffer 2048) on `addr`.
     pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig { addr, backlog: 5, buffer: 2048 }
+        ServerConfig { addr, backlog: 5, buffer: 2048, accept_delay: Duration::ZERO }
     }
 }
 

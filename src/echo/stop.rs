@@ -61,6 +61,20 @@ impl Stop {
         Watch { stop: Arc::clone(self), socket }
     }
 
+    /// Waits `delay`, or less if a stop is requested meanwhile. Returns false when stopped.
+    pub fn wait(&self, delay: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + delay;
+        // Short naps keep a stop request answered within 10 ms; the loop ends at `until` at the latest.
+        while !self.requested() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(10)));
+        }
+        false
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Watched>> {
         // A panic while holding this lock cannot leave the Vec inconsistent; keep going.
         self.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -24,6 +24,10 @@
 mod addr;
 mod fcntl;
 pub mod names;
+#[cfg(socklab_sock_diag)]
+pub mod netlink;
+#[cfg(socklab_af_packet)]
+pub mod packet;
 mod poll;
 mod socket;
 mod sockopt;
@@ -34,5 +38,6 @@ pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket};
 pub use sockopt::{
-    getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger, setsockopt_timeval,
+    getsockopt_bytes, getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger,
+    setsockopt_timeval,
 };

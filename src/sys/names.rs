@@ -102,6 +102,8 @@ pub fn sockopt(level: i32, name: i32) -> String {
         libc::IPPROTO_TCP => "SOL_TCP".to_string(),
         libc::IPPROTO_IP => "SOL_IP".to_string(),
         libc::IPPROTO_IPV6 => "SOL_IPV6".to_string(),
+        #[cfg(socklab_af_packet)]
+        libc::SOL_PACKET => "SOL_PACKET".to_string(),
         other => other.to_string(),
     };
     let opt_name = match (level, name) {
@@ -116,12 +118,37 @@ pub fn sockopt(level: i32, name: i32) -> String {
         (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SO_SNDBUF".to_string(),
         (libc::SOL_SOCKET, libc::SO_TYPE) => "SO_TYPE".to_string(),
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY".to_string(),
+        #[cfg(socklab_af_packet)]
+        (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE) => "SO_RCVBUFFORCE".to_string(),
+        #[cfg(socklab_af_packet)]
+        (libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING) => "PACKET_IGNORE_OUTGOING".to_string(),
+        #[cfg(socklab_af_packet)]
+        (libc::SOL_PACKET, libc::PACKET_STATISTICS) => "PACKET_STATISTICS".to_string(),
         #[cfg(socklab_tcp_info)]
         (libc::IPPROTO_TCP, libc::TCP_INFO) => "TCP_INFO".to_string(),
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY".to_string(),
         (_, other) => other.to_string(),
     };
     format!("{level_name}, {opt_name}")
+}
+
+/// EtherTypes (host order) as strace names them: `ETH_P_ALL`, `ETH_P_IP`, `ETH_P_IPV6`.
+pub fn ether_type(v: u16) -> String {
+    match v {
+        0x0003 => "ETH_P_ALL".into(),
+        0x0800 => "ETH_P_IP".into(),
+        0x86dd => "ETH_P_IPV6".into(),
+        other => format!("{other:#x}"),
+    }
+}
+
+/// Netlink protocols, socket(2)'s third argument for `AF_NETLINK`.
+pub fn netlink_protocol(v: i32) -> String {
+    match v {
+        0 => "NETLINK_ROUTE".into(),
+        4 => "NETLINK_SOCK_DIAG".into(),
+        other => other.to_string(),
+    }
 }
 
 /// `A|B` for the set bits named in `table`, leftover bits in hex, `0` when none are set.

@@ -105,10 +105,18 @@ pub fn accept(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<(OwnedFd, So
     let res = cvt(ret).map(|new| unsafe { OwnedFd::from_raw_fd(new) });
     let res = res.and_then(|new| Ok((new, peer.to_socket_addr()?)));
     if trace::enabled() {
-        let got = res.as_ref().ok().map(|_| peer.len);
-        let addr = res.as_ref().ok().map(|(_, addr)| *addr);
-        let args = [Arg::Fd(fd.as_raw_fd()), Arg::AddrOut(addr, AddrBuf::capacity(), got), Arg::AcceptFlags(flags)];
-        trace::exit(name, &args, &wide(res.as_ref().map(|(new, _)| new.as_raw_fd())));
+        let ret = wide(res.as_ref().map(|(new, _)| new.as_raw_fd()));
+        match &res {
+            Ok((_, addr)) => {
+                let out = Arg::AddrOut(Some(*addr), AddrBuf::capacity(), Some(peer.len));
+                trace::exit(name, &[Arg::Fd(fd.as_raw_fd()), out, Arg::AcceptFlags(flags)], &ret);
+            }
+            // The kernel wrote no address: strace shows the buffer's address and the length as passed.
+            Err(_) => {
+                let (ptr, len) = (Arg::Ptr(peer.as_mut_ptr() as usize), Arg::AddrLen(AddrBuf::capacity()));
+                trace::exit(name, &[Arg::Fd(fd.as_raw_fd()), ptr, len, Arg::AcceptFlags(flags)], &ret);
+            }
+        }
     }
     res
 }
@@ -147,9 +155,12 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Resul
     };
     let res = cvt_size(ret);
     if trace::enabled() {
-        let got = res.as_ref().map_or(&buf[..0], |&n| &buf[..n]);
-        let args =
-            [Arg::Fd(fd.as_raw_fd()), Arg::Data(got), Arg::Int(len as i64), Arg::MsgFlags(flags), Arg::Null, Arg::Null];
+        // On failure nothing was written: strace shows the buffer's address instead of its bytes.
+        let data = match &res {
+            Ok(n) => Arg::Data(&buf[..*n]),
+            Err(_) => Arg::Ptr(buf.as_ptr() as usize),
+        };
+        let args = [Arg::Fd(fd.as_raw_fd()), data, Arg::Int(len as i64), Arg::MsgFlags(flags), Arg::Null, Arg::Null];
         trace::exit("recvfrom", &args, &wide(res.as_ref().copied()));
     }
     res

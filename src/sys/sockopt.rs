@@ -125,3 +125,28 @@ pub fn getsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<O
         (!d.is_zero()).then_some(d)
     })
 }
+
+/// `getsockopt(fd, level, name, buf, [len])` for options whose value is a struct the caller parses
+/// from bytes (`TCP_INFO`'s `struct tcp_info`). Returns how many bytes the kernel wrote, which may
+/// be fewer than `buf.len()` on an older kernel with a shorter struct.
+pub fn getsockopt_bytes(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut len = buf.len().min(libc::socklen_t::MAX as usize) as libc::socklen_t;
+    // SAFETY: `buf` is writable for `len` bytes; the kernel writes at most `len` and stores the real
+    // length back into `len`.
+    let ret = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len) };
+    let res = cvt(ret).map(|_| (len as usize).min(buf.len()));
+    if trace::enabled() {
+        let shown = match &res {
+            Ok(n) => Arg::Data(&buf[..*n]),
+            Err(_) => Arg::Ptr(buf.as_ptr() as usize),
+        };
+        let args = [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())];
+        trace::exit("getsockopt", &args, &wide(res.as_ref().map(|_| 0)));
+    }
+    res
+}

@@ -62,6 +62,26 @@ pub enum Arg<'a> {
     OptOut,
     /// The C null pointer.
     Null,
+    /// A buffer the kernel did not fill (a failed call): strace shows its address, `0x7ffd...`.
+    Ptr(usize),
+    /// A value-result address length the kernel left as passed (a failed accept): `[128]`.
+    AddrLen(u32),
+    /// A constant shown by its name: an ioctl request such as `SIOCGSTAMPNS`.
+    Name(&'static str),
+    /// A link-layer address for AF_PACKET: `{sa_family=AF_PACKET, sll_protocol=htons(ETH_P_ALL), ...}`.
+    PacketAddr {
+        /// The interface index (`lo` is usually 1).
+        ifindex: i32,
+        /// The EtherType in host order (`ETH_P_ALL` = 3).
+        protocol: u16,
+    },
+    /// A `struct timespec` the kernel wrote back.
+    Timespec {
+        /// `tv_sec`.
+        sec: i64,
+        /// `tv_nsec`.
+        nsec: i64,
+    },
 }
 
 /// Whether the hook sees the call before it is made or after it returned.

@@ -1,0 +1,151 @@
+//! Floor 4: watch the TCP segments on the loopback interface, the way `tcpdump -i lo` does.
+//!
+//! An `AF_PACKET` socket bound to `lo` gets a copy of every frame the interface carries. On `lo`
+//! each frame passes the tap twice (once going out, once coming in); `PACKET_IGNORE_OUTGOING` keeps
+//! only the incoming copy, which is also the one tcpdump shows. Each frame's kernel time stamp
+//! (`SIOCGSTAMPNS`, CLOCK_REALTIME) is turned into CLOCK_MONOTONIC so it can be merged with the
+//! syscall narration of other processes.
+//!
+//! Opening the socket needs CAP_NET_RAW: without it [`Capture::start_loopback`] fails with
+//! `EPERM`, and [`no_permission_help`] says how to get it.
+
+pub mod parse;
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub use parse::{Flags, Segment};
+
+use crate::socket::Socket;
+use crate::sys;
+
+/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::trace::now_ns`]).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// Kernel time stamp.
+    pub t_ns: u64,
+    /// The parsed segment.
+    pub segment: Segment,
+}
+
+/// A running capture on `lo`. [`stop`](Capture::stop) ends it and returns what it saw.
+#[derive(Debug)]
+pub struct Capture {
+    /// When the stop was requested (CLOCK_MONOTONIC ns); 0 while running.
+    stop_at: Arc<AtomicU64>,
+    thread: JoinHandle<(Vec<Captured>, u32)>,
+}
+
+/// The longest a capture runs, whatever its caller does: bounds the reading loop (a walkthrough
+/// with the longest accept delay, one hour, fits).
+const MAX_RUN: Duration = Duration::from_secs(2 * 3600);
+
+/// What to tell a user whose capture failed for lack of CAP_NET_RAW; `exe` is the binary's path.
+pub fn no_permission_help(exe: &str) -> String {
+    format!(
+        "capturing packets needs CAP_NET_RAW (opening an AF_PACKET socket failed with EPERM); run as root, or \
+         give the binary the capability once: sudo setcap cap_net_raw+ep {exe}"
+    )
+}
+
+/// Is this the error of a capture that lacked the privilege?
+pub fn is_permission_error(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+}
+
+impl Capture {
+    /// Opens the packet socket on `lo` and starts reading on a thread. Frames are queued by the
+    /// kernel from the moment this returns, so start it before the traffic you want to see.
+    pub fn start_loopback() -> io::Result<Capture> {
+        let socket = open_loopback()?;
+        let stop_at = Arc::new(AtomicU64::new(0));
+        let flag = Arc::clone(&stop_at);
+        let thread =
+            thread::Builder::new().name("socklab-capture".into()).spawn(move || read_frames(&socket, &flag))?;
+        Ok(Capture { stop_at, thread })
+    }
+
+    /// Stops reading (within one receive timeout) and returns the TCP segments seen, in order,
+    /// and how many frames the kernel dropped because the socket's buffer was full.
+    pub fn stop(self) -> (Vec<Captured>, u32) {
+        self.stop_at.store(crate::trace::now_ns().max(1), Ordering::Release);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+fn open_loopback() -> io::Result<Socket> {
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, sys::packet::ALL_PROTOCOLS)?;
+    let socket = Socket::from(fd);
+    // The copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).
+    let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+    // A big buffer, so a burst of other traffic on lo does not make the kernel drop our frames
+    // (SO_RCVBUFFORCE passes net.core.rmem_max when we are privileged, which capturing needs anyway).
+    if sys::setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20).is_err() {
+        let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20);
+    }
+    // A short receive timeout lets the reading thread notice a stop request.
+    socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+    sys::packet::bind(socket.as_fd(), loopback_index(), sys::packet::ETH_P_ALL)?;
+    // The first SIOCGSTAMPNS turns kernel time stamping on (it fails: nothing was received yet).
+    let _ = sys::packet::ioctl_siocgstampns(socket.as_fd());
+    Ok(socket)
+}
+
+/// `lo`'s interface index, from sysfs (it is 1 on Linux unless someone renumbered it).
+fn loopback_index() -> i32 {
+    std::fs::read_to_string("/sys/class/net/lo/ifindex").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1)
+}
+
+/// CLOCK_MONOTONIC minus CLOCK_REALTIME, in nanoseconds, read back to back.
+fn realtime_to_monotonic_offset() -> i128 {
+    use nix::time::{ClockId, clock_gettime};
+    let ns = |c| clock_gettime(c).map_or(0i128, |t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128);
+    let mono1 = ns(ClockId::CLOCK_MONOTONIC);
+    let real = ns(ClockId::CLOCK_REALTIME);
+    let mono2 = ns(ClockId::CLOCK_MONOTONIC);
+    (mono1 + mono2) / 2 - real
+}
+
+fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
+    let offset = realtime_to_monotonic_offset();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    let mut seen = Vec::new();
+    // After the stop request, frames still queued that the kernel saw *before* it are read too;
+    // the first later one (or an empty queue) ends the loop, even if lo never goes quiet.
+    while started.elapsed() < MAX_RUN {
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if stop_at.load(Ordering::Acquire) != 0 {
+                    break;
+                }
+                continue;
+            }
+            Err(_) => break,
+        };
+        let t_ns = match sys::packet::ioctl_siocgstampns(socket.as_fd()) {
+            Ok((sec, nsec)) => (i128::from(sec) * 1_000_000_000 + i128::from(nsec) + offset).max(0) as u64,
+            Err(_) => crate::trace::now_ns(),
+        };
+        let stop = stop_at.load(Ordering::Acquire);
+        if stop != 0 && t_ns > stop {
+            break;
+        }
+        // Frames that are not TCP over IP (ARP, UDP...) are simply not ours to show.
+        if let Ok(segment) = parse::ethernet(&buf[..n]) {
+            seen.push(Captured { t_ns, segment });
+        }
+    }
+    // struct tpacket_stats { tp_packets, tp_drops }: frames the kernel could not queue for us.
+    let mut stats = [0u8; 8];
+    let drops = match sys::getsockopt_bytes(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut stats) {
+        Ok(8) => u32::from_ne_bytes([stats[4], stats[5], stats[6], stats[7]]),
+        _ => 0,
+    };
+    (seen, drops)
+}

@@ -1,0 +1,115 @@
+//! Floor 4: syscall narration for `--trace`, `--explain` and `--step`.
+//!
+//! `sys` reports every call it makes to one hook (see [`crate::sys::trace`]); this module installs
+//! that hook and turns each report into:
+//! - the line strace would print for the call ([`format`](mod@format)), on stderr, once the call returned;
+//! - with `explain`, one sentence under it saying what the kernel just did ([`explain`]);
+//! - with `step`, a pause *before* the call until Enter (or SIGUSR1 when stdin is not a terminal);
+//! - with `machine`, the same line prefixed by CLOCK_MONOTONIC timestamps of the call's start and
+//!   end, for `socklab walkthrough` to merge two processes' narration into one timeline.
+//!
+//! Nothing here costs anything until [`start`] is called: `sys` checks one atomic flag per call.
+
+pub mod explain;
+pub mod format;
+mod step;
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::sync::OnceLock;
+
+use crate::sys::trace::{self as hook, Call, Phase};
+
+/// What the narration prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Add one plain sentence under each call.
+    pub explain: bool,
+    /// Pause before each call.
+    pub step: bool,
+    /// Prefix each line with `@trace START END` (monotonic nanoseconds) for `walkthrough`.
+    pub machine: bool,
+}
+
+/// The prefix of a machine-readable narration line: `@trace <start_ns> <end_ns> <strace line>`.
+pub const MACHINE_PREFIX: &str = "@trace ";
+
+static OPTIONS: OnceLock<Options> = OnceLock::new();
+
+thread_local! {
+    /// When this thread's current call started (set at Enter, read at Exit).
+    static STARTED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Turns narration on for the whole process. Call early in `main`, before other threads exist:
+/// step mode blocks SIGUSR1 here so that the mask is inherited by every thread spawned later.
+pub fn start(options: Options) -> io::Result<()> {
+    if options.step {
+        step::prepare()?;
+    }
+    if OPTIONS.set(options).is_err() {
+        return Err(io::Error::other("narration was already started"));
+    }
+    hook::install(on_call);
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process, so timestamps from the
+/// server, the client and the capture can be merged. (A vDSO call, not a system call; not narrated.)
+pub fn now_ns() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+}
+
+/// The hook `sys` calls around every system call.
+fn on_call(call: &Call<'_>) {
+    let options = OPTIONS.get().copied().unwrap_or_default();
+    match call.phase {
+        Phase::Enter => {
+            STARTED.with(|s| s.set(now_ns()));
+            if options.step {
+                step::pause(call);
+            }
+        }
+        Phase::Exit(result) => {
+            let end = now_ns();
+            let start = STARTED.with(|s| s.replace(0));
+            let mut text = String::new();
+            if options.machine {
+                // Calls reported only at exit (getsockname...) start when they end, near enough.
+                let start = if start == 0 || start > end { end } else { start };
+                text.push_str(&format!("{MACHINE_PREFIX}{start} {end} "));
+            }
+            text.push_str(&format::line(call));
+            text.push('\n');
+            if options.explain {
+                if let Some(sentence) = explain::sentence(call, result) {
+                    text.push_str(&format!("    # {sentence}\n"));
+                }
+            }
+            // One write per call, so lines from several threads do not interleave mid-line.
+            let _ = io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+}
+
+/// Splits a machine-readable line into `(start_ns, end_ns, strace line)`; `None` for other lines.
+pub fn parse_machine_line(line: &str) -> Option<(u64, u64, &str)> {
+    let rest = line.strip_prefix(MACHINE_PREFIX)?;
+    let (start, rest) = rest.split_once(' ')?;
+    let (end, text) = rest.split_once(' ')?;
+    Some((start.parse().ok()?, end.parse().ok()?, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_lines_round_trip() {
+        assert_eq!(parse_machine_line("@trace 10 20 close(3) = 0"), Some((10, 20, "close(3) = 0")));
+        assert_eq!(parse_machine_line("socklab: error"), None);
+        assert_eq!(parse_machine_line("@trace x 20 close(3)"), None);
+        assert!(now_ns() > 0);
+    }
+}

@@ -1,0 +1,626 @@
+//! Floor 4: the tutorial's story as one timeline — handshake, accept queue, data, close, TIME-WAIT.
+//!
+//! [`run`] starts the echo server and the echo client as two processes (the current binary again,
+//! with `--trace-machine`), and merges three sources into one list ordered by CLOCK_MONOTONIC:
+//! - both processes' system calls, as strace would print them, with start and end times;
+//! - the TCP segments on `lo`, from [`crate::capture`] (needs CAP_NET_RAW; without it the timeline
+//!   says so and goes on without them);
+//! - the sockets' states and queues, polled through [`crate::diag`] about every millisecond and
+//!   recorded each time one changes.
+//!
+//! The server waits `accept_delay` before calling accept, so the timeline shows what the tutorial
+//! says and no single tool shows: connect() returns as soon as the kernel finished the handshake,
+//! and the connection then waits in the listener's accept queue (Recv-Q 1) until accept takes it
+//! (Recv-Q 0). The client closes first, so it is the side left in TIME-WAIT.
+
+pub mod json;
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use json::Value;
+
+use crate::capture::{self, Capture, Captured, Flags, Segment};
+use crate::diag::{Diag, TcpState, ss_addr};
+use crate::trace::{now_ns, parse_machine_line};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server's port (0: let the kernel choose).
+    pub port: u16,
+    /// How long the server waits before accept.
+    pub accept_delay: Duration,
+    /// Ask both processes for `--explain` sentences too.
+    pub explain: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { port: 0, accept_delay: Duration::from_secs(1), explain: false }
+    }
+}
+
+/// Which program made a call or sent a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `socklab server`.
+    Server,
+    /// `socklab client`.
+    Client,
+}
+
+impl Side {
+    /// `server` / `client`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Server => "server",
+            Side::Client => "client",
+        }
+    }
+}
+
+/// One entry of the timeline.
+#[derive(Debug, Clone)]
+pub enum What {
+    /// A system call, as strace prints it.
+    Call {
+        /// Who made it.
+        side: Side,
+        /// When it started (CLOCK_MONOTONIC ns); the event's time is when it returned.
+        start_ns: u64,
+        /// The strace line.
+        line: String,
+        /// The `--explain` sentence.
+        explain: Option<String>,
+    },
+    /// A TCP segment on `lo`.
+    Segment {
+        /// Who sent it.
+        from: Side,
+        /// The segment.
+        segment: Segment,
+        /// Sequence number relative to the sender's initial one (the SYN's is 0).
+        rel_seq: u32,
+        /// Acknowledgment relative to the receiver's initial sequence number.
+        rel_ack: u32,
+        /// The tutorial's words for it, for the handshake and the close.
+        note: Option<String>,
+    },
+    /// A socket's state or queues changed (`state` is `CLOSED` once it left the kernel's table).
+    State {
+        /// `listener`, `server` (the accepted connection) or `client`.
+        role: &'static str,
+        /// Local address.
+        local: SocketAddr,
+        /// Remote address.
+        remote: SocketAddr,
+        /// `LISTEN`, `ESTAB`, `TIME-WAIT`, ..., `CLOSED`.
+        state: String,
+        /// Recv-Q: for a listener, connections waiting for accept.
+        recv_q: u32,
+        /// Send-Q: for a listener, its backlog.
+        send_q: u32,
+    },
+    /// Something the walkthrough itself says.
+    Note(String),
+}
+
+/// A timed entry (CLOCK_MONOTONIC nanoseconds).
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// When.
+    pub t_ns: u64,
+    /// What.
+    pub what: What,
+}
+
+/// The merged result.
+#[derive(Debug)]
+pub struct Timeline {
+    /// The server's port.
+    pub port: u16,
+    /// Time zero of the relative timestamps.
+    pub start_ns: u64,
+    /// Every event, in time order.
+    pub events: Vec<Event>,
+    /// Why no segments were captured, if they were not.
+    pub capture_error: Option<String>,
+}
+
+/// The longest any one phase may take before the walkthrough gives up (never hang).
+const PHASE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs server and client from the binary at `exe` and returns their merged timeline.
+pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
+    let start_ns = now_ns();
+    let (capture, capture_error) = match Capture::start_loopback() {
+        Ok(c) => (Some(c), None),
+        Err(e) if capture::is_permission_error(&e) => {
+            (None, Some(capture::no_permission_help(&exe.display().to_string())))
+        }
+        Err(e) => (None, Some(format!("capturing on lo failed: {e}"))),
+    };
+
+    let delay = format!("{}ms", config.accept_delay.as_millis());
+    let port = config.port.to_string();
+    let mut server_args = vec!["server", "--host", "127.0.0.1", "--port", &port, "--accept-delay", &delay];
+    server_args.push("--trace-machine");
+    if config.explain {
+        server_args.push("--explain");
+    }
+    let mut server = Process::spawn(exe, &server_args)?;
+    let first = server.first_stdout_line();
+    let Some(port) = listening_port(&first) else {
+        let err = complaints(&server.finish(Duration::ZERO));
+        return Err(io::Error::other(format!("the server did not start: {err}")));
+    };
+
+    let states = Poller::start(port);
+    let port_text = port.to_string();
+    let mut client_args = vec!["client", "--host", "127.0.0.1", "--port", &port_text, "--message", "Hello"];
+    client_args.push("--trace-machine");
+    if config.explain {
+        client_args.push("--explain");
+    }
+    let client = Process::spawn(exe, &client_args)?;
+    let (client_ok, client_err) = client.wait(PHASE_LIMIT + config.accept_delay);
+
+    // Let the close finish: the client's socket reaches TIME-WAIT, the server's connection is gone.
+    states.wait_for_close(PHASE_LIMIT);
+    let server_err = server.stop(PHASE_LIMIT);
+    let state_events = states.stop();
+    let (segments, dropped) = capture.map(Capture::stop).unwrap_or_default();
+
+    let mut events = Vec::new();
+    events.extend(calls(Side::Server, &server_err));
+    events.extend(calls(Side::Client, &client_err));
+    events.extend(annotate(port, segments));
+    events.extend(state_events);
+    let listen = events.iter().find(|e| is_call(e, Side::Server, "listen("));
+    if let Some(listen) = listen.filter(|_| !config.accept_delay.is_zero()) {
+        let note = format!(
+            "the server now sleeps {} ms before calling accept (--accept-delay): watch the accept queue",
+            config.accept_delay.as_millis()
+        );
+        events.push(Event { t_ns: listen.t_ns + 1, what: What::Note(note) });
+    }
+    if dropped > 0 {
+        let note = format!("the capture dropped {dropped} frames (lo was busy): some segments may be missing");
+        events.push(Event { t_ns: now_ns(), what: What::Note(note) });
+    }
+    if let Some(why) = &capture_error {
+        events.push(Event { t_ns: start_ns, what: What::Note(format!("no segments shown: {why}")) });
+    }
+    for (side, text) in [(Side::Server, &server_err), (Side::Client, &client_err)] {
+        for line in text.lines().filter(|l| l.starts_with("socklab:")) {
+            events.push(Event { t_ns: now_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
+        }
+    }
+    events.sort_by_key(|e| e.t_ns);
+    if !client_ok {
+        return Err(io::Error::other(format!("the client failed: {}", complaints(&client_err))));
+    }
+    Ok(Timeline { port, start_ns, events, capture_error })
+}
+
+/// A child's error messages (its stderr without the narration), without the `socklab: ` prefix.
+fn complaints(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| parse_machine_line(l).is_none() && !l.starts_with("    # ") && !l.trim().is_empty())
+        .map(|l| l.strip_prefix("socklab: ").unwrap_or(l))
+        .collect();
+    if lines.is_empty() { "it exited without saying why".into() } else { lines.join("; ") }
+}
+
+fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
+    matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
+}
+
+/// `Server start, listening PORT (on ADDR)` → PORT.
+fn listening_port(line: &str) -> Option<u16> {
+    line.strip_prefix("Server start, listening ")?.split(' ').next()?.parse().ok()
+}
+
+/// The narration lines of one process, with their `--explain` sentences attached.
+fn calls(side: Side, stderr: &str) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::new();
+    for line in stderr.lines() {
+        if let Some((start_ns, end_ns, text)) = parse_machine_line(line) {
+            let what = What::Call { side, start_ns, line: text.to_string(), explain: None };
+            events.push(Event { t_ns: end_ns, what });
+        } else if let Some(sentence) = line.strip_prefix("    # ") {
+            if let Some(Event { what: What::Call { explain, .. }, .. }) = events.last_mut() {
+                *explain = Some(sentence.to_string());
+            }
+        }
+    }
+    events
+}
+
+/// Keeps this session's segments and labels the handshake and the close in the tutorial's words.
+fn annotate(port: u16, captured: Vec<Captured>) -> Vec<Event> {
+    let mine: Vec<Captured> =
+        captured.into_iter().filter(|c| c.segment.src.port() == port || c.segment.dst.port() == port).collect();
+    let from = |s: &Segment| if s.dst.port() == port { Side::Client } else { Side::Server };
+    let isn = |side: Side| {
+        mine.iter().find(|c| from(&c.segment) == side && c.segment.flags.has(Flags::SYN)).map_or(0, |c| c.segment.seq)
+    };
+    let (client_isn, server_isn) = (isn(Side::Client), isn(Side::Server));
+    let (mut said_syn, mut said_synack, mut said_ack) = (false, false, false);
+    let mut fins: Vec<Side> = Vec::new();
+    let mut last_ack_done = false;
+    let mut events = Vec::new();
+    for c in mine {
+        let s = &c.segment;
+        let side = from(s);
+        let (own, other) = if side == Side::Client { (client_isn, server_isn) } else { (server_isn, client_isn) };
+        let f = s.flags;
+        let note = if f.has(Flags::SYN) && !f.has(Flags::ACK) && !said_syn {
+            said_syn = true;
+            Some("C: 约么?  (SYN: the client's kernel asks to connect)".to_string())
+        } else if f.has(Flags::SYN) && f.has(Flags::ACK) && !said_synack {
+            said_synack = true;
+            Some("S: 约  (SYN-ACK: the server's kernel agrees; the server program is not involved)".to_string())
+        } else if said_synack && !said_ack && side == Side::Client && f.0 == Flags::ACK && s.len == 0 {
+            said_ack = true;
+            Some("C: 好的  (ACK: handshake complete; connect() returns now)".to_string())
+        } else if f.has(Flags::FIN) && !fins.contains(&side) {
+            fins.push(side);
+            Some(if fins.len() == 1 {
+                format!("FIN: the {} closes first (the active close)", side.name())
+            } else {
+                format!("FIN: the {} closes too", side.name())
+            })
+        } else if fins.len() == 2 && !last_ack_done && f.0 == Flags::ACK && Some(&side) == fins.first() {
+            last_ack_done = true;
+            Some(format!("ACK of the last FIN: the {} now waits in TIME-WAIT", side.name()))
+        } else {
+            None
+        };
+        let rel_ack = if f.has(Flags::ACK) { s.ack.wrapping_sub(other) } else { 0 };
+        let what = What::Segment { from: side, segment: s.clone(), rel_seq: s.seq.wrapping_sub(own), rel_ack, note };
+        events.push(Event { t_ns: c.t_ns, what });
+    }
+    events
+}
+
+/// A child socklab process whose stdout and stderr are read on threads (so neither pipe fills).
+struct Process {
+    child: Child,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
+    out_thread: Option<JoinHandle<String>>,
+    err_thread: JoinHandle<String>,
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> io::Result<JoinHandle<String>> {
+    thread::Builder::new().name("socklab-pipe".into()).spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = r.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+impl Process {
+    fn spawn(exe: &Path, args: &[&str]) -> io::Result<Process> {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", exe.display())))?;
+        let stdout = child.stdout.take().map(BufReader::new);
+        let err_thread = read_all(child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?)?;
+        Ok(Process { child, stdout, out_thread: None, err_thread })
+    }
+
+    /// Reads the first stdout line (empty if the process exits first), then drains the rest on a thread.
+    fn first_stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            let _ = out.read_line(&mut line);
+            self.out_thread = read_all(out).ok();
+        }
+        line
+    }
+
+    /// Waits up to `limit` for the process to exit (killing it after that); returns success and stderr.
+    fn wait(mut self, limit: Duration) -> (bool, String) {
+        if self.stdout.is_some() {
+            self.first_stdout_line();
+        }
+        let ok = wait_or_kill(&mut self.child, limit);
+        (ok, self.collect())
+    }
+
+    /// Asks the process to stop (SIGTERM), waits up to `limit`, returns its stderr.
+    fn stop(mut self, limit: Duration) -> String {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        wait_or_kill(&mut self.child, limit);
+        self.collect()
+    }
+
+    /// Kills at once (after `limit`) and returns stderr.
+    fn finish(mut self, limit: Duration) -> String {
+        wait_or_kill(&mut self.child, limit);
+        self.collect()
+    }
+
+    fn collect(self) -> String {
+        if let Some(t) = self.out_thread {
+            let _ = t.join();
+        }
+        self.err_thread.join().unwrap_or_default()
+    }
+}
+
+/// Waits for exit, polling every 5 ms, for at most `limit`; then SIGKILL. True if it exited with 0.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < until => thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
+/// Polls sock_diag on a thread and records every change of the sockets on one port.
+struct Poller {
+    stop: Arc<AtomicBool>,
+    shared: Arc<Mutex<Polled>>,
+    thread: JoinHandle<()>,
+}
+
+/// What the polling thread shares: the changes so far, and the latest dump's sockets.
+#[derive(Default)]
+struct Polled {
+    events: Vec<Event>,
+    /// `(role, state)` of each socket of the port in the latest dump.
+    now: Vec<(&'static str, TcpState)>,
+    /// How many dumps were made.
+    dumps: u64,
+}
+
+impl Poller {
+    fn start(port: u16) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Mutex::new(Polled::default()));
+        let (flag, out) = (Arc::clone(&stop), Arc::clone(&shared));
+        let (ready, first_dump) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            if let Err(e) = poll_states(port, &flag, &out, ready) {
+                let note = What::Note(format!("socket states unavailable: sock_diag failed: {e}"));
+                lock(&out).events.push(Event { t_ns: now_ns(), what: note });
+            }
+        });
+        // The first dump records the listener before any client exists. (An error ends the wait too.)
+        let _ = first_dump.recv_timeout(Duration::from_secs(5));
+        Poller { stop, shared, thread }
+    }
+
+    /// Waits until a dump made after this call shows the close finished: the server's connection
+    /// gone from the table and every client socket in TIME-WAIT.
+    fn wait_for_close(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        let after = lock(&self.shared).dumps;
+        while Instant::now() < until && !self.thread.is_finished() {
+            let shared = lock(&self.shared);
+            let done = shared.dumps > after
+                && shared.now.iter().all(|(role, state)| match *role {
+                    "server" => false,
+                    "client" => *state == TcpState::TimeWait,
+                    _ => true,
+                });
+            drop(shared);
+            if done {
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stop(self) -> Vec<Event> {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.thread.join();
+        std::mem::take(&mut lock(&self.shared).events)
+    }
+}
+
+fn lock(m: &Mutex<Polled>) -> std::sync::MutexGuard<'_, Polled> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Key = (SocketAddr, SocketAddr);
+
+fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<()>) -> io::Result<()> {
+    let mut ready = Some(ready);
+    let mut diag = Diag::open()?;
+    let mut last: HashMap<Key, (&'static str, TcpState, u32, u32)> = HashMap::new();
+    // TIME-WAIT leftovers of an earlier run on the same port (with --port) are not this story.
+    let mut earlier: Option<Vec<Key>> = None;
+    let until = Instant::now() + Duration::from_secs(2 * 3600);
+    while !stop.load(Ordering::Acquire) && Instant::now() < until {
+        let sockets = diag.dump_timed(libc::AF_INET, false)?;
+        let end_ns = now_ns();
+        let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
+        let earlier = earlier.get_or_insert_with(|| {
+            sockets
+                .iter()
+                .filter(|(_, s)| ours(s) && s.state == TcpState::TimeWait)
+                .map(|(_, s)| (s.local, s.remote))
+                .collect()
+        });
+        let mut seen: Vec<Key> = Vec::new();
+        let mut changes = Vec::new();
+        // Each row is stamped with a time by which the kernel had read it (see `dump_timed`).
+        for (t_ns, s) in sockets.iter().filter(|(_, s)| ours(s) && !earlier.contains(&(s.local, s.remote))) {
+            // A listener has no peer (even after shutdown took it out of LISTEN).
+            let role = match (s.remote.port() == 0, s.local.port() == port) {
+                (true, _) => "listener",
+                (false, true) => "server",
+                (false, false) => "client",
+            };
+            let key = (s.local, s.remote);
+            seen.push(key);
+            let now = (role, s.state, s.recv_q, s.send_q);
+            if last.get(&key) != Some(&now) {
+                last.insert(key, now);
+                changes.push((
+                    *t_ns,
+                    What::State {
+                        role,
+                        local: s.local,
+                        remote: s.remote,
+                        state: s.state.name(),
+                        recv_q: s.recv_q,
+                        send_q: s.send_q,
+                    },
+                ));
+            }
+        }
+        last.retain(|key, (role, ..)| {
+            let keep = seen.contains(key);
+            if !keep {
+                let (local, remote) = *key;
+                let gone = What::State { role, local, remote, state: "CLOSED".into(), recv_q: 0, send_q: 0 };
+                changes.push((end_ns, gone));
+            }
+            keep
+        });
+        let mut shared = lock(out);
+        shared.events.extend(changes.into_iter().map(|(t_ns, what)| Event { t_ns, what }));
+        shared.now = last.values().map(|(role, state, ..)| (*role, *state)).collect();
+        shared.dumps += 1;
+        drop(shared);
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        // Pacing, not synchronisation: a dump every millisecond or so catches each state change
+        // that lasts longer than that (the accept queue's second, TIME-WAIT's minute).
+        thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+impl Timeline {
+    /// Seconds since the start, as `+1.234567`.
+    fn rel(&self, t_ns: u64) -> f64 {
+        t_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+
+    /// The timeline for a person: one line per event (two with `--explain`).
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "socklab walkthrough: echo server on 127.0.0.1:{} and its client, as two processes.\n\
+             Sources: server/client = system calls (strace's syntax), wire = TCP segments on lo, \
+             ss = socket states and queues (sock_diag).\n\n",
+            self.port
+        );
+        for e in &self.events {
+            let t = format!("{:+.6}", self.rel(e.t_ns));
+            let line = match &e.what {
+                What::Call { side, line, explain, .. } => {
+                    let mut s = format!("{t}  {:<6}  {line}", side.name());
+                    if let Some(x) = explain {
+                        s.push_str(&format!("\n{:>10}          # {x}", ""));
+                    }
+                    s
+                }
+                What::Segment { segment: s, rel_seq, rel_ack, note, .. } => {
+                    let mut text = format!(
+                        "{t}  wire    {} > {}  {:<8} seq {rel_seq:<4} ack {rel_ack:<4} len {}",
+                        s.src,
+                        s.dst,
+                        s.flags.names(),
+                        s.len
+                    );
+                    if let Some(n) = note {
+                        text.push_str(&format!("   {n}"));
+                    }
+                    text
+                }
+                What::State { role, local, remote, state, recv_q, send_q } => {
+                    let mut text = format!(
+                        "{t}  ss      {role:<8} {state:<10} {} {}  Recv-Q {recv_q} Send-Q {send_q}",
+                        ss_addr(local),
+                        ss_addr(remote)
+                    );
+                    if *role == "listener" && state == "LISTEN" {
+                        text.push_str(&format!("   (accept queue: {recv_q} waiting; backlog {send_q})"));
+                    }
+                    text
+                }
+                What::Note(n) => format!("{t}  note    {n}"),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// One JSON object per event, one per line.
+    pub fn json_lines(&self) -> String {
+        let mut out = String::new();
+        for e in &self.events {
+            let t = ("t", Value::Num(self.rel(e.t_ns)));
+            let line = match &e.what {
+                What::Call { side, start_ns, line, explain } => json::object(&[
+                    t,
+                    ("source", Value::Str("syscall".into())),
+                    ("side", Value::Str(side.name().into())),
+                    ("start", Value::Num(self.rel(*start_ns))),
+                    ("call", Value::Str(line.split('(').next().unwrap_or("").into())),
+                    ("line", Value::Str(line.clone())),
+                    ("explain", explain.clone().map_or(Value::Null, Value::Str)),
+                ]),
+                What::Segment { from, segment: s, rel_seq, rel_ack, note } => json::object(&[
+                    t,
+                    ("source", Value::Str("segment".into())),
+                    ("from", Value::Str(from.name().into())),
+                    ("src", Value::Str(s.src.to_string())),
+                    ("dst", Value::Str(s.dst.to_string())),
+                    ("flags", Value::Str(s.flags.names())),
+                    ("tcpdump_flags", Value::Str(s.flags.tcpdump())),
+                    ("seq", Value::Int(i64::from(*rel_seq))),
+                    ("ack", Value::Int(i64::from(*rel_ack))),
+                    ("len", Value::Int(s.len as i64)),
+                    ("win", Value::Int(i64::from(s.window))),
+                    ("note", note.clone().map_or(Value::Null, Value::Str)),
+                ]),
+                What::State { role, local, remote, state, recv_q, send_q } => json::object(&[
+                    t,
+                    ("source", Value::Str("state".into())),
+                    ("socket", Value::Str((*role).into())),
+                    ("local", Value::Str(local.to_string())),
+                    ("remote", Value::Str(remote.to_string())),
+                    ("state", Value::Str(state.clone())),
+                    ("recv_q", Value::Int(i64::from(*recv_q))),
+                    ("send_q", Value::Int(i64::from(*send_q))),
+                ]),
+                What::Note(n) => {
+                    json::object(&[t, ("source", Value::Str("note".into())), ("text", Value::Str(n.clone()))])
+                }
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
