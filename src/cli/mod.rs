@@ -37,13 +37,13 @@ struct ServerArgs {
     #[arg(long, default_value = "localhost")]
     host: String,
     /// Port to listen on (0: let the kernel choose a free one).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
     /// listen(2) backlog: how many finished handshakes may wait for accept.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: i32,
     /// recv(2) buffer size in bytes: the most one recv returns.
-    #[arg(long, default_value_t = 2048, value_parser = parse_buffer)]
+    #[arg(long, default_value_t = 2048, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -56,13 +56,13 @@ struct ClientArgs {
     #[arg(long, default_value = "localhost")]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     /// Message to send; `-` reads it from standard input (any bytes).
     #[arg(long, default_value = "Hello")]
     message: String,
     /// How many bytes each recv(2) asks for.
-    #[arg(long, default_value_t = 10, value_parser = parse_buffer)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
     chunk: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -76,9 +76,13 @@ fn parse_buffer(text: &str) -> Result<usize, String> {
     if (1..=MAX).contains(&n) { Ok(n) } else { Err(format!("{n} is out of range: use 1 to {MAX} bytes")) }
 }
 
-/// Parses, runs, and turns errors into a message and exit code 1 (clap exits 2 on bad usage).
+/// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
+/// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_exit(err),
+    };
     let result = match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
@@ -88,9 +92,46 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
-            ExitCode::FAILURE
+            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// clap's own messages span several lines (usage, tips); CI logs read better with one. Help and
+/// version output (and help shown for a missing subcommand) are left to clap.
+fn usage_exit(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
+    let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
+    ExitCode::from(2)
+}
+
+/// An argument that parsed but does not make sense (a host that is malformed or does not resolve).
+#[derive(Debug)]
+struct UsageError {
+    arg: &'static str,
+    source: io::Error,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid value for '{}': {}", self.arg, self.source)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(arg: &'static str, source: io::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, UsageError { arg, source })
 }
 
 /// Writes a line to stdout, ignoring a closed pipe (printing must never kill the program).
@@ -103,7 +144,8 @@ fn printer(quiet: bool) -> Sink {
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {
-    let addr = *resolve(&args.host, args.port)?.first().ok_or_else(|| io::Error::other("no address"))?;
+    let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
+    let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
@@ -115,7 +157,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {
-    let addrs: Vec<SocketAddr> = resolve(&args.host, args.port)?;
+    let addrs: Vec<SocketAddr> = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let message = if args.message == "-" {
         let mut bytes = Vec::new();
         io::stdin().lock().read_to_end(&mut bytes)?;
