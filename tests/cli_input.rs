@@ -78,6 +78,18 @@ fn absurd_sizes_name_the_size() {
 }
 
 #[test]
+fn bad_limits_name_the_limit() {
+    for arg in ["--idle-timeout", "--max-conn-time"] {
+        for bad in ["0", "0ms", "-1s", "5x", "25h", "1441m", "", "ms", "18446744073709551616s"] {
+            assert_usage_error(&["server", &format!("{arg}={bad}")], arg);
+        }
+    }
+    for bad in ["0", "-3", "many", "1000001"] {
+        assert_usage_error(&["server", "--max-conns", bad], "--max-conns");
+    }
+}
+
+#[test]
 fn unknown_flags_and_commands_are_named() {
     assert_usage_error(&["server", "--bogus"], "--bogus");
     assert_usage_error(&["client", "--help-me"], "--help-me");

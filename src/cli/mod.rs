@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
@@ -45,6 +46,16 @@ struct ServerArgs {
     /// recv(2) buffer size in bytes: the most one recv returns.
     #[arg(long, default_value_t = 2048, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: usize,
+    /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Close a connection this long after accept, even if it keeps dribbling bytes: 500ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_conn_time: Option<Duration>,
+    /// Serve at most N connections at once; more wait in the listen queue until one ends.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_conns: Option<u32>,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -74,6 +85,26 @@ fn parse_buffer(text: &str) -> Result<usize, String> {
     const MAX: usize = 64 << 20;
     let n: usize = text.parse().map_err(|_| format!("'{text}' is not a whole number of bytes"))?;
     if (1..=MAX).contains(&n) { Ok(n) } else { Err(format!("{n} is out of range: use 1 to {MAX} bytes")) }
+}
+
+/// Durations as `500ms`, `30s`, `5m` or a plain number of seconds; from 1 ms to 1 day.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("'{text}' is not a duration; write e.g. 500ms, 30s or 5m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("'{text}' has an unknown unit '{unit}'; use ms, s or m")),
+    };
+    if d < Duration::from_millis(1) || d > Duration::from_secs(86_400) {
+        return Err(format!("{text} is out of range: use 1ms to 24h"));
+    }
+    Ok(d)
 }
 
 /// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
@@ -149,7 +180,14 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
-    let config = ServerConfig { addr, backlog: args.backlog, buffer: args.buffer };
+    let config = ServerConfig {
+        addr,
+        backlog: args.backlog,
+        buffer: args.buffer,
+        idle_timeout: args.idle_timeout,
+        max_conn_time: args.max_conn_time,
+        max_conns: args.max_conns.map(|n| n as usize),
+    };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     signals::stop_on_signals(server.stop_handle())?;

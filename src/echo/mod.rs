@@ -11,6 +11,7 @@
 pub mod client;
 mod event;
 pub mod iterative;
+pub mod limits;
 mod server;
 mod stop;
 

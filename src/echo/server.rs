@@ -4,9 +4,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use super::event::{Event, Sink};
 use super::iterative;
+use super::limits::Limits;
 use super::stop::Stop;
 use crate::tcp::TcpListener;
 
@@ -19,12 +21,25 @@ pub struct ServerConfig {
     pub backlog: i32,
     /// recv(2)'s buffer size: the most one recv returns. The tutorial's is 2048.
     pub buffer: usize,
+    /// Close a connection after this long without progress (`--idle-timeout`). `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection this long after accept, busy or not (`--max-conn-time`). `None`: never.
+    pub max_conn_time: Option<Duration>,
+    /// Most connections served at once (`--max-conns`); over it, new clients wait in the listen
+    /// queue (their handshake is done by the kernel) until one ends. `None`: no cap. The
+    /// iterative server serves one at a time whatever the cap.
+    pub max_conns: Option<usize>,
 }
 
 impl ServerConfig {
-    /// The tutorial's settings (backlog 5, buffer 2048) on `addr`.
+    /// The per-connection time limits.
+    pub fn limits(&self) -> Limits {
+        Limits { idle: self.idle_timeout, total: self.max_conn_time }
+    }
+
+    /// The tutorial's settings (backlog 5, buffer 2048, no limits) on `addr`.
     pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig { addr, backlog: 5, buffer: 2048 }
+        ServerConfig { addr, backlog: 5, buffer: 2048, idle_timeout: None, max_conn_time: None, max_conns: None }
     }
 }
 
@@ -42,6 +57,12 @@ impl Server {
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         if config.buffer == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the receive buffer must hold at least 1 byte"));
+        }
+        if config.max_conns == Some(0) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max_conns must be at least 1"));
+        }
+        if config.idle_timeout == Some(Duration::ZERO) || config.max_conn_time == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a time limit of zero is not allowed; use None"));
         }
         let listener = TcpListener::bind_with_backlog(&config.addr, config.backlog)?;
         let addr = listener.local_addr()?;
