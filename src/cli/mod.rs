@@ -56,7 +56,11 @@ struct ServerArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_conns: Option<u32>,
-    /// Print nothing but errors.
+    /// Test hook: a SIGALRM every DURATION, with a counting handler and no SA_RESTART, so every
+    /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    interrupt_every: Option<Duration>,
+    /// Print only the listening line (it has the port) and errors.
     #[arg(long, short)]
     quiet: bool,
 }
@@ -170,8 +174,17 @@ fn say(line: &dyn std::fmt::Display) {
     let _ = writeln!(io::stdout().lock(), "{line}");
 }
 
+/// Prints every event, or under --quiet only what a script needs: the listening line (a server
+/// on port 0 must say which port it got) and the errors.
 fn printer(quiet: bool) -> Sink {
-    if quiet { Arc::new(|_: &Event<'_>| {}) } else { Arc::new(|event: &Event<'_>| say(event)) }
+    if !quiet {
+        return Arc::new(|event: &Event<'_>| say(event));
+    }
+    Arc::new(|event: &Event<'_>| {
+        if matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+            say(event)
+        }
+    })
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {
@@ -191,6 +204,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     signals::stop_on_signals(server.stop_handle())?;
+    let _timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
     server.run(printer(args.quiet))
 }
 

@@ -25,6 +25,7 @@ mod addr;
 mod fcntl;
 pub mod names;
 mod poll;
+mod signal;
 mod socket;
 mod sockopt;
 pub mod trace;
@@ -32,6 +33,7 @@ pub mod trace;
 pub use addr::decode_bytes as decode_sockaddr;
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
+pub use signal::{CAUGHT, Disposition, setitimer, sigaction};
 pub use socket::{accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket};
 pub use sockopt::{
     getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger, setsockopt_timeval,
