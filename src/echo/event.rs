@@ -50,6 +50,15 @@ pub fn show_data(data: &[u8]) -> String {
     }
 }
 
+/// An error as the kernel names it (`ECONNRESET (Connection reset by peer)`) when it has an errno,
+/// so a log line can be matched against strace and man pages; otherwise its own message.
+fn show_error(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(errno) => crate::sys::names::errno_display(errno),
+        None => err.to_string(),
+    }
+}
+
 impl fmt::Display for Event<'_> {
     /// The tutorial's lines, with the peer's address added.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -59,8 +68,8 @@ impl fmt::Display for Event<'_> {
             Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),
             Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
-            Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {err}"),
-            Event::AcceptError(err) => write!(f, "Server accept failed: {err}"),
+            Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {}", show_error(err)),
+            Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
             Event::Stopped => write!(f, "Server stopped"),
             Event::ClientReceived(data) => write!(f, "Client Received: {}", show_data(data)),
             Event::ClientClosing => write!(f, "Closing connection to the server"),
@@ -79,5 +88,17 @@ mod tests {
         assert_eq!(show_data(&[0xff, 0x00]), "\\xff\\x00");
         assert!(show_data(&[b'x'; 1000]).ends_with("... (1000 bytes)"));
         assert_eq!(show_data("你好".as_bytes()), "你好");
+    }
+
+    #[test]
+    fn errors_are_shown_by_errno_name() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let err = io::Error::from_raw_os_error(libc::EPIPE);
+        assert_eq!(
+            Event::ConnectionError(peer, &err).to_string(),
+            "Server connection 127.0.0.1:9 ended: EPIPE (Broken pipe)"
+        );
+        let err = io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(Event::AcceptError(&err).to_string().starts_with("Server accept failed: EMFILE ("));
     }
 }
