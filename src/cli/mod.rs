@@ -203,9 +203,13 @@ fn server(args: ServerArgs) -> io::Result<()> {
     };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
-    signals::stop_on_signals(server.stop_handle())?;
-    let _timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
-    server.run(printer(args.quiet))
+    let stop = server.stop_handle();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
+    let result = server.run(printer(args.quiet));
+    drop(timer);
+    signals.finish(&stop);
+    result
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {

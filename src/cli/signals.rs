@@ -36,17 +36,32 @@ impl Drop for TimerGuard {
 }
 
 /// Routes SIGINT and SIGTERM to `stop.request()`. Call before spawning other threads.
-pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<()> {
+pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.thread_block().map_err(io::Error::from)?;
-    thread::Builder::new().name("socklab-signals".into()).spawn(move || {
+    let thread = thread::Builder::new().name("socklab-signals".into()).spawn(move || {
         // Timer signals (`--interrupt-every`) are for the serving threads, not this one.
         let _ = SigSet::from(Signal::SIGALRM).thread_block();
         if set.wait().is_ok() {
             stop.request();
         }
     })?;
-    Ok(())
+    Ok(SignalThread(thread))
+}
+
+/// The thread waiting for SIGINT/SIGTERM.
+#[derive(Debug)]
+pub struct SignalThread(thread::JoinHandle<()>);
+
+impl SignalThread {
+    /// Joins the thread if it has done its job (the stop was requested, so it is returning):
+    /// exiting with it still running would leak it (valgrind reports its stack). If the server
+    /// ended some other way the thread is still in sigwait and is left to the process exit.
+    pub fn finish(self, stop: &Stop) {
+        if stop.requested() {
+            let _ = self.0.join();
+        }
+    }
 }

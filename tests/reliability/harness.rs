@@ -42,7 +42,8 @@ impl Model {
         self.name == "iterative"
     }
 
-    fn args(&self) -> Vec<String> {
+    /// The arguments that select this model (none while there is no --model flag).
+    pub fn args(&self) -> Vec<String> {
         if self.flag { vec!["--model".into(), self.name.clone()] } else { Vec::new() }
     }
 }

@@ -8,3 +8,4 @@ mod common;
 mod faults;
 mod harness;
 mod load;
+mod safety;
