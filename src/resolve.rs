@@ -36,6 +36,8 @@ pub fn parse_host(host: &str) -> io::Result<Host> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
+    // Messages quote the host escaped, so a control character cannot break the one-line error.
+    let host = &host.escape_debug().to_string();
     if bare.parse::<SocketAddr>().is_ok() || host.starts_with('[') {
         return Err(invalid(&format!(
             "'{host}' is not a host name or IP address (give the port separately, e.g. --host ::1 --port 5000)"
@@ -62,8 +64,7 @@ pub fn parse_host(host: &str) -> io::Result<Host> {
     };
     if name.len() > 253 || !name.split('.').all(label_ok) {
         return Err(invalid(&format!(
-            "'{}' is not a valid host name (letters, digits, '-' and '.'; or an IP address)",
-            host.escape_debug()
+            "'{host}' is not a valid host name (letters, digits, '-' and '.'; or an IP address)"
         )));
     }
     Ok(Host::Name(bare.to_string()))
@@ -81,7 +82,7 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         }
         Host::Name(name) => name,
     };
-    let host = host.trim();
+    let host = host.trim().escape_debug().to_string();
     match (name.as_str(), port).to_socket_addrs() {
         Ok(addrs) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
