@@ -476,11 +476,24 @@ fn signals_stop_the_server_promptly_with_live_connections() {
             eprintln!("[{name}] SIG{signal} with live connections: exit in {took:?}");
             assert!(status.success(), "[{name}] SIG{signal}: {status:?}; {}", server.err.dump());
             assert!(took < Duration::from_secs(1), "[{name}] SIG{signal}: took {took:?}");
-            // The connections were closed: reads end (EOF or reset) instead of hanging.
+            // The connections were closed: reads end (EOF, or a reset for data the server never
+            // read) instead of hanging until the 20 s read timeout.
             for s in [&mut live, &mut queued] {
                 let mut sink = Vec::new();
-                let _ = s.read_to_end(&mut sink);
+                match s.read_to_end(&mut sink) {
+                    Ok(_) => {}
+                    Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "[{name}] SIG{signal}: {e}"),
+                }
             }
+            // And the listener is gone: nobody is accepting on that port any more.
+            let refused = TcpStream::connect(server.addr).map(|s| {
+                let mut b = [0u8; 1];
+                (&s).read(&mut b)
+            });
+            assert!(
+                matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+                "[{name}] SIG{signal}: the port still accepts: {refused:?}"
+            );
         }
     }
 }
