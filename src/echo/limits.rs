@@ -77,6 +77,67 @@ impl Deadline {
     }
 }
 
+/// The same limits for a nonblocking connection in an event loop (poll, epoll), where the kernel's
+/// socket timeouts do not apply — a nonblocking recv never waits — so the loop keeps the clock:
+/// [`progress`](Clock::progress) when bytes move, [`expired`](Clock::expired) after each wake-up,
+/// and [`next_expiry`](Clock::next_expiry) to bound the poll/epoll_wait timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    limits: Limits,
+    accepted: Instant,
+    last_progress: Instant,
+}
+
+impl Clock {
+    /// Starts both clocks at accept.
+    pub fn new(limits: Limits) -> Clock {
+        let now = Instant::now();
+        Clock { limits, accepted: now, last_progress: now }
+    }
+
+    /// Bytes moved (received, or taken by send): the idle clock starts again.
+    pub fn progress(&mut self) {
+        self.last_progress = Instant::now();
+    }
+
+    /// The error that ends the connection, if a limit has passed at `now`.
+    pub fn expired(&self, now: Instant) -> Option<io::Error> {
+        if self.limits.total.is_some_and(|total| now >= self.accepted + total) {
+            let d = self.limits.total.unwrap_or_default();
+            let msg = format!("open longer than {} (--max-conn-time); closing", show(d));
+            return Some(io::Error::new(io::ErrorKind::TimedOut, msg));
+        }
+        if self.limits.idle.is_some_and(|idle| now >= self.last_progress + idle) {
+            let d = self.limits.idle.unwrap_or_default();
+            let msg = format!("no progress for {} (--idle-timeout); closing", show(d));
+            return Some(io::Error::new(io::ErrorKind::TimedOut, msg));
+        }
+        None
+    }
+
+    /// When the next limit passes (`None`: no limits).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let idle = self.limits.idle.map(|d| self.last_progress + d);
+        let total = self.limits.total.map(|d| self.accepted + d);
+        match (idle, total) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// A poll(2)/epoll_wait(2) timeout in milliseconds until `next` (rounded up, so the loop does not
+/// wake a moment early and spin); `-1` (wait forever) when there is none.
+pub fn timeout_ms(next: Option<Instant>, now: Instant) -> libc::c_int {
+    match next {
+        None => -1,
+        Some(at) => {
+            let left = at.saturating_duration_since(now);
+            left.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
 fn show(d: Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
@@ -124,5 +185,21 @@ mod tests {
     fn durations_print_in_the_unit_given() {
         assert_eq!(show(Duration::from_secs(3)), "3s");
         assert_eq!(show(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn the_event_loop_clock_names_the_limit_that_passed() {
+        let limits = Limits { idle: Some(Duration::from_secs(2)), total: Some(Duration::from_secs(5)) };
+        let mut clock = Clock::new(limits);
+        let t0 = clock.accepted;
+        assert!(clock.expired(t0 + Duration::from_secs(1)).is_none());
+        assert!(clock.expired(t0 + Duration::from_secs(2)).unwrap().to_string().contains("--idle-timeout"));
+        clock.last_progress = t0 + Duration::from_secs(4);
+        assert_eq!(clock.next_expiry(), Some(t0 + Duration::from_secs(5)));
+        assert!(clock.expired(t0 + Duration::from_secs(5)).unwrap().to_string().contains("--max-conn-time"));
+        assert_eq!(Clock::new(Limits::default()).next_expiry(), None);
+        assert_eq!(timeout_ms(None, t0), -1);
+        assert_eq!(timeout_ms(Some(t0 + Duration::from_micros(1500)), t0), 2);
+        assert_eq!(timeout_ms(Some(t0), t0 + Duration::from_secs(1)), 0);
     }
 }
