@@ -227,7 +227,7 @@ fn backpressure_keeps_server_memory_bounded() {
         let after = harness::rss_kib_tree(pid);
         let growth = after.saturating_sub(before);
         eprintln!(
-            "[{}] backpressure: {} MiB accepted of 256 MiB offered; server RSS {before} KiB -> {after} KiB",
+            "[{}] backpressure: {} MiB accepted of 256 MiB offered; server memory (PSS) {before} KiB -> {after} KiB",
             model.name,
             offered >> 20
         );

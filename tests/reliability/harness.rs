@@ -272,15 +272,17 @@ pub fn proc_comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
 
-/// Resident memory (VmRSS, KiB) of `pid` and all its descendants: a fork model's memory is in
-/// its children.
+/// Resident memory (KiB) of `pid` and all its descendants: a fork model's memory is in its
+/// children. Each process counts its proportional share (`Pss` in /proc/PID/smaps_rollup), so
+/// pages a child shares with its parent after fork are not counted twice; VmRSS where there is
+/// no smaps_rollup.
 pub fn rss_kib_tree(pid: u32) -> u64 {
-    let own = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    let field = |file: &str, name: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok().and_then(|s| {
+            s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
-        .unwrap_or(0);
+    };
+    let own = field("smaps_rollup", "Pss:").or_else(|| field("status", "VmRSS:")).unwrap_or(0);
     own + children(pid).into_iter().map(rss_kib_tree).sum::<u64>()
 }
 
