@@ -142,7 +142,7 @@ impl Server {
             .and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
             .unwrap_or_else(|| panic!("[{}] no listening line; stderr: {}", model.name, err.dump()));
         let mut server = Server { model: model.clone(), child, addr, out, err, idle_fds: 0, readers };
-        server.idle_fds = server.fd_count();
+        server.idle_fds = server.settled_fd_count();
         server
     }
 
@@ -155,6 +155,31 @@ impl Server {
             return me;
         }
         children(me).into_iter().find(|&p| proc_comm(p) == "socklab").unwrap_or(me)
+    }
+
+    /// The idle descriptor count, taken once the server is fully up: some models open descriptors
+    /// of their own after the listening line (an epoll instance per thread), so one echo session
+    /// runs first, then /proc is read until only the listener is left among the sockets and the
+    /// count holds still for three readings (bounded: 5 s).
+    fn settled_fd_count(&self) -> usize {
+        crate::common::echo_with_std(self.addr, b"warm-up");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut last, mut same) = (usize::MAX, 0);
+        while Instant::now() < deadline {
+            let fds = fds(self.pid());
+            let sockets = fds.iter().filter(|(_, t)| t.starts_with("socket:")).count();
+            if sockets == 1 && fds.len() == last {
+                same += 1;
+                if same == 3 {
+                    break;
+                }
+            } else {
+                same = 0;
+            }
+            last = fds.len();
+            thread::sleep(Duration::from_millis(10)); // polling /proc: there is nothing to wait on
+        }
+        last
     }
 
     /// Open descriptors of the server process (/proc/PID/fd).
@@ -286,10 +311,12 @@ pub fn rss_kib_tree(pid: u32) -> u64 {
     own + children(pid).into_iter().map(rss_kib_tree).sum::<u64>()
 }
 
-/// CPU time (user + system) `pid` has used, from /proc/PID/stat (clock ticks of 10 ms).
+/// CPU time (user + system) used by `pid`, its reaped children (cutime, cstime) and its live
+/// descendants, from /proc/PID/stat (clock ticks of 10 ms): a fork model works in its children.
 pub fn cpu_time(pid: u32) -> Duration {
     let ticks = |n| stat_field(pid, n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis((ticks(14) + ticks(15)) * 10)
+    let own = Duration::from_millis((ticks(14) + ticks(15) + ticks(16) + ticks(17)) * 10);
+    own + children(pid).into_iter().map(cpu_time).sum::<Duration>()
 }
 
 /// Connects with a generous read timeout, so no test can hang on a server that went quiet.
