@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Server, ServerConfig, Sink};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink, somaxconn};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The tutorial's echo server: socket, bind, listen, then accept and echo one client at a time.
+    /// The tutorial's echo server: socket, bind, listen, then accept and echo clients (one at a time
+    /// unless --model says otherwise).
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
     Client(ClientArgs),
@@ -39,12 +40,25 @@ struct ServerArgs {
     /// Port to listen on (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 5000)]
     port: u16,
-    /// listen(2) backlog: how many finished handshakes may wait for accept.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=65535))]
-    backlog: i32,
-    /// recv(2) buffer size in bytes: the most one recv returns.
-    #[arg(long, default_value_t = 2048, value_parser = parse_buffer)]
-    buffer: usize,
+    /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
+    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)).
+    #[arg(long, default_value = "iterative")]
+    model: Model,
+    /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
+    /// tutorial's, for iterative; the kernel's somaxconn for the other models].
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: Option<i32>,
+    /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
+    /// 65536 for poll and epoll, whose buffer is per thread, not per client].
+    #[arg(long, value_parser = parse_buffer)]
+    buffer: Option<usize>,
+    /// epoll model: threads, each with its own epoll instance [default: one per CPU].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    /// The most clients served at once; more wait in the backlog [default: 1024 for thread,
+    /// otherwise only the descriptor limit].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_conns: Option<u64>,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -107,7 +121,15 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
-    let config = ServerConfig { addr, backlog: args.backlog, buffer: args.buffer };
+    let blocking = matches!(args.model, Model::Iterative | Model::Fork | Model::Thread);
+    let config = ServerConfig {
+        addr,
+        backlog: args.backlog.unwrap_or(if args.model == Model::Iterative { 5 } else { somaxconn() }),
+        buffer: args.buffer.unwrap_or(if blocking { 2048 } else { 65536 }),
+        model: args.model,
+        threads: args.threads.map_or(0, |n| n as usize),
+        max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     signals::stop_on_signals(server.stop_handle())?;

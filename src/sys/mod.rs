@@ -22,9 +22,12 @@
 #![allow(clippy::unnecessary_cast)]
 
 mod addr;
+#[cfg(socklab_epoll)]
+pub mod epoll;
 mod fcntl;
 pub mod names;
 mod poll;
+pub mod process;
 mod socket;
 mod sockopt;
 pub mod trace;
@@ -32,7 +35,9 @@ pub mod trace;
 pub use addr::decode_bytes as decode_sockaddr;
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
-pub use socket::{accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket};
+pub use socket::{
+    accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket, socketpair,
+};
 pub use sockopt::{
     getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger, setsockopt_timeval,
 };
