@@ -30,6 +30,9 @@ enum Command {
     Client(ClientArgs),
     /// Runs the server on a free port and the client against it, printing both sides.
     Demo,
+    /// Load generator: many connections against an echo server, every echoed byte checked.
+    #[cfg(socklab_epoll)]
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +86,41 @@ struct ClientArgs {
     quiet: bool,
 }
 
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The echo server: HOST:PORT (an IPv6 address in brackets: [::1]:5000).
+    #[arg(long)]
+    addr: String,
+    /// pingpong (one message at a time, latency), bulk (streaming), connrate (connect, echo, close).
+    #[arg(long, default_value = "pingpong")]
+    mode: socklab::bench::Mode,
+    /// Connections at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    conns: u32,
+    /// Bytes per message (pingpong, connrate) or per write (bulk).
+    #[arg(long, default_value_t = 64, value_parser = parse_buffer)]
+    size: usize,
+    /// Seconds of load (a grace period of up to 5 s for outstanding echoes follows).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    duration: f64,
+    /// Seed of the pseudo-random payload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the report (and no progress line).
+    #[arg(long)]
+    json: bool,
+    /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+#[cfg(socklab_epoll)]
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let s: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if (0.01..=3600.0).contains(&s) { Ok(s) } else { Err(format!("{s} is out of range: use 0.01 to 3600 seconds")) }
+}
+
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
 fn parse_buffer(text: &str) -> Result<usize, String> {
     const MAX: usize = 64 << 20;
@@ -97,6 +135,8 @@ pub fn main() -> ExitCode {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
         Command::Demo => demo(),
+        #[cfg(socklab_epoll)]
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,4 +197,60 @@ fn demo() -> io::Result<()> {
     let stopped = server.stop();
     result?;
     stopped
+}
+
+#[cfg(socklab_epoll)]
+fn bench(args: BenchArgs) -> io::Result<()> {
+    use socklab::bench::{self, BenchConfig};
+    use std::io::IsTerminal;
+    use std::time::Duration;
+
+    let (host, port) = args.addr.rsplit_once(':').ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("--addr {}: expected HOST:PORT", args.addr))
+    })?;
+    let port: u16 = port.parse().map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("--addr {}: '{port}' is not a port", args.addr))
+    })?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = *resolve(host, port)?.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !addr.ip().is_loopback() && !args.allow_remote {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{addr} is not a loopback address; a benchmark floods its target, so pass --allow-remote if you mean it"
+            ),
+        ));
+    }
+    let config = BenchConfig {
+        addr,
+        mode: args.mode,
+        conns: args.conns as usize,
+        size: args.size,
+        duration: Duration::from_secs_f64(args.duration),
+        grace: bench::GRACE,
+        seed: args.seed,
+    };
+    let live = !args.json && io::stderr().is_terminal();
+    let mut progress = |p: &bench::Progress| {
+        if live {
+            let _ = write!(io::stderr(), "\r{p}");
+        }
+    };
+    let report = bench::run(&config, &mut progress)?;
+    if live {
+        let _ = write!(io::stderr(), "\r\x1b[K");
+    }
+    if args.json {
+        say(&report.to_json())
+    } else {
+        say(&report)
+    }
+    if report.is_correct() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "the echo was not byte-exact or nothing was served: {} mismatches, {} lost bytes, {} of {} connections served",
+            report.mismatches, report.lost_bytes, report.served, report.conns
+        )))
+    }
 }

@@ -28,6 +28,8 @@ mod fcntl;
 pub mod names;
 mod poll;
 pub mod process;
+#[cfg(target_os = "linux")]
+pub mod resource;
 mod socket;
 mod sockopt;
 pub mod trace;
