@@ -35,6 +35,24 @@ pub fn host(data: &[u8]) {
     }
 }
 
+/// `HOST:PORT` splitting (`bench --addr`): never panics; what it accepts has a real port and a
+/// host that `parse_host` accepts, and re-joins to the input (brackets around IPv6).
+pub fn host_port(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match socklab::resolve::split_host_port(&text) {
+        Ok((host, port)) => {
+            assert!(port != 0);
+            assert!(parse_host(host).is_ok(), "{host:?}");
+            let joined = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+            assert_eq!(socklab::resolve::split_host_port(&joined).unwrap(), (host, port));
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n') && !msg.contains('\r'), "not one line: {msg:?}");
+        }
+    }
+}
+
 /// Decoding a sockaddr the kernel (or a packet) handed us: never panics; what it accepts matches
 /// the bytes field by field (Linux layout: family in host order, port and IPv4 address in network
 /// order).

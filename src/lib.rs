@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cli (src/main.rs, src/cli/)   argument parsing and printing
-//! echo (src/echo/)              the tutorial's echo server and client, and their stop switch
+//! echo (src/echo/)              the tutorial's echo server (five concurrency models) and client
+//! bench (src/bench/)            the load generator of `socklab bench`
 //! tcp.rs, socket.rs             TcpListener / TcpStream (Read, Write, AsFd), Socket (closes on drop)
 //! sys (src/sys/)                one fn per syscall; the only `unsafe` in the crate
 //! ```
@@ -16,6 +17,8 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(socklab_epoll)]
+pub mod bench;
 pub mod echo;
 pub mod error;
 pub mod resolve;

@@ -70,6 +70,40 @@ pub fn parse_host(host: &str) -> io::Result<Host> {
     Ok(Host::Name(bare.to_string()))
 }
 
+/// Splits a `HOST:PORT` argument (`127.0.0.1:5000`, `localhost:5000`, `[::1]:5000`) without any
+/// lookup. An IPv6 address must be in brackets: in `::1:5000` the last group could be the port
+/// or part of the address, so it is refused rather than guessed. The port must be 1-65535 (one
+/// cannot connect to port 0). Never panics.
+pub fn split_host_port(text: &str) -> io::Result<(&str, u16)> {
+    let text = text.trim();
+    let shown = text.escape_debug();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid(&format!("'{shown}' opens '[' without closing it; write e.g. [::1]:5000")))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| invalid(&format!("'{shown}' has no :PORT after the bracketed address, e.g. [::1]:5000")))?;
+        (host, port)
+    } else {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(&format!("'{shown}' is not HOST:PORT, e.g. 127.0.0.1:5000 or [::1]:5000")))?;
+        if host.contains(':') {
+            return Err(invalid(&format!("'{shown}': an IPv6 address needs brackets, e.g. [::1]:5000")));
+        }
+        (host, port)
+    };
+    let port = match port.parse::<u16>() {
+        Ok(0) | Err(_) => {
+            return Err(invalid(&format!("'{shown}': '{}' is not a port (1-65535)", port.escape_debug())));
+        }
+        Ok(port) => port,
+    };
+    parse_host(host)?;
+    Ok((host, port))
+}
+
 /// Resolves `host` (a name or an IP literal) and `port` to addresses to try in order.
 pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let name = match parse_host(host)? {
@@ -132,6 +166,18 @@ mod tests {
         assert!(resolve("-x.example", 1).is_err());
         assert!(resolve(&"a".repeat(64), 1).is_err());
         assert!(resolve("\0", 1).is_err());
+    }
+
+    #[test]
+    fn host_port_needs_brackets_for_ipv6_and_a_real_port() {
+        assert_eq!(split_host_port("127.0.0.1:5000").unwrap(), ("127.0.0.1", 5000));
+        assert_eq!(split_host_port("[::1]:80").unwrap(), ("::1", 80));
+        assert_eq!(split_host_port("localhost:7").unwrap(), ("localhost", 7));
+        for bad in ["::1:5000", "::1", "[::1]", "[::1", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", ":80", "a b:1"] {
+            let err = split_host_port(bad).unwrap_err().to_string();
+            assert!(!err.contains('\n'), "{bad}: {err}");
+        }
+        assert!(split_host_port("::1:5000").unwrap_err().to_string().contains("brackets"));
         let e = resolve("no-such-host.invalid", 1).unwrap_err();
         assert!(e.to_string().contains("cannot resolve host 'no-such-host.invalid'"), "{e}");
     }

@@ -121,6 +121,15 @@ impl Socket {
         Ok((socket, addr))
     }
 
+    /// accept(2) once, *without* retrying `EINTR`: for a server that wants a signal to wake it (the
+    /// fork model reaps its children when SIGCHLD interrupts accept).
+    pub fn accept_interruptible(&self) -> io::Result<(Socket, SocketAddr)> {
+        let (fd, addr) = sys::accept(self.fd(), CLOEXEC_FLAG)?;
+        let socket = Socket::from(fd);
+        socket.finish_setup()?;
+        Ok((socket, addr))
+    }
+
     /// connect(2): the TCP three-way handshake. Returns once established (or refused).
     pub fn connect(&self, addr: &SocketAddr) -> io::Result<()> {
         match sys::connect(self.fd(), addr) {

@@ -53,6 +53,13 @@ impl TcpListener {
         Ok((TcpStream { socket }, addr))
     }
 
+    /// Like [`accept`](Self::accept), but a signal handler's `EINTR` comes back as an error
+    /// (`ErrorKind::Interrupted`) instead of being retried.
+    pub fn accept_interruptible(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = self.socket.accept_interruptible()?;
+        Ok((TcpStream { socket }, addr))
+    }
+
     /// The address the listener is bound to (with the real port after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()

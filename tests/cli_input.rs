@@ -3,12 +3,31 @@
 
 mod common;
 
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::socklab;
 
+/// Runs socklab with `args`, killing it after 20 s: an argument that is wrongly accepted may
+/// start a server, and that must fail the test, not hang it.
 fn run(args: &[&str]) -> Output {
-    socklab().args(args).output().expect("run socklab")
+    let mut child = socklab()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run socklab");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!("{args:?} still running after 20 s: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(5)); // no portable wait-with-timeout for a child
+    }
+    child.wait_with_output().expect("wait")
 }
 
 /// Asserts the usage-error contract for `args`: exit 2, one line on stderr naming `names`, nothing
@@ -62,6 +81,32 @@ fn empty_and_malformed_hosts_name_the_host() {
     }
     let long = "a".repeat(64); // one DNS label may have at most 63 bytes
     assert_usage_error(&["client", "--host", &long, "--port", "1"], "--host");
+}
+
+/// Where a socket address is expected (`bench --addr HOST:PORT`): IPv6 without brackets, no
+/// port, port 0 or out of range, a malformed host.
+#[test]
+fn bad_socket_addresses_name_the_address() {
+    if !socklab().args(["bench", "--help"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no bench command on this platform");
+        return;
+    }
+    for bad in [
+        "::1:5000",
+        "::1",
+        "[::1]",
+        "[::1",
+        "fe80::1%2:80",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        ":80",
+        "",
+        "300.1.1.1:80",
+        "a b:80",
+    ] {
+        assert_usage_error(&["bench", &format!("--addr={bad}"), "--duration", "0.01"], "--addr");
+    }
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn saved_reproducers_still_pass() {
     let (hosts, addrs) = (regressions("host"), regressions("sockaddr"));
     assert!(!hosts.is_empty() && !addrs.is_empty());
     hosts.iter().for_each(|h| checks::host(h));
+    hosts.iter().for_each(|h| checks::host_port(h));
     addrs.iter().for_each(|a| checks::sockaddr(a));
 }
 
@@ -58,6 +59,7 @@ fn host_parser_random_loop() {
             }
         }
         checks::host(&input);
+        checks::host_port(&input);
     }
 }
 

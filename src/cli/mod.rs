@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Server, ServerConfig, Sink};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink, somaxconn};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -24,12 +24,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The tutorial's echo server: socket, bind, listen, then accept and echo one client at a time.
+    /// The tutorial's echo server: socket, bind, listen, then accept and echo clients (one at a time
+    /// unless --model says otherwise).
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
     Client(ClientArgs),
     /// Runs the server on a free port and the client against it, printing both sides.
     Demo,
+    /// Load generator: many connections against an echo server, every echoed byte checked.
+    #[cfg(socklab_epoll)]
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -40,23 +44,32 @@ struct ServerArgs {
     /// Port to listen on (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
-    /// listen(2) backlog: how many finished handshakes may wait for accept.
-    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
-    backlog: i32,
-    /// recv(2) buffer size in bytes: the most one recv returns.
-    #[arg(long, default_value_t = 2048, allow_negative_numbers = true, value_parser = parse_buffer)]
-    buffer: usize,
+    /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
+    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)).
+    #[arg(long, default_value = "iterative")]
+    model: Model,
+    /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
+    /// tutorial's, for iterative; the kernel's somaxconn for the other models].
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: Option<i32>,
+    /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
+    /// 65536 for poll and epoll, whose buffer is per thread, not per client].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
+    buffer: Option<usize>,
+    /// epoll model: threads, each with its own epoll instance [default: one per CPU].
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    /// The most clients served at once; more wait in the listen queue until one ends [default:
+    /// 1024 for thread, otherwise only the descriptor limit].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_conns: Option<u64>,
     /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     idle_timeout: Option<Duration>,
     /// Close a connection this long after accept, even if it keeps dribbling bytes: 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     max_conn_time: Option<Duration>,
-    /// Serve at most N connections at once; more wait in the listen queue until one ends.
-    #[arg(long, value_name = "N", allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    max_conns: Option<u32>,
-    /// Test hook: a SIGALRM every DURATION, with a counting handler and no SA_RESTART, so every
+    /// Test hook: a SIGALRM every DURATION, with a do-nothing handler and no SA_RESTART, so every
     /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
     interrupt_every: Option<Duration>,
@@ -82,6 +95,41 @@ struct ClientArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The echo server: HOST:PORT (an IPv6 address in brackets: [::1]:5000).
+    #[arg(long)]
+    addr: String,
+    /// pingpong (one message at a time, latency), bulk (streaming), connrate (connect, echo, close).
+    #[arg(long, default_value = "pingpong")]
+    mode: socklab::bench::Mode,
+    /// Connections at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    conns: u32,
+    /// Bytes per message (pingpong, connrate) or per write (bulk).
+    #[arg(long, default_value_t = 64, value_parser = parse_buffer)]
+    size: usize,
+    /// Seconds of load (a grace period of up to 5 s for outstanding echoes follows).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    duration: f64,
+    /// Seed of the pseudo-random payload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the report (and no progress line).
+    #[arg(long)]
+    json: bool,
+    /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+#[cfg(socklab_epoll)]
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let s: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if (0.01..=3600.0).contains(&s) { Ok(s) } else { Err(format!("{s} is out of range: use 0.01 to 3600 seconds")) }
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -122,6 +170,8 @@ pub fn main() -> ExitCode {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
         Command::Demo => demo(),
+        #[cfg(socklab_epoll)]
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,13 +243,16 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
+    let blocking = matches!(args.model, Model::Iterative | Model::Fork | Model::Thread);
     let config = ServerConfig {
         addr,
-        backlog: args.backlog,
-        buffer: args.buffer,
+        backlog: args.backlog.unwrap_or(if args.model == Model::Iterative { 5 } else { somaxconn() }),
+        buffer: args.buffer.unwrap_or(if blocking { 2048 } else { 65536 }),
+        model: args.model,
+        threads: args.threads.map_or(0, |n| n as usize),
+        max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         idle_timeout: args.idle_timeout,
         max_conn_time: args.max_conn_time,
-        max_conns: args.max_conns.map(|n| n as usize),
     };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
@@ -233,4 +286,56 @@ fn demo() -> io::Result<()> {
     let stopped = server.stop();
     result?;
     stopped
+}
+
+#[cfg(socklab_epoll)]
+fn bench(args: BenchArgs) -> io::Result<()> {
+    use socklab::bench::{self, BenchConfig};
+    use socklab::resolve::split_host_port;
+    use std::io::IsTerminal;
+    use std::time::Duration;
+
+    let (host, port) = split_host_port(&args.addr).map_err(|e| usage("--addr", e))?;
+    let addr =
+        *resolve(host, port).map_err(|e| usage("--addr", e))?.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !addr.ip().is_loopback() && !args.allow_remote {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{addr} is not a loopback address; a benchmark floods its target, so pass --allow-remote if you mean it"
+            ),
+        ));
+    }
+    let config = BenchConfig {
+        addr,
+        mode: args.mode,
+        conns: args.conns as usize,
+        size: args.size,
+        duration: Duration::from_secs_f64(args.duration),
+        grace: bench::GRACE,
+        seed: args.seed,
+    };
+    let live = !args.json && io::stderr().is_terminal();
+    let mut progress = |p: &bench::Progress| {
+        if live {
+            let _ = write!(io::stderr(), "\r{p}");
+        }
+    };
+    let report = bench::run(&config, &mut progress)?;
+    if live {
+        let _ = write!(io::stderr(), "\r\x1b[K");
+    }
+    if args.json {
+        say(&report.to_json())
+    } else {
+        say(&report)
+    }
+    if report.is_correct() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "the echo was not byte-exact or nothing was served: {} mismatches, {} lost bytes, {} of {} connections served",
+            report.mismatches, report.lost_bytes, report.served, report.conns
+        )))
+    }
 }

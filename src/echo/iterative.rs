@@ -40,6 +40,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         match accepted {
             Ok((conn, peer)) => {
                 sink(&Event::Accepted(peer));
+                no_delay(&conn);
                 let conn = Arc::new(conn);
                 let _watch = stop.watch(conn.clone());
                 echo_limited(&conn, peer, &mut buf, config.limits(), sink);
@@ -48,6 +49,13 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             Err(e) => survive_accept_error(e, sink)?,
         }
     }
+}
+
+/// TCP_NODELAY on an accepted connection: an echo is a small reply that must leave at once, not
+/// wait for Nagle's algorithm to batch it with the next one (which would never come).
+pub fn no_delay(conn: &TcpStream) {
+    // Fails only if the connection is already gone; its next recv reports why.
+    let _ = conn.set_nodelay(true);
 }
 
 /// recv, send back, until the peer closes or the connection fails. Errors end this connection only.

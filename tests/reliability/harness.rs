@@ -11,22 +11,11 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 
-/// Server models to run every case against: the values `socklab server --help` lists for
-/// `--model`, or just the iterative server while there is no `--model` flag. This is the one
-/// place that knows the list; a new model is picked up from --help without editing the suite.
+/// Server models to run every case against: every `socklab::echo::Model` (the list `--model`
+/// accepts). This is the one place the suite learns the models; a new one is picked up as soon as
+/// it is added to `Model::ALL`.
 pub fn models() -> Vec<Model> {
-    let help = common::socklab().args(["server", "--help"]).output().expect("socklab server --help");
-    let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let Some(at) = help.find("--model") else {
-        return vec![Model { name: "iterative".into(), flag: false }];
-    };
-    let rest = &help[at..];
-    let values = rest
-        .find("[possible values: ")
-        .map(|i| &rest[i + "[possible values: ".len()..])
-        .and_then(|v| v.find(']').map(|end| &v[..end]))
-        .unwrap_or_else(|| panic!("--model is in --help but its possible values are not: {rest}"));
-    values.split(',').map(|v| Model { name: v.trim().to_string(), flag: true }).collect()
+    socklab::echo::Model::ALL.iter().map(|m| Model { name: m.name().to_string(), flag: true }).collect()
 }
 
 /// One server model, and whether `--model` must be passed to select it.
@@ -239,6 +228,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Under a wrapper (strace, valgrind) kill the server itself first: killing strace alone
+        // would detach it and leave it running.
+        let pid = self.pid();
+        if pid != self.child.id() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
