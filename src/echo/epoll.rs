@@ -39,8 +39,10 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::Instant;
 
 use super::event::Sink;
+use super::limits::{self, Limits};
 use super::nonblocking::{Accepting, Conn, Want, accept_burst};
 use super::server::ServerConfig;
 use super::stop::Stop;
@@ -111,8 +113,17 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
     // This thread's connections, indexed by descriptor number (the epoll data of their events).
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut paused = false;
+    let limits = shared.config.limits();
     loop {
-        let n = match epoll_wait(ep, &mut events, if paused { 100 } else { -1 }) {
+        // Wake for the first connection time limit to pass (a scan only when limits are set), and
+        // after 100 ms while paused.
+        let due =
+            if limits == Limits::default() { None } else { conns.iter().flatten().filter_map(Conn::next_expiry).min() };
+        let timeout = match limits::timeout_ms(due, Instant::now()) {
+            t if paused && !(0..=100).contains(&t) => 100,
+            t => t,
+        };
+        let n = match epoll_wait(ep, &mut events, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             result => result?,
         };
@@ -150,6 +161,16 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                 }
             }
         }
+        if due.is_some() {
+            let now = Instant::now();
+            for slot in
+                conns.iter_mut().filter(|c| c.as_ref().is_some_and(|c| c.check_limits(now, shared.sink) == Want::Close))
+            {
+                *slot = None; // closing removes it from the epoll instance
+                shared.open.fetch_sub(1, Ordering::Relaxed);
+                closed_any = true;
+            }
+        }
         if paused && (n == 0 || closed_any) {
             epoll_ctl(ep, EPOLL_CTL_ADD, shared.listener.as_fd(), listen_events, LISTENER)?;
             paused = false;
@@ -174,6 +195,6 @@ fn add_conn(
     if conns.len() <= fd {
         conns.resize_with(fd + 1, || None);
     }
-    conns[fd] = Some(Conn::new(stream, peer));
+    conns[fd] = Some(Conn::new(stream, peer, shared.config.limits()));
     shared.open.fetch_add(1, Ordering::Relaxed);
 }

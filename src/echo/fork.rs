@@ -21,15 +21,17 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::event::{Event, Sink};
-use super::iterative::{echo_connection, no_delay, survive_accept_error};
+use super::iterative::{no_delay, survive_accept_error};
+use super::limits::{Limits, echo_limited};
 use super::server::ServerConfig;
 use super::stop::Stop;
 use crate::sys::process::{self as sys, Disposition, Forked};
+use crate::sys::{PollFd, poll};
 use crate::tcp::{TcpListener, TcpStream};
 
 /// Forks a child per client until `stop` is requested; then ends and reaps every child.
@@ -42,8 +44,20 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     // Allocated before any fork, so a child never needs the allocator (see `sys::process::fork`).
     let mut buf = vec![0u8; config.buffer];
     let mut children = Vec::new();
+    let max = config.max_conns.unwrap_or(usize::MAX);
     let result = loop {
         reap(&mut children);
+        if children.len() >= max {
+            // At the --max-conns bound, accept nothing until a child ends: the next clients wait
+            // in the listen queue. SIGCHLD interrupts this poll (EINTR); the stop makes the
+            // listener report POLLHUP; the timeout covers a SIGCHLD that came just before it.
+            let mut fds = [PollFd { fd: listener.as_raw_fd(), events: 0, revents: 0 }];
+            let _ = poll(&mut fds, 100);
+            if stop.requested() {
+                break Ok(());
+            }
+            continue;
+        }
         let accepted = listener.accept_interruptible();
         if stop.requested() {
             break Ok(());
@@ -59,7 +73,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         sink(&Event::Accepted(peer));
         no_delay(&conn);
         match sys::fork() {
-            Ok(Forked::Child) => child(listener, conn, peer, &mut buf, sink),
+            Ok(Forked::Child) => child(listener, conn, peer, &mut buf, config.limits(), sink),
             Ok(Forked::Parent(pid)) => children.push(pid),
             Err(e) => sink(&Event::ConnectionError(peer, &e)), // EAGAIN: too many processes
         }
@@ -89,11 +103,11 @@ fn reap(children: &mut Vec<libc::pid_t>) {
 /// The child: only this thread exists here. It restores the signal mask it inherited (the CLI
 /// blocks SIGINT/SIGTERM), closes its copy of the listener, echoes, and `_exit`s without
 /// returning into the parent's code or running its destructors.
-fn child(listener: &TcpListener, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], sink: &Sink) -> ! {
+fn child(listener: &TcpListener, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
         let _ = sys::sigprocmask(sys::SIG_SETMASK, &[]);
         let _ = sys::close_inherited(listener.as_fd());
-        echo_connection(&conn, peer, buf, sink);
+        echo_limited(&conn, peer, buf, limits, sink);
         conn.close()
     }));
     sys::exit(if matches!(served, Ok(Ok(()))) { 0 } else { 1 })

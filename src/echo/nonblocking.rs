@@ -10,9 +10,11 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use super::event::{Event, Sink};
 use super::iterative::no_delay;
+use super::limits::{Clock, Limits};
 use crate::tcp::{TcpListener, TcpStream};
 
 /// What a connection waits for next.
@@ -34,12 +36,28 @@ pub struct Conn {
     peer: SocketAddr,
     /// Echo bytes that did not fit into the send buffer yet. Empty (no allocation) normally.
     unsent: Vec<u8>,
+    /// `--idle-timeout` / `--max-conn-time`: a nonblocking socket never waits in recv, so the
+    /// loop keeps the clock (see `limits.rs`).
+    clock: Clock,
 }
 
 impl Conn {
-    /// Wraps an accepted nonblocking connection.
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
-        Conn { stream, peer, unsent: Vec::new() }
+    /// Wraps an accepted nonblocking connection; its clock starts now.
+    pub fn new(stream: TcpStream, peer: SocketAddr, limits: Limits) -> Conn {
+        Conn { stream, peer, unsent: Vec::new(), clock: Clock::new(limits) }
+    }
+
+    /// When its next time limit passes (`None`: no limits).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.clock.next_expiry()
+    }
+
+    /// If a time limit has passed at `now`, reports it (one line) and says the connection is done.
+    pub fn check_limits(&self, now: Instant, sink: &Sink) -> Want {
+        match self.clock.expired(now) {
+            Some(e) => self.failed(&e, sink),
+            None => self.want(),
+        }
     }
 
     /// What it waits for now.
@@ -67,6 +85,7 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Want::Read, // a spurious wake-up
             Err(e) => return self.failed(&e, sink),
         };
+        self.clock.progress();
         sink(&Event::ServerReceived(self.peer, &buf[..n]));
         sink(&Event::ServerSending(self.peer, &buf[..n]));
         match self.send_some(&buf[..n], sink) {
@@ -98,7 +117,10 @@ impl Conn {
         let mut sent = 0;
         while sent < data.len() {
             match self.stream.send(&data[sent..]) {
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    self.clock.progress();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(self.failed(&e, sink)),
             }

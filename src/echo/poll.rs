@@ -18,8 +18,10 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::event::Sink;
+use super::limits;
 use super::nonblocking::{Accepting, Conn, Want, accept_burst};
 use super::server::ServerConfig;
 use super::stop::Stop;
@@ -34,6 +36,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     let mut conns: Vec<Conn> = Vec::new();
     let mut fds: Vec<PollFd> = Vec::new();
     let mut paused = false;
+    let limits = config.limits();
     loop {
         // fds[0] is the listener (events 0 while paused or full: only POLLHUP, the stop, is
         // reported then); fds[i + 1] is conns[i].
@@ -44,8 +47,14 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             let events = if conn.want() == Want::Read { POLLIN } else { POLLOUT };
             fds.push(PollFd { fd: conn.stream.as_raw_fd(), events, revents: 0 });
         }
-        // While paused after EMFILE, look again after 100 ms: descriptors may have been freed.
-        match sys::poll(&mut fds, if paused { 100 } else { -1 }) {
+        // Wake for the first connection time limit to pass, if any; and while paused after
+        // EMFILE, look again after 100 ms: descriptors may have been freed.
+        let due = conns.iter().filter_map(Conn::next_expiry).min();
+        let timeout = match limits::timeout_ms(due, Instant::now()) {
+            t if paused && !(0..=100).contains(&t) => 100,
+            t => t,
+        };
+        match sys::poll(&mut fds, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
             Ok(_) => {}
@@ -59,10 +68,14 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             // POLLHUP/POLLERR need no asking: the recv or send in `ready` reports them.
             fds[i].revents == 0 || conn.ready(&mut buf, sink) != Want::Close
         });
+        if due.is_some() {
+            let now = Instant::now();
+            conns.retain(|conn| conn.check_limits(now, sink) != Want::Close);
+        }
         paused = false;
         if fds[0].revents & POLLIN != 0 {
             let room = max.saturating_sub(conns.len());
-            let burst = accept_burst(listener, room, sink, |stream, peer| conns.push(Conn::new(stream, peer)))?;
+            let burst = accept_burst(listener, room, sink, |stream, peer| conns.push(Conn::new(stream, peer, limits)))?;
             paused = burst == Accepting::Pause && conns.len() < max;
         }
     }

@@ -20,7 +20,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 
 use super::event::{Event, Sink};
-use super::iterative::{echo_connection, no_delay, survive_accept_error};
+use super::iterative::{no_delay, survive_accept_error};
+use super::limits::echo_limited;
 use super::server::{DEFAULT_MAX_THREADS, ServerConfig};
 use super::stop::Stop;
 use crate::tcp::TcpListener;
@@ -50,11 +51,12 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         no_delay(&conn);
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
-        let (id, done, conn_sink, size) = (next_id, done_tx.clone(), Arc::clone(sink), config.buffer);
+        let (id, done, conn_sink, size, limits) =
+            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer, config.limits());
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
             let mut buf = vec![0u8; size];
-            echo_connection(&conn, peer, &mut buf, &conn_sink);
+            echo_limited(&conn, peer, &mut buf, limits, &conn_sink);
             drop(watch);
             drop(conn); // closed before the loop learns that this thread is done
             let _ = done.send(id);
