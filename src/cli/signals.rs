@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use socklab::echo::Stop;
-use socklab::sys::{self, Disposition};
+use socklab::sys::{self, process::Disposition};
 
 /// Sends SIGALRM to the process every `interval`, with a handler that only counts and no
-/// SA_RESTART: every blocking accept/recv/send is interrupted with EINTR again and again. A test
+/// SA_RESTART (`Disposition::Interrupt`): every blocking accept/recv/send is interrupted with EINTR again and again. A test
 /// hook (`--interrupt-every`, hidden from --help); returns a guard that stops the timer.
 pub fn interrupt_every(interval: Duration) -> io::Result<TimerGuard> {
-    sys::sigaction(libc::SIGALRM, Disposition::Count)?;
+    sys::process::sigaction(libc::SIGALRM, Disposition::Interrupt)?;
     sys::setitimer(Some(interval))?;
     Ok(TimerGuard)
 }
@@ -30,7 +30,7 @@ pub struct TimerGuard;
 impl Drop for TimerGuard {
     fn drop(&mut self) {
         let _ = sys::setitimer(None);
-        let caught = sys::CAUGHT.load(std::sync::atomic::Ordering::Relaxed);
+        let caught = sys::process::INTERRUPTS[libc::SIGALRM as usize].load(std::sync::atomic::Ordering::Relaxed);
         eprintln!("socklab: note: caught {caught} SIGALRM signals (--interrupt-every)");
     }
 }

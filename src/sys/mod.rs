@@ -30,18 +30,18 @@ mod poll;
 pub mod process;
 #[cfg(target_os = "linux")]
 pub mod resource;
-mod signal;
 mod socket;
 mod sockopt;
+mod timer;
 pub mod trace;
 
 pub use addr::decode_bytes as decode_sockaddr;
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
-pub use signal::{CAUGHT, Disposition, setitimer, sigaction};
 pub use socket::{
     accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket, socketpair,
 };
 pub use sockopt::{
     getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger, setsockopt_timeval,
 };
+pub use timer::setitimer;

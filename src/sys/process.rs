@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::socket::{cvt, wide};
 use super::trace::{self, Arg};
@@ -110,14 +111,24 @@ pub enum Disposition {
     Default,
     /// `SIG_IGN`. For SIGCHLD this also makes the kernel reap children itself.
     Ignore,
-    /// A handler that does nothing. Its only effect: a blocking call in the thread that receives
+    /// A handler that only counts (see [`INTERRUPTS`]). Its effect: a blocking call in the thread that receives
     /// the signal returns `EINTR` (no `SA_RESTART`), so a loop can react, e.g. reap children.
     Interrupt,
     /// Some other handler the program installed.
     Other,
 }
 
-extern "C" fn do_nothing(_: libc::c_int) {}
+/// How many times the [`Disposition::Interrupt`] handler ran, per signal number: proof, for a
+/// test, that signals really arrived (the `--interrupt-every` EINTR storm counts its SIGALRMs).
+pub static INTERRUPTS: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
+
+/// The Interrupt handler: counts and returns. An atomic add is async-signal-safe (no lock, no
+/// allocation); the point of the handler is the EINTR it causes, not what it does.
+extern "C" fn interrupted(sig: libc::c_int) {
+    if let Some(count) = usize::try_from(sig).ok().and_then(|i| INTERRUPTS.get(i)) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// `sigaction(2)` (made as `rt_sigaction`): sets the disposition of `sig` and returns the old one.
 pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Disposition> {
@@ -130,7 +141,7 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
             ));
         }
         Disposition::Ignore => libc::SIG_IGN,
-        Disposition::Interrupt => do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        Disposition::Interrupt => interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t,
     };
     let args = [Arg::Int(sig.into()), Arg::Int(handler as i64)];
     if trace::enabled() {
@@ -143,8 +154,8 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
     new.sa_flags = if sig == libc::SIGCHLD { libc::SA_NOCLDSTOP } else { 0 };
     // SAFETY: as above.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: `new` and `old` are valid sigaction structs for the whole call; `do_nothing` is
-    // async-signal-safe (it does nothing).
+    // SAFETY: `new` and `old` are valid sigaction structs for the whole call; `interrupted` is
+    // async-signal-safe (one atomic add).
     let res = cvt(unsafe { libc::sigaction(sig, &new, &mut old) });
     if trace::enabled() {
         trace::exit("rt_sigaction", &args, &wide(res.as_ref().copied()));
@@ -152,7 +163,7 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
     res.map(|_| match old.sa_sigaction {
         libc::SIG_DFL => Disposition::Default,
         libc::SIG_IGN => Disposition::Ignore,
-        h if h == do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t => Disposition::Interrupt,
+        h if h == interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t => Disposition::Interrupt,
         _ => Disposition::Other,
     })
 }

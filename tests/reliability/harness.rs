@@ -147,17 +147,16 @@ impl Server {
     }
 
     /// The idle descriptor count, taken once the server is fully up: some models open descriptors
-    /// of their own after the listening line (an epoll instance per thread), so one echo session
-    /// runs first, then /proc is read until only the listener is left among the sockets and the
-    /// count holds still for three readings (bounded: 5 s).
+    /// of their own after the listening line (an epoll instance per thread, a wake-up socketpair),
+    /// so one echo session runs first — read to EOF, so the server has closed its end — then
+    /// /proc is read until the count holds still for three readings (bounded: 5 s).
     fn settled_fd_count(&self) -> usize {
         crate::common::echo_with_std(self.addr, b"warm-up");
         let deadline = Instant::now() + Duration::from_secs(5);
         let (mut last, mut same) = (usize::MAX, 0);
         while Instant::now() < deadline {
-            let fds = fds(self.pid());
-            let sockets = fds.iter().filter(|(_, t)| t.starts_with("socket:")).count();
-            if sockets == 1 && fds.len() == last {
+            let now = fd_count(self.pid());
+            if now == last {
                 same += 1;
                 if same == 3 {
                     break;
@@ -165,7 +164,7 @@ impl Server {
             } else {
                 same = 0;
             }
-            last = fds.len();
+            last = now;
             thread::sleep(Duration::from_millis(10)); // polling /proc: there is nothing to wait on
         }
         last
