@@ -286,7 +286,7 @@ fn soak_mixed_traffic() {
         let (fd_first, fd_last) = (max(first, |s| s.0 as u64), max(last, |s| s.0 as u64));
         let (rss_first, rss_last) = (max(first, |s| s.1), max(last, |s| s.1));
         eprintln!(
-            "[{}] soak {secs} s: {} sessions, {} MiB echoed; fds max {fd_first} (first 10 s) / {fd_last} (last 10 s); RSS max {rss_first} / {rss_last} KiB",
+            "[{}] soak {secs} s: {} sessions, {} MiB echoed; fds max {fd_first} (first 10 s) / {fd_last} (last 10 s); memory (PSS) max {rss_first} / {rss_last} KiB",
             model.name,
             sessions.load(Ordering::Relaxed),
             bytes.load(Ordering::Relaxed) >> 20
