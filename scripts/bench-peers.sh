@@ -8,7 +8,8 @@
 #
 # Peers: a Rust std thread-per-connection echo and a tokio echo (standalone crates under
 # bench/peers/, never dependencies of socklab), socat (fork per connection), a small C epoll echo
-# (compiled here with the system cc) as the reference for "as fast as C", and the tutorial's
+# (compiled here with the system cc) as the reference for "as fast as C" (with one thread per CPU,
+# and with one thread: "-1t"; socklab's epoll model likewise), and the tutorial's
 # Python server (for the iterative model). Every server is started fresh for every measurement
 # and stopped with SIGTERM afterwards; its peak RSS (VmHWM) is recorded.
 set -euo pipefail
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-1}
 ONLY=${ONLY:-"pp1 pp1pin pp100 bulk connrate c10k"}
-SERVERS=${SERVERS:-"iterative fork thread poll epoll tutorial-py std tokio socat c-epoll"}
+SERVERS=${SERVERS:-"iterative fork thread poll epoll epoll-1t tutorial-py std tokio socat c-epoll c-epoll-1t"}
 PORT=${PORT:-17000}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
@@ -33,6 +34,8 @@ server_cmd() {
   case $1 in
     iterative) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model iterative --backlog 5" ;;
     fork | thread | poll | epoll) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model $1 --quiet" ;;
+    epoll-1t) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model epoll --threads 1 --quiet" ;;
+    c-epoll-1t) echo "$OUT/c-epoll-echo $2 1" ;;
     tutorial-py) echo "python3 bench/peers/tutorial_server.py $2" ;;
     std) echo "bench/peers/std-echo/target/release/std-echo $2" ;;
     tokio) echo "bench/peers/tokio-echo/target/release/tokio-echo $2" ;;
@@ -103,7 +106,7 @@ done
 python3 - "$OUT/results" "$DURATION" "$REPEAT" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-peers = ["std", "tokio", "socat", "c-epoll"]
+peers = ["std", "tokio", "socat", "c-epoll", "c-epoll-1t"]
 names = {"pp1": "pingpong 1 conn x 64 B", "pp1pin": "pingpong 1 conn x 64 B, both pinned to CPU 0",
          "pp100": "pingpong 100 conns x 64 B", "bulk": "bulk 1 conn, 64 KiB writes",
          "connrate": "connrate (4 conns, 64 B)", "c10k": "10,000 conns x 64 B pingpong"}
@@ -117,7 +120,7 @@ def value(b, key):
         return None if p is None else p / 1000
     return b[key]
 print(f"Each figure: median of {sys.argv[3]} run(s) of {sys.argv[2]} s. Ratio: to the best peer "
-      "(std, tokio, socat, C epoll) on the headline metric; > 1 is better for socklab.\n")
+      "(std, tokio, socat, C epoll with 2 or 1 threads) on the headline metric; > 1 is better for socklab.\n")
 for sc in [s for s in names if any(r["scenario"] == s for r in rows)]:
     key, higher = metric[sc]
     by = {}
