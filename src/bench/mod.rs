@@ -131,7 +131,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
     if config.conns == 0 || config.size == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--conns and --size must be at least 1"));
     }
-    raise_descriptor_limit(config.conns + 64)?;
+    crate::limits::raise_open_files(Some(config.conns as u64 + 64))?;
     let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other)?;
     let mut run = Run {
         config,
@@ -406,18 +406,4 @@ impl Run<'_> {
 
 fn duration_ns(d: Duration) -> u64 {
     d.as_nanos().clamp(1, u64::MAX as u128) as u64
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit when `need` descriptors would not fit.
-fn raise_descriptor_limit(need: usize) -> io::Result<()> {
-    let (soft, hard) = sys::resource::getrlimit(sys::resource::RLIMIT_NOFILE)?;
-    if soft >= need as u64 {
-        return Ok(());
-    }
-    if hard < need as u64 {
-        return Err(io::Error::other(format!(
-            "{need} descriptors are needed but the hard limit is {hard}: raise it (ulimit -Hn, as root) or use fewer --conns"
-        )));
-    }
-    sys::resource::setrlimit(sys::resource::RLIMIT_NOFILE, hard, hard)
 }
