@@ -21,6 +21,8 @@
 pub mod bench;
 pub mod echo;
 pub mod error;
+#[cfg(target_os = "linux")]
+pub mod limits;
 pub mod resolve;
 pub mod socket;
 #[allow(unsafe_code)]

@@ -122,6 +122,8 @@ struct Run<'a> {
     mismatches: u64,
     lost: u64,
     first_error: Option<String>,
+    /// Connections opened so far (connrate spreads them over source addresses).
+    opened: u64,
 }
 
 /// Runs the benchmark, calling `progress` about once a second.
@@ -129,7 +131,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
     if config.conns == 0 || config.size == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--conns and --size must be at least 1"));
     }
-    raise_descriptor_limit(config.conns + 64)?;
+    crate::limits::raise_open_files(Some(config.conns as u64 + 64))?;
     let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other)?;
     let mut run = Run {
         config,
@@ -148,6 +150,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         mismatches: 0,
         lost: 0,
         first_error: None,
+        opened: 0,
     };
     let start = Instant::now();
     for i in 0..config.conns {
@@ -223,6 +226,12 @@ impl Run<'_> {
         let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
         let fd = sys::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)?;
         let socket = Socket::from(fd);
+        self.opened += 1;
+        if let Some(source) = self.source_address() {
+            // Let connect pick the port for the whole 4-tuple, not bind for the address alone.
+            sys::setsockopt_int(socket.as_fd(), libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
+            sys::bind(socket.as_fd(), &source)?;
+        }
         let conn = &mut self.conns[i];
         conn.started = Instant::now();
         match sys::connect(socket.as_fd(), &addr) {
@@ -237,6 +246,19 @@ impl Run<'_> {
         conn.connected = false;
         (conn.tx, conn.rx, conn.limit) = (0, 0, 0);
         Ok(())
+    }
+
+    /// connrate against 127.0.0.1 would run out of ports: each closed connection leaves our side in
+    /// TIME-WAIT for 60 s, holding one of the ~28,000 ephemeral ports toward the server's address,
+    /// so after a couple of seconds every connect waits for a port. The whole 127.0.0.0/8 is
+    /// loopback, so connections go out from 127.0.0.2 to 127.0.0.251 in turn, each with its own
+    /// set of ports.
+    fn source_address(&self) -> Option<SocketAddr> {
+        let std::net::IpAddr::V4(ip) = self.config.addr.ip() else { return None };
+        if self.config.mode != Mode::Connrate || !ip.is_loopback() {
+            return None;
+        }
+        Some(SocketAddr::from(([127, 0, 0, 2 + (self.opened % 250) as u8], 0)))
     }
 
     /// An epoll event for connection `i`.
@@ -384,18 +406,4 @@ impl Run<'_> {
 
 fn duration_ns(d: Duration) -> u64 {
     d.as_nanos().clamp(1, u64::MAX as u128) as u64
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit when `need` descriptors would not fit.
-fn raise_descriptor_limit(need: usize) -> io::Result<()> {
-    let (soft, hard) = sys::resource::getrlimit(sys::resource::RLIMIT_NOFILE)?;
-    if soft >= need as u64 {
-        return Ok(());
-    }
-    if hard < need as u64 {
-        return Err(io::Error::other(format!(
-            "{need} descriptors are needed but the hard limit is {hard}: raise it (ulimit -Hn, as root) or use fewer --conns"
-        )));
-    }
-    sys::resource::setrlimit(sys::resource::RLIMIT_NOFILE, hard, hard)
 }

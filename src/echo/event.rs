@@ -35,19 +35,19 @@ pub enum Event<'a> {
 pub type Sink = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 /// Bytes for a human: text as text (control characters escaped), anything else escaped byte by
-/// byte; long data cut after 256 characters with the total length.
+/// byte; long data cut after 256 characters with the total length. Only what is shown is escaped,
+/// so a server printing every 64 KiB recv does not format 64 KiB twice per recv.
 pub fn show_data(data: &[u8]) -> String {
     const LIMIT: usize = 256;
-    let shown: String = match std::str::from_utf8(data) {
-        Ok(text) => text.escape_debug().to_string(),
-        Err(_) => data.escape_ascii().to_string(),
+    let mut shown: String = match std::str::from_utf8(data) {
+        Ok(text) => text.escape_debug().take(LIMIT + 1).collect(),
+        Err(_) => data.escape_ascii().take(LIMIT + 1).map(char::from).collect(),
     };
     if shown.chars().count() > LIMIT {
-        let cut: String = shown.chars().take(LIMIT).collect();
-        format!("{cut}... ({} bytes)", data.len())
-    } else {
-        shown
+        shown.pop();
+        shown.push_str(&format!("... ({} bytes)", data.len()));
     }
+    shown
 }
 
 /// An error as the kernel names it (`ECONNRESET (Connection reset by peer)`) when it has an errno,

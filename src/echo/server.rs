@@ -91,6 +91,9 @@ pub struct ServerConfig {
     /// The most clients served at once; more wait in the listen backlog. `None`: the thread model
     /// uses [`DEFAULT_MAX_THREADS`], the others are bounded by the descriptor limit only.
     pub max_conns: Option<usize>,
+    /// epoll model: echo with splice(2) through a pipe per connection (zero-copy; two more
+    /// descriptors per connection) instead of recv/send through the thread's buffer.
+    pub splice: bool,
 }
 
 impl ServerConfig {
@@ -110,6 +113,7 @@ impl ServerConfig {
             max_conns: None,
             idle_timeout: None,
             max_conn_time: None,
+            splice: false,
         }
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
 use super::event::{Event, Sink};
@@ -55,11 +55,13 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             (next_id, done_tx.clone(), Arc::clone(sink), config.buffer, config.limits());
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
+            // Declared first, dropped last: the loop hears "done" after the connection is
+            // closed, and even if this thread panics.
+            let _done = Done(done, id);
             let mut buf = vec![0u8; size];
             echo_limited(&conn, peer, &mut buf, limits, &conn_sink);
             drop(watch);
-            drop(conn); // closed before the loop learns that this thread is done
-            let _ = done.send(id);
+            drop(conn);
         });
         match spawned {
             Ok(handle) => drop(running.insert(id, handle)),
@@ -71,6 +73,15 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         let _ = handle.join();
     }
     result
+}
+
+/// Tells the accept loop that connection thread `.1` is finished, when dropped.
+struct Done(Sender<u64>, u64);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(self.1);
+    }
 }
 
 /// Joins the threads that have finished. At the bound, first blocks until one does — which a stop

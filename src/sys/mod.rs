@@ -32,6 +32,8 @@ pub mod process;
 pub mod resource;
 mod socket;
 mod sockopt;
+#[cfg(socklab_epoll)]
+pub mod splice;
 mod timer;
 pub mod trace;
 
