@@ -3,7 +3,7 @@
 //! The safe layer returns `std::io::Error` (so `?` and `ErrorKind` work as with std), but for the
 //! calls where context matters (socket, bind, listen, connect, name resolution) the error carries a
 //! [`CallError`] inside. Its `Display` reads like
-//! `bind 127.0.0.1:5000: EADDRINUSE (Address already in use)`; [`errno`] digs the errno back out.
+//! `bind 127.0.0.1:5000: EADDRINUSE (Address already in use)`; [`errno()`] digs the errno back out.
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -9,6 +9,7 @@
 //! trace (src/trace/)            --trace / --explain / --step: each syscall in strace's words
 //! capture (src/capture/)        TCP segments on lo through AF_PACKET, parsed in safe code
 //! diag (src/diag/)              socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
+//! bench (src/bench/)            the load generator of `socklab bench`
 //! tcp.rs, socket.rs             TcpListener / TcpStream (Read, Write, AsFd), Socket (closes on drop)
 //! sys (src/sys/)                one fn per syscall; the only `unsafe` in the crate
 //! ```
@@ -20,12 +21,16 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(socklab_epoll)]
+pub mod bench;
 #[cfg(socklab_af_packet)]
 pub mod capture;
 #[cfg(socklab_sock_diag)]
 pub mod diag;
 pub mod echo;
 pub mod error;
+#[cfg(target_os = "linux")]
+pub mod limits;
 pub mod resolve;
 pub mod socket;
 #[allow(unsafe_code)]

@@ -121,6 +121,15 @@ impl Socket {
         Ok((socket, addr))
     }
 
+    /// accept(2) once, *without* retrying `EINTR`: for a server that wants a signal to wake it (the
+    /// fork model reaps its children when SIGCHLD interrupts accept).
+    pub fn accept_interruptible(&self) -> io::Result<(Socket, SocketAddr)> {
+        let (fd, addr) = sys::accept(self.fd(), CLOEXEC_FLAG)?;
+        let socket = Socket::from(fd);
+        socket.finish_setup()?;
+        Ok((socket, addr))
+    }
+
     /// connect(2): the TCP three-way handshake. Returns once established (or refused).
     pub fn connect(&self, addr: &SocketAddr) -> io::Result<()> {
         match sys::connect(self.fd(), addr) {
@@ -132,12 +141,19 @@ impl Socket {
     /// After an interrupted connect the handshake goes on in the kernel; calling connect again would
     /// fail with EALREADY. Wait until the socket is writable, then SO_ERROR tells how it ended.
     fn finish_interrupted_connect(&self) -> io::Result<()> {
-        let mut fds = [sys::PollFd { fd: self.as_raw_fd(), events: sys::POLLOUT, revents: 0 }];
-        retry(|| sys::poll(&mut fds, -1))?;
+        self.wait_for(sys::POLLOUT)?;
         match self.take_error()? {
             None => Ok(()),
             Some(e) => Err(e),
         }
+    }
+
+    /// poll(2) on this socket alone until one of `events` (or an error/hang-up) is reported.
+    /// On a listener, `POLLIN` means "the accept queue is not empty". Retries on EINTR.
+    pub fn wait_for(&self, events: libc::c_short) -> io::Result<libc::c_short> {
+        let mut fds = [sys::PollFd { fd: self.as_raw_fd(), events, revents: 0 }];
+        retry(|| sys::poll(&mut fds, -1))?;
+        Ok(fds[0].revents)
     }
 
     /// recv(2): up to `buf.len()` bytes; `Ok(0)` means the peer closed its side. Retries on EINTR.

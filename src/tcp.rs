@@ -53,6 +53,19 @@ impl TcpListener {
         Ok((TcpStream { socket }, addr))
     }
 
+    /// Like [`accept`](Self::accept), but a signal handler's `EINTR` comes back as an error
+    /// (`ErrorKind::Interrupted`) instead of being retried.
+    pub fn accept_interruptible(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = self.socket.accept_interruptible()?;
+        Ok((TcpStream { socket }, addr))
+    }
+
+    /// Blocks until a connection is waiting in the accept queue (poll(2) reports the listener
+    /// readable), without taking it. Also returns when the listener is shut down.
+    pub fn wait_for_connection(&self) -> io::Result<()> {
+        self.socket.wait_for(crate::sys::POLLIN).map(drop)
+    }
+
     /// The address the listener is bound to (with the real port after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()

@@ -177,6 +177,15 @@ fn capture_agrees_with_tcpdump() {
         eprintln!("SKIPPED capture_agrees_with_tcpdump: no CAP_NET_RAW (run as root or setcap cap_net_raw+ep)");
         return;
     }
+    // Busy machines can overflow the capture's buffer with unrelated loopback traffic; a session
+    // with dropped frames proves nothing either way, so take another (at most three).
+    let compared = (0..3).any(|_| capture_session_matches_tcpdump());
+    assert!(compared, "the capture dropped frames in three sessions in a row");
+}
+
+/// One walkthrough session captured by socklab and by tcpdump. Asserts they agree; returns false
+/// when socklab's capture dropped frames, so the comparison could not be made.
+fn capture_session_matches_tcpdump() -> bool {
     // tcpdump needs the port before the session starts: take a free one from the kernel (bind
     // port 0, read it back, close), and try again in the rare case someone took it meanwhile.
     let mut session = None;
@@ -231,8 +240,13 @@ fn capture_agrees_with_tcpdump() {
     let _ = reader.join();
     assert!(ours.len() >= 10, "too few segments: {ours:?}");
     let timeline: Vec<&str> = events.iter().filter(|e| e.str("source") == "segment").map(|e| e.0.as_str()).collect();
+    if events.iter().any(|e| e.str("text").contains("dropped")) {
+        // Other traffic on lo overflowed the capture's buffer; the comparison would be unfair.
+        eprintln!("note: the capture dropped frames (lo busy with other traffic); trying another session");
+        return false;
+    }
     assert_eq!(ours, theirs, "socklab's capture and tcpdump's differ\ntcpdump:\n{raw:#?}\nsocklab:\n{timeline:#?}");
-    assert!(!events.iter().any(|e| e.str("text").contains("dropped")), "the capture dropped frames");
+    true
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Server, ServerConfig, Sink};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink, somaxconn};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -58,7 +58,8 @@ impl Narration {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The tutorial's echo server: socket, bind, listen, then accept and echo one client at a time.
+    /// The tutorial's echo server: socket, bind, listen, then accept and echo clients (one at a time
+    /// unless --model says otherwise).
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
     Client(ClientArgs),
@@ -74,6 +75,9 @@ enum Command {
     /// TCP sockets with their state and queues, like `ss -tan`, read through sock_diag.
     #[cfg(socklab_sock_diag)]
     States(StatesArgs),
+    /// Load generator: many connections against an echo server, every echoed byte checked.
+    #[cfg(socklab_epoll)]
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,7 +86,7 @@ struct WalkthroughArgs {
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// How long the server waits before calling accept, so the connection sits in the accept queue.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_delay)]
     accept_delay: Duration,
     /// One JSON object per event instead of text.
     #[arg(long)]
@@ -107,17 +111,44 @@ struct ServerArgs {
     /// Port to listen on (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
-    /// listen(2) backlog: how many finished handshakes may wait for accept.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=65535))]
-    backlog: i32,
-    /// recv(2) buffer size in bytes: the most one recv returns.
-    #[arg(long, default_value_t = 2048, value_parser = parse_buffer)]
-    buffer: usize,
+    /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
+    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)).
+    #[arg(long, default_value = "iterative")]
+    model: Model,
+    /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
+    /// tutorial's, for iterative; the kernel's somaxconn for the other models].
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: Option<i32>,
+    /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
+    /// 65536 for poll and epoll, whose buffer is per thread, not per client].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
+    buffer: Option<usize>,
+    /// epoll model: threads, each with its own epoll instance [default: one per CPU].
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    /// The most clients served at once; more wait in the listen queue until one ends [default:
+    /// 1024 for thread, otherwise only the descriptor limit].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_conns: Option<u64>,
+    /// epoll model: echo with splice(2) through a pipe per connection, never copying the bytes
+    /// into the program (costs two more descriptors per connection).
+    #[arg(long)]
+    splice: bool,
+    /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Close a connection this long after accept, even if it keeps dribbling bytes: 500ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_conn_time: Option<Duration>,
+    /// Test hook: a SIGALRM every DURATION, with a do-nothing handler and no SA_RESTART, so every
+    /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    interrupt_every: Option<Duration>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
     /// in the accept queue (watch it with `ss -tln` or `socklab states`).
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = parse_delay)]
     accept_delay: Duration,
-    /// Print only the "listening" line (with the real port, for scripts using --port 0) and errors.
+    /// Print only the listening line (it has the port) and errors.
     #[arg(long, short)]
     quiet: bool,
 }
@@ -134,11 +165,46 @@ struct ClientArgs {
     #[arg(long, default_value = "Hello")]
     message: String,
     /// How many bytes each recv(2) asks for.
-    #[arg(long, default_value_t = 10, value_parser = parse_buffer)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
     chunk: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The echo server: HOST:PORT (an IPv6 address in brackets: [::1]:5000).
+    #[arg(long)]
+    addr: String,
+    /// pingpong (one message at a time, latency), bulk (streaming), connrate (connect, echo, close).
+    #[arg(long, default_value = "pingpong")]
+    mode: socklab::bench::Mode,
+    /// Connections at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    conns: u32,
+    /// Bytes per message (pingpong, connrate) or per write (bulk).
+    #[arg(long, default_value_t = 64, value_parser = parse_buffer)]
+    size: usize,
+    /// Seconds of load (a grace period of up to 5 s for outstanding echoes follows).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    duration: f64,
+    /// Seed of the pseudo-random payload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the report (and no progress line).
+    #[arg(long)]
+    json: bool,
+    /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+#[cfg(socklab_epoll)]
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let s: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if (0.01..=3600.0).contains(&s) { Ok(s) } else { Err(format!("{s} is out of range: use 0.01 to 3600 seconds")) }
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -148,8 +214,8 @@ fn parse_buffer(text: &str) -> Result<usize, String> {
     if (1..=MAX).contains(&n) { Ok(n) } else { Err(format!("{n} is out of range: use 1 to {MAX} bytes")) }
 }
 
-/// `1s`, `250ms`, `1.5s`, or a bare number of seconds; at most one hour.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A delay: `1s`, `250ms`, `1.5s`, or a bare number of seconds; 0 to one hour.
+fn parse_delay(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
         (ms, 1e-3)
@@ -166,9 +232,33 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Parses, runs, and turns errors into a message and exit code 1 (clap exits 2 on bad usage).
+/// Durations as `500ms`, `30s`, `5m` or a plain number of seconds; from 1 ms to 1 day.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("'{text}' is not a duration; write e.g. 500ms, 30s or 5m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("'{text}' has an unknown unit '{unit}'; use ms, s or m")),
+    };
+    if d < Duration::from_millis(1) || d > Duration::from_secs(86_400) {
+        return Err(format!("{text} is out of range: use 1ms to 24h"));
+    }
+    Ok(d)
+}
+
+/// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
+/// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_exit(err),
+    };
     // Before any thread exists: step mode's signal mask must be inherited by all of them.
     // The walkthrough narrates its two child processes, not its own polling.
     #[cfg(all(socklab_af_packet, socklab_sock_diag))]
@@ -184,14 +274,53 @@ pub fn main() -> ExitCode {
         Command::Walkthrough(args) => walkthrough(args, cli.narration.explain),
         #[cfg(socklab_sock_diag)]
         Command::States(args) => states::print(args.port, args.json),
+        #[cfg(socklab_epoll)]
+        Command::Bench(args) => bench(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
-            ExitCode::FAILURE
+            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// clap's own messages span several lines (usage, tips); CI logs read better with one. Help and
+/// version output (and help shown for a missing subcommand) are left to clap.
+fn usage_exit(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
+    let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
+    ExitCode::from(2)
+}
+
+/// An argument that parsed but does not make sense (a host that is malformed or does not resolve).
+#[derive(Debug)]
+struct UsageError {
+    arg: &'static str,
+    source: io::Error,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid value for '{}': {}", self.arg, self.source)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(arg: &'static str, source: io::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, UsageError { arg, source })
 }
 
 /// Writes a line to stdout, ignoring a closed pipe (printing must never kill the program).
@@ -199,34 +328,59 @@ fn say(line: &dyn std::fmt::Display) {
     let _ = writeln!(io::stdout().lock(), "{line}");
 }
 
-/// Prints events as the tutorial's lines. Quiet keeps only the "listening" line, which scripts
-/// and test fixtures need to learn the port the kernel chose for `--port 0`.
+/// Prints every event, or under --quiet only what a script needs: the listening line (a server
+/// on port 0 must say which port it got) and the errors.
 fn printer(quiet: bool) -> Sink {
-    if quiet {
-        Arc::new(|event: &Event<'_>| {
-            if let Event::Listening(_) = event {
-                say(event)
-            }
-        })
-    } else {
-        Arc::new(|event: &Event<'_>| say(event))
+    if !quiet {
+        return Arc::new(|event: &Event<'_>| say(event));
     }
+    Arc::new(|event: &Event<'_>| {
+        if matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+            say(event)
+        }
+    })
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {
-    let addr = *resolve(&args.host, args.port)?.first().ok_or_else(|| io::Error::other("no address"))?;
+    let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
+    let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
-    let config = ServerConfig { addr, backlog: args.backlog, buffer: args.buffer, accept_delay: args.accept_delay };
+    let blocking = matches!(args.model, Model::Iterative | Model::Fork | Model::Thread);
+    let config = ServerConfig {
+        addr,
+        backlog: args.backlog.unwrap_or(if args.model == Model::Iterative { 5 } else { somaxconn() }),
+        buffer: args.buffer.unwrap_or(if blocking { 2048 } else { 65536 }),
+        model: args.model,
+        threads: args.threads.map_or(0, |n| n as usize),
+        max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        idle_timeout: args.idle_timeout,
+        max_conn_time: args.max_conn_time,
+        splice: args.splice,
+        accept_delay: args.accept_delay,
+    };
+    if args.splice && args.model != Model::Epoll {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--splice works with --model epoll only"));
+    }
+    if args.model != Model::Iterative {
+        // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
+        #[cfg(target_os = "linux")]
+        socklab::limits::raise_open_files(None)?;
+    }
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
-    signals::stop_on_signals(server.stop_handle())?;
-    server.run(printer(args.quiet))
+    let stop = server.stop_handle();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
+    let result = server.run(printer(args.quiet));
+    drop(timer);
+    signals.finish(&stop);
+    result
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {
-    let addrs: Vec<SocketAddr> = resolve(&args.host, args.port)?;
+    let addrs: Vec<SocketAddr> = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let message = if args.message == "-" {
         let mut bytes = Vec::new();
         io::stdin().lock().read_to_end(&mut bytes)?;
@@ -260,4 +414,56 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     let text = if args.json { timeline.json_lines() } else { timeline.text() };
     let _ = io::stdout().lock().write_all(text.as_bytes());
     Ok(())
+}
+
+#[cfg(socklab_epoll)]
+fn bench(args: BenchArgs) -> io::Result<()> {
+    use socklab::bench::{self, BenchConfig};
+    use socklab::resolve::split_host_port;
+    use std::io::IsTerminal;
+    use std::time::Duration;
+
+    let (host, port) = split_host_port(&args.addr).map_err(|e| usage("--addr", e))?;
+    let addr =
+        *resolve(host, port).map_err(|e| usage("--addr", e))?.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !addr.ip().is_loopback() && !args.allow_remote {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{addr} is not a loopback address; a benchmark floods its target, so pass --allow-remote if you mean it"
+            ),
+        ));
+    }
+    let config = BenchConfig {
+        addr,
+        mode: args.mode,
+        conns: args.conns as usize,
+        size: args.size,
+        duration: Duration::from_secs_f64(args.duration),
+        grace: bench::GRACE,
+        seed: args.seed,
+    };
+    let live = !args.json && io::stderr().is_terminal();
+    let mut progress = |p: &bench::Progress| {
+        if live {
+            let _ = write!(io::stderr(), "\r{p}");
+        }
+    };
+    let report = bench::run(&config, &mut progress)?;
+    if live {
+        let _ = write!(io::stderr(), "\r\x1b[K");
+    }
+    if args.json {
+        say(&report.to_json())
+    } else {
+        say(&report)
+    }
+    if report.is_correct() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "the echo was not byte-exact or nothing was served: {} mismatches, {} lost bytes, {} of {} connections served",
+            report.mismatches, report.lost_bytes, report.served, report.conns
+        )))
+    }
 }

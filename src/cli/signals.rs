@@ -8,20 +8,60 @@
 use std::io;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use socklab::echo::Stop;
+use socklab::sys::{self, process::Disposition};
+
+/// Sends SIGALRM to the process every `interval`, with a handler that only counts and no
+/// SA_RESTART (`Disposition::Interrupt`): every blocking accept/recv/send is interrupted with EINTR again and again. A test
+/// hook (`--interrupt-every`, hidden from --help); returns a guard that stops the timer.
+pub fn interrupt_every(interval: Duration) -> io::Result<TimerGuard> {
+    sys::process::sigaction(libc::SIGALRM, Disposition::Interrupt)?;
+    sys::setitimer(Some(interval))?;
+    Ok(TimerGuard)
+}
+
+/// Stops the interval timer when dropped and tells how many signals were caught.
+#[derive(Debug)]
+pub struct TimerGuard;
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        let _ = sys::setitimer(None);
+        let caught = sys::process::INTERRUPTS[libc::SIGALRM as usize].load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("socklab: note: caught {caught} SIGALRM signals (--interrupt-every)");
+    }
+}
 
 /// Routes SIGINT and SIGTERM to `stop.request()`. Call before spawning other threads.
-pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<()> {
+pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.thread_block().map_err(io::Error::from)?;
-    thread::Builder::new().name("socklab-signals".into()).spawn(move || {
+    let thread = thread::Builder::new().name("socklab-signals".into()).spawn(move || {
+        // Timer signals (`--interrupt-every`) are for the serving threads, not this one.
+        let _ = SigSet::from(Signal::SIGALRM).thread_block();
         if set.wait().is_ok() {
             stop.request();
         }
     })?;
-    Ok(())
+    Ok(SignalThread(thread))
+}
+
+/// The thread waiting for SIGINT/SIGTERM.
+#[derive(Debug)]
+pub struct SignalThread(thread::JoinHandle<()>);
+
+impl SignalThread {
+    /// Joins the thread if it has done its job (the stop was requested, so it is returning):
+    /// exiting with it still running would leak it (valgrind reports its stack). If the server
+    /// ended some other way the thread is still in sigwait and is left to the process exit.
+    pub fn finish(self, stop: &Stop) {
+        if stop.requested() {
+            let _ = self.0.join();
+        }
+    }
 }

@@ -35,18 +35,27 @@ pub enum Event<'a> {
 pub type Sink = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 /// Bytes for a human: text as text (control characters escaped), anything else escaped byte by
-/// byte; long data cut after 256 characters with the total length.
+/// byte; long data cut after 256 characters with the total length. Only what is shown is escaped,
+/// so a server printing every 64 KiB recv does not format 64 KiB twice per recv.
 pub fn show_data(data: &[u8]) -> String {
     const LIMIT: usize = 256;
-    let shown: String = match std::str::from_utf8(data) {
-        Ok(text) => text.escape_debug().to_string(),
-        Err(_) => data.escape_ascii().to_string(),
+    let mut shown: String = match std::str::from_utf8(data) {
+        Ok(text) => text.escape_debug().take(LIMIT + 1).collect(),
+        Err(_) => data.escape_ascii().take(LIMIT + 1).map(char::from).collect(),
     };
     if shown.chars().count() > LIMIT {
-        let cut: String = shown.chars().take(LIMIT).collect();
-        format!("{cut}... ({} bytes)", data.len())
-    } else {
-        shown
+        shown.pop();
+        shown.push_str(&format!("... ({} bytes)", data.len()));
+    }
+    shown
+}
+
+/// An error as the kernel names it (`ECONNRESET (Connection reset by peer)`) when it has an errno,
+/// so a log line can be matched against strace and man pages; otherwise its own message.
+fn show_error(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(errno) => crate::sys::names::errno_display(errno),
+        None => err.to_string(),
     }
 }
 
@@ -59,8 +68,8 @@ impl fmt::Display for Event<'_> {
             Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),
             Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
-            Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {err}"),
-            Event::AcceptError(err) => write!(f, "Server accept failed: {err}"),
+            Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {}", show_error(err)),
+            Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
             Event::Stopped => write!(f, "Server stopped"),
             Event::ClientReceived(data) => write!(f, "Client Received: {}", show_data(data)),
             Event::ClientClosing => write!(f, "Closing connection to the server"),
@@ -79,5 +88,17 @@ mod tests {
         assert_eq!(show_data(&[0xff, 0x00]), "\\xff\\x00");
         assert!(show_data(&[b'x'; 1000]).ends_with("... (1000 bytes)"));
         assert_eq!(show_data("你好".as_bytes()), "你好");
+    }
+
+    #[test]
+    fn errors_are_shown_by_errno_name() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let err = io::Error::from_raw_os_error(libc::EPIPE);
+        assert_eq!(
+            Event::ConnectionError(peer, &err).to_string(),
+            "Server connection 127.0.0.1:9 ended: EPIPE (Broken pipe)"
+        );
+        let err = io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(Event::AcceptError(&err).to_string().starts_with("Server accept failed: EMFILE ("));
     }
 }

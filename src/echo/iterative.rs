@@ -12,6 +12,9 @@
 //! }
 //! ```
 //!
+//! `--max-conns` changes nothing here: one connection is served at a time, and the others wait,
+//! handshake done, in the listen queue.
+//!
 //! Trade-off: the simplest possible server, and while it serves one client every other client
 //! waits — their handshakes complete anyway (the kernel does them) and they sit in the accept queue.
 
@@ -21,6 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::event::{Event, Sink};
+use super::limits::{Limits, echo_limited};
 use super::server::ServerConfig;
 use super::stop::Stop;
 use crate::tcp::{TcpListener, TcpStream};
@@ -29,8 +33,15 @@ use crate::tcp::{TcpListener, TcpStream};
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer];
     loop {
-        if !config.accept_delay.is_zero() && !stop.wait(config.accept_delay) {
-            return Ok(());
+        if !config.accept_delay.is_zero() {
+            // Show the accept queue at work: wait until a finished handshake is queued (the
+            // listener polls readable), then leave it there for `accept_delay` before taking it.
+            // Counting from the arrival, not from listen, keeps the delay visible however late
+            // the client starts.
+            listener.wait_for_connection()?;
+            if !stop.wait(config.accept_delay) {
+                return Ok(());
+            }
         }
         let accepted = listener.accept();
         if stop.requested() {
@@ -39,9 +50,10 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         match accepted {
             Ok((conn, peer)) => {
                 sink(&Event::Accepted(peer));
+                no_delay(&conn);
                 let conn = Arc::new(conn);
                 let _watch = stop.watch(conn.clone());
-                echo_connection(&conn, peer, &mut buf, sink);
+                echo_limited(&conn, peer, &mut buf, config.limits(), sink);
                 // `conn` is closed here when the last Arc (ours or the watch's) is dropped.
             }
             Err(e) => survive_accept_error(e, sink)?,
@@ -49,29 +61,17 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     }
 }
 
+/// TCP_NODELAY on an accepted connection: an echo is a small reply that must leave at once, not
+/// wait for Nagle's algorithm to batch it with the next one (which would never come).
+pub fn no_delay(conn: &TcpStream) {
+    // Fails only if the connection is already gone; its next recv reports why.
+    let _ = conn.set_nodelay(true);
+}
+
 /// recv, send back, until the peer closes or the connection fails. Errors end this connection only.
+/// No time limits: see [`echo_limited`] for the loop with `--idle-timeout` / `--max-conn-time`.
 pub fn echo_connection(conn: &TcpStream, peer: std::net::SocketAddr, buf: &mut [u8], sink: &Sink) {
-    loop {
-        let n = match conn.recv(buf) {
-            Ok(0) => {
-                // The client sent FIN: its side is closed, and so everything was echoed.
-                sink(&Event::ServerRecvOver(peer));
-                return;
-            }
-            Ok(n) => n,
-            Err(e) => {
-                sink(&Event::ConnectionError(peer, &e));
-                return;
-            }
-        };
-        sink(&Event::ServerReceived(peer, &buf[..n]));
-        sink(&Event::ServerSending(peer, &buf[..n]));
-        if let Err(e) = conn.send_all(&buf[..n]) {
-            // EPIPE / ECONNRESET: the client left without reading its echo. No SIGPIPE (MSG_NOSIGNAL).
-            sink(&Event::ConnectionError(peer, &e));
-            return;
-        }
-    }
+    echo_limited(conn, peer, buf, Limits::default(), sink)
 }
 
 /// Decides whether an accept failure ends the server. Failures caused by one client (it reset

@@ -1,4 +1,5 @@
-//! The echo server's setup and lifetime; the serving loop itself is in `iterative.rs`.
+//! The echo server's setup and lifetime. The serving loops are one file per concurrency model:
+//! `iterative.rs` (the tutorial's), `fork.rs`, `thread.rs`, `poll.rs`, `epoll.rs`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -6,10 +7,69 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+#[cfg(socklab_epoll)]
+use super::epoll;
 use super::event::{Event, Sink};
-use super::iterative;
+use super::limits::Limits;
 use super::stop::Stop;
+use super::{fork, iterative, poll, thread as threaded};
 use crate::tcp::TcpListener;
+
+/// How the server serves several clients: the rungs of the ladder every networking course climbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// One client at a time, the tutorial's loop (`iterative.rs`).
+    #[default]
+    Iterative,
+    /// A child process per client (`fork.rs`).
+    Fork,
+    /// A thread per client, at most `max_conns` at once (`thread.rs`).
+    Thread,
+    /// One thread, nonblocking sockets, `poll(2)` (`poll.rs`).
+    Poll,
+    /// `threads` threads, each with its own `epoll(7)` instance (`epoll.rs`; Linux only).
+    Epoll,
+}
+
+impl Model {
+    /// Every model, in the order of the ladder.
+    pub const ALL: [Model; 5] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll];
+
+    /// The name the CLI uses: `iterative`, `fork`, `thread`, `poll`, `epoll`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Iterative => "iterative",
+            Model::Fork => "fork",
+            Model::Thread => "thread",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+        }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Model, String> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name() == text)
+            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll"))
+    }
+}
+
+/// The thread model's bound on simultaneous clients when `max_conns` is `None`.
+pub const DEFAULT_MAX_THREADS: usize = 1024;
+
+/// The kernel's cap on listen backlogs (`net.core.somaxconn`), read from /proc; 4096 (the Linux
+/// default since 5.4) where it cannot be read. listen(2) silently lowers larger backlogs to it.
+pub fn somaxconn() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|&n: &i32| n > 0)
+        .unwrap_or(4096)
+}
 
 /// How to run an echo server.
 #[derive(Debug, Clone)]
@@ -20,15 +80,45 @@ pub struct ServerConfig {
     pub backlog: i32,
     /// recv(2)'s buffer size: the most one recv returns. The tutorial's is 2048.
     pub buffer: usize,
+    /// How clients are served together.
+    pub model: Model,
+    /// Threads of the epoll model, each with its own epoll instance. 0: one per CPU.
+    pub threads: usize,
+    /// Close a connection after this long without progress (`--idle-timeout`). `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection this long after accept, busy or not (`--max-conn-time`). `None`: never.
+    pub max_conn_time: Option<Duration>,
+    /// The most clients served at once; more wait in the listen backlog. `None`: the thread model
+    /// uses [`DEFAULT_MAX_THREADS`], the others are bounded by the descriptor limit only.
+    pub max_conns: Option<usize>,
+    /// epoll model: echo with splice(2) through a pipe per connection (zero-copy; two more
+    /// descriptors per connection) instead of recv/send through the thread's buffer.
+    pub splice: bool,
     /// How long to wait before each accept (zero: don't). Lets a walkthrough show a finished
     /// handshake sitting in the accept queue before the program takes it.
     pub accept_delay: Duration,
 }
 
 impl ServerConfig {
-    /// The tutorial's settings (backlog 5, buffer 2048) on `addr`.
+    /// The per-connection time limits.
+    pub fn limits(&self) -> Limits {
+        Limits { idle: self.idle_timeout, total: self.max_conn_time }
+    }
+
+    /// The tutorial's settings (iterative, backlog 5, buffer 2048, no limits) on `addr`.
     pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig { addr, backlog: 5, buffer: 2048, accept_delay: Duration::ZERO }
+        ServerConfig {
+            addr,
+            backlog: 5,
+            buffer: 2048,
+            model: Model::Iterative,
+            threads: 0,
+            max_conns: None,
+            idle_timeout: None,
+            max_conn_time: None,
+            splice: false,
+            accept_delay: Duration::ZERO,
+        }
     }
 }
 
@@ -46,6 +136,12 @@ impl Server {
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         if config.buffer == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the receive buffer must hold at least 1 byte"));
+        }
+        if config.max_conns == Some(0) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max_conns must be at least 1"));
+        }
+        if config.idle_timeout == Some(Duration::ZERO) || config.max_conn_time == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a time limit of zero is not allowed; use None"));
         }
         let listener = TcpListener::bind_with_backlog(&config.addr, config.backlog)?;
         let addr = listener.local_addr()?;
@@ -66,7 +162,17 @@ impl Server {
     pub fn run(self, sink: Sink) -> io::Result<()> {
         sink(&Event::Listening(self.addr));
         let watch = self.stop.watch(self.listener.clone());
-        let result = iterative::serve(&self.listener, &self.config, &self.stop, &sink);
+        let (listener, config, stop) = (&*self.listener, &self.config, &self.stop);
+        let result = match config.model {
+            Model::Iterative => iterative::serve(listener, config, stop, &sink),
+            Model::Fork => fork::serve(listener, config, stop, &sink),
+            Model::Thread => threaded::serve(listener, config, stop, &sink),
+            Model::Poll => poll::serve(listener, config, stop, &sink),
+            #[cfg(socklab_epoll)]
+            Model::Epoll => epoll::serve(listener, config, stop, &sink),
+            #[cfg(not(socklab_epoll))]
+            Model::Epoll => Err(io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux-only; use --model poll")),
+        };
         drop(watch);
         // Close explicitly (not just drop) so a close error is not silently lost.
         match Arc::try_unwrap(self.listener) {

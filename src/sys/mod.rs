@@ -22,6 +22,8 @@
 #![allow(clippy::unnecessary_cast)]
 
 mod addr;
+#[cfg(socklab_epoll)]
+pub mod epoll;
 mod fcntl;
 pub mod names;
 #[cfg(socklab_sock_diag)]
@@ -29,15 +31,24 @@ pub mod netlink;
 #[cfg(socklab_af_packet)]
 pub mod packet;
 mod poll;
+pub mod process;
+#[cfg(target_os = "linux")]
+pub mod resource;
 mod socket;
 mod sockopt;
+#[cfg(socklab_epoll)]
+pub mod splice;
+mod timer;
 pub mod trace;
 
 pub use addr::decode_bytes as decode_sockaddr;
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
-pub use socket::{accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket};
+pub use socket::{
+    accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket, socketpair,
+};
 pub use sockopt::{
     getsockopt_bytes, getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger,
     setsockopt_timeval,
 };
+pub use timer::setitimer;

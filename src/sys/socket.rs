@@ -50,6 +50,23 @@ pub fn socket(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io
     res.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `socketpair(2)`: two sockets already connected to each other (`AF_UNIX` only). socklab uses
+/// one as a wake-up line: shutting one end down makes it readable in every poll/epoll watching it.
+pub fn socketpair(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let args = [Arg::Domain(domain), Arg::SockType(ty), Arg::Protocol(protocol)];
+    if trace::enabled() {
+        trace::enter("socketpair", &args);
+    }
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `fds` is a writable array of two ints, which the kernel fills on success.
+    let res = cvt(unsafe { libc::socketpair(domain, ty, protocol, fds.as_mut_ptr()) });
+    if trace::enabled() {
+        trace::exit("socketpair", &args, &wide(res.as_ref().copied()));
+    }
+    // SAFETY: on success both descriptors are fresh and owned by nobody else.
+    res.map(|_| unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// `bind(2)`: gives the socket its local address (the server's "well-known port").
 pub fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
     let raw = RawAddr::new(addr);

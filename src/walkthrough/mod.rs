@@ -188,7 +188,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let listen = events.iter().find(|e| is_call(e, Side::Server, "listen("));
     if let Some(listen) = listen.filter(|_| !config.accept_delay.is_zero()) {
         let note = format!(
-            "the server now sleeps {} ms before calling accept (--accept-delay): watch the accept queue",
+            "the server now waits for a connection to be queued (poll), then {} ms more before calling accept (--accept-delay): watch the accept queue",
             config.accept_delay.as_millis()
         );
         events.push(Event { t_ns: listen.t_ns + 1, what: What::Note(note) });

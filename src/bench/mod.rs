@@ -1,0 +1,409 @@
+//! `socklab bench`: a load generator on socklab's own syscall layer.
+//!
+//! One thread and one epoll instance drive every connection (10,000 connections need no 10,000
+//! threads): sockets are nonblocking and edge-triggered, so each readiness event is answered by
+//! reading until nothing is outstanding or `EAGAIN`, then writing what the mode allows.
+//!
+//! - `pingpong`: each connection sends a `size`-byte message and waits for all of its echo before
+//!   sending the next; each round trip's latency goes into an HDR histogram.
+//! - `bulk`: each connection keeps sending `size`-byte writes, with at most a window of bytes not
+//!   yet echoed, and reads the echo as it comes.
+//! - `connrate`: each connection slot connects, sends `size` bytes, reads the echo, closes, and
+//!   starts over; latency is connect-to-echo.
+//!
+//! Every byte sent comes from a seeded pseudo-random stream (`pattern.rs`) and every echoed byte is
+//! compared with what was sent at that offset. At the end each connection gets a grace period to
+//! receive its outstanding echo; what never came back is reported as lost.
+
+mod pattern;
+mod report;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::socket::Socket;
+use crate::sys::{self, epoll::*};
+use pattern::Pattern;
+pub use report::{Latency, Progress, Report};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Request/response: latency and round trips per second.
+    Pingpong,
+    /// Streaming: echoed MiB per second.
+    Bulk,
+    /// Connection setup and teardown per second.
+    Connrate,
+}
+
+impl Mode {
+    /// The CLI's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Pingpong => "pingpong",
+            Mode::Bulk => "bulk",
+            Mode::Connrate => "connrate",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mode, String> {
+        [Mode::Pingpong, Mode::Bulk, Mode::Connrate]
+            .into_iter()
+            .find(|m| m.name() == text)
+            .ok_or_else(|| format!("unknown mode '{text}': use pingpong, bulk or connrate"))
+    }
+}
+
+/// A benchmark run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The echo server.
+    pub addr: SocketAddr,
+    /// What to measure.
+    pub mode: Mode,
+    /// Connections at once.
+    pub conns: usize,
+    /// Bytes per message (pingpong, connrate) or per write (bulk).
+    pub size: usize,
+    /// How long to generate load.
+    pub duration: Duration,
+    /// After the duration, how long connections may take to receive their outstanding echo
+    /// before what is missing counts as lost ([`GRACE`] is the CLI's).
+    pub grace: Duration,
+    /// Seed of the payload stream.
+    pub seed: u64,
+}
+
+/// The CLI's grace period.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// The most bytes one recv asks for.
+const RECV_BUF: usize = 65536;
+
+/// One connection's state: no buffers, only counters into its stream.
+#[derive(Debug)]
+struct Conn {
+    socket: Option<Socket>,
+    connected: bool,
+    /// Offset of this connection's first byte in the pattern.
+    base: u64,
+    /// Bytes sent, bytes received (and checked).
+    tx: u64,
+    rx: u64,
+    /// May send while `tx < limit`.
+    limit: u64,
+    /// When the current round (pingpong) or connection (connrate) began.
+    started: Instant,
+    served: bool,
+}
+
+struct Run<'a> {
+    config: &'a BenchConfig,
+    epoll: std::os::fd::OwnedFd,
+    pattern: Pattern,
+    conns: Vec<Conn>,
+    hist: Histogram<u64>,
+    buf: Vec<u8>,
+    ending: bool,
+    window: u64,
+    round_trips: u64,
+    connections: u64,
+    bytes: u64,
+    errors: u64,
+    mismatches: u64,
+    lost: u64,
+    first_error: Option<String>,
+    /// Connections opened so far (connrate spreads them over source addresses).
+    opened: u64,
+}
+
+/// Runs the benchmark, calling `progress` about once a second.
+pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Result<Report> {
+    if config.conns == 0 || config.size == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--conns and --size must be at least 1"));
+    }
+    crate::limits::raise_open_files(Some(config.conns as u64 + 64))?;
+    let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other)?;
+    let mut run = Run {
+        config,
+        epoll: sys::epoll::epoll_create1(EPOLL_CLOEXEC)?,
+        pattern: Pattern::new(config.seed, config.size.max(RECV_BUF)),
+        conns: Vec::with_capacity(config.conns),
+        hist,
+        buf: vec![0u8; RECV_BUF],
+        ending: false,
+        // Bulk keeps this much unechoed data in flight per connection: enough to fill the pipes.
+        window: (4 * config.size as u64).max(1 << 20),
+        round_trips: 0,
+        connections: 0,
+        bytes: 0,
+        errors: 0,
+        mismatches: 0,
+        lost: 0,
+        first_error: None,
+        opened: 0,
+    };
+    let start = Instant::now();
+    for i in 0..config.conns {
+        run.conns.push(Conn {
+            socket: None,
+            connected: false,
+            base: Pattern::start_of(i),
+            tx: 0,
+            rx: 0,
+            limit: 0,
+            started: start,
+            served: false,
+        });
+        run.open(i)?;
+    }
+    let mut events = vec![EpollEvent { events: 0, u64: 0 }; 1024];
+    let deadline = start + config.duration;
+    let mut next_tick = start + Duration::from_secs(1);
+    let mut end = None;
+    loop {
+        let now = Instant::now();
+        if !run.ending && now >= deadline {
+            run.ending = true;
+            end = Some(now);
+            run.stop_offering();
+        }
+        if run.ending && (run.quiet() || now >= deadline + config.grace) {
+            break;
+        }
+        if now >= next_tick {
+            progress(&run.progress(now - start));
+            next_tick += Duration::from_secs(1);
+        }
+        let wake = if run.ending { deadline + config.grace } else { deadline.min(next_tick) };
+        let timeout = wake.saturating_duration_since(now).as_millis().clamp(1, 1000) as i32;
+        let n = match epoll_wait(run.epoll.as_fd(), &mut events, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => result?,
+        };
+        for event in &events[..n] {
+            let (flags, i) = (event.events, event.u64 as usize);
+            run.ready(i, flags)?;
+        }
+    }
+    let elapsed = end.unwrap_or_else(Instant::now) - start;
+    for conn in &mut run.conns {
+        run.lost += conn.tx - conn.rx;
+    }
+    let served = run.conns.iter().filter(|c| c.served).count();
+    Ok(Report {
+        mode: config.mode,
+        addr: config.addr,
+        conns: config.conns,
+        size: config.size,
+        elapsed,
+        served,
+        round_trips: run.round_trips,
+        connections: run.connections,
+        bytes: run.bytes,
+        errors: run.errors,
+        mismatches: run.mismatches,
+        lost_bytes: run.lost,
+        latency: Latency::from_histogram(&run.hist),
+        first_error: run.first_error,
+    })
+}
+
+impl Run<'_> {
+    /// Starts connection `i`: a nonblocking socket and connect(2), which returns `EINPROGRESS`
+    /// while the handshake is on its way; epoll reports it writable once it is established.
+    fn open(&mut self, i: usize) -> io::Result<()> {
+        let addr = self.config.addr;
+        let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let fd = sys::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)?;
+        let socket = Socket::from(fd);
+        self.opened += 1;
+        if let Some(source) = self.source_address() {
+            // Let connect pick the port for the whole 4-tuple, not bind for the address alone.
+            sys::setsockopt_int(socket.as_fd(), libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
+            sys::bind(socket.as_fd(), &source)?;
+        }
+        let conn = &mut self.conns[i];
+        conn.started = Instant::now();
+        match sys::connect(socket.as_fd(), &addr) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return self.fail(i, &e, false),
+        }
+        let events = (EPOLLIN | EPOLLOUT | EPOLLRDHUP | libc::EPOLLET) as u32;
+        epoll_ctl(self.epoll.as_fd(), EPOLL_CTL_ADD, socket.as_fd(), events, i as u64)?;
+        let conn = &mut self.conns[i];
+        conn.socket = Some(socket);
+        conn.connected = false;
+        (conn.tx, conn.rx, conn.limit) = (0, 0, 0);
+        Ok(())
+    }
+
+    /// connrate against 127.0.0.1 would run out of ports: each closed connection leaves our side in
+    /// TIME-WAIT for 60 s, holding one of the ~28,000 ephemeral ports toward the server's address,
+    /// so after a couple of seconds every connect waits for a port. The whole 127.0.0.0/8 is
+    /// loopback, so connections go out from 127.0.0.2 to 127.0.0.251 in turn, each with its own
+    /// set of ports.
+    fn source_address(&self) -> Option<SocketAddr> {
+        let std::net::IpAddr::V4(ip) = self.config.addr.ip() else { return None };
+        if self.config.mode != Mode::Connrate || !ip.is_loopback() {
+            return None;
+        }
+        Some(SocketAddr::from(([127, 0, 0, 2 + (self.opened % 250) as u8], 0)))
+    }
+
+    /// An epoll event for connection `i`.
+    fn ready(&mut self, i: usize, flags: u32) -> io::Result<()> {
+        let Some(socket) = &self.conns[i].socket else { return Ok(()) };
+        if !self.conns[i].connected {
+            // The handshake ended: SO_ERROR says how.
+            match socket.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => return self.fail(i, &e, true),
+            }
+            if flags & (EPOLLOUT | EPOLLERR | EPOLLHUP) as u32 == 0 {
+                return Ok(());
+            }
+            let _ = socket.set_nodelay(true);
+            let conn = &mut self.conns[i];
+            conn.connected = true;
+            conn.limit = match self.config.mode {
+                Mode::Bulk => self.window,
+                _ => self.config.size as u64,
+            };
+            if self.config.mode == Mode::Pingpong {
+                conn.started = Instant::now();
+            }
+        }
+        self.pump(i)
+    }
+
+    /// Reads what is outstanding, checks it, advances the mode's state, writes what is allowed.
+    fn pump(&mut self, i: usize) -> io::Result<()> {
+        let size = self.config.size as u64;
+        loop {
+            let conn = &self.conns[i];
+            let Some(socket) = &conn.socket else { return Ok(()) };
+            if conn.rx == conn.tx {
+                break; // nothing outstanding: whatever more arrives comes with a new edge
+            }
+            let want = ((conn.tx - conn.rx) as usize).min(RECV_BUF);
+            match sys::recv(socket.as_fd(), &mut self.buf[..want], 0) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection");
+                    return self.fail(i, &e, false);
+                }
+                Ok(n) => {
+                    if self.buf[..n] != *self.pattern.at(conn.base + conn.rx, n) {
+                        self.mismatches += 1;
+                        let e = io::Error::new(io::ErrorKind::InvalidData, "echoed bytes differ from those sent");
+                        return self.fail(i, &e, false);
+                    }
+                    self.conns[i].rx += n as u64;
+                    self.bytes += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(i, &e, false),
+            }
+        }
+        let now = Instant::now();
+        let ending = self.ending;
+        let conn = &mut self.conns[i];
+        match self.config.mode {
+            Mode::Pingpong if conn.rx == conn.limit && conn.rx > 0 && conn.rx == conn.tx => {
+                let _ = self.hist.record(duration_ns(now - conn.started));
+                self.round_trips += 1;
+                conn.served = true;
+                if !ending {
+                    conn.limit += size;
+                    conn.started = now;
+                }
+            }
+            Mode::Bulk if !ending => {
+                conn.served |= conn.rx > 0;
+                conn.limit = conn.rx + self.window;
+            }
+            Mode::Connrate if conn.rx == size => {
+                let _ = self.hist.record(duration_ns(now - conn.started));
+                self.connections += 1;
+                conn.served = true;
+                if let Some(socket) = conn.socket.take() {
+                    socket.close()?;
+                }
+                conn.tx = 0;
+                conn.rx = 0;
+                return if ending { Ok(()) } else { self.open(i) };
+            }
+            _ => {}
+        }
+        while let Some(socket) = &self.conns[i].socket {
+            let conn = &self.conns[i];
+            if conn.tx >= conn.limit {
+                break;
+            }
+            let len = (conn.limit - conn.tx).min(size) as usize;
+            match sys::send(socket.as_fd(), self.pattern.at(conn.base + conn.tx, len), libc::MSG_NOSIGNAL) {
+                Ok(n) => self.conns[i].tx += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(i, &e, false),
+            }
+        }
+        Ok(())
+    }
+
+    /// Connection `i` failed: count it, close it, and (connrate, before the end) start over.
+    fn fail(&mut self, i: usize, err: &io::Error, reopen: bool) -> io::Result<()> {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(err.to_string());
+        }
+        let conn = &mut self.conns[i];
+        self.lost += conn.tx - conn.rx;
+        (conn.tx, conn.rx, conn.limit) = (0, 0, 0);
+        conn.socket = None;
+        if reopen && self.config.mode == Mode::Connrate && !self.ending {
+            return self.open(i);
+        }
+        Ok(())
+    }
+
+    /// The duration is over: no new rounds, writes or connections; outstanding echoes may finish.
+    fn stop_offering(&mut self) {
+        for conn in &mut self.conns {
+            conn.limit = conn.limit.min(conn.tx);
+            if !conn.connected {
+                conn.socket = None;
+            }
+        }
+    }
+
+    /// Every connection has received all it sent.
+    fn quiet(&self) -> bool {
+        self.conns.iter().all(|c| c.socket.is_none() || c.rx == c.tx)
+    }
+
+    fn progress(&self, elapsed: Duration) -> Progress {
+        Progress {
+            elapsed,
+            round_trips: self.round_trips,
+            connections: self.connections,
+            bytes: self.bytes,
+            errors: self.errors + self.mismatches,
+        }
+    }
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    d.as_nanos().clamp(1, u64::MAX as u128) as u64
+}

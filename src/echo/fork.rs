@@ -1,0 +1,114 @@
+//! Fork per client: the parent accepts, and a child process echoes each connection.
+//!
+//! ```text
+//! loop {
+//!     reap finished children            // waitpid(pid, WNOHANG) for each child of ours
+//!     conn = accept(listener)           // SIGCHLD interrupts it (EINTR): loop, reap, accept again
+//!     if fork() == child { close(listener); echo(conn); _exit(0) }
+//!     close(conn)                       // the parent's copy; the child's keeps the connection open
+//! }
+//! ```
+//!
+//! Trade-off: clients are isolated from each other (a crash kills one child), but every client
+//! costs a process (a fork, page tables, a scheduler entity), so this tops out at a few thousand.
+//!
+//! Zombies: a child that exits stays a zombie until its parent waits for it. A do-nothing SIGCHLD
+//! handler (installed without SA_RESTART) makes the kernel interrupt the parent's accept when a
+//! child ends — SIGCHLD goes to the thread that forked, which is the one blocked in accept — and
+//! the loop then reaps. It waits for each of *its own* children by pid rather than with
+//! `waitpid(-1, WNOHANG)`: in a program that also runs other children (a test harness), `-1` would
+//! steal their exit statuses.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use super::event::{Event, Sink};
+use super::iterative::{no_delay, survive_accept_error};
+use super::limits::{Limits, echo_limited};
+use super::server::ServerConfig;
+use super::stop::Stop;
+use crate::sys::process::{self as sys, Disposition, Forked};
+use crate::sys::{PollFd, poll};
+use crate::tcp::{TcpListener, TcpStream};
+
+/// Forks a child per client until `stop` is requested; then ends and reaps every child.
+pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+    // Keep a SIG_IGN the program chose (the kernel then reaps for us); replace the default.
+    if sys::sigaction(sys::SIGCHLD, Disposition::Interrupt)? == Disposition::Ignore {
+        sys::sigaction(sys::SIGCHLD, Disposition::Ignore)?;
+    }
+    sys::sigprocmask(sys::SIG_UNBLOCK, &[sys::SIGCHLD])?;
+    // Allocated before any fork, so a child never needs the allocator (see `sys::process::fork`).
+    let mut buf = vec![0u8; config.buffer];
+    let mut children = Vec::new();
+    let max = config.max_conns.unwrap_or(usize::MAX);
+    let result = loop {
+        reap(&mut children);
+        if children.len() >= max {
+            // At the --max-conns bound, accept nothing until a child ends: the next clients wait
+            // in the listen queue. SIGCHLD interrupts this poll (EINTR); the stop makes the
+            // listener report POLLHUP; the timeout covers a SIGCHLD that came just before it.
+            let mut fds = [PollFd { fd: listener.as_raw_fd(), events: 0, revents: 0 }];
+            let _ = poll(&mut fds, 100);
+            if stop.requested() {
+                break Ok(());
+            }
+            continue;
+        }
+        let accepted = listener.accept_interruptible();
+        if stop.requested() {
+            break Ok(());
+        }
+        let (conn, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // SIGCHLD: reap, go on
+            Err(e) => match survive_accept_error(e, sink) {
+                Ok(()) => continue,
+                Err(e) => break Err(e),
+            },
+        };
+        sink(&Event::Accepted(peer));
+        no_delay(&conn);
+        match sys::fork() {
+            Ok(Forked::Child) => child(listener, conn, peer, &mut buf, config.limits(), sink),
+            Ok(Forked::Parent(pid)) => children.push(pid),
+            Err(e) => sink(&Event::ConnectionError(peer, &e)), // EAGAIN: too many processes
+        }
+        // `conn` (the parent's copy) is closed here.
+    };
+    // The children are blocked in recv on connections only they hold, so the stop switch cannot
+    // reach them. SIGKILL, not SIGTERM: a child has nothing to flush, and the program may have
+    // blocked or caught SIGTERM (the CLI blocks it in every thread).
+    for &pid in &children {
+        let _ = sys::kill(pid, sys::SIGKILL);
+    }
+    for pid in children {
+        while let Err(e) = sys::waitpid(pid, 0) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                break; // ECHILD: already reaped (SIGCHLD ignored)
+            }
+        }
+    }
+    result
+}
+
+/// Waits, without blocking, for every child of ours that has exited.
+fn reap(children: &mut Vec<libc::pid_t>) {
+    children.retain(|&pid| matches!(sys::waitpid(pid, sys::WNOHANG), Ok(None)));
+}
+
+/// The child: only this thread exists here. It restores the signal mask it inherited (the CLI
+/// blocks SIGINT/SIGTERM), closes its copy of the listener, echoes, and `_exit`s without
+/// returning into the parent's code or running its destructors.
+fn child(listener: &TcpListener, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
+    let served = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = sys::sigprocmask(sys::SIG_SETMASK, &[]);
+        let _ = sys::close_inherited(listener.as_fd());
+        echo_limited(&conn, peer, buf, limits, sink);
+        conn.close()
+    }));
+    sys::exit(if matches!(served, Ok(Ok(()))) { 0 } else { 1 })
+}

@@ -1,0 +1,97 @@
+//! Thread per client: the main thread accepts, and a new thread echoes each connection with the
+//! same blocking loop as the iterative server.
+//!
+//! ```text
+//! loop {
+//!     if max_conns threads are running { wait until one finishes }   // the rest wait in the backlog
+//!     conn = accept(listener)
+//!     spawn thread { echo(conn); close(conn) }
+//! }
+//! ```
+//!
+//! Trade-off: as simple to read as the iterative loop, and clients no longer wait for each other;
+//! but each client costs a thread (a stack, a kernel task, a context switch per message), so the
+//! number of threads is bounded, and a slow client holds one for as long as it stays connected.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::{self, JoinHandle};
+
+use super::event::{Event, Sink};
+use super::iterative::{no_delay, survive_accept_error};
+use super::limits::echo_limited;
+use super::server::{DEFAULT_MAX_THREADS, ServerConfig};
+use super::stop::Stop;
+use crate::tcp::TcpListener;
+
+/// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
+/// then waits for every thread (the stop shut their connections down, so they end at once).
+pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+    let max = config.max_conns.unwrap_or(DEFAULT_MAX_THREADS);
+    // Each thread sends its id when it is done, so the loop can join it (and wait at the bound).
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut running: HashMap<u64, JoinHandle<()>> = HashMap::new();
+    let mut next_id = 0u64;
+    let result = loop {
+        join_finished(&mut running, &done_rx, max);
+        let accepted = listener.accept();
+        if stop.requested() {
+            break Ok(());
+        }
+        let (conn, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => match survive_accept_error(e, sink) {
+                Ok(()) => continue,
+                Err(e) => break Err(e),
+            },
+        };
+        sink(&Event::Accepted(peer));
+        no_delay(&conn);
+        let conn = Arc::new(conn);
+        let watch = stop.watch(conn.clone());
+        let (id, done, conn_sink, size, limits) =
+            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer, config.limits());
+        next_id += 1;
+        let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
+            // Declared first, dropped last: the loop hears "done" after the connection is
+            // closed, and even if this thread panics.
+            let _done = Done(done, id);
+            let mut buf = vec![0u8; size];
+            echo_limited(&conn, peer, &mut buf, limits, &conn_sink);
+            drop(watch);
+            drop(conn);
+        });
+        match spawned {
+            Ok(handle) => drop(running.insert(id, handle)),
+            // EAGAIN: out of threads. The closure was dropped, which closed the connection.
+            Err(e) => sink(&Event::ConnectionError(peer, &e)),
+        }
+    };
+    for (_, handle) in running.drain() {
+        let _ = handle.join();
+    }
+    result
+}
+
+/// Tells the accept loop that connection thread `.1` is finished, when dropped.
+struct Done(Sender<u64>, u64);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(self.1);
+    }
+}
+
+/// Joins the threads that have finished. At the bound, first blocks until one does — which a stop
+/// request guarantees, since it shuts down every connection.
+fn join_finished(running: &mut HashMap<u64, JoinHandle<()>>, done: &Receiver<u64>, max: usize) {
+    let mut finished = if running.len() >= max { done.recv().ok() } else { None };
+    while let Some(id) = finished.or_else(|| done.try_recv().ok()) {
+        if let Some(handle) = running.remove(&id) {
+            let _ = handle.join();
+        }
+        finished = None;
+    }
+}

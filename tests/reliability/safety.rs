@@ -1,0 +1,152 @@
+//! Safety defaults, checked on the running program: loopback unless told otherwise (with a notice
+//! otherwise), every descriptor close-on-exec, every send with MSG_NOSIGNAL, and a clean valgrind
+//! run of the client and the iterative server.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{have, socklab};
+use crate::harness::{self, Server, connect, echo_on, models};
+
+/// O_CLOEXEC as /proc/PID/fdinfo prints it (octal `flags:`).
+const O_CLOEXEC_OCTAL: u32 = 0o2000000;
+
+fn fd_flags(pid: u32, fd: u32) -> u32 {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .unwrap_or_else(|| panic!("no flags in /proc/{pid}/fdinfo/{fd}: {info:?}"))
+}
+
+/// Every socket the server holds (the listener and accepted connections, in the server and in any
+/// child) is close-on-exec.
+#[test]
+fn every_socket_is_cloexec() {
+    for model in models() {
+        let server = Server::start(&model, &["--quiet"]);
+        let mut live = connect(server.addr);
+        assert_eq!(echo_on(&mut live, b"hold"), b"hold");
+        let pid = server.pid();
+        let mut checked = 0;
+        for p in std::iter::once(pid).chain(harness::children(pid)) {
+            for (fd, target) in harness::fds(p) {
+                if target.starts_with("socket:") {
+                    let flags = fd_flags(p, fd);
+                    assert!(
+                        flags & O_CLOEXEC_OCTAL != 0,
+                        "[{}] pid {p} fd {fd} ({target}) flags {flags:o}",
+                        model.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 2, "[{}] found {checked} sockets; want the listener and the connection", model.name);
+        drop(live);
+        server.finish();
+    }
+}
+
+/// Every sendto/sendmsg the server and the client make carries MSG_NOSIGNAL (seen with strace).
+#[test]
+fn every_send_has_msg_nosignal() {
+    if !have("strace") {
+        eprintln!("skipped: needs strace");
+        return;
+    }
+    for model in models() {
+        let log = std::env::temp_dir().join(format!("socklab-nosignal-{}-{}.log", model.name, std::process::id()));
+        let log_s = log.display().to_string();
+        let wrapper = ["strace", "-f", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg", "-o", log_s.as_str()];
+        let server = Server::start_wrapped(&model, &wrapper, &["--quiet"]);
+        for len in [1, 5000, 100_000] {
+            server.assert_echoes(&crate::common::pattern(len, len as u64));
+        }
+        let client_log = format!("{log_s}.client");
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg", "-o", &client_log])
+            .arg(env!("CARGO_BIN_EXE_socklab"))
+            .args(["client", "-q", "--host", "127.0.0.1", "--port", &server.addr.port().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        server.finish();
+        for file in [log_s.clone(), client_log] {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let _ = std::fs::remove_file(&file);
+            let sends: Vec<&str> = text.lines().filter(|l| l.contains("send")).collect();
+            assert!(!sends.is_empty(), "[{}] no sends in {file}", model.name);
+            for line in sends {
+                assert!(line.contains("MSG_NOSIGNAL"), "[{}] a send without MSG_NOSIGNAL: {line}", model.name);
+            }
+        }
+    }
+}
+
+/// The default host is loopback; naming a non-loopback address prints a one-line notice.
+#[test]
+fn loopback_by_default_and_a_notice_otherwise() {
+    // Default: no --host at all.
+    let mut child = socklab()
+        .args(["server", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains("(on 127.0.0.1:"), "default bind is not loopback: {line}");
+    crate::common::signal(child.id(), "TERM");
+    let status = harness::wait_bounded(&mut child, Duration::from_secs(10)).expect("exit");
+    assert!(status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.is_empty(), "a loopback bind needs no notice: {err}");
+
+    for model in models() {
+        let server = Server::start(&model, &["--quiet"]);
+        let quiet_loopback = server.err.dump();
+        server.finish();
+        assert!(quiet_loopback.is_empty(), "[{}] {quiet_loopback}", model.name);
+        // 0.0.0.0: every interface. The notice says so, on one line.
+        let exe = env!("CARGO_BIN_EXE_socklab");
+        let mut cmd = Command::new(exe);
+        cmd.args(["server", "--host", "0.0.0.0", "--port", "0"]);
+        cmd.args(model.args());
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        crate::common::signal(child.id(), "TERM");
+        assert!(harness::wait_bounded(&mut child, Duration::from_secs(10)).expect("exit").success());
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(err.lines().count(), 1, "[{}] {err:?}", model.name);
+        assert!(err.contains("0.0.0.0") && err.contains("other machines"), "[{}] {err}", model.name);
+    }
+}
+
+/// valgrind finds no memory errors (and no leaks) in one client session against the iterative
+/// server, both run under it.
+#[test]
+fn valgrind_client_and_iterative_server_are_clean() {
+    if !have("valgrind") {
+        eprintln!("skipped: needs valgrind");
+        return;
+    }
+    let Some(model) = models().into_iter().find(|m| m.name == "iterative") else {
+        panic!("no iterative model in {:?}", models());
+    };
+    let vg = ["valgrind", "--error-exitcode=1", "-q", "--leak-check=full"];
+    let server = Server::start_wrapped(&model, &vg, &["--quiet"]);
+    let out = Command::new(vg[0])
+        .args(&vg[1..])
+        .arg(env!("CARGO_BIN_EXE_socklab"))
+        .args(["client", "-q", "--host", "127.0.0.1", "--port", &server.addr.port().to_string(), "--message", "Hello"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "valgrind on the client: {}", String::from_utf8_lossy(&out.stderr));
+    server.assert_echoes(&crate::common::pattern(100_000, 9));
+    let (status, _, server) = server.stop_with("TERM", Duration::from_secs(20));
+    assert!(status.success(), "valgrind on the server: {status:?}\n{}", server.err.dump());
+}
