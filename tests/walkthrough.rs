@@ -44,6 +44,14 @@ impl Obj {
     }
 }
 
+/// Each session captures everything on lo; sessions of this file run one at a time so that they
+/// do not flood each other's capture buffers.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn walkthrough(extra: &[&str]) -> (Vec<Obj>, String) {
     let out = socklab().args(["walkthrough", "--json", "--accept-delay", "300ms"]).args(extra).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -60,6 +68,7 @@ fn can_capture() -> bool {
 
 #[test]
 fn accept_queue_holds_the_connection_until_accept() {
+    let _serial = serial();
     let (events, _) = walkthrough(&[]);
     let accept = events
         .iter()
@@ -86,6 +95,7 @@ fn accept_queue_holds_the_connection_until_accept() {
 
 #[test]
 fn handshake_before_data_and_time_wait_for_the_active_closer() {
+    let _serial = serial();
     let (events, stderr) = walkthrough(&[]);
     // The side that closed first ends in TIME-WAIT: the client (the echo server closes after recv = 0).
     let time_wait: Vec<&Obj> = events.iter().filter(|e| e.str("state") == "TIME-WAIT").collect();
@@ -163,6 +173,7 @@ fn start_tcpdump(port: u16) -> std::process::Child {
 
 #[test]
 fn capture_agrees_with_tcpdump() {
+    let _serial = serial();
     if !have("tcpdump") {
         let _ = Command::new("sh")
             .arg("-c")
@@ -251,6 +262,7 @@ fn capture_session_matches_tcpdump() -> bool {
 
 #[test]
 fn without_cap_net_raw_it_says_how_and_runs_the_rest() {
+    let _serial = serial();
     // As root, drop CAP_NET_RAW from the bounding set for the child; otherwise we lack it already.
     let mut cmd = if can_capture() {
         if !have("setpriv") {
