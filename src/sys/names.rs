@@ -190,3 +190,16 @@ mod tests {
         assert_eq!(sockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR), "SOL_SOCKET, SO_REUSEADDR");
     }
 }
+
+/// poll(2) event bits: `POLLIN|POLLOUT`.
+pub fn poll_events(v: i16) -> String {
+    const TABLE: &[(i32, &str)] = &[
+        (libc::POLLIN as i32, "POLLIN"),
+        (libc::POLLPRI as i32, "POLLPRI"),
+        (libc::POLLOUT as i32, "POLLOUT"),
+        (libc::POLLERR as i32, "POLLERR"),
+        (libc::POLLHUP as i32, "POLLHUP"),
+        (libc::POLLNVAL as i32, "POLLNVAL"),
+    ];
+    flag_names(i32::from(v as u16 as i16) & 0xffff, TABLE)
+}

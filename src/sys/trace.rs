@@ -75,6 +75,8 @@ pub enum Arg<'a> {
         /// The EtherType in host order (`ETH_P_ALL` = 3).
         protocol: u16,
     },
+    /// poll(2)'s array: `[{fd=3, events=POLLIN}]` going in; the kernel's `revents` coming out.
+    PollFds(&'a [libc::pollfd]),
     /// A `struct timespec` the kernel wrote back.
     Timespec {
         /// `tv_sec`.

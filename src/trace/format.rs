@@ -29,6 +29,17 @@ pub fn line(call: &Call<'_>) -> String {
         }
         out.push_str(" = ");
         out.push_str(&ret(result));
+        // strace adds the descriptors that are ready: `= 1 ([{fd=3, revents=POLLIN}])`.
+        if let (Some(Arg::PollFds(fds)), Ok(n)) = (call.args.first(), result)
+            && *n > 0
+        {
+            let ready: Vec<String> = fds
+                .iter()
+                .filter(|p| p.revents != 0)
+                .map(|p| format!("{{fd={}, revents={}}}", p.fd, names::poll_events(p.revents)))
+                .collect();
+            out.push_str(&format!(" ([{}])", ready.join(", ")));
+        }
     }
     out
 }
@@ -93,6 +104,11 @@ fn arg(out: &mut String, a: &Arg<'_>) {
             "{{sa_family=AF_PACKET, sll_protocol=htons({}), sll_ifindex={ifindex}}}",
             names::ether_type(*protocol)
         ),
+        Arg::PollFds(fds) => {
+            let each: Vec<String> =
+                fds.iter().map(|p| format!("{{fd={}, events={}}}", p.fd, names::poll_events(p.events))).collect();
+            write!(out, "[{}]", each.join(", "))
+        }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
