@@ -173,6 +173,19 @@ pub fn flag_names(v: i32, table: &[(i32, &str)]) -> String {
     if out.is_empty() { "0".into() } else { out }
 }
 
+/// poll(2) event bits: `POLLIN|POLLOUT`.
+pub fn poll_events(v: i16) -> String {
+    const TABLE: &[(i32, &str)] = &[
+        (libc::POLLIN as i32, "POLLIN"),
+        (libc::POLLPRI as i32, "POLLPRI"),
+        (libc::POLLOUT as i32, "POLLOUT"),
+        (libc::POLLERR as i32, "POLLERR"),
+        (libc::POLLHUP as i32, "POLLHUP"),
+        (libc::POLLNVAL as i32, "POLLNVAL"),
+    ];
+    flag_names(i32::from(v), TABLE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,17 +202,4 @@ mod tests {
         assert_eq!(msg_flags(libc::MSG_NOSIGNAL), "MSG_NOSIGNAL");
         assert_eq!(sockopt(libc::SOL_SOCKET, libc::SO_REUSEADDR), "SOL_SOCKET, SO_REUSEADDR");
     }
-}
-
-/// poll(2) event bits: `POLLIN|POLLOUT`.
-pub fn poll_events(v: i16) -> String {
-    const TABLE: &[(i32, &str)] = &[
-        (libc::POLLIN as i32, "POLLIN"),
-        (libc::POLLPRI as i32, "POLLPRI"),
-        (libc::POLLOUT as i32, "POLLOUT"),
-        (libc::POLLERR as i32, "POLLERR"),
-        (libc::POLLHUP as i32, "POLLHUP"),
-        (libc::POLLNVAL as i32, "POLLNVAL"),
-    ];
-    flag_names(i32::from(v as u16 as i16) & 0xffff, TABLE)
 }
