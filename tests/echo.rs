@@ -153,38 +153,33 @@ fn library_fixture_starts_echoes_and_stops() {
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
 }
 
-#[test]
-fn client_reports_a_server_that_closes_early() {
-    // A "server" that accepts, reads, and closes without echoing.
+/// Runs `socklab client` (message "Hello") against a fake server that reads the 5 bytes, answers
+/// `reply` and closes; returns the client's exit code and stderr.
+fn client_against_bad_server(reply: &'static [u8]) -> (Option<i32>, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {
         let (mut c, _) = listener.accept().unwrap();
         let mut buf = [0u8; 5];
         c.read_exact(&mut buf).unwrap();
-        c.write_all(b"He").unwrap();
+        c.write_all(reply).unwrap();
     });
     let out = socklab().args(["client", "--port", &port.to_string(), "--host", "127.0.0.1"]).output().unwrap();
     t.join().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn client_reports_a_server_that_closes_early() {
+    let (code, err) = client_against_bad_server(b"He");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("short echo") && err.contains("2 of 5 bytes"), "{err}");
 }
 
 #[test]
 fn client_reports_an_echo_that_differs() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let t = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 5];
-        c.read_exact(&mut buf).unwrap();
-        c.write_all(b"HeLlo").unwrap();
-    });
-    let out = socklab().args(["client", "--port", &port.to_string(), "--host", "127.0.0.1"]).output().unwrap();
-    t.join().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = client_against_bad_server(b"HeLlo");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("echo mismatch at byte 2"), "{err}");
 }
 
