@@ -98,6 +98,9 @@ pub fn split_host_port(text: &str) -> io::Result<(&str, u16)> {
         }
         Ok(port) => port,
     };
+    // The host as parse_host and resolve see it: "[ ::1 ]:80" is ::1, not " ::1 " (a fuzzer
+    // found "[\nl]:2" coming back with its newline).
+    let host = host.trim();
     parse_host(host)?;
     Ok((host, port))
 }
@@ -165,6 +168,7 @@ mod tests {
         assert_eq!(split_host_port("127.0.0.1:5000").unwrap(), ("127.0.0.1", 5000));
         assert_eq!(split_host_port("[::1]:80").unwrap(), ("::1", 80));
         assert_eq!(split_host_port("localhost:7").unwrap(), ("localhost", 7));
+        assert_eq!(split_host_port("[\nl]:2").unwrap(), ("l", 2));
         for bad in ["::1:5000", "::1", "[::1]", "[::1", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", ":80", "a b:1"] {
             let err = split_host_port(bad).unwrap_err().to_string();
             assert!(!err.contains('\n'), "{bad}: {err}");

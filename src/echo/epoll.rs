@@ -134,9 +134,13 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
             match event.u64 {
                 WAKE => return Ok(()), // dropping `conns` closes every connection
                 LISTENER => {
-                    let room = max.saturating_sub(shared.open.load(Ordering::Relaxed));
+                    let room = reserve(&shared.open, max);
                     let take = |stream, peer| add_conn(ep, &mut conns, shared, stream, peer);
-                    let burst = match accept_burst(shared.listener, room, shared.sink, take) {
+                    let burst = accept_burst(shared.listener, room, shared.sink, take);
+                    if max != usize::MAX {
+                        shared.open.fetch_sub(room, Ordering::Relaxed); // add_conn counted each one taken
+                    }
+                    let burst = match burst {
                         // The stop shut the listener down (EINVAL) before this thread saw the wake line.
                         Err(_) if shared.stop.requested() => return Ok(()),
                         burst => burst?,
@@ -177,6 +181,20 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
             epoll_ctl(ep, EPOLL_CTL_ADD, shared.listener.as_fd(), listen_events, LISTENER)?;
             paused = false;
         }
+    }
+}
+
+/// How many connections this thread may accept now. With a `--max-conns` bound the slots are
+/// reserved in `open` for the length of the burst: other threads accept too, and two threads that
+/// both saw room for the last client would otherwise both take one and go over the bound. (Without
+/// a bound there is nothing to reserve, and threads must not hold each other back.)
+fn reserve(open: &AtomicUsize, max: usize) -> usize {
+    if max == usize::MAX {
+        return usize::MAX;
+    }
+    match open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(max.max(n))) {
+        Ok(before) => max.saturating_sub(before),
+        Err(_) => 0,
     }
 }
 

@@ -160,8 +160,16 @@ impl Conn {
     /// socket. Bytes stay in the kernel; while some are left in the pipe, the socket is not read.
     #[cfg(socklab_epoll)]
     fn splice_ready(&mut self, max: usize, sink: &Sink) -> Want {
-        use crate::sys::splice::{SPLICE_F_MOVE, SPLICE_F_NONBLOCK, splice};
+        use crate::sys::splice::{SPLICE_F_MOVE, SPLICE_F_NONBLOCK};
         let flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+        // Even with SPLICE_F_NONBLOCK a signal can interrupt splice (EINTR): retry, as the safe
+        // layer does for recv and send. Found by the reliability suite's EINTR storm.
+        let splice = |from, to, len, flags| loop {
+            match crate::sys::splice::splice(from, to, len, flags) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        };
         let Some((pipe_r, pipe_w)) = &self.pipe else { return Want::Close };
         if self.in_pipe == 0 {
             match splice(self.stream.as_fd(), pipe_w.as_fd(), max, flags) {

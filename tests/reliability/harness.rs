@@ -12,17 +12,28 @@ use std::time::{Duration, Instant};
 use crate::common;
 
 /// Server models to run every case against: every `socklab::echo::Model` (the list `--model`
-/// accepts). This is the one place the suite learns the models; a new one is picked up as soon as
-/// it is added to `Model::ALL`.
+/// accepts), plus epoll with `--splice` (a different echo path: bytes never enter the program).
+/// This is the one place the suite learns the models; a new one is picked up as soon as it is
+/// added to `Model::ALL`.
 pub fn models() -> Vec<Model> {
-    socklab::echo::Model::ALL.iter().map(|m| Model { name: m.name().to_string(), flag: true }).collect()
+    let mut models: Vec<Model> = socklab::echo::Model::ALL
+        .iter()
+        .map(|m| Model { name: m.name().to_string(), args: vec!["--model".into(), m.name().into()] })
+        .collect();
+    if models.iter().any(|m| m.name == "epoll") {
+        models.push(Model {
+            name: "epoll+splice".into(),
+            args: vec!["--model".into(), "epoll".into(), "--splice".into()],
+        });
+    }
+    models
 }
 
-/// One server model, and whether `--model` must be passed to select it.
+/// One server model, and the arguments that select it.
 #[derive(Debug, Clone)]
 pub struct Model {
     pub name: String,
-    flag: bool,
+    args: Vec<String>,
 }
 
 impl Model {
@@ -31,9 +42,9 @@ impl Model {
         self.name == "iterative"
     }
 
-    /// The arguments that select this model (none while there is no --model flag).
+    /// The arguments that select this model.
     pub fn args(&self) -> Vec<String> {
-        if self.flag { vec!["--model".into(), self.name.clone()] } else { Vec::new() }
+        self.args.clone()
     }
 }
 
