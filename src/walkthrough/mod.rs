@@ -392,8 +392,8 @@ struct Poller {
 #[derive(Default)]
 struct Polled {
     events: Vec<Event>,
-    /// `(role, state)` of each socket of the port in the latest dump.
-    now: Vec<(&'static str, TcpState)>,
+    /// `(role, state, recv_q)` of each socket of the port in the latest dump.
+    now: Vec<(&'static str, TcpState, u32)>,
     /// How many dumps were made.
     dumps: u64,
 }
@@ -416,17 +416,18 @@ impl Poller {
     }
 
     /// Waits until a dump made after this call shows the close finished: the server's connection
-    /// gone from the table and every client socket in TIME-WAIT.
+    /// gone from the table, every client socket in TIME-WAIT, and the listener's accept queue
+    /// empty again (so the timeline shows it back at 0 before the server is stopped).
     fn wait_for_close(&self, limit: Duration) {
         let until = Instant::now() + limit;
         let after = lock(&self.shared).dumps;
         while Instant::now() < until && !self.thread.is_finished() {
             let shared = lock(&self.shared);
             let done = shared.dumps > after
-                && shared.now.iter().all(|(role, state)| match *role {
+                && shared.now.iter().all(|(role, state, recv_q)| match *role {
                     "server" => false,
                     "client" => *state == TcpState::TimeWait,
-                    _ => true,
+                    _ => *recv_q == 0,
                 });
             drop(shared);
             if done {
@@ -506,7 +507,7 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
         });
         let mut shared = lock(out);
         shared.events.extend(changes.into_iter().map(|(t_ns, what)| Event { t_ns, what }));
-        shared.now = last.values().map(|(role, state, ..)| (*role, *state)).collect();
+        shared.now = last.values().map(|(role, state, recv_q, _)| (*role, *state, *recv_q)).collect();
         shared.dumps += 1;
         drop(shared);
         if let Some(ready) = ready.take() {
