@@ -62,10 +62,6 @@ struct ServerArgs {
     /// otherwise only the descriptor limit].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_conns: Option<u64>,
-    /// epoll model: echo with splice(2) through a pipe per connection, never copying the bytes
-    /// into the program (costs two more descriptors per connection).
-    #[arg(long)]
-    splice: bool,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -173,11 +169,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
         model: args.model,
         threads: args.threads.map_or(0, |n| n as usize),
         max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        splice: args.splice,
     };
-    if args.splice && args.model != Model::Epoll {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--splice works with --model epoll only"));
-    }
     if args.model != Model::Iterative {
         // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
         #[cfg(target_os = "linux")]

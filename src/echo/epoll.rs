@@ -176,15 +176,6 @@ fn add_conn(
     if conns.len() <= fd {
         conns.resize_with(fd + 1, || None);
     }
-    let conn = Conn::new(stream, peer);
-    let conn = if shared.config.splice { conn.with_pipe() } else { Ok(conn) };
-    match conn {
-        Ok(conn) => conns[fd] = Some(conn),
-        Err(e) => {
-            // EMFILE for the pipe: this client cannot be served; it is closed.
-            (shared.sink)(&super::event::Event::ConnectionError(peer, &e));
-            return;
-        }
-    }
+    conns[fd] = Some(Conn::new(stream, peer));
     shared.open.fetch_add(1, Ordering::Relaxed);
 }

@@ -85,23 +85,12 @@ pub struct ServerConfig {
     /// The most clients served at once; more wait in the listen backlog. `None`: the thread model
     /// uses [`DEFAULT_MAX_THREADS`], the others are bounded by the descriptor limit only.
     pub max_conns: Option<usize>,
-    /// epoll model: echo with splice(2) through a pipe per connection (zero-copy; two more
-    /// descriptors per connection) instead of recv/send through the thread's buffer.
-    pub splice: bool,
 }
 
 impl ServerConfig {
     /// The tutorial's settings (iterative, backlog 5, buffer 2048) on `addr`.
     pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig {
-            addr,
-            backlog: 5,
-            buffer: 2048,
-            model: Model::Iterative,
-            threads: 0,
-            max_conns: None,
-            splice: false,
-        }
+        ServerConfig { addr, backlog: 5, buffer: 2048, model: Model::Iterative, threads: 0, max_conns: None }
     }
 }
 

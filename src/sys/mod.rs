@@ -32,8 +32,6 @@ pub mod process;
 pub mod resource;
 mod socket;
 mod sockopt;
-#[cfg(socklab_epoll)]
-pub mod splice;
 pub mod trace;
 
 pub use addr::decode_bytes as decode_sockaddr;
