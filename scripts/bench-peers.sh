@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-1}
 ONLY=${ONLY:-"pp1 pp1pin pp100 bulk connrate c10k"}
-SERVERS=${SERVERS:-"iterative fork thread poll epoll epoll-1t epoll-splice tutorial-py std tokio socat c-epoll c-epoll-1t"}
+SERVERS=${SERVERS:-"iterative fork thread poll epoll epoll-1t tutorial-py std tokio socat c-epoll c-epoll-1t"}
 PORT=${PORT:-17000}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
@@ -34,7 +34,6 @@ server_cmd() {
   case $1 in
     iterative) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model iterative --backlog 5" ;;
     fork | thread | poll | epoll) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model $1 --quiet" ;;
-    epoll-splice) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model epoll --splice --quiet" ;;
     epoll-1t) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model epoll --threads 1 --quiet" ;;
     c-epoll-1t) echo "$OUT/c-epoll-echo $2 1" ;;
     tutorial-py) echo "python3 bench/peers/tutorial_server.py $2" ;;
@@ -51,8 +50,6 @@ serves() {
   case "$1:$2" in
     iterative:pp100 | iterative:c10k | tutorial-py:pp100 | tutorial-py:c10k) return 1 ;;
     fork:c10k | socat:c10k) return 1 ;;
-    # A pipe per connection: 30,000 descriptors for 10,000 connections.
-    epoll-splice:c10k) return 1 ;;
   esac
 }
 

@@ -146,28 +146,15 @@ fn every_model_echoes_exactly_through_the_library() {
     }
 }
 
-/// `--splice`: the epoll model echoing through a pipe with splice(2) is just as exact.
-#[cfg(target_os = "linux")]
-#[test]
-fn epoll_with_splice_echoes_exactly() {
-    let _guard = guard(Model::Epoll);
-    for host in hosts() {
-        let server = spawn_lib(host, Model::Epoll, |c| c.splice = true);
-        exercise(server.addr(), Model::Epoll);
-        server.stop().unwrap();
-    }
-}
-
 /// A client sends until its socket would block — the server's echoes then fill the client's
 /// receive buffer, so the server cannot send and must stop reading — then reads everything back
 /// while sending the rest. Every byte must come back in order: the server kept exactly the unsent
 /// remainder and resumed.
 #[test]
 fn a_client_that_stops_reading_gets_every_byte_once_it_reads_again() {
-    let with_splice = cfg!(target_os = "linux").then_some((Model::Epoll, true));
-    for (model, splice) in Model::ALL.map(|m| (m, false)).into_iter().chain(with_splice) {
+    for model in Model::ALL {
         let _guard = guard(model);
-        let server = spawn_lib("127.0.0.1", model, |c| (c.buffer, c.splice) = (65536, splice));
+        let server = spawn_lib("127.0.0.1", model, |c| c.buffer = 65536);
         let payload = pattern(16 << 20, 7);
         let mut client = TcpStream::connect(server.addr()).unwrap();
         client.set_nonblocking(true).unwrap();

@@ -130,10 +130,6 @@ struct ServerArgs {
     /// 1024 for thread, otherwise only the descriptor limit].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_conns: Option<u64>,
-    /// epoll model: echo with splice(2) through a pipe per connection, never copying the bytes
-    /// into the program (costs two more descriptors per connection).
-    #[arg(long)]
-    splice: bool,
     /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     idle_timeout: Option<Duration>,
@@ -357,12 +353,8 @@ fn server(args: ServerArgs) -> io::Result<()> {
         max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         idle_timeout: args.idle_timeout,
         max_conn_time: args.max_conn_time,
-        splice: args.splice,
         accept_delay: args.accept_delay,
     };
-    if args.splice && args.model != Model::Epoll {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--splice works with --model epoll only"));
-    }
     if args.model != Model::Iterative {
         // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
         #[cfg(target_os = "linux")]

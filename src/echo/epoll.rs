@@ -37,13 +37,14 @@
 //! until one of its connections closes, or 100 ms pass.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Instant;
 
-use super::event::Sink;
+use super::event::{Event, Sink};
 use super::limits::{self, Limits};
 use super::nonblocking::{Accepting, Conn, Want, accept_burst};
 use super::server::ServerConfig;
@@ -200,30 +201,21 @@ fn reserve(open: &AtomicUsize, max: usize) -> usize {
 
 /// Registers a new connection for reading and keeps it in the slot of its descriptor number.
 fn add_conn(
-    ep: std::os::fd::BorrowedFd<'_>,
+    ep: BorrowedFd<'_>,
     conns: &mut Vec<Option<Conn>>,
     shared: &Shared<'_>,
     stream: TcpStream,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
 ) {
     let fd = stream.as_raw_fd() as usize;
     if let Err(e) = epoll_ctl(ep, EPOLL_CTL_ADD, stream.as_fd(), EPOLLIN as u32, fd as u64) {
         // ENOMEM / ENOSPC (max_user_watches): this client cannot be served; it is closed.
-        (shared.sink)(&super::event::Event::ConnectionError(peer, &e));
+        (shared.sink)(&Event::ConnectionError(peer, &e));
         return;
     }
     if conns.len() <= fd {
         conns.resize_with(fd + 1, || None);
     }
-    let conn = Conn::new(stream, peer, shared.config.limits());
-    let conn = if shared.config.splice { conn.with_pipe() } else { Ok(conn) };
-    match conn {
-        Ok(conn) => conns[fd] = Some(conn),
-        Err(e) => {
-            // EMFILE for the pipe: this client cannot be served; it is closed.
-            (shared.sink)(&super::event::Event::ConnectionError(peer, &e));
-            return;
-        }
-    }
+    conns[fd] = Some(Conn::new(stream, peer, shared.config.limits()));
     shared.open.fetch_add(1, Ordering::Relaxed);
 }

@@ -10,8 +10,6 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-#[cfg(socklab_epoll)]
-use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
 use super::event::{Event, Sink};
@@ -41,22 +39,12 @@ pub struct Conn {
     /// `--idle-timeout` / `--max-conn-time`: a nonblocking socket never waits in recv, so the
     /// loop keeps the clock (see `limits.rs`).
     clock: Clock,
-    /// With splice: the pipe the echo goes through (read end, write end), and how many bytes
-    /// are in it — the unsent remainder lives there instead of in `unsent`.
-    #[cfg(socklab_epoll)]
-    pipe: Option<(OwnedFd, OwnedFd)>,
-    #[cfg(socklab_epoll)]
-    in_pipe: usize,
 }
 
 impl Conn {
     /// Wraps an accepted nonblocking connection; its clock starts now.
     pub fn new(stream: TcpStream, peer: SocketAddr, limits: Limits) -> Conn {
-        let clock = Clock::new(limits);
-        #[cfg(socklab_epoll)]
-        return Conn { stream, peer, unsent: Vec::new(), clock, pipe: None, in_pipe: 0 };
-        #[cfg(not(socklab_epoll))]
-        Conn { stream, peer, unsent: Vec::new(), clock }
+        Conn { stream, peer, unsent: Vec::new(), clock: Clock::new(limits) }
     }
 
     /// When its next time limit passes (`None`: no limits).
@@ -72,30 +60,14 @@ impl Conn {
         }
     }
 
-    /// Echoes through a pipe with splice(2) instead of recv/send through the thread's buffer.
-    #[cfg(socklab_epoll)]
-    pub fn with_pipe(mut self) -> io::Result<Conn> {
-        use crate::sys::splice::{O_CLOEXEC, O_NONBLOCK, pipe2};
-        self.pipe = Some(pipe2(O_CLOEXEC | O_NONBLOCK)?);
-        Ok(self)
-    }
-
     /// What it waits for now.
     pub fn want(&self) -> Want {
-        #[cfg(socklab_epoll)]
-        if self.in_pipe > 0 {
-            return Want::Write;
-        }
         if self.unsent.is_empty() { Want::Read } else { Want::Write }
     }
 
     /// The kernel said "ready" (readable, writable, hung up or failed): does what the connection
     /// is waiting for, and returns what it waits for next.
     pub fn ready(&mut self, buf: &mut [u8], sink: &Sink) -> Want {
-        #[cfg(socklab_epoll)]
-        if self.pipe.is_some() {
-            return self.splice_ready(buf.len(), sink);
-        }
         match self.want() {
             Want::Read => self.readable(buf, sink),
             _ => self.writable(sink),
@@ -154,48 +126,6 @@ impl Conn {
             }
         }
         Ok(sent)
-    }
-
-    /// The splice version of readable/writable: socket → pipe (if the pipe is empty), then pipe →
-    /// socket. Bytes stay in the kernel; while some are left in the pipe, the socket is not read.
-    #[cfg(socklab_epoll)]
-    fn splice_ready(&mut self, max: usize, sink: &Sink) -> Want {
-        use crate::sys::splice::{SPLICE_F_MOVE, SPLICE_F_NONBLOCK};
-        let flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-        // Even with SPLICE_F_NONBLOCK a signal can interrupt splice (EINTR): retry, as the safe
-        // layer does for recv and send. Found by the reliability suite's EINTR storm.
-        let splice = |from, to, len, flags| loop {
-            match crate::sys::splice::splice(from, to, len, flags) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
-        };
-        let Some((pipe_r, pipe_w)) = &self.pipe else { return Want::Close };
-        if self.in_pipe == 0 {
-            match splice(self.stream.as_fd(), pipe_w.as_fd(), max, flags) {
-                Ok(0) => {
-                    sink(&Event::ServerRecvOver(self.peer));
-                    return Want::Close;
-                }
-                Ok(n) => {
-                    self.in_pipe = n;
-                    self.clock.progress();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Want::Read,
-                Err(e) => return self.failed(&e, sink),
-            }
-        }
-        while self.in_pipe > 0 {
-            match splice(pipe_r.as_fd(), self.stream.as_fd(), self.in_pipe, flags) {
-                Ok(n) => {
-                    self.in_pipe -= n;
-                    self.clock.progress();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Want::Write,
-                Err(e) => return self.failed(&e, sink),
-            }
-        }
-        Want::Read
     }
 
     fn failed(&self, err: &io::Error, sink: &Sink) -> Want {

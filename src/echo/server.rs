@@ -91,9 +91,6 @@ pub struct ServerConfig {
     /// The most clients served at once; more wait in the listen backlog. `None`: the thread model
     /// uses [`DEFAULT_MAX_THREADS`], the others are bounded by the descriptor limit only.
     pub max_conns: Option<usize>,
-    /// epoll model: echo with splice(2) through a pipe per connection (zero-copy; two more
-    /// descriptors per connection) instead of recv/send through the thread's buffer.
-    pub splice: bool,
     /// How long to wait before each accept (zero: don't). Lets a walkthrough show a finished
     /// handshake sitting in the accept queue before the program takes it.
     pub accept_delay: Duration,
@@ -116,7 +113,6 @@ impl ServerConfig {
             max_conns: None,
             idle_timeout: None,
             max_conn_time: None,
-            splice: false,
             accept_delay: Duration::ZERO,
         }
     }

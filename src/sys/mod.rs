@@ -36,8 +36,6 @@ pub mod process;
 pub mod resource;
 mod socket;
 mod sockopt;
-#[cfg(socklab_epoll)]
-pub mod splice;
 mod timer;
 pub mod trace;
 

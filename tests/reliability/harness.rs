@@ -12,21 +12,14 @@ use std::time::{Duration, Instant};
 use crate::common;
 
 /// Server models to run every case against: every `socklab::echo::Model` (the list `--model`
-/// accepts), plus epoll with `--splice` (a different echo path: bytes never enter the program).
+/// accepts).
 /// This is the one place the suite learns the models; a new one is picked up as soon as it is
 /// added to `Model::ALL`.
 pub fn models() -> Vec<Model> {
-    let mut models: Vec<Model> = socklab::echo::Model::ALL
+    socklab::echo::Model::ALL
         .iter()
         .map(|m| Model { name: m.name().to_string(), args: vec!["--model".into(), m.name().into()] })
-        .collect();
-    if models.iter().any(|m| m.name == "epoll") {
-        models.push(Model {
-            name: "epoll+splice".into(),
-            args: vec!["--model".into(), "epoll".into(), "--splice".into()],
-        });
-    }
-    models
+        .collect()
 }
 
 /// One server model, and the arguments that select it.
