@@ -65,7 +65,7 @@ fn cli_reports_json_against_the_fork_model() {
     let mut stdout = BufReader::new(server.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let addr = line.split("(on ").nth(1).map(|rest| rest.trim().trim_end_matches(')')).unwrap().to_string();
+    let addr = common::listening_addr(&line).expect("the listening line").to_string();
     // Drain the server's per-recv lines, or its children block on a full pipe.
     let drain = thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let out = common::socklab()

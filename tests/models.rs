@@ -88,11 +88,8 @@ impl CliServer {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read the listening line");
-        let addr = line
-            .split("(on ")
-            .nth(1)
-            .and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
-            .unwrap_or_else(|| panic!("{model:?}: no listening line, got {line:?}"));
+        let addr =
+            common::listening_addr(&line).unwrap_or_else(|| panic!("{model:?}: no listening line, got {line:?}"));
         let drain = thread::spawn(move || {
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         });

@@ -22,6 +22,11 @@ pub fn hosts() -> Vec<&'static str> {
     hosts
 }
 
+/// The address in a server's first line, "Server start, listening PORT (on ADDR)".
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    line.split("(on ").nth(1).and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
+}
+
 /// A `socklab server` child process. Killed (SIGKILL) on drop if still running.
 pub struct ServerProcess {
     pub child: Child,
@@ -42,12 +47,7 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read the listening line");
-        // "Server start, listening PORT (on ADDR)"
-        let addr = line
-            .split("(on ")
-            .nth(1)
-            .and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
-            .unwrap_or_else(|| panic!("no listening line from the server, got {line:?}"));
+        let addr = listening_addr(&line).unwrap_or_else(|| panic!("no listening line from the server, got {line:?}"));
         ServerProcess { child, addr, stdout }
     }
 

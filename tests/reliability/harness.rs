@@ -131,8 +131,7 @@ impl Server {
         let first = out.wait_for("Server start, listening", 1, Duration::from_secs(20));
         let addr = first
             .first()
-            .and_then(|line| line.split("(on ").nth(1))
-            .and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
+            .and_then(|line| common::listening_addr(line))
             .unwrap_or_else(|| panic!("[{}] no listening line; stderr: {}", model.name, err.dump()));
         let mut server = Server { model: model.clone(), child, addr, out, err, idle_fds: 0, readers };
         server.idle_fds = server.settled_fd_count();
