@@ -18,7 +18,7 @@ pub use libc::{
 
 /// `epoll_create1(2)`: a new, empty epoll instance. Pass `EPOLL_CLOEXEC`.
 pub fn epoll_create1(flags: libc::c_int) -> io::Result<OwnedFd> {
-    let args = [Arg::Int(flags.into())];
+    let args = [Arg::EpollFlags(flags)];
     if trace::enabled() {
         trace::enter("epoll_create1", &args);
     }
@@ -35,7 +35,7 @@ pub fn epoll_create1(flags: libc::c_int) -> io::Result<OwnedFd> {
 /// `fd` in the interest list of `epfd`. `events` is a mask of `EPOLLIN`, `EPOLLOUT`...; `data` comes
 /// back unchanged with every event of this descriptor (callers store a token in it).
 pub fn epoll_ctl(epfd: BorrowedFd<'_>, op: libc::c_int, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
-    let args = [Arg::Fd(epfd.as_raw_fd()), Arg::Int(op.into()), Arg::Fd(fd.as_raw_fd()), Arg::Int(events.into())];
+    let args = [Arg::Fd(epfd.as_raw_fd()), Arg::EpollOp(op), Arg::Fd(fd.as_raw_fd()), Arg::EpollEvent { events, data }];
     if trace::enabled() {
         trace::enter("epoll_ctl", &args);
     }
@@ -52,14 +52,20 @@ pub fn epoll_ctl(epfd: BorrowedFd<'_>, op: libc::c_int, fd: BorrowedFd<'_>, even
 /// (`-1`: forever), and fills the front of `events`. Returns how many entries were filled.
 pub fn epoll_wait(epfd: BorrowedFd<'_>, events: &mut [EpollEvent], timeout_ms: libc::c_int) -> io::Result<usize> {
     let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
-    let args = [Arg::Fd(epfd.as_raw_fd()), Arg::Int(max.into()), Arg::Int(timeout_ms.into())];
+    let (epfd_arg, max_arg, timeout_arg) =
+        (Arg::Fd(epfd.as_raw_fd()), Arg::Int(max.into()), Arg::Int(timeout_ms.into()));
     if trace::enabled() {
-        trace::enter("epoll_wait", &args);
+        trace::enter("epoll_wait", &[epfd_arg, Arg::EpollEvents(&[]), max_arg, timeout_arg]);
     }
     // SAFETY: `events` is valid for writes of `max` epoll_event structs for the whole call.
     let res = cvt(unsafe { libc::epoll_wait(epfd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) });
     if trace::enabled() {
-        trace::exit("epoll_wait", &args, &wide(res.as_ref().copied()));
+        let filled = &events[..*res.as_ref().unwrap_or(&0) as usize];
+        trace::exit(
+            "epoll_wait",
+            &[epfd_arg, Arg::EpollEvents(filled), max_arg, timeout_arg],
+            &wide(res.as_ref().copied()),
+        );
     }
     res.map(|n| n as usize)
 }

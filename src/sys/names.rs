@@ -173,6 +173,40 @@ pub fn flag_names(v: i32, table: &[(i32, &str)]) -> String {
     if out.is_empty() { "0".into() } else { out }
 }
 
+/// epoll event bits: `EPOLLIN|EPOLLRDHUP`.
+#[cfg(socklab_epoll)]
+pub fn epoll_events(v: u32) -> String {
+    const TABLE: &[(i32, &str)] = &[
+        (libc::EPOLLIN, "EPOLLIN"),
+        (libc::EPOLLPRI, "EPOLLPRI"),
+        (libc::EPOLLOUT, "EPOLLOUT"),
+        (libc::EPOLLERR, "EPOLLERR"),
+        (libc::EPOLLHUP, "EPOLLHUP"),
+        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
+        (libc::EPOLLEXCLUSIVE, "EPOLLEXCLUSIVE"),
+        (libc::EPOLLET, "EPOLLET"),
+        (libc::EPOLLONESHOT, "EPOLLONESHOT"),
+    ];
+    flag_names(v as i32, TABLE)
+}
+
+/// epoll_ctl operations.
+#[cfg(socklab_epoll)]
+pub fn epoll_op(v: i32) -> String {
+    match v {
+        libc::EPOLL_CTL_ADD => "EPOLL_CTL_ADD".into(),
+        libc::EPOLL_CTL_MOD => "EPOLL_CTL_MOD".into(),
+        libc::EPOLL_CTL_DEL => "EPOLL_CTL_DEL".into(),
+        other => other.to_string(),
+    }
+}
+
+/// epoll_create1 flags.
+#[cfg(socklab_epoll)]
+pub fn epoll_flags(v: i32) -> String {
+    flag_names(v, &[(libc::EPOLL_CLOEXEC, "EPOLL_CLOEXEC")])
+}
+
 /// poll(2) event bits: `POLLIN|POLLOUT`.
 pub fn poll_events(v: i16) -> String {
     const TABLE: &[(i32, &str)] = &[

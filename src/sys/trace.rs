@@ -77,6 +77,23 @@ pub enum Arg<'a> {
     },
     /// poll(2)'s array: `[{fd=3, events=POLLIN}]` going in; the kernel's `revents` coming out.
     PollFds(&'a [libc::pollfd]),
+    /// epoll_create1's flags: `EPOLL_CLOEXEC`.
+    #[cfg(socklab_epoll)]
+    EpollFlags(i32),
+    /// epoll_ctl's operation: `EPOLL_CTL_ADD`.
+    #[cfg(socklab_epoll)]
+    EpollOp(i32),
+    /// One `struct epoll_event`: `{events=EPOLLIN, data={u32=3, u64=3}}`.
+    #[cfg(socklab_epoll)]
+    EpollEvent {
+        /// The event mask.
+        events: u32,
+        /// The caller's token.
+        data: u64,
+    },
+    /// epoll_wait's output array (empty before the call returns).
+    #[cfg(socklab_epoll)]
+    EpollEvents(&'a [libc::epoll_event]),
     /// A `struct timespec` the kernel wrote back.
     Timespec {
         /// `tv_sec`.

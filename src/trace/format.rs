@@ -104,6 +104,23 @@ fn arg(out: &mut String, a: &Arg<'_>) {
             "{{sa_family=AF_PACKET, sll_protocol=htons({}), sll_ifindex={ifindex}}}",
             names::ether_type(*protocol)
         ),
+        #[cfg(socklab_epoll)]
+        Arg::EpollFlags(f) => write!(out, "{}", names::epoll_flags(*f)),
+        #[cfg(socklab_epoll)]
+        Arg::EpollOp(op) => write!(out, "{}", names::epoll_op(*op)),
+        #[cfg(socklab_epoll)]
+        Arg::EpollEvent { events, data } => write!(out, "{}", epoll_event(*events, *data)),
+        #[cfg(socklab_epoll)]
+        Arg::EpollEvents(list) => {
+            let each: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let (events, data) = (e.events, e.u64); // copies: the struct is packed on x86-64
+                    epoll_event(events, data)
+                })
+                .collect();
+            write!(out, "[{}]", each.join(", "))
+        }
         Arg::PollFds(fds) => {
             let each: Vec<String> =
                 fds.iter().map(|p| format!("{{fd={}, events={}}}", p.fd, names::poll_events(p.events))).collect();
@@ -153,6 +170,12 @@ pub fn sockaddr(addr: &SocketAddr) -> String {
             a.scope_id()
         ),
     }
+}
+
+/// `{events=EPOLLIN, data={u32=3, u64=3}}`, as strace prints a `struct epoll_event`.
+#[cfg(socklab_epoll)]
+fn epoll_event(events: u32, data: u64) -> String {
+    format!("{{events={}, data={{u32={}, u64={data}}}}}", names::epoll_events(events), data as u32)
 }
 
 /// The result: `3`, or `-1 ECONNREFUSED (Connection refused)`.
