@@ -234,6 +234,29 @@ mod tests {
     }
 
     #[test]
+    fn poll_and_epoll_print_as_strace_does() {
+        let fds = [libc::pollfd { fd: 3, events: libc::POLLIN, revents: libc::POLLIN }];
+        let poll = [Arg::PollFds(&fds), Arg::Int(1), Arg::Int(-1)];
+        assert_eq!(
+            exit("poll", &poll, &Ok(1)),
+            "poll([{fd=3, events=POLLIN}], 1, -1)    = 1 ([{fd=3, revents=POLLIN}])"
+        );
+        #[cfg(socklab_epoll)]
+        {
+            let ctl =
+                [Arg::Fd(6), Arg::EpollOp(libc::EPOLL_CTL_ADD), Arg::Fd(7), Arg::EpollEvent { events: 1, data: 7 }];
+            assert_eq!(
+                exit("epoll_ctl", &ctl, &Ok(0)),
+                "epoll_ctl(6, EPOLL_CTL_ADD, 7, {events=EPOLLIN, data={u32=7, u64=7}}) = 0"
+            );
+            assert_eq!(
+                exit("epoll_create1", &[Arg::EpollFlags(libc::EPOLL_CLOEXEC)], &Ok(5)).trim_end(),
+                "epoll_create1(EPOLL_CLOEXEC)            = 5"
+            );
+        }
+    }
+
+    #[test]
     fn lines_look_like_strace() {
         let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         assert_eq!(exit("close", &[Arg::Fd(3)], &Ok(0)), "close(3)                                = 0");
