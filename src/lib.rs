@@ -36,6 +36,8 @@ pub mod socket;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tcp;
+#[cfg(test)]
+mod testutil;
 pub mod trace;
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 pub mod walkthrough;

@@ -250,14 +250,7 @@ mod tests {
         // Deterministic pseudo-random garbage of every length up to 200 bytes.
         let mut x: u32 = 0x1234_5678;
         for len in 0..200 {
-            let junk: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let junk = crate::testutil::garbage(&mut x, len);
             let _ = ethernet(&junk);
             let _ = ipv4(&junk);
             let _ = ipv6(&junk);

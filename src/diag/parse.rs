@@ -316,14 +316,7 @@ mod tests {
         assert!(messages(&bad).is_err());
         let mut x: u32 = 0x9e37_79b9;
         for len in 0..300 {
-            let junk: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let junk = crate::testutil::garbage(&mut x, len);
             let _ = messages(&junk);
             let _ = socket(&junk);
             let _ = TcpInfo::parse(&junk);
