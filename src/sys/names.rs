@@ -207,6 +207,17 @@ pub fn epoll_flags(v: i32) -> String {
     flag_names(v, &[(libc::EPOLL_CLOEXEC, "EPOLL_CLOEXEC")])
 }
 
+/// File status flags (F_GETFL / F_SETFL): `O_RDWR|O_NONBLOCK`.
+pub fn open_flags(v: i32) -> String {
+    let access = match v & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        _ => "O_RDWR",
+    };
+    let rest = flag_names(v & !libc::O_ACCMODE, &[(libc::O_APPEND, "O_APPEND"), (libc::O_NONBLOCK, "O_NONBLOCK")]);
+    if rest == "0" { access.to_string() } else { format!("{access}|{rest}") }
+}
+
 /// poll(2) event bits: `POLLIN|POLLOUT`.
 pub fn poll_events(v: i16) -> String {
     const TABLE: &[(i32, &str)] = &[

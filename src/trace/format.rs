@@ -59,6 +59,14 @@ pub fn args(call: &Call<'_>) -> String {
                 let _ = write!(out, "[{n}]");
             }
             Arg::Int(n) if call.name == "fcntl" && i == 1 => out.push_str(&fcntl_cmd(*n)),
+            // F_SETFL / F_SETFD's argument is a flag set: `O_RDWR|O_NONBLOCK`, `FD_CLOEXEC`.
+            Arg::Int(n) if call.name == "fcntl" && i == 2 => match call.args.get(1) {
+                Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_SETFL) => out.push_str(&names::open_flags(*n as i32)),
+                Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_SETFD) => {
+                    out.push_str(&names::flag_names(*n as i32, &[(libc::FD_CLOEXEC, "FD_CLOEXEC")]))
+                }
+                _ => arg(&mut out, a),
+            },
             // Before recvfrom returns there is nothing to show in its buffer yet.
             Arg::Data(_) if entering && call.name == "recvfrom" => out.push_str("..."),
             Arg::Protocol(p) => out.push_str(&protocol(domain.unwrap_or(0), *p)),
@@ -231,6 +239,12 @@ mod tests {
 
     fn exit<'a>(name: &'static str, args: &'a [Arg<'a>], res: &'a io::Result<i64>) -> String {
         line(&Call { name, args, phase: Phase::Exit(res) })
+    }
+
+    #[test]
+    fn fcntl_flags_print_by_name() {
+        let setfl = [Arg::Fd(3), Arg::Int(libc::F_SETFL.into()), Arg::Int((libc::O_RDWR | libc::O_NONBLOCK).into())];
+        assert_eq!(exit("fcntl", &setfl, &Ok(0)), "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK)    = 0");
     }
 
     #[test]
