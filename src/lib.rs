@@ -29,8 +29,7 @@ pub mod capture;
 pub mod diag;
 pub mod echo;
 pub mod error;
-#[cfg(target_os = "linux")]
-pub mod limits;
+pub mod process;
 pub mod resolve;
 pub mod socket;
 #[allow(unsafe_code)]
@@ -42,5 +41,6 @@ pub mod trace;
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 pub mod walkthrough;
 
-pub use socket::{Socket, Type};
+pub use socket::{Connect, Domain, Protocol, Socket, Type};
+pub use sys::{SockAddr, UnixName, clock, names};
 pub use tcp::{TcpListener, TcpStream};

@@ -104,7 +104,7 @@ fn tcp_info_of_own_socket_agrees_with_sock_diag() {
     while got < 5 {
         got += stream.recv(&mut buf[got..]).unwrap();
     }
-    let own = socklab::diag::tcp_info(&stream).unwrap();
+    let own = socklab::diag::tcp_info(stream.socket()).unwrap();
     assert!(own.snd_cwnd >= 1 && own.rtt_us > 0, "{own:?}");
     let local = stream.local_addr().unwrap();
     let mut diag = socklab::diag::Diag::open().unwrap();

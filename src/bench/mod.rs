@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::socket::Socket;
+use crate::SockAddr;
+use crate::socket::{Domain, Socket, Type};
 use crate::sys::{self, epoll::*};
 use pattern::Pattern;
 pub use report::{Latency, Progress, Report};
@@ -131,7 +132,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
     if config.conns == 0 || config.size == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--conns and --size must be at least 1"));
     }
-    crate::limits::raise_open_files(Some(config.conns as u64 + 64))?;
+    crate::process::raise_open_files(Some(config.conns as u64 + 64))?;
     let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other)?;
     let mut run = Run {
         config,
@@ -223,21 +224,17 @@ impl Run<'_> {
     /// while the handshake is on its way; epoll reports it writable once it is established.
     fn open(&mut self, i: usize) -> io::Result<()> {
         let addr = self.config.addr;
-        let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-        let fd = sys::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)?;
-        let socket = Socket::from(fd);
+        let socket = Socket::new(Domain::for_address(&addr), Type::STREAM.nonblocking(), None)?;
         self.opened += 1;
         if let Some(source) = self.source_address() {
             // Let connect pick the port for the whole 4-tuple, not bind for the address alone.
-            sys::setsockopt_int(socket.as_fd(), libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
-            sys::bind(socket.as_fd(), &source)?;
+            socket.set_bind_address_no_port(true)?;
+            socket.bind(&SockAddr::from(source))?;
         }
         let conn = &mut self.conns[i];
         conn.started = Instant::now();
-        match sys::connect(socket.as_fd(), &addr) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return self.fail(i, &e, false),
+        if let Err(e) = socket.connect_nonblocking(&SockAddr::from(addr)) {
+            return self.fail(i, &e, false);
         }
         let events = (EPOLLIN | EPOLLOUT | EPOLLRDHUP | libc::EPOLLET) as u32;
         epoll_ctl(self.epoll.as_fd(), EPOLL_CTL_ADD, socket.as_fd(), events, i as u64)?;

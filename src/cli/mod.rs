@@ -48,11 +48,8 @@ impl Narration {
         if !(self.trace || self.explain || self.step || self.trace_machine) {
             return Ok(());
         }
-        socklab::trace::start(socklab::trace::Options {
-            explain: self.explain,
-            step: self.step,
-            machine: self.trace_machine,
-        })
+        let options = socklab::trace::Options { explain: self.explain, step: self.step, machine: self.trace_machine };
+        socklab::trace::start(options, Box::new(io::stderr()))
     }
 }
 
@@ -358,7 +355,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if args.model != Model::Iterative {
         // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
         #[cfg(target_os = "linux")]
-        socklab::limits::raise_open_files(None)?;
+        socklab::process::raise_open_files(None)?;
     }
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.

@@ -138,13 +138,7 @@ impl Conn {
 /// accept4 where it exists — on Linux an accepted socket does not inherit O_NONBLOCK), with
 /// TCP_NODELAY. On an empty queue it fails with `WouldBlock`.
 pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    #[cfg(socklab_sock_flags)]
-    let (socket, peer) = listener.socket().accept_with_flags(libc::SOCK_NONBLOCK)?;
-    #[cfg(not(socklab_sock_flags))]
-    let (socket, peer) = listener.socket().accept()?;
-    #[cfg(not(socklab_sock_flags))]
-    socket.set_nonblocking(true)?;
-    let stream = TcpStream::from_socket(socket);
+    let (stream, peer) = listener.accept_nonblocking()?;
     no_delay(&stream);
     Ok((stream, peer))
 }

@@ -345,8 +345,7 @@ impl Process {
 
     /// Asks the process to stop (SIGTERM), waits up to `limit`, returns its stderr.
     fn stop(mut self, limit: Duration) -> String {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = crate::process::kill(self.child.id() as i32, crate::process::SIGTERM);
         wait_or_kill(&mut self.child, limit);
         self.collect()
     }
