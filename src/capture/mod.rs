@@ -23,7 +23,7 @@ pub use parse::{Flags, Segment};
 use crate::socket::Socket;
 use crate::sys;
 
-/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::trace::now_ns`]).
+/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::sys::monotonic_ns`]).
 #[derive(Debug, Clone)]
 pub struct Captured {
     /// Kernel time stamp.
@@ -72,7 +72,7 @@ impl Capture {
     /// Stops reading (within one receive timeout) and returns the TCP segments seen, in order,
     /// and how many frames the kernel dropped because the socket's buffer was full.
     pub fn stop(self) -> (Vec<Captured>, u32) {
-        self.stop_at.store(crate::trace::now_ns().max(1), Ordering::Release);
+        self.stop_at.store(sys::monotonic_ns().max(1), Ordering::Release);
         self.thread.join().unwrap_or_default()
     }
 }
@@ -102,11 +102,9 @@ fn loopback_index() -> i32 {
 
 /// CLOCK_MONOTONIC minus CLOCK_REALTIME, in nanoseconds, read back to back.
 fn realtime_to_monotonic_offset() -> i128 {
-    use nix::time::{ClockId, clock_gettime};
-    let ns = |c| clock_gettime(c).map_or(0i128, |t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128);
-    let mono1 = ns(ClockId::CLOCK_MONOTONIC);
-    let real = ns(ClockId::CLOCK_REALTIME);
-    let mono2 = ns(ClockId::CLOCK_MONOTONIC);
+    let mono1 = i128::from(sys::monotonic_ns());
+    let real = sys::realtime_ns();
+    let mono2 = i128::from(sys::monotonic_ns());
     (mono1 + mono2) / 2 - real
 }
 
@@ -130,7 +128,7 @@ fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
         };
         let t_ns = match sys::packet::ioctl_siocgstampns(socket.as_fd()) {
             Ok((sec, nsec)) => (i128::from(sec) * 1_000_000_000 + i128::from(nsec) + offset).max(0) as u64,
-            Err(_) => crate::trace::now_ns(),
+            Err(_) => sys::monotonic_ns(),
         };
         let stop = stop_at.load(Ordering::Acquire);
         if stop != 0 && t_ns > stop {

@@ -17,7 +17,6 @@ pub use parse::{SockInfo, TcpInfo, TcpState};
 
 use crate::socket::Socket;
 use crate::sys;
-use crate::trace::now_ns;
 
 /// An open sock_diag socket, reusable for many dumps (the walkthrough polls it).
 #[derive(Debug)]
@@ -51,11 +50,11 @@ impl Diag {
         let request = parse::request(family as u8, self.seq, with_info);
         // An unconnected netlink socket sends to the kernel.
         self.socket.send_all(&request)?;
-        let mut filled_by = now_ns();
+        let mut filled_by = sys::monotonic_ns();
         let mut sockets = Vec::new();
         for _ in 0..MAX_DATAGRAMS {
             let n = self.socket.recv(&mut self.buf)?;
-            let stamp = std::mem::replace(&mut filled_by, now_ns());
+            let stamp = std::mem::replace(&mut filled_by, sys::monotonic_ns());
             if n == 0 {
                 break;
             }

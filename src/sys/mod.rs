@@ -22,6 +22,7 @@
 #![allow(clippy::unnecessary_cast)]
 
 mod addr;
+mod clock;
 #[cfg(socklab_epoll)]
 pub mod epoll;
 mod fcntl;
@@ -40,6 +41,7 @@ mod timer;
 pub mod trace;
 
 pub use addr::decode_bytes as decode_sockaddr;
+pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{

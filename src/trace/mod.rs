@@ -54,11 +54,10 @@ pub fn start(options: Options) -> io::Result<()> {
     Ok(())
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process, so timestamps from the
-/// server, the client and the capture can be merged. (A vDSO call, not a system call; not narrated.)
+/// CLOCK_MONOTONIC in nanoseconds, the stamps of `--trace-machine` lines: [`sys::monotonic_ns`](crate::sys::monotonic_ns),
+/// kept under this name for the narration's callers.
 pub fn now_ns() -> u64 {
-    use nix::time::{ClockId, clock_gettime};
-    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+    crate::sys::monotonic_ns()
 }
 
 /// The hook `sys` calls around every system call.

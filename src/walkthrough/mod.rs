@@ -30,7 +30,8 @@ use json::Value;
 
 use crate::capture::{self, Capture, Captured, Flags, Segment};
 use crate::diag::{Diag, TcpState, ss_addr};
-use crate::trace::{now_ns, parse_machine_line};
+use crate::sys::monotonic_ns;
+use crate::trace::parse_machine_line;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -141,7 +142,7 @@ const PHASE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs server and client from the binary at `exe` and returns their merged timeline.
 pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
-    let start_ns = now_ns();
+    let start_ns = monotonic_ns();
     let (capture, capture_error) = match Capture::start_loopback() {
         Ok(c) => (Some(c), None),
         Err(e) if capture::is_permission_error(&e) => {
@@ -195,14 +196,14 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     }
     if dropped > 0 {
         let note = format!("the capture dropped {dropped} frames (lo was busy): some segments may be missing");
-        events.push(Event { t_ns: now_ns(), what: What::Note(note) });
+        events.push(Event { t_ns: monotonic_ns(), what: What::Note(note) });
     }
     if let Some(why) = &capture_error {
         events.push(Event { t_ns: start_ns, what: What::Note(format!("no segments shown: {why}")) });
     }
     for (side, text) in [(Side::Server, &server_err), (Side::Client, &client_err)] {
         for line in text.lines().filter(|l| l.starts_with("socklab:")) {
-            events.push(Event { t_ns: now_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
+            events.push(Event { t_ns: monotonic_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
         }
     }
     events.sort_by_key(|e| e.t_ns);
@@ -407,7 +408,7 @@ impl Poller {
         let thread = thread::spawn(move || {
             if let Err(e) = poll_states(port, &flag, &out, ready) {
                 let note = What::Note(format!("socket states unavailable: sock_diag failed: {e}"));
-                lock(&out).events.push(Event { t_ns: now_ns(), what: note });
+                lock(&out).events.push(Event { t_ns: monotonic_ns(), what: note });
             }
         });
         // The first dump records the listener before any client exists. (An error ends the wait too.)
@@ -459,7 +460,7 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     let until = Instant::now() + Duration::from_secs(2 * 3600);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
         let sockets = diag.dump_timed(libc::AF_INET, false)?;
-        let end_ns = now_ns();
+        let end_ns = monotonic_ns();
         let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
         let earlier = earlier.get_or_insert_with(|| {
             sockets
