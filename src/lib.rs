@@ -38,6 +38,7 @@ pub mod sys;
 pub mod tcp;
 #[cfg(test)]
 mod testutil;
+pub mod timeline;
 pub mod trace;
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 pub mod walkthrough;

@@ -403,7 +403,8 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     if let Some(why) = &timeline.capture_error {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
-    let text = if args.json { timeline.json_lines() } else { timeline.text() };
+    use socklab::timeline::{jsonl, text};
+    let text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
     let _ = io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }

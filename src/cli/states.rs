@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::io::{self, Write};
 
 use socklab::diag::{Diag, TcpState, ss_addr};
-use socklab::walkthrough::json::{self, Value};
+use socklab::timeline::json::{self, Value};
 
 /// Prints the table (or JSON lines) for every TCP socket, or those with `port` at either end.
 pub fn print(port: Option<u16>, as_json: bool) -> io::Result<()> {

@@ -13,8 +13,6 @@
 //! and the connection then waits in the listener's accept queue (Recv-Q 1) until accept takes it
 //! (Recv-Q 0). The client closes first, so it is the side left in TIME-WAIT.
 
-pub mod json;
-
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -26,11 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use json::Value;
-
 use crate::capture::{self, Capture, Captured, Flags, Segment};
-use crate::diag::{Diag, TcpState, ss_addr};
+use crate::diag::{Diag, TcpState};
 use crate::sys::monotonic_ns;
+use crate::timeline::{Event, Side, Timeline, What};
 use crate::trace::parse_machine_line;
 
 /// What to run.
@@ -48,93 +45,6 @@ impl Default for Config {
     fn default() -> Config {
         Config { port: 0, accept_delay: Duration::from_secs(1), explain: false }
     }
-}
-
-/// Which program made a call or sent a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// `socklab server`.
-    Server,
-    /// `socklab client`.
-    Client,
-}
-
-impl Side {
-    /// `server` / `client`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Server => "server",
-            Side::Client => "client",
-        }
-    }
-}
-
-/// One entry of the timeline.
-#[derive(Debug, Clone)]
-pub enum What {
-    /// A system call, as strace prints it.
-    Call {
-        /// Who made it.
-        side: Side,
-        /// When it started (CLOCK_MONOTONIC ns); the event's time is when it returned.
-        start_ns: u64,
-        /// The strace line.
-        line: String,
-        /// The `--explain` sentence.
-        explain: Option<String>,
-    },
-    /// A TCP segment on `lo`.
-    Segment {
-        /// Who sent it.
-        from: Side,
-        /// The segment.
-        segment: Segment,
-        /// Sequence number relative to the sender's initial one (the SYN's is 0).
-        rel_seq: u32,
-        /// Acknowledgment relative to the receiver's initial sequence number.
-        rel_ack: u32,
-        /// The tutorial's words for it, for the handshake and the close.
-        note: Option<String>,
-    },
-    /// A socket's state or queues changed (`state` is `CLOSED` once it left the kernel's table).
-    State {
-        /// `listener`, `server` (the accepted connection) or `client`.
-        role: &'static str,
-        /// Local address.
-        local: SocketAddr,
-        /// Remote address.
-        remote: SocketAddr,
-        /// `LISTEN`, `ESTAB`, `TIME-WAIT`, ..., `CLOSED`.
-        state: String,
-        /// Recv-Q: for a listener, connections waiting for accept.
-        recv_q: u32,
-        /// Send-Q: for a listener, its backlog.
-        send_q: u32,
-    },
-    /// Something the walkthrough itself says.
-    Note(String),
-}
-
-/// A timed entry (CLOCK_MONOTONIC nanoseconds).
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// When.
-    pub t_ns: u64,
-    /// What.
-    pub what: What,
-}
-
-/// The merged result.
-#[derive(Debug)]
-pub struct Timeline {
-    /// The server's port.
-    pub port: u16,
-    /// Time zero of the relative timestamps.
-    pub start_ns: u64,
-    /// Every event, in time order.
-    pub events: Vec<Event>,
-    /// Why no segments were captured, if they were not.
-    pub capture_error: Option<String>,
 }
 
 /// The longest any one phase may take before the walkthrough gives up (never hang).
@@ -519,110 +429,4 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
         thread::sleep(Duration::from_millis(1));
     }
     Ok(())
-}
-
-impl Timeline {
-    /// Seconds since the start, as `+1.234567`.
-    fn rel(&self, t_ns: u64) -> f64 {
-        t_ns.saturating_sub(self.start_ns) as f64 / 1e9
-    }
-
-    /// The timeline for a person: one line per event (two with `--explain`).
-    pub fn text(&self) -> String {
-        let mut out = format!(
-            "socklab walkthrough: echo server on 127.0.0.1:{} and its client, as two processes.\n\
-             Sources: server/client = system calls (strace's syntax), wire = TCP segments on lo, \
-             ss = socket states and queues (sock_diag).\n\n",
-            self.port
-        );
-        for e in &self.events {
-            let t = format!("{:+.6}", self.rel(e.t_ns));
-            let line = match &e.what {
-                What::Call { side, line, explain, .. } => {
-                    let mut s = format!("{t}  {:<6}  {line}", side.name());
-                    if let Some(x) = explain {
-                        s.push_str(&format!("\n{:>10}          # {x}", ""));
-                    }
-                    s
-                }
-                What::Segment { segment: s, rel_seq, rel_ack, note, .. } => {
-                    let mut text = format!(
-                        "{t}  wire    {} > {}  {:<8} seq {rel_seq:<4} ack {rel_ack:<4} len {}",
-                        s.src,
-                        s.dst,
-                        s.flags.names(),
-                        s.len
-                    );
-                    if let Some(n) = note {
-                        text.push_str(&format!("   {n}"));
-                    }
-                    text
-                }
-                What::State { role, local, remote, state, recv_q, send_q } => {
-                    let mut text = format!(
-                        "{t}  ss      {role:<8} {state:<10} {} {}  Recv-Q {recv_q} Send-Q {send_q}",
-                        ss_addr(local),
-                        ss_addr(remote)
-                    );
-                    if *role == "listener" && state == "LISTEN" {
-                        text.push_str(&format!("   (accept queue: {recv_q} waiting; backlog {send_q})"));
-                    }
-                    text
-                }
-                What::Note(n) => format!("{t}  note    {n}"),
-            };
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    }
-
-    /// One JSON object per event, one per line.
-    pub fn json_lines(&self) -> String {
-        let mut out = String::new();
-        for e in &self.events {
-            let t = ("t", Value::Num(self.rel(e.t_ns)));
-            let line = match &e.what {
-                What::Call { side, start_ns, line, explain } => json::object(&[
-                    t,
-                    ("source", Value::Str("syscall".into())),
-                    ("side", Value::Str(side.name().into())),
-                    ("start", Value::Num(self.rel(*start_ns))),
-                    ("call", Value::Str(line.split('(').next().unwrap_or("").into())),
-                    ("line", Value::Str(line.clone())),
-                    ("explain", explain.clone().map_or(Value::Null, Value::Str)),
-                ]),
-                What::Segment { from, segment: s, rel_seq, rel_ack, note } => json::object(&[
-                    t,
-                    ("source", Value::Str("segment".into())),
-                    ("from", Value::Str(from.name().into())),
-                    ("src", Value::Str(s.src.to_string())),
-                    ("dst", Value::Str(s.dst.to_string())),
-                    ("flags", Value::Str(s.flags.names())),
-                    ("tcpdump_flags", Value::Str(s.flags.tcpdump())),
-                    ("seq", Value::Int(i64::from(*rel_seq))),
-                    ("ack", Value::Int(i64::from(*rel_ack))),
-                    ("len", Value::Int(s.len as i64)),
-                    ("win", Value::Int(i64::from(s.window))),
-                    ("note", note.clone().map_or(Value::Null, Value::Str)),
-                ]),
-                What::State { role, local, remote, state, recv_q, send_q } => json::object(&[
-                    t,
-                    ("source", Value::Str("state".into())),
-                    ("socket", Value::Str((*role).into())),
-                    ("local", Value::Str(local.to_string())),
-                    ("remote", Value::Str(remote.to_string())),
-                    ("state", Value::Str(state.clone())),
-                    ("recv_q", Value::Int(i64::from(*recv_q))),
-                    ("send_q", Value::Int(i64::from(*send_q))),
-                ]),
-                What::Note(n) => {
-                    json::object(&[t, ("source", Value::Str("note".into())), ("text", Value::Str(n.clone()))])
-                }
-            };
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    }
 }
