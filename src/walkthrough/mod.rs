@@ -14,11 +14,11 @@
 //! (Recv-Q 0). The client closes first, so it is the side left in TIME-WAIT.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -63,17 +63,23 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
 
     let delay = format!("{}ms", config.accept_delay.as_millis());
     let port = config.port.to_string();
+    let ready = ReadyDir::create()?;
+    let ready_path = ready.path();
+    let ready_arg = ready_path.to_string_lossy();
     let mut server_args = vec!["server", "--host", "127.0.0.1", "--port", &port, "--accept-delay", &delay];
-    server_args.push("--trace-machine");
+    server_args.extend(["--ready-file", &ready_arg, "--trace-machine"]);
     if config.explain {
         server_args.push("--explain");
     }
     let mut server = Process::spawn(exe, &server_args)?;
-    let first = server.first_stdout_line();
-    let Some(port) = listening_port(&first) else {
-        let err = complaints(&server.finish(Duration::ZERO));
-        return Err(io::Error::other(format!("the server did not start: {err}")));
+    let port = match wait_ready(&ready_path, &mut server.child, PHASE_LIMIT) {
+        Ok(addr) => addr.port(),
+        Err(why) => {
+            let err = complaints(&server.finish(Duration::ZERO));
+            return Err(io::Error::other(format!("the server did not start: {}", why.unwrap_or(err))));
+        }
     };
+    drop(ready);
 
     let states = Poller::start(port);
     let port_text = port.to_string();
@@ -112,7 +118,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
         events.push(Event { t_ns: start_ns, what: What::Note(format!("no segments shown: {why}")) });
     }
     for (side, text) in [(Side::Server, &server_err), (Side::Client, &client_err)] {
-        for line in text.lines().filter(|l| l.starts_with("socklab:")) {
+        for line in messages(text) {
             events.push(Event { t_ns: monotonic_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
         }
     }
@@ -123,13 +129,26 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     Ok(Timeline { port, start_ns, events, capture_error })
 }
 
-/// A child's error messages (its stderr without the narration), without the `socklab: ` prefix.
+/// The lines of a child's stderr that are not narration: its own messages (errors, notes).
+///
+/// Narration is recognised by the machine protocol of `--trace-machine`: `@trace START END LINE`
+/// (see [`crate::trace::parse_machine_line`]), each optionally followed by its `--explain`
+/// sentence, indented as [`EXPLAIN_INDENT`]. Everything else is the child speaking.
+fn messages(stderr: &str) -> impl Iterator<Item = &str> {
+    let mut after_call = false;
+    stderr.lines().filter(move |l| {
+        let narration = parse_machine_line(l).is_some() || (after_call && l.starts_with(EXPLAIN_INDENT));
+        after_call = narration;
+        !narration && !l.trim().is_empty()
+    })
+}
+
+/// How `--explain` indents its sentence under a narrated call.
+const EXPLAIN_INDENT: &str = "    # ";
+
+/// A child's messages on one line, for an error (its `socklab: ` tag left out: ours says it).
 fn complaints(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| parse_machine_line(l).is_none() && !l.starts_with("    # ") && !l.trim().is_empty())
-        .map(|l| l.strip_prefix("socklab: ").unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = messages(stderr).map(|l| l.strip_prefix("socklab: ").unwrap_or(l)).collect();
     if lines.is_empty() { "it exited without saying why".into() } else { lines.join("; ") }
 }
 
@@ -137,9 +156,55 @@ fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
     matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
 }
 
-/// `Server start, listening PORT (on ADDR)` → PORT.
-fn listening_port(line: &str) -> Option<u16> {
-    line.strip_prefix("Server start, listening ")?.split(' ').next()?.parse().ok()
+/// A private directory for the server's `--ready-file`, removed on drop.
+struct ReadyDir(PathBuf);
+
+impl ReadyDir {
+    fn create() -> io::Result<ReadyDir> {
+        static SESSIONS: AtomicU64 = AtomicU64::new(0);
+        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("socklab-walkthrough-{}-{n}", std::process::id()));
+        // A leftover of a killed earlier run with the same pid is ours to replace.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        Ok(ReadyDir(dir))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.join("ready")
+    }
+}
+
+impl Drop for ReadyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits for `socklab server --ready-file PATH` to write its address. `Err(None)` if the server
+/// exited first (its stderr says why); `Err(Some(why))` for a timeout or an unreadable file.
+fn wait_ready(path: &Path, server: &mut Child, limit: Duration) -> Result<SocketAddr, Option<String>> {
+    let until = Instant::now() + limit;
+    loop {
+        // The server renames the file into place whole, so any content read is complete.
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                return text.trim_end().parse().map_err(|_| Some(format!("its --ready-file holds {text:?}")));
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Some(format!("reading its --ready-file: {e}")));
+            }
+            Err(_) => {}
+        }
+        if !matches!(server.try_wait(), Ok(None)) {
+            return Err(None);
+        }
+        if Instant::now() >= until {
+            return Err(Some(format!("it was not listening after {} s", limit.as_secs())));
+        }
+        // Pacing of the check, not synchronisation: the file's existence is the signal.
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The narration lines of one process, with their `--explain` sentences attached.
@@ -206,10 +271,10 @@ fn annotate(port: u16, captured: Vec<Captured>) -> Vec<Event> {
 }
 
 /// A child socklab process whose stdout and stderr are read on threads (so neither pipe fills).
+/// Its stdout (the human lines) is not used: the timeline takes everything from the narration.
 struct Process {
     child: Child,
-    stdout: Option<BufReader<std::process::ChildStdout>>,
-    out_thread: Option<JoinHandle<String>>,
+    out_thread: JoinHandle<String>,
     err_thread: JoinHandle<String>,
 }
 
@@ -230,26 +295,23 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", exe.display())))?;
-        let stdout = child.stdout.take().map(BufReader::new);
-        let err_thread = read_all(child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?)?;
-        Ok(Process { child, stdout, out_thread: None, err_thread })
-    }
-
-    /// Reads the first stdout line (empty if the process exits first), then drains the rest on a thread.
-    fn first_stdout_line(&mut self) -> String {
-        let mut line = String::new();
-        if let Some(mut out) = self.stdout.take() {
-            let _ = out.read_line(&mut line);
-            self.out_thread = read_all(out).ok();
+        let pipes = child.stdout.take().zip(child.stderr.take());
+        let threads = pipes.ok_or_else(|| io::Error::other("no stdout or stderr pipe")).and_then(|(out, err)| {
+            let out_thread = read_all(out)?;
+            Ok((out_thread, read_all(err)?))
+        });
+        match threads {
+            Ok((out_thread, err_thread)) => Ok(Process { child, out_thread, err_thread }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
         }
-        line
     }
 
     /// Waits up to `limit` for the process to exit (killing it after that); returns success and stderr.
     fn wait(mut self, limit: Duration) -> (bool, String) {
-        if self.stdout.is_some() {
-            self.first_stdout_line();
-        }
         let ok = wait_or_kill(&mut self.child, limit);
         (ok, self.collect())
     }
@@ -269,9 +331,7 @@ impl Process {
     }
 
     fn collect(self) -> String {
-        if let Some(t) = self.out_thread {
-            let _ = t.join();
-        }
+        let _ = self.out_thread.join();
         self.err_thread.join().unwrap_or_default()
     }
 }
@@ -429,4 +489,20 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
         thread::sleep(Duration::from_millis(1));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_what_is_not_narration() {
+        let stderr = "@trace 1 2 listen(3, 5) = 0\n    # The socket now accepts connections.\n\
+                      bind failed: EADDRINUSE\n    # not after a call: a message\n\n\
+                      socklab: note: something\n@trace 3 4 close(3) = 0\n";
+        let said: Vec<&str> = messages(stderr).collect();
+        assert_eq!(said, ["bind failed: EADDRINUSE", "    # not after a call: a message", "socklab: note: something"]);
+        assert_eq!(complaints("@trace 1 2 close(3) = 0\n"), "it exited without saying why");
+        assert_eq!(complaints("socklab: bind: EADDRINUSE\nplain\n"), "bind: EADDRINUSE; plain");
+    }
 }
