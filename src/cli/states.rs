@@ -1,4 +1,5 @@
-//! `socklab states`: the `ss -tan`-like table, printed from `socklab::diag`.
+//! Top floor: `socklab states`, the `ss -tan`-like table, printed from `socklab::diag` (JSON lines
+//! through `socklab::timeline::json`).
 //!
 //! For sockets that belong to a socklab process (found through /proc/PID/fd, as `ss -p` does),
 //! the kernel's `tcp_info` is shown too: smoothed rtt, congestion window, retransmissions.

@@ -1,6 +1,6 @@
 //! Floor 4: the crate's one JSON writer and reader (no dependency for JSON this small).
 //!
-//! Everything socklab prints as JSON goes through [`write`]: the walkthrough's events
+//! Everything socklab prints as JSON goes through [`write()`]: the walkthrough's events
 //! ([`jsonl`](super::jsonl)), `socklab states --json` and `socklab bench --json`. [`parse`] reads
 //! it back, for scripts written in Rust and for the integration tests, so what is printed and what
 //! is checked cannot drift apart.
@@ -10,7 +10,7 @@
 
 use std::fmt::{self, Write as _};
 
-/// A JSON value: what [`write`] prints and what [`parse`] returns.
+/// A JSON value: what [`write()`] prints and what [`parse`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// `null`.
@@ -31,7 +31,7 @@ pub enum Value {
     Object(Vec<(String, Value)>),
 }
 
-/// How [`write`] separates keys, values and members.
+/// How [`write()`] separates keys, values and members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// `{"a": 1, "b": 2}`.

@@ -1,5 +1,7 @@
 //! Floor 4: the tutorial's story as one timeline — handshake, accept queue, data, close, TIME-WAIT.
 //!
+//! This module records; [`crate::timeline`] holds what it records ([`Timeline`]) and renders it.
+//!
 //! [`run`] starts the echo server and the echo client as two processes (the current binary again,
 //! with `--trace-machine`), and merges three sources into one list ordered by CLOCK_MONOTONIC:
 //! - both processes' system calls, as strace would print them, with start and end times;
@@ -7,6 +9,10 @@
 //!   says so and goes on without them);
 //! - the sockets' states and queues, polled through [`crate::diag`] about every millisecond and
 //!   recorded each time one changes.
+//!
+//! It talks to its children through machine channels only, never their human output: the server's
+//! address comes from `--ready-file`, the calls from the `@trace` lines of `--trace-machine`, and
+//! every other stderr line is the child's own message.
 //!
 //! The server waits `accept_delay` before calling accept, so the timeline shows what the tutorial
 //! says and no single tool shows: connect() returns as soon as the kernel finished the handshake,
