@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cli (src/main.rs, src/cli/)   argument parsing and printing
-//! walkthrough (src/walkthrough/) server + client processes, capture and states in one timeline
+//! walkthrough (src/walkthrough/) records a session: server + client processes, capture and states
+//! timeline (src/timeline/)       the event model and its renderers; the crate's one JSON writer/reader
 //! echo (src/echo/)              the tutorial's echo server and client, and their stop switch
 //! trace (src/trace/)            --trace / --explain / --step: each syscall in strace's words
 //! capture (src/capture/)        TCP segments on lo through AF_PACKET, parsed in safe code
@@ -37,6 +38,7 @@ pub mod sys;
 pub mod tcp;
 #[cfg(test)]
 mod testutil;
+pub mod timeline;
 pub mod trace;
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 pub mod walkthrough;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -57,15 +57,15 @@ fn every_mode_is_byte_exact_against_every_nonforking_model() {
 
 #[test]
 fn cli_reports_json_against_the_fork_model() {
+    let ready = common::ReadyFile::new();
     let mut server = common::socklab()
         .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "fork", "--backlog", "128"])
+        .args(ready.args())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = common::listening_addr(&line).expect("the listening line").to_string();
+    let mut stdout = server.stdout.take().unwrap();
+    let addr = ready.wait(&mut server).to_string();
     // Drain the server's per-recv lines, or its children block on a full pipe.
     let drain = thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let out = common::socklab()

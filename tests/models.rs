@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Stdio;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -78,18 +78,17 @@ struct CliServer {
 
 impl CliServer {
     fn start(host: &str, model: Model) -> CliServer {
+        let ready = common::ReadyFile::new();
         let mut child = common::socklab()
             .args(["server", "--host", host, "--port", "0", "--model", model.name()])
+            .args(ready.args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn socklab server");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the listening line");
-        let addr =
-            common::listening_addr(&line).unwrap_or_else(|| panic!("{model:?}: no listening line, got {line:?}"));
+        let mut stdout = child.stdout.take().unwrap();
+        let addr = ready.wait(&mut child);
         let drain = thread::spawn(move || {
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         });

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ServerProcess, have, hosts, socklab};
+use socklab::timeline::json::{self, Value};
 
 type Row = (String, u32, u32, SocketAddr, SocketAddr);
 
@@ -39,10 +40,14 @@ fn ss_rows(port: u16) -> Vec<Row> {
     rows
 }
 
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\": ");
-    let rest = &line[line.find(&pat).unwrap() + pat.len()..];
-    rest.split([',', '}']).next().unwrap().trim().trim_matches('"')
+/// A string or integer member of one `states --json` line, as text (read with the crate's JSON reader).
+fn field(line: &str, key: &str) -> String {
+    let value = json::parse(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    match value.get(key) {
+        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Int(n)) => n.to_string(),
+        other => panic!("no string or integer {key:?} in {line}: {other:?}"),
+    }
 }
 
 fn socklab_rows(port: u16) -> Vec<Row> {
@@ -53,7 +58,7 @@ fn socklab_rows(port: u16) -> Vec<Row> {
         .map(|l| {
             let n = |k| field(l, k).parse().unwrap();
             (
-                field(l, "state").to_string(),
+                field(l, "state"),
                 n("recv_q"),
                 n("send_q"),
                 field(l, "local").parse().unwrap(),

@@ -23,7 +23,7 @@ use crate::SockAddr;
 use crate::clock::{monotonic_ns, realtime_ns};
 use crate::socket::{Domain, Protocol, Socket, Type};
 
-/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::trace::now_ns`]).
+/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::clock::monotonic_ns`]).
 #[derive(Debug, Clone)]
 pub struct Captured {
     /// Kernel time stamp.

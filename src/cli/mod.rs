@@ -7,6 +7,7 @@ mod states;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,11 @@ struct ServerArgs {
     /// Print only the listening line (it has the port) and errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
+    /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
+    /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -362,10 +368,28 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
+    // Last before serving: whoever reads the file may signal the server at once.
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, server.local_addr())?;
+    }
     let result = server.run(printer(args.quiet));
     drop(timer);
     signals.finish(&stop);
     result
+}
+
+/// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
+/// no file or the whole line.
+fn write_ready_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display()));
+    std::fs::write(&tmp, format!("{addr}\n")).map_err(context)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        context(e)
+    })
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {
@@ -400,7 +424,8 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     if let Some(why) = &timeline.capture_error {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
-    let text = if args.json { timeline.json_lines() } else { timeline.text() };
+    use socklab::timeline::{jsonl, text};
+    let text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
     let _ = io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use parse::{SockInfo, TcpInfo, TcpState};
 
-use crate::clock::monotonic_ns as now_ns;
+use crate::clock::monotonic_ns;
 use crate::socket::{Domain, Protocol, Socket, Type};
 
 /// An open sock_diag socket, reusable for many dumps (the walkthrough polls it).
@@ -49,11 +49,11 @@ impl Diag {
         let request = parse::request(family as u8, self.seq, with_info);
         // An unconnected netlink socket sends to the kernel.
         self.socket.send_all(&request)?;
-        let mut filled_by = now_ns();
+        let mut filled_by = monotonic_ns();
         let mut sockets = Vec::new();
         for _ in 0..MAX_DATAGRAMS {
             let n = self.socket.recv(&mut self.buf)?;
-            let stamp = std::mem::replace(&mut filled_by, now_ns());
+            let stamp = std::mem::replace(&mut filled_by, monotonic_ns());
             if n == 0 {
                 break;
             }

@@ -72,8 +72,8 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
     Ok(())
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process, so timestamps from the
-/// server, the client and the capture can be merged. (A vDSO call, not a system call; not narrated.)
+/// CLOCK_MONOTONIC in nanoseconds, the stamps of `--trace-machine` lines: [`sys::monotonic_ns`](crate::sys::monotonic_ns),
+/// kept under this name for the narration's callers.
 pub fn now_ns() -> u64 {
     crate::clock::monotonic_ns()
 }
