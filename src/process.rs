@@ -10,7 +10,7 @@
 //! - **Fork, with its rules in one place**: see [`fork`].
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -115,4 +115,55 @@ pub fn raise_open_files(need: Option<u64>) -> io::Result<u64> {
         return Ok(hard);
     }
     Ok(soft)
+}
+
+/// Signals as a readable descriptor (`signalfd(2)`), to wait for them in a poll set next to
+/// sockets: the reliable way for an accept loop to hear SIGCHLD in a program with several threads,
+/// where a process-directed signal lands on whichever thread does not block it.
+///
+/// The signals must be blocked in every thread ([`block_signals`] before spawning any); a fork
+/// child that wants them back must unblock them itself.
+#[derive(Debug)]
+pub struct SignalFd(OwnedFd);
+
+impl SignalFd {
+    /// A nonblocking, close-on-exec signalfd for `signals`.
+    pub fn new(signals: &[Signal]) -> io::Result<SignalFd> {
+        sys::signalfd(signals).map(SignalFd)
+    }
+
+    /// Takes every pending signal of the set off the pending set; returns how many were taken
+    /// (0: none was pending). Standard signals do not queue, so one taken SIGCHLD may stand for
+    /// many children.
+    pub fn drain(&self) -> io::Result<usize> {
+        let mut taken = 0;
+        loop {
+            match sys::read_signalfd(self.0.as_fd()) {
+                Ok(_) => taken += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(taken),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+static IN_FORK_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as a fork child of a multi-threaded parent (memory is per process after
+/// fork, so only the child sees the mark). Code that may run in such a child — a log sink — asks
+/// [`in_fork_child`] and keeps away from locks and threads that exist only in the parent.
+pub fn mark_fork_child() {
+    IN_FORK_CHILD.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`mark_fork_child`] was called in this process.
+pub fn in_fork_child() -> bool {
+    IN_FORK_CHILD.load(Ordering::Relaxed)
 }

@@ -1,6 +1,7 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
 mod hints;
+mod log;
 mod signals;
 #[cfg(socklab_sock_diag)]
 mod states;
@@ -150,6 +151,11 @@ struct ServerArgs {
     /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// On SIGINT/SIGTERM: accept nothing more at once, let open connections finish their echo
+    /// (their clients close) for at most this long, then close the rest; a second signal stops at
+    /// once. 0s: stop at once. The log says how many connections were finished and how many cut.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_delay)]
+    grace: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +362,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
         idle_timeout: args.idle_timeout,
         max_conn_time: args.max_conn_time,
         accept_delay: args.accept_delay,
+        grace: args.grace,
     };
     if args.model != Model::Iterative {
         // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
@@ -371,9 +378,11 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if let Some(path) = &args.ready_file {
         write_ready_file(path, server.local_addr())?;
     }
-    let result = server.run(printer(args.quiet));
+    let (sink, log) = log::start(args.quiet)?;
+    let result = server.run(sink);
     drop(timer);
-    signals.finish(&stop);
+    signals.finish();
+    log.finish();
     result
 }
 

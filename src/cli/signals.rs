@@ -1,7 +1,7 @@
-//! SIGINT / SIGTERM as a stop request, without a signal handler.
+//! SIGINT / SIGTERM as a stop request (the second one: stop at once), without a signal handler.
 //!
 //! Both signals are blocked in every thread (the mask is inherited by threads spawned later), and
-//! one small thread waits for them with sigwait(3). When one arrives it requests the server's
+//! one small thread waits for them on a signalfd(2). When one arrives it requests the server's
 //! stop, which wakes whatever the server is blocked in. Nothing runs in signal-handler context,
 //! and the server's own accept/recv never see EINTR from these two signals.
 
@@ -11,7 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use socklab::echo::Stop;
-use socklab::process::{self, Disposition, SIGALRM, SIGINT, SIGTERM};
+use socklab::process::{self, Disposition, SIGALRM, SIGCHLD, SIGINT, SIGTERM, SignalFd};
+use socklab::ready::{Interest, PollSet, Token};
+use socklab::socket::{Socket, Type};
 
 /// Sends SIGALRM to the process every `interval`, with a handler that only counts and no
 /// SA_RESTART (`Disposition::Interrupt`): every blocking accept/recv/send is interrupted with EINTR
@@ -35,30 +37,47 @@ impl Drop for TimerGuard {
     }
 }
 
-/// Routes SIGINT and SIGTERM to `stop.request()`. Call before spawning other threads.
+/// Routes SIGINT and SIGTERM to `stop.request()`: the first starts the graceful stop, a second
+/// cuts at once. Also blocks SIGCHLD, for the fork model's signalfd: in every thread, so the
+/// kernel can deliver it to none of them (see `echo/model/fork.rs`). Call before spawning other
+/// threads.
 pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
-    process::block_signals(&[SIGINT, SIGTERM])?;
+    process::block_signals(&[SIGINT, SIGTERM, SIGCHLD])?;
+    let signals = SignalFd::new(&[SIGINT, SIGTERM])?;
+    let (quit, quit_other) = Socket::pair(Type::STREAM)?;
     let thread = thread::Builder::new().name("socklab-signals".into()).spawn(move || {
         // Timer signals (`--interrupt-every`) are for the serving threads, not this one.
         let _ = process::block_signals(&[SIGALRM]);
-        if process::wait_for_signal(&[SIGINT, SIGTERM]).is_ok() {
-            stop.request();
+        let mut set = PollSet::new();
+        set.push(&signals, Token(0), Interest::READABLE);
+        set.push(&quit_other, Token(1), Interest::READABLE);
+        loop {
+            if set.wait(None).is_err() || set.readiness(1).any() {
+                return; // the server has ended
+            }
+            match signals.drain() {
+                // Each wake-up with signals taken is one more request: the second one cuts.
+                Ok(n) if n > 0 => stop.request(),
+                Ok(_) => {}
+                Err(_) => return,
+            }
         }
     })?;
-    Ok(SignalThread(thread))
+    Ok(SignalThread { thread, quit })
 }
 
 /// The thread waiting for SIGINT/SIGTERM.
 #[derive(Debug)]
-pub struct SignalThread(thread::JoinHandle<()>);
+pub struct SignalThread {
+    thread: thread::JoinHandle<()>,
+    quit: Socket,
+}
 
 impl SignalThread {
-    /// Joins the thread if it has done its job (the stop was requested, so it is returning):
-    /// exiting with it still running would leak it (valgrind reports its stack). If the server
-    /// ended some other way the thread is still in sigwait and is left to the process exit.
-    pub fn finish(self, stop: &Stop) {
-        if stop.requested() {
-            let _ = self.0.join();
-        }
+    /// Ends the thread (shutting down its quit line wakes its poll) and joins it: exiting with it
+    /// still running would leak it (valgrind reports its stack).
+    pub fn finish(self) {
+        let _ = self.quit.shutdown(std::net::Shutdown::Both);
+        let _ = self.thread.join();
     }
 }

@@ -68,6 +68,10 @@ impl std::str::FromStr for Model {
     }
 }
 
+/// How long a stopping server lets open connections finish their echo before it cuts them
+/// ([`ServerConfig::grace`], `--grace`).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
 /// The thread model's bound on simultaneous clients when `max_conns` is `None`.
 pub const DEFAULT_MAX_THREADS: usize = 1024;
 
@@ -106,6 +110,10 @@ pub struct ServerConfig {
     /// How long to wait before each accept (zero: don't). Lets a walkthrough show a finished
     /// handshake sitting in the accept queue before the program takes it.
     pub accept_delay: Duration,
+    /// On a stop request: accept nothing more at once, let open connections finish their echo
+    /// (their clients close) for at most this long, then cut the rest. A second request cuts at
+    /// once. Zero: cut at once. Default: [`DEFAULT_GRACE`].
+    pub grace: Duration,
 }
 
 impl ServerConfig {
@@ -126,6 +134,7 @@ impl ServerConfig {
             idle_timeout: None,
             max_conn_time: None,
             accept_delay: Duration::ZERO,
+            grace: DEFAULT_GRACE,
         }
     }
 

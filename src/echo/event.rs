@@ -23,6 +23,9 @@ pub enum Event<'a> {
     ConnectionError(SocketAddr, &'a io::Error),
     /// accept failed in a way the server survives (aborted connection, out of descriptors).
     AcceptError(&'a io::Error),
+    /// A stop was requested and the server has ended its connections: how many of those open at
+    /// the request were finished by their clients within the grace period, and how many were cut.
+    Drained(super::stop::Drained),
     /// The server stopped and closed its listener.
     Stopped,
     /// The client's recv returned these bytes.
@@ -70,6 +73,7 @@ impl fmt::Display for Event<'_> {
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
             Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {}", show_error(err)),
             Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
+            Event::Drained(d) => write!(f, "Server stopping: finished {}, cut {}", d.finished, d.cut),
             Event::Stopped => write!(f, "Server stopped"),
             Event::ClientReceived(data) => write!(f, "Client Received: {}", show_data(data)),
             Event::ClientClosing => write!(f, "Closing connection to the server"),

@@ -9,7 +9,8 @@
 //! session.rs  one client's echo: the tutorial's blocking loop, and its nonblocking state machine
 //! accept.rs   taking connections, and the one table of accept errors
 //! limits.rs   --idle-timeout / --max-conn-time clocks
-//! stop.rs     the stop switch: a flag plus shutdown(2) of whatever the server is blocked on
+//! stop.rs     the stop switch: stop accepting, a grace period for open connections, then cut;
+//!             each step a flag plus shutdown(2) of whatever the server is blocked on
 //! event.rs    what happens, reported as Events to a sink; the CLI prints the tutorial's lines
 //! client.rs   the tutorial's client: connect, send, read the echo back in chunks, close
 //! ```
@@ -27,7 +28,7 @@ mod server;
 pub mod session;
 mod stop;
 
-pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, somaxconn};
+pub use config::{DEFAULT_GRACE, DEFAULT_MAX_THREADS, Model, ServerConfig, somaxconn};
 pub use event::{Event, Sink, show_data};
 pub use server::{Server, ServerHandle};
-pub use stop::Stop;
+pub use stop::{Drained, Stop};

@@ -52,10 +52,30 @@ impl Server {
     /// Serves clients until the stop is requested, reporting to `sink`. Closes the listener.
     pub fn run(self, sink: Sink) -> io::Result<()> {
         sink(&Event::Listening(self.addr));
-        let watch = self.stop.watch(self.listener.clone());
+        let watch = self.stop.watch_listener(self.listener.clone());
         let (listener, config, stop) = (&*self.listener, &self.config, &self.stop);
-        let result = model::serve(listener, config, stop, &sink);
+        let result = thread::scope(|scope| {
+            // The grace period's clock: after a stop request it waits `grace`, then cuts. Without
+            // it (no grace, or no thread to be had) a stop request cuts at once.
+            let keeper = (!config.grace.is_zero())
+                .then(|| {
+                    thread::Builder::new()
+                        .name("socklab-grace".into())
+                        .spawn_scoped(scope, || stop.keep_grace(config.grace))
+                        .ok()
+                })
+                .flatten();
+            if keeper.is_none() {
+                stop.cut_on_request();
+            }
+            let result = model::serve(listener, config, stop, &sink);
+            stop.server_ended();
+            result
+        });
         drop(watch);
+        if self.stop.requested() {
+            sink(&Event::Drained(self.stop.drained()));
+        }
         // Close explicitly (not just drop) so a close error is not silently lost.
         match Arc::try_unwrap(self.listener) {
             Ok(listener) => listener.close()?,

@@ -1,34 +1,76 @@
-//! The stop switch: how another thread (or a signal-handling thread) ends a blocked server.
+//! The stop switch: how another thread (or a signal-handling thread) ends a blocked server, in two
+//! steps, as servers people trust do it.
 //!
-//! A server spends its life blocked in accept or recv. Setting a flag alone would not wake it, and
-//! signals cannot target a thread inside a library. So [`Stop::request`] also calls
-//! `shutdown(SHUT_RDWR)` on every socket the server registered with [`Stop::watch`]:
-//! - on the listener, Linux closes the listening state and wakes accept, which then fails with
-//!   `EINVAL`; the server sees the flag and returns;
+//! 1. **Stop accepting** ([`Stop::request`]): the listener is shut down at once, so no new client
+//!    is taken, but connections already open go on until their clients close (their echo is
+//!    finished), for at most the grace period.
+//! 2. **Cut** (the grace period is over, or [`Stop::request`] is called a second time): every
+//!    connection still open is shut down and closed.
+//!
+//! A flag alone would not wake a server blocked in accept or recv, and signals cannot target a
+//! thread inside a library. So each step also calls `shutdown(SHUT_RDWR)` on the sockets
+//! registered for it ([`Stop::watch_listener`] for step 1, [`Stop::watch`] for step 2):
+//! - on the listener, Linux closes the listening state and wakes accept (or makes poll report
+//!   POLLHUP), which then fails with `EINVAL`; the server sees the flag and stops accepting;
 //! - on a connection, recv returns 0 and send fails with `EPIPE`, so the per-connection loop ends.
 //!
 //! The shutdown state persists, so there is no lost wake-up: a server that checks the flag just
 //! before the request still finds its next accept or recv failing at once.
+//!
+//! The grace period is timed by [`Stop::keep_grace`], which the server runs on a thread of its own
+//! for as long as it serves: the models only stop accepting, keep serving, and close what is left
+//! when cut. They count how each connection that was open at the request ended
+//! ([`Stop::connection_ended`]): finished by its client, or cut.
 
 use std::net::Shutdown;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::socket::Socket;
 
 type Watched = Arc<dyn AsRef<Socket> + Send + Sync>;
 
+/// How the connections open at a stop request ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Ended by their clients within the grace period: every byte was echoed.
+    pub finished: usize,
+    /// Still open when the grace period ended (or at a second request), and closed by the server.
+    pub cut: usize,
+}
+
+#[derive(Default)]
+struct State {
+    /// Shut down at the request: what accepts.
+    listeners: Vec<Watched>,
+    /// Shut down at the cut: connections, and the wake lines of event loops.
+    watched: Vec<Watched>,
+    requested_at: Option<Instant>,
+    /// The server has ended; [`Stop::keep_grace`] returns.
+    done: bool,
+    /// A request cuts at once.
+    no_grace: bool,
+}
+
 /// A stop request shared between a server and whoever may stop it.
 #[derive(Default)]
 pub struct Stop {
     requested: AtomicBool,
-    watched: Mutex<Vec<Watched>>,
+    cut: AtomicBool,
+    finished: AtomicUsize,
+    cut_count: AtomicUsize,
+    state: Mutex<State>,
+    changed: Condvar,
 }
 
 impl std::fmt::Debug for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stop").field("requested", &self.requested()).finish_non_exhaustive()
+        f.debug_struct("Stop")
+            .field("requested", &self.requested())
+            .field("cut", &self.is_cut())
+            .finish_non_exhaustive()
     }
 }
 
@@ -38,47 +80,148 @@ impl Stop {
         Arc::new(Stop::default())
     }
 
-    /// Has a stop been requested?
+    /// Has a stop been requested (accept nothing more)?
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
     }
 
-    /// Requests the stop and wakes the server by shutting down the sockets it watches.
+    /// Has the cut come (close every connection now)?
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Acquire)
+    }
+
+    /// The first call stops accepting (the listener is shut down) and starts the grace period;
+    /// a second call cuts every connection at once.
     pub fn request(&self) {
-        self.requested.store(true, Ordering::Release);
-        for socket in self.lock().iter() {
+        let mut state = self.lock();
+        if self.requested.swap(true, Ordering::AcqRel) {
+            drop(state);
+            return self.cut();
+        }
+        state.requested_at = Some(Instant::now());
+        for socket in &state.listeners {
             wake(socket);
+        }
+        self.changed.notify_all();
+        if state.no_grace {
+            drop(state);
+            self.cut();
         }
     }
 
-    /// Registers a socket to shut down on a stop request until the returned guard is dropped. If
-    /// the stop was already requested, the socket is shut down at once.
+    /// Stops at once, with no grace: the request and the cut together.
+    pub fn abort(&self) {
+        self.requested.store(true, Ordering::Release);
+        self.lock().requested_at.get_or_insert_with(Instant::now);
+        self.cut();
+    }
+
+    /// Closes every connection now: shuts down every watched socket (and the listeners, in case
+    /// the request was skipped).
+    pub fn cut(&self) {
+        let state = self.lock();
+        self.requested.store(true, Ordering::Release);
+        self.cut.store(true, Ordering::Release);
+        for socket in state.listeners.iter().chain(&state.watched) {
+            wake(socket);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Registers a listener to shut down at the request until the returned guard is dropped.
+    pub fn watch_listener(self: &Arc<Self>, socket: Watched) -> Watch {
+        self.add(socket, true)
+    }
+
+    /// Registers a socket (a connection, a wake line) to shut down at the cut until the returned
+    /// guard is dropped. If the cut has come already, the socket is shut down at once.
     pub fn watch(self: &Arc<Self>, socket: Watched) -> Watch {
-        let mut watched = self.lock();
-        if self.requested() {
+        self.add(socket, false)
+    }
+
+    fn add(self: &Arc<Self>, socket: Watched, listener: bool) -> Watch {
+        let mut state = self.lock();
+        if self.is_cut() || (listener && self.requested()) {
             wake(&socket);
         }
-        watched.push(Arc::clone(&socket));
-        Watch { stop: Arc::clone(self), socket }
+        let list = if listener { &mut state.listeners } else { &mut state.watched };
+        list.push(Arc::clone(&socket));
+        Watch { stop: Arc::clone(self), socket, listener }
+    }
+
+    /// Times the grace period: waits for the request, then `grace` (or less, if a second request
+    /// cuts sooner), then cuts. Returns when the cut is done or the server has ended
+    /// ([`server_ended`](Self::server_ended)). The server runs it on a thread of its own.
+    pub fn keep_grace(&self, grace: Duration) {
+        let mut state = self.lock();
+        loop {
+            if state.done || self.is_cut() {
+                return;
+            }
+            let wait = match state.requested_at {
+                None => None,
+                Some(at) => match (at + grace).checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break,
+                },
+            };
+            state = match wait {
+                None => self.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0,
+            };
+        }
+        drop(state);
+        self.cut();
+    }
+
+    /// No grace period: from now on a request cuts at once.
+    pub fn cut_on_request(&self) {
+        self.lock().no_grace = true;
+    }
+
+    /// The server has ended: [`keep_grace`](Self::keep_grace) returns.
+    pub fn server_ended(&self) {
+        self.lock().done = true;
+        self.changed.notify_all();
+    }
+
+    /// A connection ended. If it was open when the stop was requested, counts it as finished (it
+    /// ended before the cut) or cut.
+    pub fn connection_ended(&self) {
+        if !self.requested() {
+            return;
+        }
+        let counter = if self.is_cut() { &self.cut_count } else { &self.finished };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` connections cut at once (an event loop closing what is left).
+    pub fn connections_cut(&self, n: usize) {
+        self.cut_count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// How the connections open at the request ended, so far.
+    pub fn drained(&self) -> Drained {
+        Drained { finished: self.finished.load(Ordering::Relaxed), cut: self.cut_count.load(Ordering::Relaxed) }
     }
 
     /// Waits `delay`, or less if a stop is requested meanwhile. Returns false when stopped.
-    pub fn wait(&self, delay: std::time::Duration) -> bool {
-        let until = std::time::Instant::now() + delay;
-        // Short naps keep a stop request answered within 10 ms; the loop ends at `until` at the latest.
+    pub fn wait(&self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        let mut state = self.lock();
         while !self.requested() {
-            let left = until.saturating_duration_since(std::time::Instant::now());
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return true;
             }
-            std::thread::sleep(left.min(std::time::Duration::from_millis(10)));
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         false
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Watched>> {
-        // A panic while holding this lock cannot leave the Vec inconsistent; keep going.
-        self.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the lists inconsistent; keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -91,6 +234,7 @@ fn wake(socket: &Watched) {
 pub struct Watch {
     stop: Arc<Stop>,
     socket: Watched,
+    listener: bool,
 }
 
 impl std::fmt::Debug for Watch {
@@ -101,9 +245,10 @@ impl std::fmt::Debug for Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let mut watched = self.stop.lock();
-        if let Some(i) = watched.iter().position(|s| Arc::ptr_eq(s, &self.socket)) {
-            watched.swap_remove(i);
+        let mut state = self.stop.lock();
+        let list = if self.listener { &mut state.listeners } else { &mut state.watched };
+        if let Some(i) = list.iter().position(|s| Arc::ptr_eq(s, &self.socket)) {
+            list.swap_remove(i);
         }
     }
 }

@@ -210,3 +210,41 @@ pub fn close_inherited(fd: BorrowedFd<'_>) -> io::Result<()> {
     )
     .map(drop)
 }
+
+/// `signalfd(2)` (made as `signalfd4(-1, mask, 8, SFD_CLOEXEC|SFD_NONBLOCK)`): a descriptor that
+/// becomes readable while one of `signals` is pending, so a signal can sit in a poll set next to
+/// sockets. The signals must be blocked in *every* thread: a signal is delivered to any one thread
+/// that does not block it, and one whose default action is to ignore it (SIGCHLD) is then simply
+/// discarded, never reaching the descriptor.
+pub fn signalfd(signals: &[libc::c_int]) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let set = sigset(signals);
+    let flags = libc::SFD_CLOEXEC | libc::SFD_NONBLOCK;
+    let fd = syscall!(
+        "signalfd4",
+        // SAFETY: `set` is an initialised sigset_t; -1 asks for a new descriptor.
+        unsafe { libc::signalfd(-1, &set, flags) },
+        [Arg::Int(-1), Arg::SigSet(mask_bits(signals)), Arg::Int(8), Arg::Name("SFD_CLOEXEC|SFD_NONBLOCK")]
+    )?;
+    // SAFETY: signalfd returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `read(2)` of one `struct signalfd_siginfo` from a signalfd: the number of the signal taken off
+/// the pending set, or `EAGAIN` (the descriptor is nonblocking) when none is pending. Standard
+/// signals do not queue: many children ending at once may leave one SIGCHLD, so whoever reads
+/// this must reap every child that has ended, not one per signal.
+pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: signalfd_siginfo is plain C data; all-zero is a valid value.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    let ptr: *mut libc::signalfd_siginfo = &mut info;
+    syscall!(
+        "read",
+        // SAFETY: `ptr` points to `size` writable bytes for the whole call.
+        unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), size) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::OptOut, Arg::Int(size as i64)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), if res.is_ok() { Arg::Name("{ssi_signo=SIGCHLD, ...}") } else { Arg::OptOut }, Arg::Int(size as i64)]
+    )?;
+    Ok(info.ssi_signo as libc::c_int)
+}

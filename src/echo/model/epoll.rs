@@ -29,8 +29,11 @@
 //! (14.1k/s both): the shared listener is kept. See BENCHMARKS.md.
 //!
 //! Stop: `EPOLLEXCLUSIVE` wakes only some waiters, so the listener's shutdown cannot be the stop
-//! signal here. Each epoll also watches one end of a socketpair, which the stop switch shuts
-//! down; that end then stays readable, waking every thread (level-triggered, not exclusive).
+//! signal here. Each epoll also watches two socketpair ends, which the stop switch shuts down;
+//! each then stays readable, waking every thread (level-triggered, not exclusive). The first (the
+//! drain line) at the request: the thread stops watching the listener and keeps serving its
+//! connections until their clients close. The second (the cut line) at the end of the grace
+//! period: the thread closes every connection left.
 //!
 //! EMFILE: an accept that fails for lack of descriptors leaves the connection queued and the
 //! listener readable, so waiting again would spin. The thread removes the listener from its epoll
@@ -57,11 +60,13 @@ use crate::tcp::{TcpListener, TcpStream};
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
+const DRAIN: Token = Token(usize::MAX - 2);
 
 /// What every thread shares.
 struct Shared<'a> {
     listener: &'a TcpListener,
     wake: &'a Socket,
+    drain: &'a Socket,
     config: &'a ServerConfig,
     sink: &'a Sink,
     stop: &'a Stop,
@@ -81,17 +86,20 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     let (wake, _other_end) = Socket::pair(Type::STREAM)?;
     let wake = Arc::new(wake);
     let _watch = stop.watch(wake.clone());
-    let shared =
-        Shared { listener, wake: &wake, config, sink, stop, open: AtomicUsize::new(0), exclusive: threads > 1 };
+    let (drain, _drain_other_end) = Socket::pair(Type::STREAM)?;
+    let drain = Arc::new(drain);
+    let _drain_watch = stop.watch_listener(drain.clone());
+    let open = AtomicUsize::new(0);
+    let shared = Shared { listener, wake: &wake, drain: &drain, config, sink, stop, open, exclusive: threads > 1 };
     // A failing thread stops the others, so the server ends as a whole.
-    let work = || worker(&shared).inspect_err(|_| stop.request());
+    let work = || worker(&shared).inspect_err(|_| stop.abort());
     thread::scope(|scope| {
         // This thread is one of the N, so `--threads 1` runs no extra thread at all.
         let others: Vec<_> = (1..threads)
             .map(|i| thread::Builder::new().name(format!("socklab-epoll-{i}")).spawn_scoped(scope, work))
             .collect();
         let mut result = if others.iter().any(|spawned| spawned.is_err()) {
-            stop.request();
+            stop.abort();
             Err(io::Error::other("could not start the epoll threads"))
         } else {
             work()
@@ -109,6 +117,7 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
     let epoll = Epoll::new()?;
     let accepting = if shared.exclusive { Interest::READABLE.exclusive() } else { Interest::READABLE };
     epoll.add(shared.wake, WAKE, Interest::READABLE)?;
+    epoll.add(shared.drain, DRAIN, Interest::READABLE)?;
     epoll.add(shared.listener, LISTENER, accepting)?;
     let max = shared.config.max_conns.unwrap_or(usize::MAX);
     let mut buf = vec![0u8; shared.config.buffer()];
@@ -116,8 +125,12 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
     // This thread's connections, indexed by descriptor number (the epoll data of their events).
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut paused = false;
+    let mut stopping = false;
     let limits = shared.config.limits();
     loop {
+        if stopping && conns.iter().all(Option::is_none) {
+            return Ok(()); // every connection of this thread was finished by its client
+        }
         // Wake for the first connection time limit to pass (a scan only when limits are set), and
         // after 100 ms while paused.
         let due =
@@ -131,7 +144,18 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
         let mut closed_any = false;
         for event in events.iter() {
             match event.token {
-                WAKE => return Ok(()), // dropping `conns` closes every connection
+                WAKE => {
+                    // The cut: dropping `conns` closes every connection.
+                    shared.stop.connections_cut(conns.iter().flatten().count());
+                    return Ok(());
+                }
+                DRAIN => {
+                    // The stop request: accept nothing more; serve what is open.
+                    stopping = true;
+                    let _ = epoll.delete(shared.listener); // ENOENT while paused
+                    epoll.delete(shared.drain)?;
+                }
+                LISTENER if stopping => {}
                 LISTENER => {
                     let room = reserve(&shared.open, max);
                     let take = |stream, peer| add_conn(&epoll, &mut conns, shared, stream, peer);
@@ -140,8 +164,12 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                         shared.open.fetch_sub(room, Ordering::Relaxed); // add_conn counted each one taken
                     }
                     let burst = match burst {
-                        // The stop shut the listener down (EINVAL) before this thread saw the wake line.
-                        Err(_) if shared.stop.requested() => return Ok(()),
+                        // The stop shut the listener down (EINVAL) before this thread saw the drain
+                        // line, which it will see next.
+                        Err(_) if shared.stop.requested() => {
+                            let _ = epoll.delete(shared.listener);
+                            continue;
+                        }
                         burst => burst?,
                     };
                     if burst == Burst::Pause {
@@ -158,6 +186,7 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                         // Closing the socket also removes it from the epoll instance.
                         conns[token.0] = None;
                         shared.open.fetch_sub(1, Ordering::Relaxed);
+                        shared.stop.connection_ended(); // counted only while stopping
                         closed_any = true;
                     }
                 }
@@ -170,10 +199,11 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
             {
                 *slot = None; // closing removes it from the epoll instance
                 shared.open.fetch_sub(1, Ordering::Relaxed);
+                shared.stop.connection_ended();
                 closed_any = true;
             }
         }
-        if paused && (events.is_empty() || closed_any) {
+        if paused && !stopping && (events.is_empty() || closed_any) {
             epoll.add(shared.listener, LISTENER, accepting)?;
             paused = false;
         }

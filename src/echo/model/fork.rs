@@ -1,23 +1,38 @@
 //! Fork per client: the parent accepts, and a child process echoes each connection.
 //!
 //! ```text
+//! block SIGCHLD; sfd = signalfd([SIGCHLD])
 //! loop {
-//!     reap finished children            // waitpid(pid, WNOHANG) for each child of ours
-//!     conn = accept(listener)           // SIGCHLD interrupts it (EINTR): loop, reap, accept again
-//!     if fork() == child { close(listener); echo(conn); _exit(0) }
-//!     close(conn)                       // the parent's copy; the child's keeps the connection open
+//!     poll([listener: POLLIN, sfd: POLLIN])
+//!     if sfd readable { read it; reap finished children }   // waitpid(pid, WNOHANG) for each child
+//!     if listener readable {
+//!         conn = accept(listener)
+//!         if fork() == child { close(listener); echo(conn); _exit(0) }
+//!         close(conn)                   // the parent's copy; the child's keeps the connection open
+//!     }
 //! }
 //! ```
 //!
 //! Trade-off: clients are isolated from each other (a crash kills one child), but every client
 //! costs a process (a fork, page tables, a scheduler entity), so this tops out at a few thousand.
 //!
-//! Zombies: a child that exits stays a zombie until its parent waits for it. A do-nothing SIGCHLD
-//! handler (installed without SA_RESTART) makes the kernel interrupt the parent's accept when a
-//! child ends — SIGCHLD goes to the thread that forked, which is the one blocked in accept — and
-//! the loop then reaps. It waits for each of *its own* children by pid rather than with
-//! `waitpid(-1, WNOHANG)`: in a program that also runs other children (a test harness), `-1` would
-//! steal their exit statuses.
+//! Zombies: a child that exits stays a zombie until its parent waits for it, and the kernel tells
+//! the parent with SIGCHLD. That signal is sent to the process, not to a thread: in a program with
+//! several threads it lands on any thread that does not block it, and a handler meant to interrupt
+//! the accepting thread's accept may run on another thread instead (then nobody reaps until the
+//! next client comes). So SIGCHLD is blocked (the CLI blocks it in every thread before starting
+//! any) and read from a signalfd that sits in the accept loop's poll set next to the listener:
+//! whichever thread the kernel picks, the signal stays pending and the descriptor readable. As a
+//! safety net for programs that leave SIGCHLD unblocked in some thread of their own, the poll also
+//! wakes every second to reap. The loop waits for each of *its own* children by pid rather than
+//! with `waitpid(-1, WNOHANG)`: in a program that also runs other children (a test harness), `-1`
+//! would steal their exit statuses.
+//!
+//! Stop: the listener's shutdown makes poll report it (POLLHUP); the parent accepts nothing more
+//! and waits for its children to end by themselves; at the cut (the end of the grace period) it
+//! kills the rest with SIGKILL. The children keep SIGINT and SIGTERM blocked, as inherited: a
+//! Ctrl-C, which the terminal sends to the whole process group, reaches the parent's stop and not
+//! the children's echoes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,60 +46,105 @@ use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::session;
 use crate::echo::stop::Stop;
-use crate::process::{self, Disposition, Forked, Pid, SIGCHLD, SIGKILL};
+use crate::process::{self, Forked, Pid, SIGCHLD, SIGKILL, SignalFd};
 use crate::ready::{Interest, PollSet, Token};
+use crate::socket::{Socket, Type};
 use crate::tcp::{TcpListener, TcpStream};
 
-/// Forks a child per client until `stop` is requested; then ends and reaps every child.
+const LISTENER: Token = Token(0);
+const CHILDREN: Token = Token(1);
+const CUT: Token = Token(2);
+
+/// What a child must close: the parent's descriptors it inherited.
+struct Inherited<'a> {
+    listener: &'a TcpListener,
+    signals: &'a SignalFd,
+    cut: &'a Socket,
+}
+
+/// Forks a child per client until `stop` is requested; then waits for the children to end (at
+/// most until the cut, which kills the rest) and reaps every one.
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
-    // Keep a SIG_IGN the program chose (the kernel then reaps for us); replace the default.
-    if process::set_disposition(SIGCHLD, Disposition::Interrupt)? == Disposition::Ignore {
-        process::set_disposition(SIGCHLD, Disposition::Ignore)?;
-    }
-    process::unblock_signals(&[SIGCHLD])?;
+    // Blocked in this thread (and, in the CLI, in every thread), so SIGCHLD stays pending for the
+    // signalfd. A program that set SIGCHLD to SIG_IGN has the kernel reap for it: waitpid then
+    // says ECHILD, and `reap` forgets the child.
+    process::block_signals(&[SIGCHLD])?;
+    let signals = SignalFd::new(&[SIGCHLD])?;
+    // The accept loop only accepts when poll says a connection is queued; nonblocking, so a client
+    // that resets in between costs an EAGAIN instead of a blocked loop. (An accepted socket does
+    // not inherit O_NONBLOCK on Linux: the child's echo stays blocking.)
+    listener.set_nonblocking(true)?;
+    // The cut's wake line: the stop switch shuts it down when the grace period ends.
+    let (cut, _other_end) = Socket::pair(Type::STREAM)?;
+    let cut = Arc::new(cut);
+    let _watch = stop.watch(cut.clone());
+    let inherited = Inherited { listener, signals: &signals, cut: &cut };
     // Allocated before any fork, so a child never needs the allocator (see `process::fork`).
     let mut buf = vec![0u8; config.buffer()];
-    let mut at_bound = PollSet::new();
-    let mut children = Vec::new();
+    let mut set = PollSet::new();
+    let mut children: Vec<Pid> = Vec::new();
     let max = config.max_conns.unwrap_or(usize::MAX);
     let result = loop {
-        reap(&mut children);
-        if children.len() >= max {
-            // At the --max-conns bound, accept nothing until a child ends: the next clients wait
-            // in the listen queue. SIGCHLD interrupts this poll (EINTR); the stop makes the
-            // listener report POLLHUP; the timeout covers a SIGCHLD that came just before it.
-            at_bound.clear();
-            at_bound.push(listener, Token(0), Interest::NONE);
-            let _ = at_bound.wait(Some(Duration::from_millis(100)));
-            if stop.requested() {
-                break Ok(());
-            }
-            continue;
-        }
-        let accepted = listener.accept_interruptible();
-        if stop.requested() {
+        let stopping = stop.requested();
+        if stopping && children.is_empty() {
             break Ok(());
         }
-        let (conn, peer) = match accepted {
+        if stop.is_cut() {
+            break Ok(());
+        }
+        set.clear();
+        // Once stopping, the listener (shut down, so always reporting POLLHUP) leaves the set. At
+        // the --max-conns bound it is watched for nothing: the next clients wait in the listen
+        // queue until a child ends.
+        let accepting = !stopping && children.len() < max;
+        if stopping {
+            set.push(&*cut, CUT, Interest::READABLE);
+        } else {
+            set.push(listener, LISTENER, if accepting { Interest::READABLE } else { Interest::NONE });
+        }
+        set.push(&signals, CHILDREN, Interest::READABLE);
+        set.wait(Some(Duration::from_secs(1)))?;
+        // Every wake-up reaps: a SIGCHLD, or the one-second safety net.
+        signals.drain()?;
+        let before = children.len();
+        reap(&mut children);
+        if stopping {
+            for _ in children.len()..before {
+                stop.connection_ended();
+            }
+        }
+        if stopping || !set.readiness(0).any() {
+            continue;
+        }
+        if stop.requested() {
+            continue; // the listener's POLLHUP: the stop begins
+        }
+        let (conn, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // SIGCHLD: reap, go on
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue, // the client left meanwhile
             Err(e) => match survive_accept_error(e, sink) {
                 Ok(()) => continue,
+                Err(_) if stop.requested() => continue,
                 Err(e) => break Err(e),
             },
         };
         sink(&Event::Accepted(peer));
         no_delay(&conn);
         match process::fork() {
-            Ok(Forked::Child) => child(listener, conn, peer, &mut buf, config.limits(), sink),
+            Ok(Forked::Child) => child(&inherited, conn, peer, &mut buf, config.limits(), sink),
             Ok(Forked::Parent(pid)) => children.push(pid),
-            Err(e) => sink(&Event::ConnectionError(peer, &e)), // EAGAIN: too many processes
+            // EAGAIN: too many processes (RLIMIT_NPROC). The client is closed with the parent's
+            // copy below; the error names the call.
+            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context("fork", Some(peer), e))),
         }
         // `conn` (the parent's copy) is closed here.
     };
-    // The children are blocked in recv on connections only they hold, so the stop switch cannot
-    // reach them. SIGKILL, not SIGTERM: a child has nothing to flush, and the program may have
-    // blocked or caught SIGTERM (the CLI blocks it in every thread).
+    // At the cut (or on an error) the children still running are blocked in recv on connections
+    // only they hold, so the stop switch cannot reach them. SIGKILL, not SIGTERM: a child has
+    // nothing to flush, and it keeps SIGTERM blocked.
+    if stop.requested() {
+        stop.connections_cut(children.len());
+    }
     for &pid in &children {
         let _ = process::kill(pid, SIGKILL);
     }
@@ -99,13 +159,16 @@ fn reap(children: &mut Vec<Pid>) {
     children.retain(|&pid| matches!(process::reap(pid), Ok(None)));
 }
 
-/// The child: only this thread exists here. It restores the signal mask it inherited (the CLI
-/// blocks SIGINT/SIGTERM), closes its copy of the listener, echoes, and `_exit`s without
-/// returning into the parent's code or running its destructors.
-fn child(listener: &TcpListener, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
+/// The child: only this thread exists here. It unblocks SIGCHLD (blocked for the parent's
+/// signalfd; SIGINT and SIGTERM stay as inherited), closes its copies of the parent's descriptors,
+/// echoes, and `_exit`s without returning into the parent's code or running its destructors.
+fn child(parent: &Inherited<'_>, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
+    process::mark_fork_child();
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
-        let _ = process::set_signal_mask(&[]);
-        let _ = process::close_inherited(listener);
+        let _ = process::unblock_signals(&[SIGCHLD]);
+        let _ = process::close_inherited(parent.listener);
+        let _ = process::close_inherited(parent.signals);
+        let _ = process::close_inherited(parent.cut);
         session::serve(&conn, peer, buf, limits, sink);
         conn.close()
     }));

@@ -15,6 +15,8 @@
 //! `--max-conns` changes nothing here: one connection is served at a time, and the others wait,
 //! handshake done, in the listen queue.
 //!
+//! Stop: accept nothing more, but let the client being served finish (within the grace period).
+//!
 //! Trade-off: the simplest possible server, and while it serves one client every other client
 //! waits — their handshakes complete anyway (the kernel does them) and they sit in the accept queue.
 
@@ -47,6 +49,9 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
                 let conn = Arc::new(conn);
                 let _watch = stop.watch(conn.clone());
                 session::serve(&conn, peer, &mut buf, config.limits(), sink);
+                // After a stop request the session went on until its client closed (finished) or the
+                // grace period ran out (cut); then the loop's next check ends the server.
+                stop.connection_ended();
                 // `conn` is closed here, when the last Arc (ours or the watch's) is dropped.
             }
             Err(e) => survive_accept_error(e, sink)?,

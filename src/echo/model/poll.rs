@@ -13,7 +13,10 @@
 //! in the number of clients — fine for hundreds, slow for tens of thousands (see epoll.rs).
 //!
 //! Stop: the stop switch shuts the listener down, which makes poll report it (POLLHUP); the loop
-//! sees the request and closes every connection.
+//! sees the request, drops the listener from the set (it would report POLLHUP for ever) and keeps
+//! serving its connections until their clients close. In the listener's place it watches a wake
+//! line, which the stop switch shuts down at the cut (the end of the grace period); then it closes
+//! every connection left.
 
 use std::io;
 use std::sync::Arc;
@@ -25,10 +28,13 @@ use crate::echo::event::Sink;
 use crate::echo::session::{Conn, Want};
 use crate::echo::stop::Stop;
 use crate::ready::{self, Interest, PollSet, Token};
+use crate::socket::{Socket, Type};
 use crate::tcp::TcpListener;
 
-/// The listener's entry; connection `i` is `Token(i)` and entry `i + 1`.
+/// Entry 0: the listener, or once stopping the cut's wake line; connection `i` is `Token(i)` and
+/// entry `i + 1`.
 const LISTENER: Token = Token(usize::MAX);
+const CUT: Token = Token(usize::MAX - 1);
 
 /// Serves every client from this one thread until `stop` is requested.
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
@@ -39,12 +45,27 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     let mut set = PollSet::new();
     let mut paused = false;
     let limits = config.limits();
+    let (cut, _other_end) = Socket::pair(Type::STREAM)?;
+    let cut = Arc::new(cut);
+    let _watch = stop.watch(cut.clone());
     loop {
+        let stopping = stop.requested();
+        if stop.is_cut() {
+            stop.connections_cut(conns.len());
+            return Ok(()); // dropping `conns` closes every connection
+        }
+        if stopping && conns.is_empty() {
+            return Ok(());
+        }
         // While paused or full, the listener is watched for nothing (only POLLHUP, the stop, is
         // reported then).
         let accepting = !paused && conns.len() < max;
         set.clear();
-        set.push(listener, LISTENER, if accepting { Interest::READABLE } else { Interest::NONE });
+        if stopping {
+            set.push(&*cut, CUT, Interest::READABLE);
+        } else {
+            set.push(listener, LISTENER, if accepting { Interest::READABLE } else { Interest::NONE });
+        }
         for (i, conn) in conns.iter().enumerate() {
             let interest = if conn.want() == Want::Read { Interest::READABLE } else { Interest::WRITABLE };
             set.push(&conn.stream, Token(i), interest);
@@ -58,10 +79,11 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             t => t,
         };
         set.wait(timeout)?;
-        if stop.requested() {
-            return Ok(()); // dropping `conns` closes every connection
+        if stop.requested() != stopping {
+            continue; // the stop begins: the listener leaves the set
         }
         let mut i = 0;
+        let open = conns.len();
         conns.retain_mut(|conn| {
             i += 1;
             // POLLHUP/POLLERR need no asking: the recv or send in `ready` reports them.
@@ -71,8 +93,11 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             let now = Instant::now();
             conns.retain(|conn| conn.check_limits(now, sink) != Want::Close);
         }
+        for _ in conns.len()..open {
+            stop.connection_ended(); // counted only while stopping
+        }
         paused = false;
-        if set.readiness(0).readable {
+        if !stopping && set.readiness(0).readable {
             let room = max.saturating_sub(conns.len());
             let burst = accept_burst(listener, room, sink, |stream, peer| conns.push(Conn::new(stream, peer, limits)))?;
             paused = burst == Burst::Pause && conns.len() < max;

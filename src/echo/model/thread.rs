@@ -27,7 +27,8 @@ use crate::echo::stop::Stop;
 use crate::tcp::TcpListener;
 
 /// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
-/// then waits for every thread (the stop shut their connections down, so they end at once).
+/// then waits for every thread: each ends when its client closes, or at the cut (the end of the
+/// grace period), which shuts its connection down.
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let max = config.max_conns.unwrap_or(DEFAULT_MAX_THREADS);
     // Each thread sends its id when it is done, so the loop can join it (and wait at the bound).
@@ -51,8 +52,8 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         no_delay(&conn);
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
-        let (id, done, conn_sink, size, limits) =
-            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer(), config.limits());
+        let (id, done, conn_sink, size, limits, conn_stop) =
+            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer(), config.limits(), Arc::clone(stop));
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
             // Declared first, dropped last: the loop hears "done" after the connection is
@@ -60,13 +61,15 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             let _done = Done(done, id);
             let mut buf = vec![0u8; size];
             session::serve(&conn, peer, &mut buf, limits, &conn_sink);
+            conn_stop.connection_ended();
             drop(watch);
             drop(conn);
         });
         match spawned {
             Ok(handle) => drop(running.insert(id, handle)),
-            // EAGAIN: out of threads. The closure was dropped, which closed the connection.
-            Err(e) => sink(&Event::ConnectionError(peer, &e)),
+            // EAGAIN: out of threads (RLIMIT_NPROC). The closure was dropped, which closed the
+            // connection; the error names the call that failed.
+            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context("spawn a thread", Some(peer), e))),
         }
     };
     for (_, handle) in running.drain() {

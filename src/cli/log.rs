@@ -1,0 +1,107 @@
+//! The server's log: never allowed to stall the service.
+//!
+//! A server that printed each event with a blocking write to stdout would stop serving every
+//! client as soon as stdout is a pipe nobody reads (`socklab server | less`, left alone): the
+//! clients would decide how much is logged and the log would decide when they are served. So the
+//! serving threads only put lines into a bounded queue, and one writer thread does the blocking
+//! writes. When the queue is full the line is dropped and counted; at exit the count is reported
+//! on stderr.
+//!
+//! A fork child has no writer thread (fork copies only the calling thread) and must not touch the
+//! queue, whose lock another thread may have held at the fork. It writes its own lines directly,
+//! after poll(2) says stdout has room, and drops them otherwise.
+
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread;
+use std::time::Duration;
+
+use socklab::echo::{Event, Sink};
+use socklab::ready::{Interest, PollSet, Token};
+
+/// Lines that may wait for the writer: enough for bursts, bounded so a stalled stdout costs at
+/// most this many lines of memory.
+const QUEUE: usize = 4096;
+
+/// How long the end of the program waits for the writer to flush what is queued.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// The writer thread and the count of dropped lines.
+#[derive(Debug)]
+pub struct Log {
+    dropped: Arc<AtomicU64>,
+    writer: Option<thread::JoinHandle<()>>,
+    flushed: Receiver<()>,
+}
+
+/// Starts the writer and returns the sink the server reports to. Under `quiet` only what a script
+/// needs is logged: the listening line and the errors.
+pub fn start(quiet: bool) -> io::Result<(Sink, Log)> {
+    let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+    let (done_tx, flushed) = mpsc::channel();
+    let writer = thread::Builder::new().name("socklab-log".into()).spawn(move || {
+        let mut out = io::stdout().lock();
+        for line in rx {
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                break; // stdout is closed: nothing more can be shown
+            }
+        }
+        let _ = done_tx.send(());
+    })?;
+    let dropped = Arc::new(AtomicU64::new(0));
+    let counter = dropped.clone();
+    let tx: SyncSender<String> = tx;
+    let sink: Sink = Arc::new(move |event: &Event<'_>| {
+        if quiet && !matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+            return;
+        }
+        if socklab::process::in_fork_child() {
+            return write_from_child(event);
+        }
+        match tx.try_send(event.to_string()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    Ok((sink, Log { dropped, writer: Some(writer), flushed }))
+}
+
+impl Log {
+    /// Waits (a little) for the queued lines to be written, then says on stderr how many lines
+    /// were dropped, if any. Call after the server (and with it every sender) is gone. A writer
+    /// still blocked on a stdout nobody reads is left to the process exit.
+    pub fn finish(mut self) {
+        if self.flushed.recv_timeout(FLUSH_WAIT).is_ok() {
+            if let Some(writer) = self.writer.take() {
+                let _ = writer.join();
+            }
+        }
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "socklab: note: {dropped} log lines were dropped because stdout was not being read fast enough"
+            );
+        }
+    }
+}
+
+/// A fork child's line: written only if stdout has room now (so the write does not block: a line
+/// is far below PIPE_BUF), without the stdout lock a parent thread may have held at the fork.
+fn write_from_child(event: &Event<'_>) {
+    let stdout = io::stdout();
+    let fd = stdout.as_fd();
+    let mut set = PollSet::new();
+    set.push(&fd, Token(0), Interest::WRITABLE);
+    if set.wait(Some(Duration::ZERO)).is_err() || !set.readiness(0).writable {
+        return;
+    }
+    if let Ok(owned) = fd.try_clone_to_owned() {
+        let _ = std::fs::File::from(owned).write_all(format!("{event}\n").as_bytes());
+    }
+}
