@@ -104,6 +104,9 @@ struct Conn {
     /// When the current round (pingpong) or connection (connrate) began.
     started: Instant,
     served: bool,
+    /// connrate: the whole echo came back and our FIN is sent; the server must close now, and any
+    /// byte that still arrives is one it should not have sent.
+    draining: bool,
 }
 
 struct Run<'a> {
@@ -163,6 +166,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
             limit: 0,
             started: start,
             served: false,
+            draining: false,
         });
         run.open(i)?;
     }
@@ -229,12 +233,13 @@ impl Run<'_> {
         let conn = &mut self.conns[i];
         conn.started = Instant::now();
         if let Err(e) = socket.connect_nonblocking(&SockAddr::from(addr)) {
-            return self.fail(i, &e, false);
+            return self.fail(i, &crate::error::context("connect", Some(addr), e), false);
         }
         self.epoll.add(&socket, Token(i), Interest::READABLE.and_writable().edge_triggered())?;
         let conn = &mut self.conns[i];
         conn.socket = Some(socket);
         conn.connected = false;
+        conn.draining = false;
         (conn.tx, conn.rx, conn.limit) = (0, 0, 0);
         Ok(())
     }
@@ -260,7 +265,10 @@ impl Run<'_> {
             // The handshake ended: SO_ERROR says how.
             match socket.take_error() {
                 Ok(None) => {}
-                Ok(Some(e)) | Err(e) => return self.fail(i, &e, true),
+                Ok(Some(e)) | Err(e) => {
+                    let e = crate::error::context("connect", Some(self.config.addr), e);
+                    return self.fail(i, &e, true);
+                }
             }
             if !(event.writable || event.error || event.hangup) {
                 return Ok(());
@@ -285,6 +293,19 @@ impl Run<'_> {
         loop {
             let conn = &self.conns[i];
             let Some(socket) = &conn.socket else { return Ok(()) };
+            if conn.draining {
+                match socket.recv(&mut self.buf) {
+                    Ok(0) => return self.connrate_done(i),
+                    Ok(n) => {
+                        self.mismatches += 1;
+                        let msg = format!("{n} extra bytes came after the echo");
+                        return self.fail(i, &io::Error::new(io::ErrorKind::InvalidData, msg), false);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return self.fail(i, &e, false),
+                }
+            }
             if conn.rx == conn.tx {
                 break; // nothing outstanding: whatever more arrives comes with a new edge
             }
@@ -325,16 +346,18 @@ impl Run<'_> {
                 conn.served |= conn.rx > 0;
                 conn.limit = conn.rx + self.window;
             }
-            Mode::Connrate if conn.rx == size => {
+            Mode::Connrate if conn.rx == size && !conn.draining => {
+                // The echo is complete; it must also be all there is. Send our FIN and read on
+                // until the server's: bytes before it are extra (a mismatch), its FIN ends the
+                // connection (see `connrate_done`).
                 let _ = self.hist.record(duration_ns(now - conn.started));
-                self.connections += 1;
-                conn.served = true;
-                if let Some(socket) = conn.socket.take() {
-                    socket.close()?;
+                conn.draining = true;
+                if let Some(socket) = &conn.socket {
+                    if let Err(e) = socket.shutdown(std::net::Shutdown::Write) {
+                        return self.fail(i, &e, false);
+                    }
                 }
-                conn.tx = 0;
-                conn.rx = 0;
-                return if ending { Ok(()) } else { self.open(i) };
+                return self.pump(i);
             }
             _ => {}
         }
@@ -352,6 +375,20 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// connrate: the server closed after exactly the echo. Count the connection and start over.
+    fn connrate_done(&mut self, i: usize) -> io::Result<()> {
+        self.connections += 1;
+        let conn = &mut self.conns[i];
+        conn.served = true;
+        conn.draining = false;
+        if let Some(socket) = conn.socket.take() {
+            socket.close()?;
+        }
+        conn.tx = 0;
+        conn.rx = 0;
+        if self.ending { Ok(()) } else { self.open(i) }
     }
 
     /// Connection `i` failed: count it, close it, and (connrate, before the end) start over.
@@ -382,7 +419,7 @@ impl Run<'_> {
 
     /// Every connection has received all it sent.
     fn quiet(&self) -> bool {
-        self.conns.iter().all(|c| c.socket.is_none() || c.rx == c.tx)
+        self.conns.iter().all(|c| c.socket.is_none() || (c.rx == c.tx && !c.draining))
     }
 
     fn progress(&self, elapsed: Duration) -> Progress {

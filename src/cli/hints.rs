@@ -11,9 +11,11 @@ pub fn explain(err: &io::Error) -> String {
         let port = call.addr.map_or(0, |a| a.port());
         hint(call.call, errno(err)?, &addr, port)
     });
-    match hint {
-        Some(hint) => format!("{err}: {hint}"),
-        None => err.to_string(),
+    match (hint, err.raw_os_error()) {
+        (Some(hint), _) => format!("{err}: {hint}"),
+        // A bare OS error: the kernel's name for it, as strace and the man pages write it.
+        (None, Some(errno)) => socklab::names::errno_display(errno),
+        (None, None) => err.to_string(),
     }
 }
 
@@ -33,6 +35,10 @@ fn hint(call: &str, errno: i32, addr: &str, port: u16) -> Option<String> {
         }
         ("connect", libc::ETIMEDOUT) => format!("{addr} did not answer; check the host and any firewall"),
         ("connect", libc::ENETUNREACH | libc::EHOSTUNREACH) => format!("there is no route to {addr}"),
+        ("recv" | "send", libc::ECONNRESET) => {
+            format!("{addr} reset the connection (it was killed, or closed with data unread); see its log")
+        }
+        ("send", libc::EPIPE) => format!("{addr} closed the connection before reading everything we sent"),
         ("socket", libc::EAFNOSUPPORT) => {
             "this address family is not available here (IPv6 disabled?); try 127.0.0.1".into()
         }

@@ -130,10 +130,10 @@ struct ServerArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_conns: Option<u64>,
     /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
     idle_timeout: Option<Duration>,
     /// Close a connection this long after accept, even if it keeps dribbling bytes: 500ms, 30s, 5m.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
     max_conn_time: Option<Duration>,
     /// Test hook: a SIGALRM every DURATION, with a do-nothing handler and no SA_RESTART, so every
     /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
@@ -141,7 +141,7 @@ struct ServerArgs {
     interrupt_every: Option<Duration>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
     /// in the accept queue (watch it with `ss -tln` or `socklab states`).
-    #[arg(long, default_value = "0s", value_parser = parse_delay)]
+    #[arg(long, default_value = "0s", allow_hyphen_values = true, value_parser = parse_delay)]
     accept_delay: Duration,
     /// Print only the listening line (it has the port) and errors.
     #[arg(long, short)]
@@ -154,7 +154,7 @@ struct ServerArgs {
     /// On SIGINT/SIGTERM: accept nothing more at once, let open connections finish their echo
     /// (their clients close) for at most this long, then close the rest; a second signal stops at
     /// once. 0s: stop at once. The log says how many connections were finished and how many cut.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_delay)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_delay)]
     grace: Duration,
 }
 
@@ -175,6 +175,10 @@ struct ClientArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Give up when the connection, or any send or recv, makes no progress for this long (a
+    /// server that accepts and never answers, a full accept queue): 500ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_duration)]
+    timeout: Duration,
 }
 
 #[cfg(socklab_epoll)]
@@ -229,6 +233,9 @@ fn parse_delay(text: &str) -> Result<Duration, String> {
     } else {
         (t, 1.0)
     };
+    if t.starts_with('-') {
+        return Err(format!("'{text}' is negative: durations are positive, e.g. 1s or 250ms"));
+    }
     let value: f64 = number.trim().parse().map_err(|_| format!("'{text}' is not a duration: use e.g. 1s or 250ms"))?;
     let secs = value * scale;
     if !(0.0..=3600.0).contains(&secs) {
@@ -240,6 +247,9 @@ fn parse_delay(text: &str) -> Result<Duration, String> {
 /// Durations as `500ms`, `30s`, `5m` or a plain number of seconds; from 1 ms to 1 day.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!("'{text}' is negative: durations are positive, e.g. 500ms, 30s or 5m"));
+    }
     let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => t.split_at(i),
         None => (t, "s"),
@@ -284,6 +294,11 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // stdout was closed by its reader (`socklab states | head -1`): end quietly, as standard
+        // tools do. (A socket's EPIPE carries the call that failed, so it is not mistaken for this.)
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe && socklab::error::call_error(&err).is_none() => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
             if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
@@ -295,17 +310,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// clap's own messages span several lines (usage, tips); CI logs read better with one. Help and
-/// version output (and help shown for a missing subcommand) are left to clap.
+/// Bad usage: clap's whole message (the error, which argument, its suggestion for a typo, the
+/// usage line), and exit code 2. Help and version output are left to clap.
 fn usage_exit(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         err.exit();
     }
     let text = err.render().to_string();
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-    let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
-    let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
+    let text = text.trim_end().strip_prefix("error: ").unwrap_or(text.trim_end());
+    let _ = writeln!(io::stderr(), "socklab: {text}");
     ExitCode::from(2)
 }
 
@@ -409,14 +423,19 @@ fn client(args: ClientArgs) -> io::Result<()> {
     } else {
         args.message.into_bytes()
     };
-    let config = ClientConfig { addrs, message, chunk: args.chunk };
+    let config = ClientConfig { addrs, message, chunk: args.chunk, timeout: Some(args.timeout) };
     client::run(&config, &printer(args.quiet)).map(drop)
 }
 
 fn demo() -> io::Result<()> {
     let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
     let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false))?;
-    let config = ClientConfig { addrs: vec![server.addr()], message: b"Hello".to_vec(), chunk: 10 };
+    let config = ClientConfig {
+        addrs: vec![server.addr()],
+        message: b"Hello".to_vec(),
+        chunk: 10,
+        timeout: Some(client::DEFAULT_TIMEOUT),
+    };
     let result = client::run(&config, &printer(false));
     let stopped = server.stop();
     result?;
@@ -480,7 +499,10 @@ fn bench(args: BenchArgs) -> io::Result<()> {
     } else {
         say(&report)
     }
-    if report.is_correct() {
+    if report.served == 0 {
+        let why = report.first_error.as_deref().unwrap_or("no error was seen");
+        Err(io::Error::other(format!("no connection to {addr} was served: {why}")))
+    } else if report.is_correct() {
         Ok(())
     } else {
         Err(io::Error::other(format!(
