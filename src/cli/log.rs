@@ -33,6 +33,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Log {
     dropped: Arc<AtomicU64>,
+    /// Lines queued, and lines the writer wrote: the difference at exit was never shown.
+    queued: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
     writer: Option<thread::JoinHandle<()>>,
     flushed: Receiver<()>,
 }
@@ -42,17 +45,21 @@ pub struct Log {
 pub fn start(quiet: bool) -> io::Result<(Sink, Log)> {
     let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
     let (done_tx, flushed) = mpsc::channel();
+    let (queued, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let count_written = written.clone();
     let writer = thread::Builder::new().name("socklab-log".into()).spawn(move || {
         let mut out = io::stdout().lock();
         for line in rx {
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                 break; // stdout is closed: nothing more can be shown
             }
+            count_written.fetch_add(1, Ordering::Relaxed);
         }
         let _ = done_tx.send(());
     })?;
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
+    let count_queued = queued.clone();
     let tx: SyncSender<String> = tx;
     let sink: Sink = Arc::new(move |event: &Event<'_>| {
         if quiet && !matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
@@ -62,13 +69,13 @@ pub fn start(quiet: bool) -> io::Result<(Sink, Log)> {
             return write_from_child(event);
         }
         match tx.try_send(event.to_string()) {
-            Ok(()) => {}
+            Ok(()) => drop(count_queued.fetch_add(1, Ordering::Relaxed)),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
         }
     });
-    Ok((sink, Log { dropped, writer: Some(writer), flushed }))
+    Ok((sink, Log { dropped, queued, written, writer: Some(writer), flushed }))
 }
 
 impl Log {
@@ -81,7 +88,9 @@ impl Log {
                 let _ = writer.join();
             }
         }
-        let dropped = self.dropped.load(Ordering::Relaxed);
+        // Lines still queued (or cut off by a closed stdout) were never shown either.
+        let unwritten = self.queued.load(Ordering::Relaxed).saturating_sub(self.written.load(Ordering::Relaxed));
+        let dropped = self.dropped.load(Ordering::Relaxed) + unwritten;
         if dropped > 0 {
             let _ = writeln!(
                 io::stderr(),

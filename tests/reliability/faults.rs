@@ -466,12 +466,13 @@ fn connection_cap_queues_the_rest() {
 }
 
 /// Case 13: SIGINT / SIGTERM during live connections end the server within 1 s, exit 0, and
-/// every connection is closed.
+/// every connection is closed — with `--grace 0s` (stop at once). The default grace period is
+/// covered in `hardening.rs`.
 #[test]
 fn signals_stop_the_server_promptly_with_live_connections() {
     for model in models() {
         for signal in ["INT", "TERM"] {
-            let server = Server::start(&model, &["--quiet"]);
+            let server = Server::start(&model, &["--quiet", "--grace", "0s"]);
             let mut live = connect(server.addr);
             assert_eq!(echo_on(&mut live, b"live"), b"live");
             live.write_all(&pattern(1 << 20, 13)).unwrap(); // mid-stream

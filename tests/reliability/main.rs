@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod faults;
+mod hardening;
 mod harness;
 mod load;
 mod safety;
