@@ -9,6 +9,7 @@
 //!          echo/         the tutorial's server (model/iterative.rs) and client, the other models
 //!          fault/        network faults (latency, slicer, reset...) applied by a TCP proxy loop
 //!          fixture/      EchoServer and Proxy: in-process fixtures for other projects' tests
+//!          netns/        two network namespaces and a veth: loss, rate, delay, blackhole, unplug
 //!          trace/        --trace / --explain / --step: each syscall in strace's words
 //!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
 //!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
@@ -43,6 +44,8 @@ pub mod error;
 pub mod fault;
 #[cfg(socklab_epoll)]
 pub mod fixture;
+#[cfg(socklab_epoll)]
+pub mod netns;
 pub mod process;
 pub mod ready;
 pub mod resolve;
