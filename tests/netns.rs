@@ -206,3 +206,61 @@ fn namespaces_are_removed_when_the_pair_is_dropped_even_by_a_panic() {
         assert!(!list.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name} left behind: {list}");
     }
 }
+
+#[test]
+fn socklab_netns_runs_a_peer_and_a_command_over_the_bad_link() {
+    require_netns!();
+    let bin = env!("CARGO_BIN_EXE_socklab");
+    let peer = format!("{bin} server --host 10.77.0.2 --port 5000 --model thread -q");
+    let out = Command::new(bin)
+        .args(["netns", "--link", "loss=5%", "--link", "rate=1mbit", "--peer", &peer, "--peer-port", "5000", "--"])
+        .args([bin, "client", "--host", "10.77.0.2", "--port", "5000", "--message", "through the namespaces"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let echoed: String = text.lines().filter_map(|l| l.strip_prefix("Client Received: ")).collect();
+    assert_eq!(echoed, "through the namespaces");
+    // The command's exit code is passed on; it sees both addresses.
+    let out = Command::new(bin)
+        .args(["netns", "--", "sh", "-c", "test \"$SOCKLAB_NETNS_PEER\" = 10.77.0.2 && exit 7"])
+        .status()
+        .unwrap();
+    assert_eq!(out.code(), Some(7));
+}
+
+#[test]
+fn socklab_netns_unplug_after_makes_a_connection_time_out() {
+    require_netns!();
+    let bin = env!("CARGO_BIN_EXE_socklab");
+    // The client side gives up after 3 retransmissions; the cable goes 1 s into the command,
+    // which connects at once, then sends again after 2 s.
+    let script = "sysctl -q -w net.ipv4.tcp_retries2=3 && python3 -c '
+import socket, time, errno
+s = socket.create_connection((\"10.77.0.2\", 5000), timeout=60)
+s.sendall(b\"x\"); assert s.recv(1) == b\"x\"
+time.sleep(2)
+s.sendall(b\"y\")
+try:
+    s.recv(1); print(\"echoed\")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+'";
+    let peer = format!("{bin} server --host 10.77.0.2 --port 5000 --model thread -q");
+    let out = Command::new(bin)
+        .args(["netns", "--unplug-after", "1s", "--peer", &peer, "--peer-port", "5000", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The peer's listening line comes first (it shares stdout), then the client's verdict.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().last(), Some("ETIMEDOUT"));
+}
+
+#[test]
+fn socklab_netns_rejects_bad_conditions_before_touching_anything() {
+    // Runs as any user: parsing fails first.
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_socklab")).args(["netns", "--link", "loss=5", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loss=5%"));
+}

@@ -87,6 +87,40 @@ enum Command {
     #[cfg(socklab_epoll)]
     #[command(after_long_help = FAULT_HELP)]
     Proxy(ProxyArgs),
+    /// Runs a command in a network namespace joined to a second one by a veth link, made lossy,
+    /// slow, blackholed or unplugged: the faults a proxy cannot make. Needs root.
+    ///
+    /// Side A (the command) is 10.77.0.1, side B (--peer) 10.77.0.2; both get SOCKLAB_NETNS_ADDR
+    /// (their own) and SOCKLAB_NETNS_PEER (the other's). Everything is removed afterwards. Exits
+    /// with the command's exit code.
+    ///
+    /// Example: socklab netns --link loss=5% --link rate=1mbit --peer 'socklab server --host
+    /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
+    #[cfg(socklab_epoll)]
+    Netns(NetnsArgs),
+}
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct NetnsArgs {
+    /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
+    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
+    /// out), unplug (every packet dropped).
+    #[arg(long, value_name = "CONDITION")]
+    link: Vec<socklab::netns::Condition>,
+    /// Pull the cable this long after the command started (e.g. 2s): open connections see only
+    /// their own retransmissions.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    unplug_after: Option<Duration>,
+    /// A shell command to run in side B first (a server); it is stopped when the command ends.
+    #[arg(long, value_name = "SHELL COMMAND")]
+    peer: Option<String>,
+    /// Start the command only once something in side B listens on this TCP port (at most 10 s).
+    #[arg(long, value_name = "PORT")]
+    peer_port: Option<u16>,
+    /// The command to run in side A, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
 }
 
 /// The fault syntax, shown under `--help` of `server` and `proxy`.
@@ -347,9 +381,16 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
         #[cfg(socklab_epoll)]
         Command::Proxy(args) => proxy(args),
+        #[cfg(socklab_epoll)]
+        Command::Netns(args) => netns(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `socklab netns`: the command's own exit code, which already said what it had to.
+        Err(err) if err.get_ref().is_some_and(|inner| inner.is::<ChildExit>()) => {
+            let code = err.get_ref().and_then(|inner| inner.downcast_ref::<ChildExit>()).map_or(1, |c| c.0);
+            ExitCode::from(code)
+        }
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
             if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
@@ -373,6 +414,45 @@ fn usage_exit(err: clap::Error) -> ExitCode {
     let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
     let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
     ExitCode::from(2)
+}
+
+/// The exit code of the command `socklab netns` ran, when it was not 0.
+#[derive(Debug)]
+struct ChildExit(u8);
+
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the command exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for ChildExit {}
+
+/// `socklab netns`: the pair, the conditions, the peer and the command; SIGINT/SIGTERM stop the
+/// children, and the namespaces are removed in every case.
+#[cfg(socklab_epoll)]
+fn netns(args: NetnsArgs) -> io::Result<()> {
+    use socklab::netns::{RunConfig, run_command};
+    use std::os::unix::process::ExitStatusExt;
+    let stop = socklab::echo::Stop::new();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let config = RunConfig {
+        conditions: args.link,
+        unplug_after: args.unplug_after,
+        peer: args.peer,
+        peer_port: args.peer_port,
+        command: args.command,
+    };
+    let status = run_command(&config, &stop);
+    signals.finish(&stop);
+    let status = status?;
+    // A command killed by a signal exits as a shell reports it: 128 + the signal number.
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+    match u8::try_from(code) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(io::Error::other(ChildExit(code))),
+        Err(_) => Err(io::Error::other(ChildExit(1))),
+    }
 }
 
 /// An argument that parsed but does not make sense (a host that is malformed or does not resolve).

@@ -122,7 +122,7 @@ impl Pair {
     pub fn create(prefix: &str) -> io::Result<Pair> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        if let Err(e) = run(Command::new("ip").args(["netns", "add", &format!("{name}-a")])) {
+        if let Err(e) = tool(Command::new("ip").args(["netns", "add", &format!("{name}-a")])) {
             return Err(io::Error::new(
                 e.kind(),
                 format!("{e} (network namespaces need root: CAP_SYS_ADMIN and CAP_NET_ADMIN)"),
@@ -136,10 +136,12 @@ impl Pair {
 
     fn setup(&self) -> io::Result<()> {
         let (a, b) = (self.namespace(Side::A), self.namespace(Side::B));
-        run(Command::new("ip").args(["netns", "add", &b]))?;
+        tool(Command::new("ip").args(["netns", "add", &b]))?;
         // Created directly inside the namespaces, so parallel pairs never clash over the names.
-        run(Command::new("ip")
-            .args(["link", "add", "sl-a", "netns", &a, "type", "veth", "peer", "name", "sl-b", "netns", &b]))?;
+        tool(
+            Command::new("ip")
+                .args(["link", "add", "sl-a", "netns", &a, "type", "veth", "peer", "name", "sl-b", "netns", &b]),
+        )?;
         for (side, dev, addr) in [(Side::A, "sl-a", ADDR_A), (Side::B, "sl-b", ADDR_B)] {
             self.ip(side, &["addr", "add", &format!("{addr}/24"), "dev", dev])?;
             self.ip(side, &["link", "set", dev, "up"])?;
@@ -168,16 +170,17 @@ impl Pair {
     /// Sets a sysctl inside the side's namespace (e.g. `net.ipv4.tcp_syn_retries`, so a test's
     /// connect gives up in seconds, not two minutes). The host's value is untouched.
     pub fn sysctl(&self, side: Side, key: &str, value: &str) -> io::Result<()> {
-        run(self.command(side, "sysctl").args(["-q", "-w", &format!("{key}={value}")]))
+        tool(self.command(side, "sysctl").args(["-q", "-w", &format!("{key}={value}")]))
     }
 
     /// Whether `tc` has the netem qdisc here (checked once, in this pair's namespace A, on lo).
     pub fn has_netem(&mut self) -> bool {
         *self.netem.get_or_insert_with(|| {
             let ns = format!("{}-a", self.name);
-            let added = run(Command::new("tc").args(["-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem"])).is_ok();
+            let added =
+                tool(Command::new("tc").args(["-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem"])).is_ok();
             if added {
-                let _ = run(Command::new("tc").args(["-n", &ns, "qdisc", "del", "dev", "lo", "root"]));
+                let _ = tool(Command::new("tc").args(["-n", &ns, "qdisc", "del", "dev", "lo", "root"]));
             }
             added
         })
@@ -198,7 +201,7 @@ impl Pair {
         }
         for (side, dev) in [(Side::A, "sl-a"), (Side::B, "sl-b")] {
             let ns = self.namespace(side);
-            let _ = run(Command::new("tc").args(["-n", &ns, "qdisc", "del", "dev", dev, "root"]));
+            let _ = tool(Command::new("tc").args(["-n", &ns, "qdisc", "del", "dev", dev, "root"]));
             let mut args: Vec<String> = ["-n", &ns, "qdisc", "add", "dev", dev, "root"].map(String::from).to_vec();
             match (delay, rate) {
                 (Some(d), rate) => {
@@ -220,7 +223,7 @@ impl Pair {
                 ]),
                 (None, None) => continue,
             }
-            run(Command::new("tc").args(&args))?;
+            tool(Command::new("tc").args(&args))?;
         }
         let mut rules = String::new();
         for condition in conditions {
@@ -254,7 +257,7 @@ impl Pair {
     /// Replaces namespace A's `socklab` table with one filter chain per direction holding `rules`.
     fn firewall(&self, rules: &str) -> io::Result<()> {
         let ns = self.namespace(Side::A);
-        let _ = run(Command::new("ip").args(["netns", "exec", &ns, "nft", "delete", "table", "inet", "socklab"]));
+        let _ = tool(Command::new("ip").args(["netns", "exec", &ns, "nft", "delete", "table", "inet", "socklab"]));
         if rules.is_empty() {
             return Ok(());
         }
@@ -270,7 +273,7 @@ impl Pair {
     }
 
     fn ip(&self, side: Side, args: &[&str]) -> io::Result<()> {
-        run(Command::new("ip").args(["-n", &self.namespace(side)]).args(args))
+        tool(Command::new("ip").args(["-n", &self.namespace(side)]).args(args))
     }
 }
 
@@ -278,13 +281,129 @@ impl Drop for Pair {
     fn drop(&mut self) {
         // Deleting a namespace destroys its end of the veth, which destroys the other end too.
         for side in [Side::A, Side::B] {
-            let _ = run(Command::new("ip").args(["netns", "del", &self.namespace(side)]));
+            let _ = tool(Command::new("ip").args(["netns", "del", &self.namespace(side)]));
         }
     }
 }
 
+/// What `socklab netns` runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    /// The link's conditions, applied before anything starts.
+    pub conditions: Vec<Condition>,
+    /// Pull the cable this long after the command started.
+    pub unplug_after: Option<Duration>,
+    /// A shell command run in side B first (a server), killed when the command ends.
+    pub peer: Option<String>,
+    /// Wait (at most 10 s) until something in side B listens on this TCP port before starting.
+    pub peer_port: Option<u16>,
+    /// The command and its arguments, run in side A.
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// Builds a pair, applies the conditions, runs the peer in B and the command in A (both with
+/// `SOCKLAB_NETNS_ADDR` = their own address and `SOCKLAB_NETNS_PEER` = the other side's), and
+/// returns the command's exit status. The children are killed when `stop` is requested; the
+/// namespaces are deleted in every case.
+pub fn run_command(config: &RunConfig, stop: &crate::echo::Stop) -> io::Result<std::process::ExitStatus> {
+    let (program, args) = config
+        .command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command to run: add -- COMMAND [ARGS]"))?;
+    let mut pair = Pair::create("socklab")?;
+    pair.apply(&config.conditions)?;
+    let env = |cmd: &mut Command, side: Side| {
+        let other = if side == Side::A { Side::B } else { Side::A };
+        cmd.env("SOCKLAB_NETNS_ADDR", pair.addr(side).to_string())
+            .env("SOCKLAB_NETNS_PEER", pair.addr(other).to_string());
+    };
+    let mut peer = match &config.peer {
+        Some(line) => {
+            let mut cmd = pair.command(Side::B, "sh");
+            cmd.args(["-c", line]);
+            env(&mut cmd, Side::B);
+            // A process group of its own: the stop signal reaches what `sh` started too, which
+            // would otherwise outlive it and hold our stdout open.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            Some(Reaped(cmd.spawn()?))
+        }
+        None => None,
+    };
+    if let Some(port) = config.peer_port {
+        wait_for_listener(&pair, port, &mut peer, stop)?;
+    }
+    let mut cmd = pair.command(Side::A, program);
+    cmd.args(args);
+    env(&mut cmd, Side::A);
+    let mut child = Reaped(cmd.spawn()?);
+    let started = std::time::Instant::now();
+    let mut unplugged = config.unplug_after.is_none();
+    loop {
+        if let Some(status) = child.0.try_wait()? {
+            return Ok(status);
+        }
+        if stop.requested() {
+            let _ = crate::process::kill(child.0.id() as crate::process::Pid, crate::process::SIGTERM);
+            return child.0.wait();
+        }
+        if !unplugged && config.unplug_after.is_some_and(|after| started.elapsed() >= after) {
+            pair.unplug()?;
+            unplugged = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until side B has a TCP socket listening on `port` (its /proc/net/tcp and tcp6, read
+/// inside the namespace), at most 10 s.
+fn wait_for_listener(pair: &Pair, port: u16, peer: &mut Option<Reaped>, stop: &crate::echo::Stop) -> io::Result<()> {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    let needle6 = format!(":{port:04X} 00000000000000000000000000000000:0000 0A");
+    loop {
+        let out = pair.command(Side::B, "cat").args(["/proc/net/tcp", "/proc/net/tcp6"]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains(&needle) || text.contains(&needle6) {
+            return Ok(());
+        }
+        if let Some(status) = peer.as_mut().map(|p| p.0.try_wait()).transpose()?.flatten() {
+            return Err(io::Error::other(format!("the peer command ended ({status}) before listening on port {port}")));
+        }
+        if stop.requested() || std::time::Instant::now() > until {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("nothing listened on port {port} in side B within 10 s"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child killed and reaped when dropped (before the namespaces go). SIGTERM goes to its process
+/// group when it leads one (the peer), else to it alone.
+#[derive(Debug)]
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let pid = self.0.id() as crate::process::Pid;
+        // The peer leads its own group (process_group(0) above), so kill(-pid) reaches all of it;
+        // for the command it fails with ESRCH and the direct kill below still stops it.
+        let _ = crate::process::kill(-pid, crate::process::SIGTERM);
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = crate::process::kill(pid, crate::process::SIGTERM);
+            let until = std::time::Instant::now() + Duration::from_secs(2);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs a setup tool; a failure names the command and what it printed.
-fn run(cmd: &mut Command) -> io::Result<()> {
+fn tool(cmd: &mut Command) -> io::Result<()> {
     run_with_input(cmd, &[])
 }
 
