@@ -283,3 +283,39 @@ fn a_busy_port_is_a_clear_error() {
     assert!(stderr.contains("the server did not start") && stderr.contains("EADDRINUSE"), "{stderr}");
     assert!(stderr.contains("--port") && !stderr.contains("@trace"), "{stderr}");
 }
+
+#[test]
+fn the_drawn_session_is_the_recorded_one() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("socklab-walkthrough-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let picture = dir.join("session.svg");
+    let svg_arg = picture.to_string_lossy().into_owned();
+    let out = socklab()
+        .args(["walkthrough", "--json", "--accept-delay", "100ms", "--diagram", "--ascii", "--svg", &svg_arg])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // --json keeps stdout JSON Lines; the diagram went to stderr, in ASCII within 100 columns.
+    let events: Vec<Obj> = stdout.lines().map(Obj::read).collect();
+    let diagram: Vec<&str> = stderr.lines().skip_while(|l| !l.starts_with("Sequence diagram")).collect();
+    assert!(!diagram.is_empty(), "no diagram on stderr: {stderr}");
+    assert!(diagram.iter().all(|l| l.is_ascii() && l.len() <= 100), "{stderr}");
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    let arrows = svg.matches("<g class=\"segment\"").count();
+    let segments: Vec<&Obj> = events.iter().filter(|e| e.str("source") == "segment").collect();
+    assert_eq!(arrows, segments.len(), "one arrow per captured segment");
+    // The same session saved and drawn later gives the same picture.
+    let saved = dir.join("session.jsonl");
+    std::fs::write(&saved, &stdout).unwrap();
+    let again = dir.join("again.svg");
+    let out = socklab().arg("draw").arg(&saved).arg("--svg").arg(&again).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&again).unwrap() == svg, "drawn from the saved session, the SVG differs");
+    if segments.is_empty() {
+        assert!(svg.contains("segments not captured"), "no segments and no word why");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -96,7 +96,9 @@ pub fn build(timeline: &Timeline) -> Ladder {
     let mut any_segment = false;
     let mut any_state = false;
     for e in &timeline.events {
-        let t = timeline.seconds(e.t_ns);
+        // To the microsecond, as `--json` saves it: a session drawn live and drawn from its saved
+        // JSON give the same picture.
+        let t: f64 = format!("{:.6}", timeline.seconds(e.t_ns)).parse().unwrap_or(0.0);
         let item = match &e.what {
             What::Call { side, line, .. } => Item::Call { side: *side, short: short_call(line), line: line.clone() },
             What::Segment { from, segment, rel_seq, rel_ack, note } => {
