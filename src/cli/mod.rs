@@ -87,9 +87,18 @@ struct WalkthroughArgs {
     /// The server's port (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// How long the server waits before calling accept, so the connection sits in the accept queue.
-    #[arg(long, default_value = "1s", value_parser = parse_delay)]
-    accept_delay: Duration,
+    /// How long the server waits before calling accept, so the connection sits in the accept queue
+    /// [default: 1s; 0s with --clients].
+    #[arg(long, value_parser = parse_delay)]
+    accept_delay: Option<Duration>,
+    /// The second story: N clients at once against the iterative server with listen(5), held
+    /// stopped until its accept queue is full (backlog + 1 on Linux): dropped SYNs, SYN cookies,
+    /// resets, and the kernel's TcpExt counters before and after.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    clients: Option<u32>,
+    /// With --clients: the longest the whole run may take; clients still running then are killed.
+    #[arg(long, default_value = "60s", value_parser = parse_delay)]
+    time_limit: Duration,
     /// One JSON object per event instead of text (save it: `socklab draw FILE` draws it later).
     #[arg(long)]
     json: bool,
@@ -444,10 +453,23 @@ fn demo() -> io::Result<()> {
 
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
-    use socklab::walkthrough::{self, Config};
+    use socklab::walkthrough::{self, Config, crowd};
     let exe = std::env::current_exe()?;
-    let config = Config { port: args.port, accept_delay: args.accept_delay, explain };
-    let timeline = walkthrough::run(&exe, &config)?;
+    let timeline = match args.clients {
+        None => {
+            let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
+            walkthrough::run(&exe, &Config { port: args.port, accept_delay, explain })?
+        }
+        Some(n) => {
+            let config = crowd::Config {
+                clients: n as usize,
+                port: args.port,
+                accept_delay: args.accept_delay.unwrap_or(Duration::ZERO),
+                time_limit: args.time_limit,
+            };
+            crowd::run(&exe, &config)?.0
+        }
+    };
     if let Some(why) = &timeline.capture_error {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
