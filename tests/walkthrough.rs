@@ -333,10 +333,21 @@ fn counter(events: &[Obj], name: &str) -> u64 {
 #[test]
 fn many_clients_fill_the_accept_queue_to_backlog_plus_one() {
     let _serial = serial();
-    let out = socklab().args(["walkthrough", "--json", "--clients", "20", "--time-limit", "120s"]).output().unwrap();
+    let picture = std::env::temp_dir().join(format!("socklab-crowd-{}.svg", std::process::id()));
+    let out = socklab()
+        .args(["walkthrough", "--json", "--clients", "20", "--time-limit", "120s", "--svg"])
+        .arg(&picture)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let events: Vec<Obj> = String::from_utf8_lossy(&out.stdout).lines().map(Obj::read).collect();
+    // Drawn from the same events: one arrow per segment, and the full queue as 6 filled cells.
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    let _ = std::fs::remove_file(&picture);
+    let segments = events.iter().filter(|e| e.str("source") == "segment").count();
+    assert_eq!(svg.matches("<g class=\"segment\"").count(), segments);
+    assert!(svg.contains("data-waiting=\"6\" data-backlog=\"5\""), "the full queue is not drawn");
     let port = events[0].num("port") as u16;
     // The longest accept queue sock_diag saw is the backlog + 1: the server was held stopped until
     // it was, so this does not depend on timing.

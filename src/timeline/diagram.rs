@@ -80,8 +80,11 @@ fn arrow(pen: &Pen, from: Side, label: &str) -> String {
     if from == Side::Client { format!("{body}{}", pen.right()) } else { format!("{}{body}", pen.left()) }
 }
 
-fn arrow_label(flags: &str, seq: u32, ack: u32, len: usize) -> String {
-    let mut label = flags.to_string();
+/// `SYN seq 0 ack 0`, `PSH-ACK len 5 seq 1 ack 1`; with several connections (`--clients`) the
+/// client's port first (`:41234 SYN`), and seq/ack only if they fit.
+fn arrow_label(conn: Option<u16>, flags: &str, seq: u32, ack: u32, len: usize) -> String {
+    let mut label = conn.map_or(String::new(), |port| format!(":{port} "));
+    label.push_str(flags);
     if len > 0 {
         label.push_str(&format!(" len {len}"));
     }
@@ -151,9 +154,9 @@ fn draw(ladder: &Ladder, pen: &Pen) -> String {
                 };
                 side_text(*side, wrap(&pen.text(&text), w))
             }
-            Item::Arrow { from, flags, seq, ack, len, caption, note } => {
-                let mut parts =
-                    vec![(String::new(), arrow(pen, *from, &arrow_label(flags, *seq, *ack, *len)), String::new())];
+            Item::Arrow { from, flags, seq, ack, len, caption, note, conn } => {
+                let label = arrow_label(*conn, flags, *seq, *ack, *len);
+                let mut parts = vec![(String::new(), arrow(pen, *from, &label), String::new())];
                 let words: Vec<String> =
                     [caption.as_deref(), note.as_deref()].into_iter().flatten().map(|s| pen.text(s)).collect();
                 let w = if *from == Side::Client { LEFT_W } else { RIGHT_W };

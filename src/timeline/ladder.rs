@@ -27,6 +27,8 @@ pub enum Item {
         caption: Option<String>,
         /// The rest of the walkthrough's note on it (`SYN: the client's kernel asks to connect`).
         note: Option<String>,
+        /// The client's port, when the session has more than one connection (`--clients`).
+        conn: Option<u16>,
     },
     /// A system call: the strace line, and its short form (`connect(3) = 0`).
     Call {
@@ -93,6 +95,19 @@ pub fn build(timeline: &Timeline) -> Ladder {
         let short = if why.contains("CAP_NET_RAW") { "needs CAP_NET_RAW" } else { why.as_str() };
         caveats.push(format!("segments not captured: {short}; no arrows are drawn"));
     }
+    let client_port =
+        |from: Side, s: &crate::capture::Segment| if from == Side::Client { s.src.port() } else { s.dst.port() };
+    let mut conns: Vec<u16> = timeline
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            What::Segment { from, segment, .. } => Some(client_port(*from, segment)),
+            _ => None,
+        })
+        .collect();
+    conns.sort_unstable();
+    conns.dedup();
+    let many = conns.len() > 1;
     let mut any_segment = false;
     let mut any_state = false;
     for e in &timeline.events {
@@ -112,6 +127,7 @@ pub fn build(timeline: &Timeline) -> Ladder {
                     len: segment.len,
                     caption,
                     note,
+                    conn: many.then(|| client_port(*from, segment)),
                 }
             }
             What::State { role, state, recv_q, send_q, .. } => {

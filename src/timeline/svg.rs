@@ -171,7 +171,7 @@ fn draw(ladder: &Ladder) -> String {
                     }
                 }
             }
-            Item::Arrow { from, flags, seq, ack, len, caption, note } => {
+            Item::Arrow { from, flags, seq, ack, len, caption, note, conn } => {
                 let said: Vec<String> = note.iter().flat_map(|n| wrap(n, SIDE_CHARS)).collect();
                 y += LINE + 12.0;
                 let (x1, x2) = if *from == Side::Client { (CLIENT_X, SERVER_X) } else { (SERVER_X, CLIENT_X) };
@@ -179,9 +179,10 @@ fn draw(ladder: &Ladder) -> String {
                 text(&mut body, 12.0, y, "start", "time", &time);
                 let _ = writeln!(
                     body,
-                    r#"<g class="segment" data-from="{}" data-flags="{}" data-seq="{seq}" data-ack="{ack}" data-len="{len}">"#,
+                    r#"<g class="segment" data-from="{}" data-flags="{}" data-seq="{seq}" data-ack="{ack}" data-len="{len}"{}>"#,
                     from.name(),
-                    escape(flags)
+                    escape(flags),
+                    conn.map_or(String::new(), |p| format!(r#" data-client-port="{p}""#))
                 );
                 let _ = writeln!(body, r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" class="arrow"/>"#);
                 // The head: a triangle along the line's direction.
@@ -197,7 +198,8 @@ fn draw(ladder: &Ladder) -> String {
                     bx + 4.0 * uy,
                     by - 4.0 * ux
                 );
-                let mut label = flags.clone();
+                let mut label = conn.map_or(String::new(), |p| format!("client :{p}  "));
+                label.push_str(flags);
                 if *len > 0 {
                     label.push_str(&format!(" len {len}"));
                 }
