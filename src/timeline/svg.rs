@@ -22,7 +22,7 @@ const CLIENT_X: f64 = 350.0;
 const SERVER_X: f64 = 610.0;
 const TEXT_GAP: f64 = 10.0;
 /// Characters of 11 px monospace that fit beside a lifeline.
-const SIDE_CHARS: usize = 44;
+const SIDE_CHARS: usize = 40;
 const MIDDLE_CHARS: usize = 36;
 const LINE: f64 = 13.0;
 const SLANT: f64 = 10.0;
