@@ -278,3 +278,23 @@ fn proxy_to_a_closed_port_closes_the_client() {
     assert!(got.is_empty());
     eventually("the link is gone", || proxy.stats().open == 0);
 }
+
+#[test]
+fn refuse_fills_the_backlog_then_connects_time_out() {
+    let server = EchoServer::builder().backlog(1).fault(fault("refuse")).spawn().unwrap();
+    // listen(1): the kernel queues a connection or two, then drops further SYNs; a connect then
+    // hears nothing (its SYN is retried after 1 s, after our 300 ms limit).
+    let mut held = Vec::new();
+    let timed_out =
+        (0..10).find_map(|_| match TcpStream::connect_timeout(&server.local_addr(), Duration::from_millis(300)) {
+            Ok(stream) => {
+                held.push(stream);
+                None
+            }
+            Err(e) => Some(e),
+        });
+    let err = timed_out.expect("a connect that times out once the backlog is full");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert!(!held.is_empty() && held.len() <= 3, "{} connections completed before the first drop", held.len());
+    assert_eq!(server.stats().accepted, 0);
+}
