@@ -1,5 +1,5 @@
 //! The faulty proxy's loop: one thread, one epoll instance; per client two nonblocking sockets
-//! (the accepted one and one connected to the upstream) and two [`Pipe`]s between them.
+//! (the accepted one and one connected to the upstream) and two pipes (`pipe.rs`) between them.
 //!
 //! ```text
 //! epoll_ctl(ADD, wake line); epoll_ctl(ADD, listener)        (not while `refuse` is set)
@@ -140,6 +140,9 @@ pub fn run(
         // Refuse: the listener leaves the epoll instance, so nobody accepts; the kernel still
         // completes handshakes until the backlog is full, then ignores SYNs (connect times out).
         let refuse = faults.iter().any(|f| f.kind == Kind::Refuse);
+        if refuse {
+            paused_until = None; // a back-off clock would only wake the loop for nothing
+        }
         let want_accept = !refuse && paused_until.is_none_or(|t| t <= Instant::now());
         if want_accept != accepting {
             if want_accept {
@@ -176,9 +179,10 @@ pub fn run(
                             touched.push((slot, NO_EVENT));
                         }
                     };
-                    if accept_burst(listener, 64, &quiet, take)? == Burst::Pause {
-                        // Out of descriptors (or a burst of 64): the listener stays readable; look
-                        // again shortly instead of spinning.
+                    // Accept until the queue is empty. Pause: out of descriptors (EMFILE...); the
+                    // connection stays queued and the listener readable, so look again in 10 ms
+                    // instead of spinning.
+                    if accept_burst(listener, usize::MAX, &quiet, take)? == Burst::Pause {
                         paused_until = Some(now + Duration::from_millis(10));
                     }
                 }

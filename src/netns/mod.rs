@@ -52,7 +52,7 @@ pub enum Condition {
     Delay(Duration),
     /// SYNs to side B are dropped: a connect from A times out.
     Blackhole,
-    /// Every packet on the link is dropped (after a delay, with [`Pair::unplug_after`]): open
+    /// Every packet on the link is dropped (from the start; mid-connection: [`Pair::unplug`] or [`RunConfig::unplug_after`]): open
     /// connections see only their own retransmissions and keepalives go unanswered.
     Unplug,
 }
