@@ -31,6 +31,8 @@ pub mod echo;
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod limits;
+#[cfg(target_os = "linux")]
+pub mod ready;
 pub mod resolve;
 pub mod socket;
 #[allow(unsafe_code)]

@@ -38,6 +38,8 @@ mod socket;
 mod sockopt;
 mod timer;
 pub mod trace;
+#[cfg(socklab_uring)]
+pub mod uring;
 
 pub use addr::decode_bytes as decode_sockaddr;
 pub use fcntl::{fcntl_get, fcntl_set};
