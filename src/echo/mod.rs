@@ -7,7 +7,8 @@
 //! - [`Stop`] is how a server is told to finish: it sets a flag and shuts down the sockets the
 //!   server is blocked on, which wakes the blocked accept/recv at once (see `stop.rs`).
 //! - [`Model`] picks how clients are served together, one file each: [`iterative`] (the
-//!   tutorial's), [`fork`], [`thread`], [`poll`], `epoll` (Linux).
+//!   tutorial's), [`fork`], [`thread`], [`poll`], `epoll` (Linux),
+//!   `uring` (Linux, io_uring).
 //! - What happens is reported as [`Event`]s to a sink; the CLI prints them as the tutorial's lines.
 
 pub mod client;
@@ -22,6 +23,10 @@ pub mod poll;
 mod server;
 mod stop;
 pub mod thread;
+#[cfg(socklab_uring)]
+pub mod uring;
+#[cfg(socklab_uring)]
+mod uring_conn;
 
 pub use event::{Event, Sink, show_data};
 pub use server::{DEFAULT_MAX_THREADS, Model, Server, ServerConfig, ServerHandle, somaxconn};

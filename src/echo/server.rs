@@ -1,5 +1,5 @@
 //! The echo server's setup and lifetime. The serving loops are one file per concurrency model:
-//! `iterative.rs` (the tutorial's), `fork.rs`, `thread.rs`, `poll.rs`, `epoll.rs`.
+//! `iterative.rs` (the tutorial's), `fork.rs`, `thread.rs`, `poll.rs`, `epoll.rs`, `uring.rs`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +12,8 @@ use super::epoll;
 use super::event::{Event, Sink};
 use super::limits::Limits;
 use super::stop::Stop;
+#[cfg(socklab_uring)]
+use super::uring;
 use super::{fork, iterative, poll, thread as threaded};
 use crate::tcp::TcpListener;
 
@@ -29,11 +31,13 @@ pub enum Model {
     Poll,
     /// `threads` threads, each with its own `epoll(7)` instance (`epoll.rs`; Linux only).
     Epoll,
+    /// `threads` threads, each with its own `io_uring(7)` instance (`uring.rs`; Linux only).
+    Uring,
 }
 
 impl Model {
     /// Every model, in the order of the ladder.
-    pub const ALL: [Model; 5] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll];
+    pub const ALL: [Model; 6] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll, Model::Uring];
 
     /// The name the CLI uses: `iterative`, `fork`, `thread`, `poll`, `epoll`.
     pub fn name(self) -> &'static str {
@@ -43,6 +47,7 @@ impl Model {
             Model::Thread => "thread",
             Model::Poll => "poll",
             Model::Epoll => "epoll",
+            Model::Uring => "uring",
         }
     }
 }
@@ -54,7 +59,7 @@ impl std::str::FromStr for Model {
         Model::ALL
             .into_iter()
             .find(|m| m.name() == text)
-            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll"))
+            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll, uring"))
     }
 }
 
@@ -168,6 +173,10 @@ impl Server {
             Model::Epoll => epoll::serve(listener, config, stop, &sink),
             #[cfg(not(socklab_epoll))]
             Model::Epoll => Err(io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux-only; use --model poll")),
+            #[cfg(socklab_uring)]
+            Model::Uring => uring::serve(listener, config, stop, &sink),
+            #[cfg(not(socklab_uring))]
+            Model::Uring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux-only; use --model poll")),
         };
         drop(watch);
         // Close explicitly (not just drop) so a close error is not silently lost.
