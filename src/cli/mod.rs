@@ -121,8 +121,8 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 65536 for poll and epoll, whose buffer is per thread, not per client, and for uring, whose
-    /// provided buffers are a pool per thread (32 MiB of address space, used as needed)].
+    /// 65536 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
+    /// recvs each take a whole buffer from a 4 MiB pool per thread].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: Option<usize>,
     /// epoll and uring models: threads, each with its own epoll or io_uring instance [default: one
@@ -350,7 +350,12 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let config = ServerConfig {
         addr,
         backlog: args.backlog.unwrap_or(if args.model == Model::Iterative { 5 } else { somaxconn() }),
-        buffer: args.buffer.unwrap_or(if blocking { 2048 } else { 65536 }),
+        buffer: args.buffer.unwrap_or(match args.model {
+            _ if blocking => 2048,
+            // io_uring: a pool of buffers per thread, each recv taking a whole one (see uring.rs).
+            Model::Uring => 4096,
+            _ => 65536,
+        }),
         model: args.model,
         threads: args.threads.map_or(0, |n| n as usize),
         max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),

@@ -52,8 +52,9 @@ const WAKE: u64 = LISTENER + 1;
 /// Submission slots per ring (completions: 8× as many).
 const ENTRIES: u32 = 1024;
 
-/// The most memory a thread's provided buffers may take (virtual: only what is used is resident).
-const POOL_BYTES: usize = 32 << 20;
+/// The memory of a thread's provided buffers. The kernel takes them in ring order and we give
+/// them back at the tail, so over time every buffer is written: all of it becomes resident.
+const POOL_BYTES: usize = 4 << 20;
 
 /// What every thread shares.
 struct Shared<'a> {
