@@ -77,7 +77,9 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     let wake = Arc::new(Socket::from(wake));
     let _watch = stop.watch(wake.clone());
     let shared = Shared { listener, wake: &wake, config, sink, stop, open: AtomicUsize::new(0) };
-    let work = || worker(&shared).inspect_err(|_| stop.request());
+    // A failing thread (no io_uring here...) ends the others through the wake line, not the stop
+    // switch: the server ends with the error, and nobody asked it to stop.
+    let work = || worker(&shared).inspect_err(|_| drop(sys::shutdown(wake.as_fd(), libc::SHUT_RDWR)));
     thread::scope(|scope| {
         let others: Vec<_> = (1..threads)
             .map(|i| thread::Builder::new().name(format!("socklab-uring-{i}")).spawn_scoped(scope, work))
