@@ -1,31 +1,134 @@
-//! Floor 2: `Socket`, an owned socket descriptor with safe methods over `sys`.
+//! Floor 2: `Socket`, an owned socket descriptor of any family, with safe methods over `sys`.
 //!
 //! What this layer adds to the raw calls:
+//! - **Types instead of integers**: [`Domain`], [`Type`] and [`Protocol`] name socket(2)'s three
+//!   arguments, and every option has a method of its own; no raw `c_int` flag climbs above here.
 //! - **Ownership**: a `Socket` owns its descriptor and closes it (through `sys::close`, so the close
 //!   is narrated) when dropped. Close is never retried.
 //! - **Safe defaults**: every descriptor is close-on-exec from birth (`SOCK_CLOEXEC`, `accept4`;
 //!   `fcntl(FD_CLOEXEC)` where the platform lacks them), and every send passes `MSG_NOSIGNAL` (or
 //!   the socket has `SO_NOSIGPIPE`) so writing to a closed peer is an `EPIPE` error, not a SIGPIPE
 //!   death.
-//! - **EINTR**: blocking calls (accept, recv, send) are retried when a signal handler interrupts
-//!   them; data is never lost by a retry because an interrupted call transferred nothing. An
-//!   interrupted `connect` keeps going in the kernel, so it is finished by waiting for writability
-//!   and reading `SO_ERROR`, not by calling connect again.
+//! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
+//!   interrupts them; data is never lost by a retry because an interrupted call transferred
+//!   nothing. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
+//!   writability and reading `SO_ERROR`, not by calling connect again.
 
+use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use crate::sys;
+use crate::sys::{self, SockAddr, names};
 
-/// What kind of socket to create: the `type` argument of socket(2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Type {
+/// An address family: socket(2)'s first argument.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Domain(libc::c_int);
+
+impl Domain {
+    /// `AF_INET`: IPv4.
+    pub const IPV4: Domain = Domain(libc::AF_INET);
+    /// `AF_INET6`: IPv6 (and IPv4-mapped addresses on a dual-stack socket).
+    pub const IPV6: Domain = Domain(libc::AF_INET6);
+    /// `AF_UNIX`: processes on this machine, named by a path or an abstract name.
+    pub const UNIX: Domain = Domain(libc::AF_UNIX);
+    /// `AF_PACKET`: link-layer frames (Linux; needs CAP_NET_RAW).
+    #[cfg(socklab_af_packet)]
+    pub const PACKET: Domain = Domain(libc::AF_PACKET);
+    /// `AF_NETLINK`: messages to and from the kernel (Linux).
+    #[cfg(socklab_sock_diag)]
+    pub const NETLINK: Domain = Domain(libc::AF_NETLINK);
+
+    /// The family of an IP address: `IPV4` or `IPV6`.
+    pub fn for_address(addr: &SocketAddr) -> Domain {
+        if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 }
+    }
+
+    /// The C value.
+    pub fn raw(self) -> libc::c_int {
+        self.0
+    }
+}
+
+impl fmt::Debug for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&names::domain(self.0))
+    }
+}
+
+/// A socket type, with its creation flags: socket(2)'s second argument.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Type(libc::c_int);
+
+impl Type {
     /// `SOCK_STREAM`: a reliable byte stream (TCP for internet domains).
-    Stream,
-    /// `SOCK_DGRAM`: datagrams (UDP).
-    Datagram,
+    pub const STREAM: Type = Type(libc::SOCK_STREAM);
+    /// `SOCK_DGRAM`: datagrams (UDP for internet domains).
+    pub const DGRAM: Type = Type(libc::SOCK_DGRAM);
+    /// `SOCK_SEQPACKET`: reliable, ordered messages with boundaries (Unix domain).
+    pub const SEQPACKET: Type = Type(libc::SOCK_SEQPACKET);
+    /// `SOCK_RAW`: whole packets (packet and netlink sockets).
+    pub const RAW: Type = Type(libc::SOCK_RAW);
+
+    /// The same type created nonblocking (`SOCK_NONBLOCK`, set atomically where the platform can;
+    /// elsewhere [`Socket::new`] sets `O_NONBLOCK` right after creation).
+    pub const fn nonblocking(self) -> Type {
+        Type(self.0 | NONBLOCK_FLAG)
+    }
+
+    fn is_nonblocking(self) -> bool {
+        NONBLOCK_FLAG != 0 && self.0 & NONBLOCK_FLAG != 0
+    }
+
+    /// The C value.
+    pub fn raw(self) -> libc::c_int {
+        self.0
+    }
+}
+
+impl fmt::Debug for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&names::sock_type(self.0))
+    }
+}
+
+/// A protocol within a family: socket(2)'s third argument.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Protocol(libc::c_int);
+
+impl Protocol {
+    /// `IPPROTO_TCP`.
+    pub const TCP: Protocol = Protocol(libc::IPPROTO_TCP);
+    /// `IPPROTO_UDP`.
+    pub const UDP: Protocol = Protocol(libc::IPPROTO_UDP);
+    /// Every EtherType, for a packet socket: `htons(ETH_P_ALL)`.
+    #[cfg(socklab_af_packet)]
+    pub const ALL_FRAMES: Protocol = Protocol(sys::packet::ALL_PROTOCOLS);
+    /// `NETLINK_SOCK_DIAG`: the kernel's socket table, as `ss` reads it.
+    #[cfg(socklab_sock_diag)]
+    pub const SOCK_DIAG: Protocol = Protocol(sys::netlink::NETLINK_SOCK_DIAG);
+
+    /// The C value.
+    pub fn raw(self) -> libc::c_int {
+        self.0
+    }
+}
+
+impl fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&names::protocol(self.0))
+    }
+}
+
+/// How a nonblocking connect started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    /// Connected already (Unix sockets, sometimes loopback TCP).
+    Done,
+    /// `EINPROGRESS`: the SYN is out; the socket turns writable when the handshake ends, and
+    /// [`Socket::take_error`] then says how.
+    InProgress,
 }
 
 /// An owned socket descriptor. Closed on drop.
@@ -37,7 +140,7 @@ pub struct Socket {
 }
 
 /// Retries `f` while it fails with `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -51,36 +154,44 @@ const CLOEXEC_FLAG: libc::c_int = libc::SOCK_CLOEXEC;
 #[cfg(not(socklab_sock_flags))]
 const CLOEXEC_FLAG: libc::c_int = 0;
 
+#[cfg(socklab_sock_flags)]
+const NONBLOCK_FLAG: libc::c_int = libc::SOCK_NONBLOCK;
+#[cfg(not(socklab_sock_flags))]
+const NONBLOCK_FLAG: libc::c_int = 0;
+
 #[cfg(socklab_msg_nosignal)]
 const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(socklab_msg_nosignal))]
 const SEND_FLAGS: libc::c_int = 0;
 
 impl Socket {
-    /// Creates a socket of `ty` for the family of `addr` (AF_INET or AF_INET6), close-on-exec.
-    pub fn new(addr: &SocketAddr, ty: Type) -> io::Result<Socket> {
-        let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-        let ty = match ty {
-            Type::Stream => libc::SOCK_STREAM,
-            Type::Datagram => libc::SOCK_DGRAM,
-        };
-        let socket = Socket::from(sys::socket(domain, ty | CLOEXEC_FLAG, 0)?);
-        socket.finish_setup()?;
+    /// socket(2): a new socket of `domain` and `ty`, close-on-exec. `protocol` `None` lets the
+    /// kernel pick the family's default for the type (TCP for IP streams, UDP for IP datagrams).
+    pub fn new(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<Socket> {
+        let socket = Socket::from(sys::socket(domain.0, ty.0 | CLOEXEC_FLAG, protocol.map_or(0, |p| p.0))?);
+        socket.finish_setup(ty.is_nonblocking() && !cfg!(socklab_sock_flags))?;
         Ok(socket)
     }
 
-    /// Sets what the platform could not set atomically at creation.
-    #[cfg(all(socklab_sock_flags, not(socklab_so_nosigpipe)))]
-    fn finish_setup(&self) -> io::Result<()> {
-        Ok(())
+    /// socketpair(2): two connected `AF_UNIX` sockets, close-on-exec.
+    pub fn pair(ty: Type) -> io::Result<(Socket, Socket)> {
+        let (a, b) = sys::socketpair(libc::AF_UNIX, ty.0 | CLOEXEC_FLAG, 0)?;
+        let (a, b) = (Socket::from(a), Socket::from(b));
+        let late_nonblock = ty.is_nonblocking() && !cfg!(socklab_sock_flags);
+        a.finish_setup(late_nonblock)?;
+        b.finish_setup(late_nonblock)?;
+        Ok((a, b))
     }
 
-    #[cfg(not(all(socklab_sock_flags, not(socklab_so_nosigpipe))))]
-    fn finish_setup(&self) -> io::Result<()> {
+    /// Sets what the platform could not set atomically at creation.
+    fn finish_setup(&self, nonblocking: bool) -> io::Result<()> {
         #[cfg(not(socklab_sock_flags))]
         sys::fcntl_set(self.as_fd(), libc::F_SETFD, libc::FD_CLOEXEC)?;
         #[cfg(socklab_so_nosigpipe)]
         sys::setsockopt_int(self.as_fd(), libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1)?;
+        if nonblocking {
+            self.set_nonblocking(true)?;
+        }
         Ok(())
     }
 
@@ -98,61 +209,78 @@ impl Socket {
     }
 
     /// bind(2): assigns the local address.
-    pub fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
+    pub fn bind(&self, addr: &SockAddr) -> io::Result<()> {
         sys::bind(self.fd(), addr)
     }
 
-    /// listen(2): starts accepting connections into a queue of up to `backlog` (the kernel caps it
-    /// at `net.core.somaxconn`).
+    /// listen(2): the kernel starts completing handshakes and queues finished connections for
+    /// accept (Linux allows `backlog + 1` and caps `backlog` at `net.core.somaxconn`).
     pub fn listen(&self, backlog: i32) -> io::Result<()> {
         sys::listen(self.fd(), backlog)
     }
 
     /// accept(2): the next established connection, close-on-exec. Retries on EINTR.
-    pub fn accept(&self) -> io::Result<(Socket, SocketAddr)> {
-        self.accept_with_flags(CLOEXEC_FLAG)
+    pub fn accept(&self) -> io::Result<(Socket, SockAddr)> {
+        self.accept_as(false, true)
     }
 
-    /// accept(2) with extra `SOCK_*` flags (such as `SOCK_NONBLOCK`) besides close-on-exec.
-    pub fn accept_with_flags(&self, flags: libc::c_int) -> io::Result<(Socket, SocketAddr)> {
-        let (fd, addr) = retry(|| sys::accept(self.fd(), flags | CLOEXEC_FLAG))?;
+    /// accept(2) of a nonblocking connection (`SOCK_NONBLOCK` in accept4: on Linux an accepted
+    /// socket does not inherit O_NONBLOCK from the listener). Retries on EINTR; on an empty queue
+    /// of a nonblocking listener it fails with `WouldBlock`.
+    pub fn accept_nonblocking(&self) -> io::Result<(Socket, SockAddr)> {
+        self.accept_as(true, true)
+    }
+
+    /// accept(2) once, *without* retrying `EINTR`: for a server that wants a signal to wake it.
+    pub fn accept_interruptible(&self) -> io::Result<(Socket, SockAddr)> {
+        self.accept_as(false, false)
+    }
+
+    fn accept_as(&self, nonblocking: bool, retry_eintr: bool) -> io::Result<(Socket, SockAddr)> {
+        let flags = CLOEXEC_FLAG | if nonblocking { NONBLOCK_FLAG } else { 0 };
+        let call = || sys::accept(self.fd(), flags);
+        let (fd, addr) = if retry_eintr { retry(call)? } else { call()? };
         let socket = Socket::from(fd);
-        socket.finish_setup()?;
+        socket.finish_setup(nonblocking && NONBLOCK_FLAG == 0)?;
         Ok((socket, addr))
     }
 
-    /// accept(2) once, *without* retrying `EINTR`: for a server that wants a signal to wake it (the
-    /// fork model reaps its children when SIGCHLD interrupts accept).
-    pub fn accept_interruptible(&self) -> io::Result<(Socket, SocketAddr)> {
-        let (fd, addr) = sys::accept(self.fd(), CLOEXEC_FLAG)?;
-        let socket = Socket::from(fd);
-        socket.finish_setup()?;
-        Ok((socket, addr))
-    }
-
-    /// connect(2): the TCP three-way handshake. Returns once established (or refused).
-    pub fn connect(&self, addr: &SocketAddr) -> io::Result<()> {
+    /// connect(2): for TCP, the three-way handshake. Returns once established (or refused).
+    pub fn connect(&self, addr: &SockAddr) -> io::Result<()> {
         match sys::connect(self.fd(), addr) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.finish_interrupted_connect(),
             other => other,
         }
     }
 
+    /// connect(2) on a nonblocking socket: starts the handshake and returns at once.
+    pub fn connect_nonblocking(&self, addr: &SockAddr) -> io::Result<Connect> {
+        match sys::connect(self.fd(), addr) {
+            Ok(()) => Ok(Connect::Done),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(Connect::InProgress),
+            // Interrupted: the handshake goes on in the kernel, just as with EINPROGRESS.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Connect::InProgress),
+            Err(e) => Err(e),
+        }
+    }
+
     /// After an interrupted connect the handshake goes on in the kernel; calling connect again would
     /// fail with EALREADY. Wait until the socket is writable, then SO_ERROR tells how it ended.
     fn finish_interrupted_connect(&self) -> io::Result<()> {
-        self.wait_for(sys::POLLOUT)?;
+        self.wait_for(sys::POLLOUT, None)?;
         match self.take_error()? {
             None => Ok(()),
             Some(e) => Err(e),
         }
     }
 
-    /// poll(2) on this socket alone until one of `events` (or an error/hang-up) is reported.
-    /// On a listener, `POLLIN` means "the accept queue is not empty". Retries on EINTR.
-    pub fn wait_for(&self, events: libc::c_short) -> io::Result<libc::c_short> {
+    /// poll(2) on this socket alone until one of `events` (or an error/hang-up) is reported, or
+    /// `timeout` passes (`Ok(0)`). On a listener, `POLLIN` means "the accept queue is not empty".
+    /// Retries on EINTR.
+    pub fn wait_for(&self, events: libc::c_short, timeout: Option<Duration>) -> io::Result<libc::c_short> {
+        let ms = timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int);
         let mut fds = [sys::PollFd { fd: self.as_raw_fd(), events, revents: 0 }];
-        retry(|| sys::poll(&mut fds, -1))?;
+        retry(|| sys::poll(&mut fds, ms))?;
         Ok(fds[0].revents)
     }
 
@@ -161,9 +289,14 @@ impl Socket {
         retry(|| sys::recv(self.fd(), buf, 0))
     }
 
-    /// recv(2) with explicit `MSG_*` flags (`MSG_PEEK`, `MSG_DONTWAIT`...). Retries on EINTR.
-    pub fn recv_with_flags(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-        retry(|| sys::recv(self.fd(), buf, flags))
+    /// recv(2) with `MSG_PEEK`: the bytes stay queued for the next recv.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(|| sys::recv(self.fd(), buf, libc::MSG_PEEK))
+    }
+
+    /// recv(2) with `MSG_DONTWAIT`: `WouldBlock` instead of waiting, on a blocking socket too.
+    pub fn recv_nowait(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(|| sys::recv(self.fd(), buf, libc::MSG_DONTWAIT))
     }
 
     /// send(2) with `MSG_NOSIGNAL`: returns how many bytes the kernel took (maybe fewer than
@@ -202,38 +335,71 @@ impl Socket {
     }
 
     /// getsockname(2).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<SockAddr> {
         sys::getsockname(self.fd())
     }
 
     /// getpeername(2).
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+    pub fn peer_addr(&self) -> io::Result<SockAddr> {
         sys::getpeername(self.fd())
+    }
+
+    fn set_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+        sys::setsockopt_int(self.fd(), level, name, value)
+    }
+
+    fn get_int(&self, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+        sys::getsockopt_int(self.fd(), level, name)
     }
 
     /// SO_REUSEADDR: lets a server bind its port again while old connections sit in TIME-WAIT.
     pub fn set_reuse_address(&self, on: bool) -> io::Result<()> {
-        sys::setsockopt_int(self.fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, on.into())
+        self.set_int(libc::SOL_SOCKET, libc::SO_REUSEADDR, on.into())
     }
 
     /// Reads SO_REUSEADDR.
     pub fn reuse_address(&self) -> io::Result<bool> {
-        Ok(sys::getsockopt_int(self.fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR)? != 0)
+        Ok(self.get_int(libc::SOL_SOCKET, libc::SO_REUSEADDR)? != 0)
     }
 
     /// SO_REUSEPORT: several sockets may bind the same port; the kernel spreads connections.
     pub fn set_reuse_port(&self, on: bool) -> io::Result<()> {
-        sys::setsockopt_int(self.fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, on.into())
+        self.set_int(libc::SOL_SOCKET, libc::SO_REUSEPORT, on.into())
+    }
+
+    /// IPV6_V6ONLY: an IPv6 socket that refuses IPv4 (off: a `::` listener also takes IPv4
+    /// clients, seen as IPv4-mapped `::ffff:a.b.c.d`). Set before bind.
+    pub fn set_only_v6(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, on.into())
+    }
+
+    /// IP_BIND_ADDRESS_NO_PORT (Linux): bind a source address now and pick the port at connect,
+    /// so many connections to different servers can share a port.
+    #[cfg(target_os = "linux")]
+    pub fn set_bind_address_no_port(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, on.into())
     }
 
     /// TCP_NODELAY: send small segments at once instead of waiting (Nagle's algorithm off).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        sys::setsockopt_int(self.fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into())
+        self.set_int(libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into())
     }
 
     /// Reads TCP_NODELAY.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(sys::getsockopt_int(self.fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+        Ok(self.get_int(libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+    }
+
+    /// SO_RCVBUF: the receive buffer size to ask for (the kernel doubles it for bookkeeping and
+    /// caps it at `net.core.rmem_max`).
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, bytes.min(i32::MAX as usize) as libc::c_int)
+    }
+
+    /// SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN): like SO_RCVBUF, past `net.core.rmem_max`.
+    #[cfg(target_os = "linux")]
+    pub fn set_recv_buffer_size_force(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes.min(i32::MAX as usize) as libc::c_int)
     }
 
     /// SO_RCVTIMEO: recv fails with `WouldBlock` after this long without data. `None`: wait forever.
@@ -271,8 +437,41 @@ impl Socket {
 
     /// SO_ERROR: the pending error of the socket (clears it), e.g. how a non-blocking connect ended.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let errno = sys::getsockopt_int(self.fd(), libc::SOL_SOCKET, libc::SO_ERROR)?;
+        let errno = self.get_int(libc::SOL_SOCKET, libc::SO_ERROR)?;
         Ok((errno != 0).then(|| io::Error::from_raw_os_error(errno)))
+    }
+
+    /// TCP_INFO (Linux): the kernel's `struct tcp_info` for this connection, as bytes (parsed by
+    /// `diag`). Returns how many bytes the kernel wrote.
+    #[cfg(socklab_tcp_info)]
+    pub fn tcp_info(&self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::getsockopt_bytes(self.fd(), libc::IPPROTO_TCP, libc::TCP_INFO, buf)
+    }
+
+    /// PACKET_IGNORE_OUTGOING (Linux 4.20+): a packet socket skips the frames this host sends. On
+    /// `lo` every frame is both sent and received, so without it each is captured twice.
+    #[cfg(socklab_af_packet)]
+    pub fn set_packet_ignore_outgoing(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, on.into())
+    }
+
+    /// PACKET_STATISTICS: `(frames received, frames dropped)` since the last call (reading resets).
+    #[cfg(socklab_af_packet)]
+    pub fn packet_statistics(&self) -> io::Result<(u32, u32)> {
+        let mut stats = [0u8; 8]; // struct tpacket_stats { tp_packets, tp_drops }
+        let n = sys::getsockopt_bytes(self.fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut stats)?;
+        if n < 8 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "short PACKET_STATISTICS"));
+        }
+        let word = |i: usize| u32::from_ne_bytes([stats[i], stats[i + 1], stats[i + 2], stats[i + 3]]);
+        Ok((word(0), word(4)))
+    }
+
+    /// ioctl(SIOCGSTAMPNS) on a packet socket: when the kernel received the last frame read, as
+    /// CLOCK_REALTIME `(seconds, nanoseconds)`. The first call switches time stamping on.
+    #[cfg(socklab_af_packet)]
+    pub fn last_frame_time(&self) -> io::Result<(i64, i64)> {
+        sys::packet::ioctl_siocgstampns(self.fd())
     }
 
     /// O_NONBLOCK: calls that would block fail with `WouldBlock` instead.
@@ -318,6 +517,12 @@ impl From<Socket> for OwnedFd {
     }
 }
 
+impl AsRef<Socket> for Socket {
+    fn as_ref(&self) -> &Socket {
+        self
+    }
+}
+
 impl AsFd for Socket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd()
@@ -335,3 +540,48 @@ impl IntoRawFd for Socket {
         OwnedFd::from(self).into_raw_fd()
     }
 }
+
+/// The descriptor traits every socket type above this floor shares (`TcpListener`, `TcpStream`,
+/// and later the UDP and Unix types): `AsFd`, `AsRawFd`, `IntoRawFd`, `From<OwnedFd>`, and the
+/// conversions to and from the std type of the same name. The type must have a `socket: Socket`
+/// field.
+macro_rules! socket_type_traits {
+    ($ty:ident, $std:ty) => {
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.socket.as_fd()
+            }
+        }
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.socket.as_raw_fd()
+            }
+        }
+        impl std::os::fd::IntoRawFd for $ty {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                self.socket.into_raw_fd()
+            }
+        }
+        impl From<std::os::fd::OwnedFd> for $ty {
+            fn from(fd: std::os::fd::OwnedFd) -> $ty {
+                $ty { socket: $crate::socket::Socket::from(fd) }
+            }
+        }
+        impl From<$ty> for std::os::fd::OwnedFd {
+            fn from(value: $ty) -> std::os::fd::OwnedFd {
+                std::os::fd::OwnedFd::from(value.socket)
+            }
+        }
+        impl From<$std> for $ty {
+            fn from(value: $std) -> $ty {
+                $ty::from(std::os::fd::OwnedFd::from(value))
+            }
+        }
+        impl From<$ty> for $std {
+            fn from(value: $ty) -> $std {
+                <$std>::from(std::os::fd::OwnedFd::from(value))
+            }
+        }
+    };
+}
+pub(crate) use socket_type_traits;

@@ -5,12 +5,13 @@
 //! call and the address (see [`crate::error`]).
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{self, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::net::{Shutdown, SocketAddr};
+
 use std::time::Duration;
 
 use crate::error::context;
-use crate::socket::{Socket, Type};
+use crate::socket::{Domain, Socket, Type, socket_type_traits};
+use crate::sys::SockAddr;
 
 /// The backlog `TcpListener::bind` uses: the tutorial's `listen(5)` is too small for anything but
 /// one client at a time, so this matches Linux's historical SOMAXCONN instead.
@@ -32,11 +33,12 @@ impl TcpListener {
     /// Like [`bind`](Self::bind) with an explicit listen backlog: how many connections that have
     /// completed the handshake may wait for accept.
     pub fn bind_with_backlog(addr: &SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-        let socket = Socket::new(addr, Type::Stream).map_err(|e| context("socket", Some(*addr), e))?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+            .map_err(|e| context("socket", Some(*addr), e))?;
         // Without SO_REUSEADDR a restarted server could not bind while old connections of its
         // port are still in TIME-WAIT.
         socket.set_reuse_address(true).map_err(|e| context("setsockopt SO_REUSEADDR", Some(*addr), e))?;
-        socket.bind(addr).map_err(|e| context("bind", Some(*addr), e))?;
+        socket.bind(&SockAddr::from(addr)).map_err(|e| context("bind", Some(*addr), e))?;
         socket.listen(backlog).map_err(|e| context("listen", Some(*addr), e))?;
         Ok(TcpListener { socket })
     }
@@ -50,25 +52,32 @@ impl TcpListener {
     /// already happened in the kernel; this only hands the connection to the program.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (socket, addr) = self.socket.accept()?;
-        Ok((TcpStream { socket }, addr))
+        Ok((TcpStream { socket }, addr.to_socket()?))
+    }
+
+    /// Like [`accept`](Self::accept), for an event loop: the connection comes out nonblocking, and
+    /// a nonblocking listener with an empty queue fails with `WouldBlock`.
+    pub fn accept_nonblocking(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = self.socket.accept_nonblocking()?;
+        Ok((TcpStream { socket }, addr.to_socket()?))
     }
 
     /// Like [`accept`](Self::accept), but a signal handler's `EINTR` comes back as an error
     /// (`ErrorKind::Interrupted`) instead of being retried.
     pub fn accept_interruptible(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (socket, addr) = self.socket.accept_interruptible()?;
-        Ok((TcpStream { socket }, addr))
+        Ok((TcpStream { socket }, addr.to_socket()?))
     }
 
     /// Blocks until a connection is waiting in the accept queue (poll(2) reports the listener
     /// readable), without taking it. Also returns when the listener is shut down.
     pub fn wait_for_connection(&self) -> io::Result<()> {
-        self.socket.wait_for(crate::sys::POLLIN).map(drop)
+        self.socket.wait_for(crate::sys::POLLIN, None).map(drop)
     }
 
     /// The address the listener is bound to (with the real port after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.socket.local_addr()?.to_socket()
     }
 
     /// Makes accept return `WouldBlock` instead of waiting.
@@ -101,8 +110,9 @@ pub struct TcpStream {
 impl TcpStream {
     /// socket + connect: performs the three-way handshake with `addr`.
     pub fn connect(addr: &SocketAddr) -> io::Result<TcpStream> {
-        let socket = Socket::new(addr, Type::Stream).map_err(|e| context("socket", Some(*addr), e))?;
-        socket.connect(addr).map_err(|e| context("connect", Some(*addr), e))?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+            .map_err(|e| context("socket", Some(*addr), e))?;
+        socket.connect(&SockAddr::from(addr)).map_err(|e| context("connect", Some(*addr), e))?;
         Ok(TcpStream { socket })
     }
 
@@ -146,12 +156,12 @@ impl TcpStream {
 
     /// Our address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.socket.local_addr()?.to_socket()
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.peer_addr()
+        self.socket.peer_addr()?.to_socket()
     }
 
     /// TCP_NODELAY.
@@ -249,45 +259,17 @@ impl Write for TcpStream {
     }
 }
 
-macro_rules! fd_traits {
-    ($ty:ident) => {
-        impl AsFd for $ty {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.socket.as_fd()
-            }
-        }
-        impl AsRawFd for $ty {
-            fn as_raw_fd(&self) -> RawFd {
-                self.socket.as_raw_fd()
-            }
-        }
-        impl IntoRawFd for $ty {
-            fn into_raw_fd(self) -> RawFd {
-                self.socket.into_raw_fd()
-            }
-        }
-        impl From<OwnedFd> for $ty {
-            fn from(fd: OwnedFd) -> $ty {
-                $ty { socket: Socket::from(fd) }
-            }
-        }
-        impl From<$ty> for OwnedFd {
-            fn from(value: $ty) -> OwnedFd {
-                OwnedFd::from(value.socket)
-            }
-        }
-        impl From<net::$ty> for $ty {
-            fn from(value: net::$ty) -> $ty {
-                $ty::from(OwnedFd::from(value))
-            }
-        }
-        impl From<$ty> for net::$ty {
-            fn from(value: $ty) -> net::$ty {
-                net::$ty::from(OwnedFd::from(value))
-            }
-        }
-    };
+socket_type_traits!(TcpListener, std::net::TcpListener);
+
+impl AsRef<Socket> for TcpListener {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
 }
 
-fd_traits!(TcpListener);
-fd_traits!(TcpStream);
+impl AsRef<Socket> for TcpStream {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
+}
+socket_type_traits!(TcpStream, std::net::TcpStream);

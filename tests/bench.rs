@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ fn every_mode_is_byte_exact_against_every_nonforking_model() {
     for model in [Model::Iterative, Model::Thread, Model::Poll, Model::Epoll] {
         for host in common::hosts() {
             let mut config = ServerConfig::new(SocketAddr::new(host.parse().unwrap(), 0));
-            (config.model, config.backlog, config.threads, config.buffer) = (model, 128, 2, 65536);
+            (config.model, config.backlog, config.threads, config.buffer) = (model, Some(128), 2, Some(65536));
             let server = Server::bind(config).unwrap().spawn(Arc::new(|_: &Event<'_>| {})).unwrap();
             // The iterative server serves one connection at a time: one connection only.
             let conns = if model == Model::Iterative { 1 } else { 20 };
@@ -57,15 +57,15 @@ fn every_mode_is_byte_exact_against_every_nonforking_model() {
 
 #[test]
 fn cli_reports_json_against_the_fork_model() {
+    let ready = common::ReadyFile::new();
     let mut server = common::socklab()
         .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "fork", "--backlog", "128"])
+        .args(ready.args())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = common::listening_addr(&line).expect("the listening line").to_string();
+    let mut stdout = server.stdout.take().unwrap();
+    let addr = ready.wait(&mut server).to_string();
     // Drain the server's per-recv lines, or its children block on a full pipe.
     let drain = thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let out = common::socklab()

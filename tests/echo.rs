@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{ServerProcess, echo_with_std, hosts, pattern, socklab};
+use common::{ReadyFile, ServerProcess, echo_with_std, hosts, pattern, signal, socklab};
 
 /// Runs `socklab client` with `payload` on stdin; returns (success, stdout, stderr).
 fn cli_client(host: &str, port: u16, payload: &[u8], chunk: usize, quiet: bool) -> (bool, String, String) {
@@ -64,6 +64,42 @@ fn client_prints_the_tutorials_lines_in_chunks() {
 }
 
 #[test]
+fn ready_file_holds_the_bound_address_and_a_newline() {
+    for host in hosts() {
+        let ready = ReadyFile::new();
+        let mut child = socklab()
+            .args(["server", "--host", host, "--port", "0", "--quiet"])
+            .args(ready.args())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let text = ready.text(&mut child);
+        let addr: std::net::SocketAddr = text.strip_suffix('\n').expect("one line").parse().expect("an address");
+        assert_eq!(addr.ip().to_string(), host, "{text:?}");
+        assert_ne!(addr.port(), 0);
+        let mut tmp = ready.path.clone().into_os_string();
+        tmp.push(".tmp");
+        assert!(!std::path::Path::new(&tmp).exists(), "the temporary file was left behind");
+        // It is listening once the file exists: a client is served right away.
+        assert_eq!(echo_with_std(addr, b"ready"), b"ready");
+        signal(child.id(), "TERM");
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn an_unwritable_ready_file_is_a_clear_error() {
+    let out = socklab()
+        .args(["server", "--host", "127.0.0.1", "--port", "0", "--ready-file", "/nonexistent-socklab-dir/ready"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--ready-file /nonexistent-socklab-dir/ready"), "{stderr}");
+}
+
+#[test]
 fn server_prints_the_tutorials_lines_with_the_peer() {
     let mut server = ServerProcess::start("127.0.0.1", &[]);
     let mut s = TcpStream::connect(server.addr).unwrap();
@@ -72,6 +108,9 @@ fn server_prints_the_tutorials_lines_with_the_peer() {
     let mut buf = [0u8; 5];
     s.read_exact(&mut buf).unwrap();
     drop(s);
+    // The human line says what --ready-file said, in the tutorial's words.
+    let addr = server.addr;
+    assert_eq!(server.line(), format!("Server start, listening {} (on {addr})\n", addr.port()));
     assert_eq!(server.line(), format!("Server Accept: {peer}\n"));
     assert_eq!(server.line(), format!("Server Recv Data: Hello (from {peer})\n"));
     assert_eq!(server.line(), format!("Server Send Data: Hello (to {peer})\n"));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Stdio;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -78,18 +78,17 @@ struct CliServer {
 
 impl CliServer {
     fn start(host: &str, model: Model) -> CliServer {
+        let ready = common::ReadyFile::new();
         let mut child = common::socklab()
             .args(["server", "--host", host, "--port", "0", "--model", model.name()])
+            .args(ready.args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn socklab server");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the listening line");
-        let addr =
-            common::listening_addr(&line).unwrap_or_else(|| panic!("{model:?}: no listening line, got {line:?}"));
+        let mut stdout = child.stdout.take().unwrap();
+        let addr = ready.wait(&mut child);
         let drain = thread::spawn(move || {
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         });
@@ -112,7 +111,7 @@ fn quiet() -> socklab::echo::Sink {
 fn spawn_lib(host: &str, model: Model, tweak: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
     let mut config = ServerConfig::new(SocketAddr::new(host.parse().unwrap(), 0));
     config.model = model;
-    config.backlog = 128;
+    config.backlog = Some(128);
     config.threads = 2;
     tweak(&mut config);
     Server::bind(config).expect("bind").spawn(quiet()).expect("spawn")
@@ -151,7 +150,7 @@ fn every_model_echoes_exactly_through_the_library() {
 fn a_client_that_stops_reading_gets_every_byte_once_it_reads_again() {
     for model in Model::ALL {
         let _guard = guard(model);
-        let server = spawn_lib("127.0.0.1", model, |c| c.buffer = 65536);
+        let server = spawn_lib("127.0.0.1", model, |c| c.buffer = Some(65536));
         let payload = pattern(16 << 20, 7);
         let mut client = TcpStream::connect(server.addr()).unwrap();
         client.set_nonblocking(true).unwrap();

@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use socklab::{Socket, TcpListener, TcpStream, Type};
+use socklab::{Domain, SockAddr, Socket, TcpListener, TcpStream, Type};
 
 fn each_ip(f: impl Fn(SocketAddr)) {
     f("127.0.0.1:0".parse().unwrap());
@@ -24,7 +24,7 @@ fn fd_target(fd: i32) -> Option<String> {
 #[test]
 fn options_read_back_what_was_set() {
     each_ip(|addr| {
-        let s = Socket::new(&addr, Type::Stream).unwrap();
+        let s = Socket::new(Domain::for_address(&addr), Type::STREAM, None).unwrap();
         s.set_reuse_address(true).unwrap();
         assert!(s.reuse_address().unwrap());
         s.set_nodelay(true).unwrap();
@@ -105,4 +105,33 @@ fn converts_to_and_from_std_keeping_the_descriptor() {
     assert_eq!(again.as_raw_fd(), raw);
     drop(again);
     assert_ne!(fd_target(raw), target, "the last owner closes it");
+}
+
+/// One address type for every family: a Unix-domain pair of sockets bound to a path and to an
+/// abstract name, through the same `Socket::bind` / `connect` / `accept` as TCP.
+#[test]
+fn unix_sockets_use_the_same_address_type() {
+    let dir = std::env::temp_dir().join(format!("socklab-unix-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("s.sock");
+    let _ = std::fs::remove_file(&path);
+    let names = [
+        SockAddr::unix(&path).unwrap(),
+        SockAddr::unix_abstract(format!("socklab-{}", std::process::id()).as_bytes()).unwrap(),
+    ];
+    for name in names {
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&name).unwrap();
+        listener.listen(1).unwrap();
+        assert_eq!(listener.local_addr().unwrap(), name, "getsockname gives back the name bound");
+        let client = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        client.connect(&name).unwrap();
+        let (server, _peer) = listener.accept().unwrap();
+        client.send_all(b"hi").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(server.recv(&mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"hi");
+        assert_eq!(client.peer_addr().unwrap(), name);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ServerProcess, have, hosts, socklab};
+use socklab::timeline::json::{self, Value};
 
 type Row = (String, u32, u32, SocketAddr, SocketAddr);
 
@@ -39,10 +40,14 @@ fn ss_rows(port: u16) -> Vec<Row> {
     rows
 }
 
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\": ");
-    let rest = &line[line.find(&pat).unwrap() + pat.len()..];
-    rest.split([',', '}']).next().unwrap().trim().trim_matches('"')
+/// A string or integer member of one `states --json` line, as text (read with the crate's JSON reader).
+fn field(line: &str, key: &str) -> String {
+    let value = json::parse(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    match value.get(key) {
+        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Int(n)) => n.to_string(),
+        other => panic!("no string or integer {key:?} in {line}: {other:?}"),
+    }
 }
 
 fn socklab_rows(port: u16) -> Vec<Row> {
@@ -53,7 +58,7 @@ fn socklab_rows(port: u16) -> Vec<Row> {
         .map(|l| {
             let n = |k| field(l, k).parse().unwrap();
             (
-                field(l, "state").to_string(),
+                field(l, "state"),
                 n("recv_q"),
                 n("send_q"),
                 field(l, "local").parse().unwrap(),
@@ -104,7 +109,7 @@ fn tcp_info_of_own_socket_agrees_with_sock_diag() {
     while got < 5 {
         got += stream.recv(&mut buf[got..]).unwrap();
     }
-    let own = socklab::diag::tcp_info(&stream).unwrap();
+    let own = socklab::diag::tcp_info(stream.socket()).unwrap();
     assert!(own.snd_cwnd >= 1 && own.rtt_us > 0, "{own:?}");
     let local = stream.local_addr().unwrap();
     let mut diag = socklab::diag::Diag::open().unwrap();

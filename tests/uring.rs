@@ -84,21 +84,20 @@ fn io_uring_calls_are_narrated_as_strace_prints_them() {
     let dir = std::env::temp_dir().join(format!("socklab-uring-strace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("strace.txt");
+    let ready = common::ReadyFile::new();
     let mut child = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=io_uring_setup,io_uring_register,io_uring_enter", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_socklab"))
         .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1"])
         .args(["--trace", "--quiet"])
+        .args(ready.args())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn strace");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let addr = common::listening_addr(&first).unwrap_or_else(|| panic!("no listening line: {first:?}"));
+    let addr = ready.wait(&mut child);
 
     let mut client = TcpStream::connect(addr).unwrap();
     client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

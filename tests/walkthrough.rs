@@ -9,38 +9,23 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{have, signal, socklab};
+use socklab::timeline::json::{self, Value};
 
-/// One JSON line of `walkthrough --json`, read field by field (flat objects, string or number values).
-struct Obj(String);
+/// One JSON line of `walkthrough --json`, read with the crate's own JSON reader (the line as
+/// printed is kept for messages).
+struct Obj(String, Value);
 
 impl Obj {
-    fn get(&self, key: &str) -> Option<String> {
-        let pat = format!("\"{key}\": ");
-        let rest = &self.0[self.0.find(&pat)? + pat.len()..];
-        if let Some(s) = rest.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = s.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => return Some(out),
-                    '\\' => out.push(match chars.next()? {
-                        'n' => '\n',
-                        't' => '\t',
-                        other => other,
-                    }),
-                    c => out.push(c),
-                }
-            }
-            None
-        } else {
-            Some(rest.split([',', '}']).next()?.trim().to_string())
-        }
+    fn read(line: &str) -> Obj {
+        let value = json::parse(line).unwrap_or_else(|e| panic!("not one JSON object per line: {e}: {line}"));
+        assert!(matches!(value, Value::Object(_)), "not a JSON object: {line}");
+        Obj(line.to_string(), value)
     }
     fn str(&self, key: &str) -> String {
-        self.get(key).unwrap_or_default()
+        self.1.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
     }
     fn num(&self, key: &str) -> f64 {
-        self.get(key).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+        self.1.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
     }
 }
 
@@ -56,8 +41,7 @@ fn walkthrough(extra: &[&str]) -> (Vec<Obj>, String) {
     let out = socklab().args(["walkthrough", "--json", "--accept-delay", "1s"]).args(extra).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "walkthrough failed: {stderr}");
-    let events: Vec<Obj> = String::from_utf8_lossy(&out.stdout).lines().map(|l| Obj(l.to_string())).collect();
-    assert!(events.iter().all(|e| e.0.starts_with('{') && e.0.ends_with('}')), "not one JSON object per line");
+    let events: Vec<Obj> = String::from_utf8_lossy(&out.stdout).lines().map(Obj::read).collect();
     (events, stderr)
 }
 
@@ -220,7 +204,7 @@ fn capture_session_matches_tcpdump() -> bool {
         assert!(stderr.contains("EADDRINUSE"), "walkthrough failed: {stderr}");
     }
     let (port, mut dump, stdout) = session.expect("three ports in a row were taken");
-    let events: Vec<Obj> = stdout.lines().map(|l| Obj(l.to_string())).collect();
+    let events: Vec<Obj> = stdout.lines().map(Obj::read).collect();
     let ours: Vec<(String, String, String, u64)> = events
         .iter()
         .filter(|e| e.str("source") == "segment")
@@ -282,7 +266,7 @@ fn without_cap_net_raw_it_says_how_and_runs_the_rest() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("CAP_NET_RAW") && stderr.contains("setcap cap_net_raw+ep"), "{stderr}");
-    let events: Vec<Obj> = String::from_utf8_lossy(&out.stdout).lines().map(|l| Obj(l.to_string())).collect();
+    let events: Vec<Obj> = String::from_utf8_lossy(&out.stdout).lines().map(Obj::read).collect();
     assert!(events.iter().all(|e| e.str("source") != "segment"));
     assert!(events.iter().any(|e| e.str("source") == "note" && e.str("text").contains("CAP_NET_RAW")));
     assert!(events.iter().any(|e| e.str("call") == "accept4"));

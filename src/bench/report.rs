@@ -1,4 +1,4 @@
-//! What a benchmark run measured, for people (`Display`) and for scripts (`to_json`).
+//! Floor 4: what a benchmark run measured, for people (`Display`) and for scripts (`to_json`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -124,39 +124,36 @@ impl Report {
         self.mismatches == 0 && self.lost_bytes == 0 && self.served > 0
     }
 
-    /// One JSON object (no dependency needed for this flat a shape).
+    /// One JSON object on one line, written by the crate's JSON writer ([`crate::timeline::json`]).
     pub fn to_json(&self) -> String {
-        let lat = |f: fn(&Latency) -> u64| self.latency.as_ref().map_or("null".to_string(), |l| f(l).to_string());
-        let err = self.first_error.as_ref().map_or("null".to_string(), |e| format!("{:?}", e));
-        format!(
-            concat!(
-                "{{\"mode\":\"{}\",\"addr\":\"{}\",\"conns\":{},\"size\":{},\"seconds\":{:.3},\"served\":{},",
-                "\"round_trips\":{},\"round_trips_per_sec\":{:.1},\"connections\":{},\"conns_per_sec\":{:.1},",
-                "\"bytes\":{},\"mib_per_sec\":{:.2},\"errors\":{},\"mismatches\":{},\"lost_bytes\":{},",
-                "\"latency_ns\":{{\"count\":{},\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{}}},\"first_error\":{}}}"
-            ),
-            self.mode.name(),
-            self.addr,
-            self.conns,
-            self.size,
-            self.secs(),
-            self.served,
-            self.round_trips,
-            self.round_trips_per_sec(),
-            self.connections,
-            self.conns_per_sec(),
-            self.bytes,
-            self.mib_per_sec(),
-            self.errors,
-            self.mismatches,
-            self.lost_bytes,
-            lat(|l| l.count),
-            lat(|l| l.p50),
-            lat(|l| l.p99),
-            lat(|l| l.p999),
-            lat(|l| l.max),
-            err
-        )
+        use crate::timeline::json::{self, Value};
+        let lat = |f: fn(&Latency) -> u64| self.latency.as_ref().map_or(Value::Null, |l| Value::Int(f(l) as i64));
+        let latency = Value::Object(vec![
+            ("count".into(), lat(|l| l.count)),
+            ("p50".into(), lat(|l| l.p50)),
+            ("p99".into(), lat(|l| l.p99)),
+            ("p999".into(), lat(|l| l.p999)),
+            ("max".into(), lat(|l| l.max)),
+        ]);
+        json::compact_object(&[
+            ("mode", Value::Str(self.mode.name().into())),
+            ("addr", Value::Str(self.addr.to_string())),
+            ("conns", Value::Int(self.conns as i64)),
+            ("size", Value::Int(self.size as i64)),
+            ("seconds", Value::Fixed(self.secs(), 3)),
+            ("served", Value::Int(self.served as i64)),
+            ("round_trips", Value::Int(self.round_trips as i64)),
+            ("round_trips_per_sec", Value::Fixed(self.round_trips_per_sec(), 1)),
+            ("connections", Value::Int(self.connections as i64)),
+            ("conns_per_sec", Value::Fixed(self.conns_per_sec(), 1)),
+            ("bytes", Value::Int(self.bytes as i64)),
+            ("mib_per_sec", Value::Fixed(self.mib_per_sec(), 2)),
+            ("errors", Value::Int(self.errors as i64)),
+            ("mismatches", Value::Int(self.mismatches as i64)),
+            ("lost_bytes", Value::Int(self.lost_bytes as i64)),
+            ("latency_ns", latency),
+            ("first_error", self.first_error.clone().map_or(Value::Null, Value::Str)),
+        ])
     }
 }
 
@@ -197,5 +194,53 @@ impl fmt::Display for Report {
             write!(f, "\n  first error: {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::json;
+
+    fn report(first_error: Option<&str>, latency: Option<Latency>) -> Report {
+        Report {
+            mode: Mode::Pingpong,
+            addr: "[::1]:5000".parse().unwrap(),
+            conns: 4,
+            size: 64,
+            elapsed: Duration::from_millis(2000),
+            served: 4,
+            round_trips: 1000,
+            connections: 0,
+            bytes: 64000,
+            errors: 0,
+            mismatches: 0,
+            lost_bytes: 0,
+            latency,
+            first_error: first_error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn json_is_compact_and_keeps_its_shape() {
+        let latency = Latency { count: 1000, p50: 10, p99: 20, p999: 30, max: 40 };
+        assert_eq!(
+            report(None, Some(latency)).to_json(),
+            concat!(
+                r#"{"mode":"pingpong","addr":"[::1]:5000","conns":4,"size":64,"seconds":2.000,"served":4,"#,
+                r#""round_trips":1000,"round_trips_per_sec":500.0,"connections":0,"conns_per_sec":0.0,"#,
+                r#""bytes":64000,"mib_per_sec":0.03,"errors":0,"mismatches":0,"lost_bytes":0,"#,
+                r#""latency_ns":{"count":1000,"p50":10,"p99":20,"p999":30,"max":40},"first_error":null}"#
+            )
+        );
+    }
+
+    /// `{:?}` escaping (what this used to use) writes `\u{1b}`, which JSON readers reject.
+    #[test]
+    fn an_error_message_with_any_characters_is_valid_json() {
+        let message = "reset by peer \"x\" \\ \u{1b}[31m it's 约";
+        let parsed = json::parse(&report(Some(message), None).to_json()).expect("valid JSON");
+        assert_eq!(parsed.get("first_error").and_then(json::Value::as_str), Some(message));
+        assert!(parsed.get("latency_ns").and_then(|l| l.get("p99")).is_some_and(json::Value::is_null));
     }
 }

@@ -12,7 +12,6 @@
 pub mod parse;
 
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -20,10 +19,11 @@ use std::time::{Duration, Instant};
 
 pub use parse::{Flags, Segment};
 
-use crate::socket::Socket;
-use crate::sys;
+use crate::SockAddr;
+use crate::clock::{monotonic_ns, realtime_ns};
+use crate::socket::{Domain, Protocol, Socket, Type};
 
-/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::trace::now_ns`]).
+/// A segment and when the kernel saw it (CLOCK_MONOTONIC nanoseconds, as [`crate::clock::monotonic_ns`]).
 #[derive(Debug, Clone)]
 pub struct Captured {
     /// Kernel time stamp.
@@ -72,26 +72,25 @@ impl Capture {
     /// Stops reading (within one receive timeout) and returns the TCP segments seen, in order,
     /// and how many frames the kernel dropped because the socket's buffer was full.
     pub fn stop(self) -> (Vec<Captured>, u32) {
-        self.stop_at.store(crate::trace::now_ns().max(1), Ordering::Release);
+        self.stop_at.store(monotonic_ns().max(1), Ordering::Release);
         self.thread.join().unwrap_or_default()
     }
 }
 
 fn open_loopback() -> io::Result<Socket> {
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, sys::packet::ALL_PROTOCOLS)?;
-    let socket = Socket::from(fd);
+    let socket = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::ALL_FRAMES))?;
     // The copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).
-    let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+    let _ = socket.set_packet_ignore_outgoing(true);
     // A big buffer, so a burst of other traffic on lo does not make the kernel drop our frames
     // (SO_RCVBUFFORCE passes net.core.rmem_max when we are privileged, which capturing needs anyway).
-    if sys::setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20).is_err() {
-        let _ = sys::setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20);
+    if socket.set_recv_buffer_size_force(8 << 20).is_err() {
+        let _ = socket.set_recv_buffer_size(8 << 20);
     }
     // A short receive timeout lets the reading thread notice a stop request.
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
-    sys::packet::bind(socket.as_fd(), loopback_index(), sys::packet::ETH_P_ALL)?;
+    socket.bind(&SockAddr::packet_all(loopback_index()))?;
     // The first SIOCGSTAMPNS turns kernel time stamping on (it fails: nothing was received yet).
-    let _ = sys::packet::ioctl_siocgstampns(socket.as_fd());
+    let _ = socket.last_frame_time();
     Ok(socket)
 }
 
@@ -102,11 +101,9 @@ fn loopback_index() -> i32 {
 
 /// CLOCK_MONOTONIC minus CLOCK_REALTIME, in nanoseconds, read back to back.
 fn realtime_to_monotonic_offset() -> i128 {
-    use nix::time::{ClockId, clock_gettime};
-    let ns = |c| clock_gettime(c).map_or(0i128, |t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128);
-    let mono1 = ns(ClockId::CLOCK_MONOTONIC);
-    let real = ns(ClockId::CLOCK_REALTIME);
-    let mono2 = ns(ClockId::CLOCK_MONOTONIC);
+    let mono1 = i128::from(monotonic_ns());
+    let real = i128::from(realtime_ns());
+    let mono2 = i128::from(monotonic_ns());
     (mono1 + mono2) / 2 - real
 }
 
@@ -128,9 +125,9 @@ fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
             }
             Err(_) => break,
         };
-        let t_ns = match sys::packet::ioctl_siocgstampns(socket.as_fd()) {
+        let t_ns = match socket.last_frame_time() {
             Ok((sec, nsec)) => (i128::from(sec) * 1_000_000_000 + i128::from(nsec) + offset).max(0) as u64,
-            Err(_) => crate::trace::now_ns(),
+            Err(_) => monotonic_ns(),
         };
         let stop = stop_at.load(Ordering::Acquire);
         if stop != 0 && t_ns > stop {
@@ -141,11 +138,7 @@ fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
             seen.push(Captured { t_ns, segment });
         }
     }
-    // struct tpacket_stats { tp_packets, tp_drops }: frames the kernel could not queue for us.
-    let mut stats = [0u8; 8];
-    let drops = match sys::getsockopt_bytes(socket.as_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut stats) {
-        Ok(8) => u32::from_ne_bytes([stats[4], stats[5], stats[6], stats[7]]),
-        _ => 0,
-    };
+    // Frames the kernel could not queue for us.
+    let drops = socket.packet_statistics().map_or(0, |(_, drops)| drops);
     (seen, drops)
 }

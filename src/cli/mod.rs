@@ -7,13 +7,14 @@ mod states;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Model, Server, ServerConfig, Sink, somaxconn};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -48,11 +49,8 @@ impl Narration {
         if !(self.trace || self.explain || self.step || self.trace_machine) {
             return Ok(());
         }
-        socklab::trace::start(socklab::trace::Options {
-            explain: self.explain,
-            step: self.step,
-            machine: self.trace_machine,
-        })
+        let options = socklab::trace::Options { explain: self.explain, step: self.step, machine: self.trace_machine };
+        socklab::trace::start(options, Box::new(io::stderr()))
     }
 }
 
@@ -150,6 +148,11 @@ struct ServerArgs {
     /// Print only the listening line (it has the port) and errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
+    /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
+    /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -346,16 +349,10 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
-    let blocking = matches!(args.model, Model::Iterative | Model::Fork | Model::Thread);
     let config = ServerConfig {
         addr,
-        backlog: args.backlog.unwrap_or(if args.model == Model::Iterative { 5 } else { somaxconn() }),
-        buffer: args.buffer.unwrap_or(match args.model {
-            _ if blocking => 2048,
-            // io_uring: a pool of buffers per thread, each recv taking a whole one (see uring.rs).
-            Model::Uring => 4096,
-            _ => 65536,
-        }),
+        backlog: args.backlog,
+        buffer: args.buffer,
         model: args.model,
         threads: args.threads.map_or(0, |n| n as usize),
         max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -366,17 +363,35 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if args.model != Model::Iterative {
         // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
         #[cfg(target_os = "linux")]
-        socklab::limits::raise_open_files(None)?;
+        socklab::process::raise_open_files(None)?;
     }
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
+    // Last before serving: whoever reads the file may signal the server at once.
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, server.local_addr())?;
+    }
     let result = server.run(printer(args.quiet));
     drop(timer);
     signals.finish(&stop);
     result
+}
+
+/// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
+/// no file or the whole line.
+fn write_ready_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display()));
+    std::fs::write(&tmp, format!("{addr}\n")).map_err(context)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        context(e)
+    })
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {
@@ -411,7 +426,8 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     if let Some(why) = &timeline.capture_error {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
-    let text = if args.json { timeline.json_lines() } else { timeline.text() };
+    use socklab::timeline::{jsonl, text};
+    let text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
     let _ = io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }

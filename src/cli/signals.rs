@@ -10,16 +10,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use nix::sys::signal::{SigSet, Signal};
 use socklab::echo::Stop;
-use socklab::sys::{self, process::Disposition};
+use socklab::process::{self, Disposition, SIGALRM, SIGINT, SIGTERM};
 
 /// Sends SIGALRM to the process every `interval`, with a handler that only counts and no
-/// SA_RESTART (`Disposition::Interrupt`): every blocking accept/recv/send is interrupted with EINTR again and again. A test
-/// hook (`--interrupt-every`, hidden from --help); returns a guard that stops the timer.
+/// SA_RESTART (`Disposition::Interrupt`): every blocking accept/recv/send is interrupted with EINTR
+/// again and again. A test hook (`--interrupt-every`, hidden from --help); returns a guard that
+/// stops the timer.
 pub fn interrupt_every(interval: Duration) -> io::Result<TimerGuard> {
-    sys::process::sigaction(libc::SIGALRM, Disposition::Interrupt)?;
-    sys::setitimer(Some(interval))?;
+    process::set_disposition(SIGALRM, Disposition::Interrupt)?;
+    process::set_interval_timer(Some(interval))?;
     Ok(TimerGuard)
 }
 
@@ -29,22 +29,19 @@ pub struct TimerGuard;
 
 impl Drop for TimerGuard {
     fn drop(&mut self) {
-        let _ = sys::setitimer(None);
-        let caught = sys::process::INTERRUPTS[libc::SIGALRM as usize].load(std::sync::atomic::Ordering::Relaxed);
+        let _ = process::set_interval_timer(None);
+        let caught = process::interrupts(SIGALRM);
         eprintln!("socklab: note: caught {caught} SIGALRM signals (--interrupt-every)");
     }
 }
 
 /// Routes SIGINT and SIGTERM to `stop.request()`. Call before spawning other threads.
 pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block().map_err(io::Error::from)?;
+    process::block_signals(&[SIGINT, SIGTERM])?;
     let thread = thread::Builder::new().name("socklab-signals".into()).spawn(move || {
         // Timer signals (`--interrupt-every`) are for the serving threads, not this one.
-        let _ = SigSet::from(Signal::SIGALRM).thread_block();
-        if set.wait().is_ok() {
+        let _ = process::block_signals(&[SIGALRM]);
+        if process::wait_for_signal(&[SIGINT, SIGTERM]).is_ok() {
             stop.request();
         }
     })?;

@@ -1,4 +1,5 @@
-//! `socklab states`: the `ss -tan`-like table, printed from `socklab::diag`.
+//! Top floor: `socklab states`, the `ss -tan`-like table, printed from `socklab::diag` (JSON lines
+//! through `socklab::timeline::json`).
 //!
 //! For sockets that belong to a socklab process (found through /proc/PID/fd, as `ss -p` does),
 //! the kernel's `tcp_info` is shown too: smoothed rtt, congestion window, retransmissions.
@@ -7,7 +8,7 @@ use std::collections::HashSet;
 use std::io::{self, Write};
 
 use socklab::diag::{Diag, TcpState, ss_addr};
-use socklab::walkthrough::json::{self, Value};
+use socklab::timeline::json::{self, Value};
 
 /// Prints the table (or JSON lines) for every TCP socket, or those with `port` at either end.
 pub fn print(port: Option<u16>, as_json: bool) -> io::Result<()> {

@@ -11,13 +11,11 @@ pub mod parse;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 
 pub use parse::{SockInfo, TcpInfo, TcpState};
 
-use crate::socket::Socket;
-use crate::sys;
-use crate::trace::now_ns;
+use crate::clock::monotonic_ns;
+use crate::socket::{Domain, Protocol, Socket, Type};
 
 /// An open sock_diag socket, reusable for many dumps (the walkthrough polls it).
 #[derive(Debug)]
@@ -33,8 +31,8 @@ const MAX_DATAGRAMS: usize = 100_000;
 impl Diag {
     /// `socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_SOCK_DIAG)`.
     pub fn open() -> io::Result<Diag> {
-        let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, sys::netlink::NETLINK_SOCK_DIAG)?;
-        Ok(Diag { socket: Socket::from(fd), buf: vec![0u8; 64 * 1024], seq: 0 })
+        let socket = Socket::new(Domain::NETLINK, Type::RAW, Some(Protocol::SOCK_DIAG))?;
+        Ok(Diag { socket, buf: vec![0u8; 64 * 1024], seq: 0 })
     }
 
     /// Every TCP socket of `family` (`libc::AF_INET` or `libc::AF_INET6`), with `tcp_info` if asked.
@@ -51,11 +49,11 @@ impl Diag {
         let request = parse::request(family as u8, self.seq, with_info);
         // An unconnected netlink socket sends to the kernel.
         self.socket.send_all(&request)?;
-        let mut filled_by = now_ns();
+        let mut filled_by = monotonic_ns();
         let mut sockets = Vec::new();
         for _ in 0..MAX_DATAGRAMS {
             let n = self.socket.recv(&mut self.buf)?;
-            let stamp = std::mem::replace(&mut filled_by, now_ns());
+            let stamp = std::mem::replace(&mut filled_by, monotonic_ns());
             if n == 0 {
                 break;
             }
@@ -90,8 +88,8 @@ pub fn ss_addr(a: &SocketAddr) -> String {
 }
 
 /// `getsockopt(TCP_INFO)` on a socket of this process.
-pub fn tcp_info(socket: &impl AsFd) -> io::Result<TcpInfo> {
+pub fn tcp_info(socket: &Socket) -> io::Result<TcpInfo> {
     let mut buf = [0u8; 256];
-    let n = sys::getsockopt_bytes(socket.as_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, &mut buf)?;
+    let n = socket.tcp_info(&mut buf)?;
     TcpInfo::parse(&buf[..n]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

@@ -13,10 +13,23 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::sys::netlink::{
-    INET_DIAG_INFO, INET_DIAG_MSG_LEN, INET_DIAG_REQ_V2_LEN, NLM_F_REQUEST_DUMP, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
-    SOCK_DIAG_BY_FAMILY,
-};
+// The kernel ABI these bytes follow (`linux/netlink.h`, `linux/sock_diag.h`, `linux/inet_diag.h`).
+/// `struct nlmsghdr`'s size: len u32, type u16, flags u16, seq u32, pid u32.
+const NLMSG_HDRLEN: usize = 16;
+/// Message type: the end of a multi-part dump.
+const NLMSG_DONE: u16 = 3;
+/// Message type: an error (an `nlmsgerr` with a negative errno follows).
+const NLMSG_ERROR: u16 = 2;
+/// Message type of a sock_diag request and of its answers.
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// Flags: a request, asking for a dump of all matching entries.
+const NLM_F_REQUEST_DUMP: u16 = 0x1 | 0x300;
+/// `struct inet_diag_req_v2`'s size.
+const INET_DIAG_REQ_V2_LEN: usize = 56;
+/// `struct inet_diag_msg`'s size.
+const INET_DIAG_MSG_LEN: usize = 72;
+/// Extension bit: ask for `struct tcp_info` (attribute `INET_DIAG_INFO`).
+const INET_DIAG_INFO: u16 = 2;
 
 /// A message that does not have the shape the kernel's headers describe.
 #[derive(Debug, Clone, PartialEq, Eq)]

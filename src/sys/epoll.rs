@@ -2,13 +2,12 @@
 //! costs time in the number of *ready* descriptors, not in the number watched (unlike poll(2),
 //! which hands the whole list to the kernel on every call).
 //!
-//! Linux only (cfg `socklab_epoll`).
+//! Linux only (cfg `socklab_epoll`). The safe type above this is `crate::ready::Epoll`.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::socket::{cvt, wide};
-use super::trace::{self, Arg};
+use super::trace::Arg;
 
 pub use libc::epoll_event as EpollEvent;
 pub use libc::{
@@ -18,54 +17,43 @@ pub use libc::{
 
 /// `epoll_create1(2)`: a new, empty epoll instance. Pass `EPOLL_CLOEXEC`.
 pub fn epoll_create1(flags: libc::c_int) -> io::Result<OwnedFd> {
-    let args = [Arg::EpollFlags(flags)];
-    if trace::enabled() {
-        trace::enter("epoll_create1", &args);
-    }
-    // SAFETY: takes an integer and touches no memory of ours.
-    let res = cvt(unsafe { libc::epoll_create1(flags) });
-    if trace::enabled() {
-        trace::exit("epoll_create1", &args, &wide(res.as_ref().copied()));
-    }
-    // SAFETY: on success the kernel returned a fresh descriptor that nothing else owns.
-    res.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = syscall!(
+        "epoll_create1",
+        // SAFETY: takes an integer and touches no memory of ours.
+        unsafe { libc::epoll_create1(flags) },
+        [Arg::EpollFlags(flags)]
+    )?;
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `epoll_ctl(2)`: adds (`EPOLL_CTL_ADD`), changes (`EPOLL_CTL_MOD`) or removes (`EPOLL_CTL_DEL`)
 /// `fd` in the interest list of `epfd`. `events` is a mask of `EPOLLIN`, `EPOLLOUT`...; `data` comes
 /// back unchanged with every event of this descriptor (callers store a token in it).
 pub fn epoll_ctl(epfd: BorrowedFd<'_>, op: libc::c_int, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
-    let args = [Arg::Fd(epfd.as_raw_fd()), Arg::EpollOp(op), Arg::Fd(fd.as_raw_fd()), Arg::EpollEvent { events, data }];
-    if trace::enabled() {
-        trace::enter("epoll_ctl", &args);
-    }
     let mut event = EpollEvent { events, u64: data };
-    // SAFETY: `event` is a valid epoll_event for the whole call (the kernel only reads it).
-    let res = cvt(unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd.as_raw_fd(), &mut event) });
-    if trace::enabled() {
-        trace::exit("epoll_ctl", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(drop)
+    // strace prints NULL for EPOLL_CTL_DEL's event, which the kernel ignores.
+    let shown = if op == EPOLL_CTL_DEL { Arg::Null } else { Arg::EpollEvent { events, data } };
+    syscall!(
+        "epoll_ctl",
+        // SAFETY: `event` is a valid epoll_event for the whole call (the kernel only reads it).
+        unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd.as_raw_fd(), &mut event) },
+        [Arg::Fd(epfd.as_raw_fd()), Arg::EpollOp(op), Arg::Fd(fd.as_raw_fd()), shown]
+    )
+    .map(drop)
 }
 
 /// `epoll_wait(2)`: blocks until at least one watched descriptor is ready or `timeout_ms` passes
 /// (`-1`: forever), and fills the front of `events`. Returns how many entries were filled.
 pub fn epoll_wait(epfd: BorrowedFd<'_>, events: &mut [EpollEvent], timeout_ms: libc::c_int) -> io::Result<usize> {
     let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
-    let (epfd_arg, max_arg, timeout_arg) =
-        (Arg::Fd(epfd.as_raw_fd()), Arg::Int(max.into()), Arg::Int(timeout_ms.into()));
-    if trace::enabled() {
-        trace::enter("epoll_wait", &[epfd_arg, Arg::EpollEvents(&[]), max_arg, timeout_arg]);
-    }
-    // SAFETY: `events` is valid for writes of `max` epoll_event structs for the whole call.
-    let res = cvt(unsafe { libc::epoll_wait(epfd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) });
-    if trace::enabled() {
-        let filled = &events[..*res.as_ref().unwrap_or(&0) as usize];
-        trace::exit(
-            "epoll_wait",
-            &[epfd_arg, Arg::EpollEvents(filled), max_arg, timeout_arg],
-            &wide(res.as_ref().copied()),
-        );
-    }
-    res.map(|n| n as usize)
+    let ptr = events.as_mut_ptr();
+    let n = syscall!(
+        "epoll_wait",
+        // SAFETY: `events` is valid for writes of `max` epoll_event structs for the whole call.
+        unsafe { libc::epoll_wait(epfd.as_raw_fd(), ptr, max, timeout_ms) },
+        [Arg::Fd(epfd.as_raw_fd()), Arg::EpollEvents(&[]), Arg::Int(max.into()), Arg::Int(timeout_ms.into())]
+            => |res| [Arg::Fd(epfd.as_raw_fd()), Arg::EpollEvents(&events[..*res.as_ref().unwrap_or(&0) as usize]), Arg::Int(max.into()), Arg::Int(timeout_ms.into())]
+    )?;
+    Ok(n as usize)
 }

@@ -4,14 +4,14 @@
 //! - **One function per system call**, named after it, with the man page in its doc. Where the
 //!   kernel receives a different call than the name suggests, the narration says so
 //!   (`recv` is made as `recvfrom(..., NULL, NULL)`; `accept` as `accept4` where it exists).
-//! - **`std::io::Result` everywhere**; errno is read with the `errno` crate immediately after the
-//!   call. Nothing here retries: an `EINTR` is returned, and the safe layer decides (it retries
+//! - **One helper for every call**: [`syscall!`] makes the call, turns `-1` into
+//!   `io::Error::last_os_error()` (read at once, before anything else can touch errno) and reports
+//!   the call to the narration hook. With no hook listening that costs one relaxed atomic load and
+//!   one predictable branch; the argument list is built only inside the traced branch.
+//! - **Nothing here retries**: an `EINTR` is returned, and the safe layer decides (it retries
 //!   blocking calls, never `close`).
 //! - **No leaks**: a descriptor the kernel hands back is an `OwnedFd` before anything else can fail.
-//! - **Checked addresses**: sockaddrs the kernel writes are read only after their family and length
-//!   are checked (`addr.rs`).
-//! - **Observable**: every call is reported to the narration hook (`trace.rs`) when one is
-//!   installed; otherwise that costs one relaxed atomic load.
+//! - **One address type** ([`SockAddr`]) for every family, checked before it is read (`addr.rs`).
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment saying why its pointers and lengths are valid
 //! (`clippy::undocumented_unsafe_blocks` enforces it).
@@ -21,7 +21,47 @@
 // time_t / suseconds_t are i64 on some targets and i32 on others; the casts are needed there.
 #![allow(clippy::unnecessary_cast)]
 
+use std::io;
+
+/// Makes one system call and narrates it.
+///
+/// ```text
+/// syscall!("name", unsafe { libc::call(...) }, [args...])                       // same args in and out
+/// syscall!("name", unsafe { libc::call(...) }, [args in...] => |res| [args out...])  // out-parameters
+/// ```
+///
+/// The call expression is written twice in the expansion (once per branch) so that the untraced
+/// path is exactly: load the flag, branch, call, check for `-1`. The traced path reports the
+/// arguments before the call (for `--step`) and again with the result (the line strace prints);
+/// in the second list `res` is the `io::Result` of the call, for out-arguments that only exist on
+/// success (a received buffer, an address the kernel wrote).
+macro_rules! syscall {
+    ($name:expr, $call:expr, [$($arg:expr),* $(,)?]) => {
+        syscall!($name, $call, [$($arg),*] => |_res| [$($arg),*])
+    };
+    ($name:expr, $call:expr, [$($enter:expr),* $(,)?] => |$res:ident| [$($exit:expr),* $(,)?]) => {
+        if $crate::sys::trace::enabled() {
+            $crate::sys::trace::enter($name, &[$($enter),*]);
+            let $res = $crate::sys::check($call);
+            $crate::sys::trace::exit($name, &[$($exit),*], &$crate::sys::wide(&$res));
+            $res
+        } else {
+            $crate::sys::check($call)
+        }
+    };
+}
+
+/// Narrates a call that never returns (`_exit`): only its entry can be reported.
+macro_rules! syscall_noreturn {
+    ($name:expr, [$($arg:expr),* $(,)?]) => {
+        if $crate::sys::trace::enabled() {
+            $crate::sys::trace::enter($name, &[$($arg),*]);
+        }
+    };
+}
+
 mod addr;
+pub mod clock;
 #[cfg(socklab_epoll)]
 pub mod epoll;
 mod fcntl;
@@ -41,7 +81,8 @@ pub mod trace;
 #[cfg(socklab_uring)]
 pub mod uring;
 
-pub use addr::decode_bytes as decode_sockaddr;
+pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
+pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
@@ -52,3 +93,37 @@ pub use sockopt::{
     setsockopt_timeval,
 };
 pub use timer::setitimer;
+
+/// A C return value that means "look at errno" when it is `-1`: `int`, `ssize_t`, `long`.
+pub(crate) trait Ret: Copy {
+    fn is_minus_one(self) -> bool;
+    fn widen(self) -> i64;
+}
+
+macro_rules! ret_impl {
+    ($($t:ty),*) => {$(
+        impl Ret for $t {
+            fn is_minus_one(self) -> bool {
+                self == -1
+            }
+            fn widen(self) -> i64 {
+                self as i64
+            }
+        }
+    )*};
+}
+ret_impl!(i32, i64, isize);
+
+/// `-1` becomes the `io::Error` of errno, read right away; anything else is the call's result.
+#[inline(always)]
+pub(crate) fn check<T: Ret>(ret: T) -> io::Result<T> {
+    if ret.is_minus_one() { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+/// A result widened for the narration hook.
+pub(crate) fn wide<T: Ret>(res: &io::Result<T>) -> io::Result<i64> {
+    match res {
+        Ok(v) => Ok(v.widen()),
+        Err(e) => Err(io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))),
+    }
+}

@@ -231,6 +231,85 @@ pub fn poll_events(v: i16) -> String {
     flag_names(i32::from(v), TABLE)
 }
 
+/// A signal's name: `SIGCHLD`; unknown numbers as themselves.
+pub fn signal(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => sig.to_string(),
+    }
+}
+
+/// A signal set as strace prints it: `[INT TERM]` (names without `SIG`), `[]` when empty.
+pub fn sigset(bits: u64) -> String {
+    let names: Vec<String> = (1..=64)
+        .filter(|s| bits & (1u64 << (s - 1)) != 0)
+        .map(|s| {
+            let name = signal(s);
+            name.strip_prefix("SIG").map_or(name.clone(), str::to_string)
+        })
+        .collect();
+    format!("[{}]", names.join(" "))
+}
+
+/// sigprocmask's `how`.
+pub fn sigprocmask_how(how: i32) -> String {
+    match how {
+        libc::SIG_BLOCK => "SIG_BLOCK".into(),
+        libc::SIG_UNBLOCK => "SIG_UNBLOCK".into(),
+        libc::SIG_SETMASK => "SIG_SETMASK".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A handler: `SIG_DFL`, `SIG_IGN`, or its address.
+pub fn sighandler(handler: usize) -> String {
+    match handler {
+        libc::SIG_DFL => "SIG_DFL".into(),
+        libc::SIG_IGN => "SIG_IGN".into(),
+        other => format!("{other:#x}"),
+    }
+}
+
+/// `sa_flags`: `SA_RESTORER|SA_NOCLDSTOP`, `0`.
+pub fn sa_flags(flags: i32) -> String {
+    const TABLE: &[(i32, &str)] = &[
+        (libc::SA_NOCLDSTOP, "SA_NOCLDSTOP"),
+        (libc::SA_SIGINFO, "SA_SIGINFO"),
+        (0x0400_0000, "SA_RESTORER"),
+        (libc::SA_ONSTACK, "SA_ONSTACK"),
+        (libc::SA_RESTART, "SA_RESTART"),
+        (libc::SA_NODEFER, "SA_NODEFER"),
+        (libc::SA_RESETHAND, "SA_RESETHAND"),
+    ];
+    flag_names(flags, TABLE)
+}
+
+/// wait4's status as strace decodes it: `{WIFEXITED(s) && WEXITSTATUS(s) == 0}`.
+pub fn wait_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("{{WIFEXITED(s) && WEXITSTATUS(s) == {}}}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        let core = if libc::WCOREDUMP(status) { " && WCOREDUMP(s)" } else { "" };
+        format!("{{WIFSIGNALED(s) && WTERMSIG(s) == {}{core}}}", signal(libc::WTERMSIG(status)))
+    } else {
+        format!("{status:#x}")
+    }
+}
+
+/// Resource limit names: `RLIMIT_NOFILE`.
+pub fn rlimit_resource(resource: i32) -> String {
+    match resource {
+        r if r == libc::RLIMIT_NOFILE as i32 => "RLIMIT_NOFILE".into(),
+        r if r == libc::RLIMIT_NPROC as i32 => "RLIMIT_NPROC".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A limit value: `RLIM64_INFINITY` for the unlimited value.
+pub fn rlimit_value(v: u64) -> String {
+    if v == libc::RLIM_INFINITY as u64 { "RLIM64_INFINITY".into() } else { v.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,13 @@
-//! Processes and signals, for the fork-per-client server: `fork(2)`, `waitpid(2)`, `kill(2)`,
-//! `_exit(2)`, `sigprocmask(2)` and `sigaction(2)`.
+//! Processes and signals: `fork(2)`, `waitpid(2)`, `kill(2)`, `_exit(2)`, `sigprocmask(2)`,
+//! `sigaction(2)` and `sigwait(3)`. The safe layer above this is `crate::process`.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::socket::{cvt, wide};
-use super::trace::{self, Arg};
+use super::trace::Arg;
 
-pub use libc::{SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGCHLD, SIGKILL, SIGTERM, WNOHANG};
+pub use libc::{SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGTERM, SIGUSR1, WNOHANG};
 
 /// What `fork` returned in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,89 +18,118 @@ pub enum Forked {
     Child,
 }
 
-/// `fork(2)`: copies the calling process. In a multi-threaded program the child has only the
-/// thread that called fork, so until it exits or execs it must not take locks another thread may
-/// have held (no allocation-heavy work, no printing through locks another thread may hold).
+/// `fork(2)` (glibc makes it as `clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|
+/// CLONE_CHILD_SETTID|SIGCHLD, ...)`): copies the calling process. In a multi-threaded program the
+/// child has only the thread that called fork, so until it exits or execs it must not take locks
+/// another thread may have held (no allocation-heavy work, no printing through shared locks).
 pub fn fork() -> io::Result<Forked> {
-    if trace::enabled() {
-        trace::enter("fork", &[]);
-    }
-    // SAFETY: fork takes no arguments. The caller's child keeps to the rules in this fn's doc.
-    let res = cvt(unsafe { libc::fork() });
-    if trace::enabled() {
-        trace::exit("fork", &[], &wide(res.as_ref().copied()));
-    }
-    res.map(|pid| if pid == 0 { Forked::Child } else { Forked::Parent(pid) })
+    let pid = syscall!(
+        "clone",
+        // SAFETY: fork takes no arguments. The caller's child keeps to the rules in this fn's doc.
+        unsafe { libc::fork() },
+        [Arg::Name("child_stack=NULL"), Arg::Name("flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD")]
+    )?;
+    Ok(if pid == 0 { Forked::Child } else { Forked::Parent(pid) })
 }
 
-/// `waitpid(2)`: collects the exit status of child `pid` (`-1`: any child), freeing its process
-/// table entry (a child that exited and was not waited for is a zombie). With `WNOHANG` it returns
-/// `Ok(None)` when that child is still running instead of blocking. Returns `(pid, status)`.
+/// `waitpid(2)` (made as `wait4(pid, &status, options, NULL)`): collects the exit status of child
+/// `pid` (`-1`: any child), freeing its process table entry (a child that exited and was not waited
+/// for is a zombie). With `WNOHANG` it returns `Ok(None)` while that child is still running instead
+/// of blocking. Returns `(pid, status)`.
 pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> io::Result<Option<(libc::pid_t, libc::c_int)>> {
-    let args = [Arg::Int(pid.into()), Arg::Int(options.into())];
-    if trace::enabled() {
-        trace::enter("wait4", &args);
-    }
     let mut status: libc::c_int = 0;
-    // SAFETY: `status` is a writable int for the whole call.
-    let res = cvt(unsafe { libc::waitpid(pid, &mut status, options) });
-    if trace::enabled() {
-        trace::exit("wait4", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(|got| (got != 0).then_some((got, status)))
+    let ptr: *mut libc::c_int = &mut status;
+    let got = syscall!(
+        "wait4",
+        // SAFETY: `ptr` points to a writable int for the whole call.
+        unsafe { libc::waitpid(pid, ptr, options) },
+        [Arg::Int(pid.into()), Arg::WaitStatus(None), Arg::WaitOptions(options), Arg::Null]
+            => |res| [Arg::Int(pid.into()), Arg::WaitStatus(res.as_ref().is_ok_and(|p| *p > 0).then_some(status)), Arg::WaitOptions(options), Arg::Null]
+    )?;
+    Ok((got != 0).then_some((got, status)))
 }
 
 /// `kill(2)`: sends signal `sig` to process `pid`.
 pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
-    let args = [Arg::Int(pid.into()), Arg::Int(sig.into())];
-    if trace::enabled() {
-        trace::enter("kill", &args);
-    }
-    // SAFETY: plain integers; no memory is passed.
-    let res = cvt(unsafe { libc::kill(pid, sig) });
-    if trace::enabled() {
-        trace::exit("kill", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(drop)
+    syscall!(
+        "kill",
+        // SAFETY: plain integers; no memory is passed.
+        unsafe { libc::kill(pid, sig) },
+        [Arg::Int(pid.into()), Arg::Signal(sig)]
+    )
+    .map(drop)
 }
 
 /// `_exit(2)` (the kernel's `exit_group`): ends the process at once, without running atexit
 /// handlers, flushing C stdio or running Rust destructors — what a fork child must do, since those
 /// belong to the parent's copy of the program.
 pub fn exit(code: libc::c_int) -> ! {
-    if trace::enabled() {
-        trace::enter("exit_group", &[Arg::Int(code.into())]);
-    }
+    syscall_noreturn!("exit_group", [Arg::Int(code.into())]);
     // SAFETY: _exit never returns and touches no memory of ours.
     unsafe { libc::_exit(code) }
 }
 
-/// `sigprocmask(2)` (made as `rt_sigprocmask` for the calling thread): `how` is `SIG_BLOCK`,
-/// `SIG_UNBLOCK` or `SIG_SETMASK`, applied with the set of `signals`. A fork child inherits the
-/// mask of the thread that forked, so it uses `SIG_SETMASK` with `&[]` to unblock everything.
-pub fn sigprocmask(how: libc::c_int, signals: &[libc::c_int]) -> io::Result<()> {
-    let args = [Arg::Int(how.into()), Arg::Int(signals.len() as i64)];
-    if trace::enabled() {
-        trace::enter("rt_sigprocmask", &args);
-    }
+/// Builds a `sigset_t` holding `signals`.
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain C data; sigemptyset initialises it before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid, writable sigset_t. sigemptyset/sigaddset are libc helpers, not
-    // syscalls; they fail only for invalid signal numbers, which the syscall then reports.
+    // system calls; they fail only for invalid signal numbers, which the call using the set reports.
     unsafe {
         libc::sigemptyset(&mut set);
         for &sig in signals {
             libc::sigaddset(&mut set, sig);
         }
     }
-    // SAFETY: `set` is initialised; a null old-set pointer means "don't tell me the old mask".
-    let ret = unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
-    // pthread_sigmask returns the error number instead of setting errno.
-    let res = if ret == 0 { Ok(0) } else { Err(io::Error::from_raw_os_error(ret)) };
-    if trace::enabled() {
-        trace::exit("rt_sigprocmask", &args, &wide(res.as_ref().copied()));
+    set
+}
+
+/// The signals of `signals` as strace's mask bits (bit `sig - 1`).
+fn mask_bits(signals: &[libc::c_int]) -> u64 {
+    signals.iter().filter(|&&s| (1..=64).contains(&s)).fold(0, |m, &s| m | 1 << (s - 1))
+}
+
+/// `sigprocmask(2)` for the calling thread (`pthread_sigmask`, made as `rt_sigprocmask`): `how` is
+/// `SIG_BLOCK`, `SIG_UNBLOCK` or `SIG_SETMASK`, applied with the set of `signals`. Threads spawned
+/// later inherit the mask, and so does a fork child of this thread.
+pub fn sigprocmask(how: libc::c_int, signals: &[libc::c_int]) -> io::Result<()> {
+    let set = sigset(signals);
+    let bits = mask_bits(signals);
+    syscall!(
+        "rt_sigprocmask",
+        // SAFETY: `set` is initialised; a null old-set pointer means "don't tell me the old mask".
+        // pthread_sigmask returns the error number instead of setting errno; `errno_of` maps it.
+        errno_of(unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) }),
+        [Arg::SigHow(how), Arg::SigSet(bits), Arg::Null, Arg::Int(8)]
+    )
+    .map(drop)
+}
+
+/// `sigwait(3)` (made as `rt_sigtimedwait(set, NULL, NULL, 8)`): blocks until one of `signals` is
+/// pending for this thread or the process, takes it off the pending set and returns its number. The
+/// signals must be blocked, so their handlers (or default actions) never run.
+pub fn sigwait(signals: &[libc::c_int]) -> io::Result<libc::c_int> {
+    let set = sigset(signals);
+    let mut sig: libc::c_int = 0;
+    let ptr: *mut libc::c_int = &mut sig;
+    syscall!(
+        "rt_sigtimedwait",
+        // SAFETY: `set` is initialised and `ptr` points to a writable int for the whole call. Like
+        // pthread_sigmask, sigwait returns the error number; `errno_of` maps it.
+        errno_of(unsafe { libc::sigwait(&set, ptr) }),
+        [Arg::SigSet(mask_bits(signals)), Arg::Null, Arg::Null, Arg::Int(8)]
+    )?;
+    Ok(sig)
+}
+
+/// Calls that return an error number instead of setting errno: 0, or sets errno and returns -1.
+fn errno_of(ret: libc::c_int) -> libc::c_int {
+    if ret == 0 {
+        return 0;
     }
-    res.map(drop)
+    // errno is thread-local: setting it is what the C calls we stand in for would have done.
+    nix::errno::Errno::set_raw(ret);
+    -1
 }
 
 /// A signal's disposition, as `sigaction` sets it.
@@ -112,7 +140,7 @@ pub enum Disposition {
     /// `SIG_IGN`. For SIGCHLD this also makes the kernel reap children itself.
     Ignore,
     /// A handler that only counts (see [`INTERRUPTS`]). Its effect: a blocking call in the thread that receives
-    /// the signal returns `EINTR` (no `SA_RESTART`), so a loop can react, e.g. reap children.
+    /// the signal returns `EINTR` (no `SA_RESTART`), so a loop can react.
     Interrupt,
     /// Some other handler the program installed.
     Other,
@@ -143,10 +171,6 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
         Disposition::Ignore => libc::SIG_IGN,
         Disposition::Interrupt => interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t,
     };
-    let args = [Arg::Int(sig.into()), Arg::Int(handler as i64)];
-    if trace::enabled() {
-        trace::enter("rt_sigaction", &args);
-    }
     // SAFETY: struct sigaction is plain C data; all-zero is a valid value (empty mask, no flags).
     let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
     new.sa_sigaction = handler;
@@ -154,13 +178,16 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
     new.sa_flags = if sig == libc::SIGCHLD { libc::SA_NOCLDSTOP } else { 0 };
     // SAFETY: as above.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: `new` and `old` are valid sigaction structs for the whole call; `interrupted` is
-    // async-signal-safe (one atomic add).
-    let res = cvt(unsafe { libc::sigaction(sig, &new, &mut old) });
-    if trace::enabled() {
-        trace::exit("rt_sigaction", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(|_| match old.sa_sigaction {
+    let old_ptr: *mut libc::sigaction = &mut old;
+    syscall!(
+        "rt_sigaction",
+        // SAFETY: `new` and `*old_ptr` are valid sigaction structs for the whole call; `interrupted`
+        // is async-signal-safe (one atomic add).
+        unsafe { libc::sigaction(sig, &new, old_ptr) },
+        [Arg::Signal(sig), Arg::Handler(handler as usize, new.sa_flags), Arg::OptOut, Arg::Int(8)]
+            => |res| [Arg::Signal(sig), Arg::Handler(handler as usize, new.sa_flags), if res.is_ok() { Arg::Handler(old.sa_sigaction, old.sa_flags) } else { Arg::OptOut }, Arg::Int(8)]
+    )?;
+    Ok(match old.sa_sigaction {
         libc::SIG_DFL => Disposition::Default,
         libc::SIG_IGN => Disposition::Ignore,
         h if h == interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t => Disposition::Interrupt,
@@ -172,15 +199,12 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
 /// child closes it so the listening socket's only holder is the parent, then ends with
 /// [`exit`], so the owner's destructor never runs in the child and nothing closes it twice.
 pub fn close_inherited(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let args = [Arg::Fd(fd.as_raw_fd())];
-    if trace::enabled() {
-        trace::enter("close", &args);
-    }
-    // SAFETY: close takes an integer; the caller (a fork child that will `_exit`) never uses the
-    // descriptor again, and the parent's copy is unaffected.
-    let res = cvt(unsafe { libc::close(fd.as_raw_fd()) });
-    if trace::enabled() {
-        trace::exit("close", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(drop)
+    syscall!(
+        "close",
+        // SAFETY: close takes an integer; the caller (a fork child that will `_exit`) never uses the
+        // descriptor again, and the parent's copy is unaffected.
+        unsafe { libc::close(fd.as_raw_fd()) },
+        [Arg::Fd(fd.as_raw_fd())]
+    )
+    .map(drop)
 }

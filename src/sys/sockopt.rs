@@ -1,30 +1,47 @@
 //! `setsockopt(2)` / `getsockopt(2)`, typed by the C value each option takes.
 //!
-//! One C call, several Rust functions: an option's value is an `int`, a `struct linger` or a
-//! `struct timeval`, and each function passes exactly that type, with its size as `optlen`.
+//! One C call, several Rust functions: an option's value is an `int`, a `struct linger`, a
+//! `struct timeval` or a struct the caller parses from bytes, and each function passes exactly
+//! that type, with its size as `optlen`. The safe layer (`Socket`) names each option.
 
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-use super::socket::{cvt, wide};
-use super::trace::{self, Arg};
+use super::trace::Arg;
 
 /// Passes `value` (a plain C struct or int) as the option value.
 fn set<T>(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: &T, shown: Arg<'_>) -> io::Result<()> {
     let len = mem::size_of::<T>() as libc::socklen_t;
-    let args = [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())];
-    if trace::enabled() {
-        trace::enter("setsockopt", &args);
-    }
-    // SAFETY: `value` points to a live, initialised `T` of exactly `len` bytes.
-    let ret = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) };
-    let res = cvt(ret);
-    if trace::enabled() {
-        trace::exit("setsockopt", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(drop)
+    syscall!(
+        "setsockopt",
+        // SAFETY: `value` points to a live, initialised `T` of exactly `len` bytes.
+        unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())]
+    )
+    .map(drop)
+}
+
+/// Reads an option into `value` (a plain C struct or int); `show` describes it once written.
+fn get<T>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &mut T,
+    show: impl Fn(&T) -> Arg<'static>,
+) -> io::Result<libc::socklen_t> {
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    let (ptr, len_ptr): (*mut T, *mut libc::socklen_t) = (&mut *value, &mut len);
+    syscall!(
+        "getsockopt",
+        // SAFETY: `ptr` is writable for `len` bytes; the kernel writes at most that many and stores
+        // the real length back through `len_ptr`.
+        unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, ptr.cast(), len_ptr) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), Arg::OptOut, Arg::OptLen(len)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), if res.is_ok() { show(value) } else { Arg::OptOut }, Arg::OptLen(len)]
+    )?;
+    Ok(len)
 }
 
 /// `setsockopt(fd, level, name, &int, 4)`: SO_REUSEADDR, TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF...
@@ -60,70 +77,26 @@ pub fn setsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int, timeout: Option
 /// SO_REUSEADDR, TCP_NODELAY, SO_RCVBUF...).
 pub fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` is a writable int and `len` says so; the kernel writes at most `len` bytes.
-    let ret =
-        unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut value as *mut libc::c_int).cast(), &mut len) };
-    let res = cvt(ret).map(|_| value);
-    if trace::enabled() {
-        let shown = if res.is_ok() { Arg::OptInt(value) } else { Arg::OptOut };
-        let args = [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())];
-        trace::exit("getsockopt", &args, &wide(res.as_ref().map(|_| 0)));
-    }
-    res
+    get(fd, level, name, &mut value, |v| Arg::OptInt(*v))?;
+    Ok(value)
 }
 
 /// `getsockopt(SO_LINGER)`: the current linger setting.
 pub fn getsockopt_linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
-    // SAFETY: struct linger is plain C data; all-zero is valid.
-    let mut value: libc::linger = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
-    // SAFETY: `value` is a writable struct linger and `len` is its size.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&mut value as *mut libc::linger).cast(),
-            &mut len,
-        )
-    };
-    let res = cvt(ret);
-    if trace::enabled() {
-        let args = [
-            Arg::Fd(fd.as_raw_fd()),
-            Arg::SockOpt(libc::SOL_SOCKET, libc::SO_LINGER),
-            Arg::OptLinger { onoff: value.l_onoff, linger: value.l_linger },
-            Arg::Int(len.into()),
-        ];
-        trace::exit("getsockopt", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(|_| (value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
+    let mut value = libc::linger { l_onoff: 0, l_linger: 0 };
+    get(fd, libc::SOL_SOCKET, libc::SO_LINGER, &mut value, |v| Arg::OptLinger {
+        onoff: v.l_onoff,
+        linger: v.l_linger,
+    })?;
+    Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
 }
 
 /// `getsockopt(SO_RCVTIMEO / SO_SNDTIMEO)`: `None` when the call blocks forever.
 pub fn getsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<Option<Duration>> {
-    // SAFETY: struct timeval is plain C data; all-zero is valid.
-    let mut value: libc::timeval = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: `value` is a writable struct timeval and `len` is its size.
-    let ret = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, name, (&mut value as *mut libc::timeval).cast(), &mut len)
-    };
-    let res = cvt(ret);
-    if trace::enabled() {
-        let args = [
-            Arg::Fd(fd.as_raw_fd()),
-            Arg::SockOpt(libc::SOL_SOCKET, name),
-            Arg::OptTimeval { sec: value.tv_sec as i64, usec: value.tv_usec as i64 },
-            Arg::Int(len.into()),
-        ];
-        trace::exit("getsockopt", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(|_| {
-        let d = Duration::new(value.tv_sec.max(0) as u64, (value.tv_usec.max(0) as u32) * 1000);
-        (!d.is_zero()).then_some(d)
-    })
+    let mut value = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    get(fd, libc::SOL_SOCKET, name, &mut value, |v| Arg::OptTimeval { sec: v.tv_sec as i64, usec: v.tv_usec as i64 })?;
+    let d = Duration::new(value.tv_sec.max(0) as u64, (value.tv_usec.max(0) as u32) * 1000);
+    Ok((!d.is_zero()).then_some(d))
 }
 
 /// `getsockopt(fd, level, name, buf, [len])` for options whose value is a struct the caller parses
@@ -136,17 +109,14 @@ pub fn getsockopt_bytes(
     buf: &mut [u8],
 ) -> io::Result<usize> {
     let mut len = buf.len().min(libc::socklen_t::MAX as usize) as libc::socklen_t;
-    // SAFETY: `buf` is writable for `len` bytes; the kernel writes at most `len` and stores the real
-    // length back into `len`.
-    let ret = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len) };
-    let res = cvt(ret).map(|_| (len as usize).min(buf.len()));
-    if trace::enabled() {
-        let shown = match &res {
-            Ok(n) => Arg::Data(&buf[..*n]),
-            Err(_) => Arg::Ptr(buf.as_ptr() as usize),
-        };
-        let args = [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), shown, Arg::Int(len.into())];
-        trace::exit("getsockopt", &args, &wide(res.as_ref().map(|_| 0)));
-    }
-    res
+    let (ptr, len_ptr): (*mut u8, *mut libc::socklen_t) = (buf.as_mut_ptr(), &mut len);
+    syscall!(
+        "getsockopt",
+        // SAFETY: `buf` is writable for `len` bytes; the kernel writes at most `len` and stores the
+        // real length back through `len_ptr`.
+        unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, ptr.cast(), len_ptr) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), Arg::OptOut, Arg::OptLen(len)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), Arg::SockOpt(level, name), match res { Ok(_) => Arg::Data(&buf[..(len as usize).min(buf.len())]), Err(_) => Arg::Ptr(buf.as_ptr() as usize) }, Arg::OptLen(len)]
+    )?;
+    Ok((len as usize).min(buf.len()))
 }

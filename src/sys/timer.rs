@@ -5,8 +5,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::socket::{cvt, wide};
-use super::trace::{self, Arg};
+use super::trace::Arg;
 
 /// `setitimer(2)` with `ITIMER_REAL`: SIGALRM every `interval` of wall-clock time, the first one
 /// after `interval`. `None` stops the timer.
@@ -17,14 +16,11 @@ pub fn setitimer(interval: Option<Duration>) -> io::Result<()> {
         tv_usec: d.subsec_micros() as libc::suseconds_t,
     };
     let value = libc::itimerval { it_interval: tv, it_value: tv };
-    let args = [Arg::Int(libc::ITIMER_REAL.into()), Arg::OptTimeval { sec: tv.tv_sec as i64, usec: tv.tv_usec as i64 }];
-    if trace::enabled() {
-        trace::enter("setitimer", &args);
-    }
-    // SAFETY: `value` is a valid itimerval for the whole call; a null old-value pointer is allowed.
-    let res = cvt(unsafe { libc::setitimer(libc::ITIMER_REAL, &value, std::ptr::null_mut()) });
-    if trace::enabled() {
-        trace::exit("setitimer", &args, &wide(res.as_ref().copied()));
-    }
-    res.map(drop)
+    syscall!(
+        "setitimer",
+        // SAFETY: `value` is a valid itimerval for the whole call; a null old-value pointer is allowed.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &value, std::ptr::null_mut()) },
+        [Arg::Int(libc::ITIMER_REAL.into()), Arg::OptTimeval { sec: tv.tv_sec as i64, usec: tv.tv_usec as i64 }]
+    )
+    .map(drop)
 }

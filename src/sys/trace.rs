@@ -9,10 +9,11 @@
 //! argument list is built only inside that branch, so nothing is formatted or allocated.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::addr::SockAddr;
 
 /// One argument of a system call, typed so a formatter can print constants by name.
 #[derive(Debug, Clone, Copy)]
@@ -28,10 +29,10 @@ pub enum Arg<'a> {
     SockType(i32),
     /// A protocol number: `IPPROTO_IP`.
     Protocol(i32),
-    /// An address we pass in.
-    Addr(SocketAddr),
+    /// An address we pass in, of any family.
+    Addr(&'a SockAddr),
     /// An address the kernel writes back: `(address if known, capacity offered, length returned)`.
-    AddrOut(Option<SocketAddr>, u32, Option<u32>),
+    AddrOut(Option<&'a SockAddr>, u32, Option<u32>),
     /// Bytes passed to or returned by the kernel (shown as a string; empty before a recv returns).
     Data(&'a [u8]),
     /// `MSG_*` flags for send/recv.
@@ -64,17 +65,32 @@ pub enum Arg<'a> {
     Null,
     /// A buffer the kernel did not fill (a failed call): strace shows its address, `0x7ffd...`.
     Ptr(usize),
-    /// A value-result address length the kernel left as passed (a failed accept): `[128]`.
-    AddrLen(u32),
+    /// An address buffer the kernel did not fill (a failed accept) and its length as passed:
+    /// `0x7ffd..., [128]`.
+    PtrLen(usize, u32),
+    /// socketpair's array: `[4, 5]` once the kernel filled it, `...` before.
+    FdPair(Option<(RawFd, RawFd)>),
     /// A constant shown by its name: an ioctl request such as `SIOCGSTAMPNS`.
     Name(&'static str),
-    /// A link-layer address for AF_PACKET: `{sa_family=AF_PACKET, sll_protocol=htons(ETH_P_ALL), ...}`.
-    PacketAddr {
-        /// The interface index (`lo` is usually 1).
-        ifindex: i32,
-        /// The EtherType in host order (`ETH_P_ALL` = 3).
-        protocol: u16,
-    },
+    /// A signal by number: `SIGCHLD`.
+    Signal(i32),
+    /// sigprocmask's `how`: `SIG_BLOCK`.
+    SigHow(i32),
+    /// A signal set as mask bits (bit `sig - 1`): `[INT TERM]`.
+    SigSet(u64),
+    /// A `struct sigaction`: its handler (`SIG_DFL`, `SIG_IGN` or an address) and `sa_flags`.
+    Handler(usize, i32),
+    /// wait4's options: `WNOHANG`, or `0`.
+    WaitOptions(i32),
+    /// wait4's status out-parameter once written (`None`: not written, shown as `NULL`... or the
+    /// pointer before the call).
+    WaitStatus(Option<i32>),
+    /// A resource limit name: `RLIMIT_NOFILE`.
+    Resource(i32),
+    /// A `struct rlimit`: `{rlim_cur=1024, rlim_max=4096}`.
+    Rlimit(u64, u64),
+    /// A value-result option length: `[4]`.
+    OptLen(u32),
     /// poll(2)'s array: `[{fd=3, events=POLLIN}]` going in; the kernel's `revents` coming out.
     PollFds(&'a [libc::pollfd]),
     /// epoll_create1's flags: `EPOLL_CLOEXEC`.

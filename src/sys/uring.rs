@@ -504,37 +504,27 @@ impl Uring {
             _ => (ptr::null(), NSIG_BYTES),
         };
         let min_complete = u32::from(wait);
-        let traced = trace::enabled().then(|| self.submitted_sqes(head, to_submit));
-        let args = |sqes, cqes| {
-            let arg_shown = if arg.is_null() { Arg::Null } else { Arg::Ptr(arg as usize) };
-            [
-                Arg::Fd(self.fd.as_raw_fd()),
-                Arg::Int(to_submit.into()),
-                Arg::Int(min_complete.into()),
-                Arg::UringEnterFlags(flags),
-                arg_shown,
-                Arg::Int(size as i64),
-                Arg::UringSubmitted(sqes),
-                Arg::UringCompleted(cqes),
-            ]
-        };
-        if let Some(sqes) = &traced {
-            trace::enter("io_uring_enter", &args(sqes, &[]));
-        }
-        // SAFETY: io_uring_enter reads the SQEs we published (ours, mapped) and, with EXT_ARG,
-        // `ext` and the timespec it points to, both alive on this stack for the whole call.
-        let ret = unsafe {
-            libc::syscall(libc::SYS_io_uring_enter, self.fd.as_raw_fd(), to_submit, min_complete, flags, arg, size)
-        };
-        let res = if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret as u32) };
-        if let Some(sqes) = &traced {
-            let cqes = self.ready_cqes();
-            let shown = res
-                .as_ref()
-                .map(|n| i64::from(*n))
-                .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0)));
-            trace::exit("io_uring_enter", &args(sqes, &cqes), &shown);
-        }
+        // The SQEs handed over, for the narration only (an empty Vec does not allocate).
+        let sqes = if trace::enabled() { self.submitted_sqes(head, to_submit) } else { Vec::new() };
+        let arg_shown = if arg.is_null() { Arg::Null } else { Arg::Ptr(arg as usize) };
+        let fd = self.fd.as_raw_fd();
+        let (fd_arg, n_arg, min_arg, flags_arg, size_arg) = (
+            Arg::Fd(fd),
+            Arg::Int(to_submit.into()),
+            Arg::Int(min_complete.into()),
+            Arg::UringEnterFlags(flags),
+            Arg::Int(size as i64),
+        );
+        let res = syscall!(
+            "io_uring_enter",
+            // SAFETY: io_uring_enter reads the SQEs we published (ours, mapped) and, with EXT_ARG,
+            // `ext` and the timespec it points to, both alive on this stack for the whole call.
+            unsafe { libc::syscall(libc::SYS_io_uring_enter, fd, to_submit, min_complete, flags, arg, size) },
+            [fd_arg, n_arg, min_arg, flags_arg, arg_shown, size_arg, Arg::UringSubmitted(&sqes), Arg::UringCompleted(&[])]
+                => |_res| [fd_arg, n_arg, min_arg, flags_arg, arg_shown, size_arg, Arg::UringSubmitted(&sqes),
+                    Arg::UringCompleted(&self.ready_cqes())]
+        )
+        .map(|n| n as u32);
         match res {
             // The wait timed out or was interrupted after submitting: report what was submitted.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) && self.pending() < to_submit => {
@@ -704,42 +694,35 @@ struct GeteventsArg {
 /// `io_uring_setup(2)`: a new io_uring instance with rings of `entries` SQEs; the kernel fills in
 /// the rest of `params` (sizes, offsets into the mapping, features).
 pub fn io_uring_setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> {
-    if trace::enabled() {
-        trace::enter("io_uring_setup", &[Arg::Int(entries.into()), Arg::UringParams(params)]);
-    }
-    // SAFETY: `params` is a valid, writable io_uring_params for the whole call.
-    let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, ptr::from_mut(params)) };
-    let res = if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) };
-    if trace::enabled() {
-        let shown =
-            res.as_ref().map(|fd| *fd as i64).map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0)));
-        let shown_params =
-            if res.is_ok() { Arg::UringParams(params) } else { Arg::Ptr(ptr::from_mut(params) as usize) };
-        trace::exit("io_uring_setup", &[Arg::Int(entries.into()), shown_params], &shown);
-    }
-    // SAFETY: on success the kernel returned a fresh descriptor that nothing else owns.
-    res.map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    let raw: *mut Params = params;
+    let fd = syscall!(
+        "io_uring_setup",
+        // SAFETY: `raw` is a valid, writable io_uring_params for the whole call.
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, raw) },
+        [Arg::Int(entries.into()), Arg::Ptr(raw as usize)] => |res| [
+            Arg::Int(entries.into()),
+            if res.is_ok() {
+                // SAFETY: `raw` points to `*params`, which the kernel no longer touches once the
+                // call returned; nothing writes it while this shared borrow lives.
+                Arg::UringParams(unsafe { &*raw })
+            } else {
+                Arg::Ptr(raw as usize)
+            },
+        ]
+    )?;
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// `io_uring_register(2)` for (un)registering a provided-buffer ring.
 fn io_uring_register_pbuf(fd: BorrowedFd<'_>, op: u32, reg: &BufReg) -> io::Result<()> {
-    let args = [
-        Arg::Fd(fd.as_raw_fd()),
-        Arg::UringRegisterOp(op),
-        Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid },
-        Arg::Int(1),
-    ];
-    if trace::enabled() {
-        trace::enter("io_uring_register", &args);
-    }
-    // SAFETY: `reg` is a valid io_uring_buf_reg, read by the kernel during the call only; the ring
-    // it names is a mapping owned by the caller's Buffers, which outlives the registration.
-    let ret = unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, ptr::from_ref(reg), 1) };
-    let res = if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) };
-    if trace::enabled() {
-        let shown =
-            res.as_ref().map(|n| *n as i64).map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0)));
-        trace::exit("io_uring_register", &args, &shown);
-    }
-    res.map(drop)
+    let shown = Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid };
+    syscall!(
+        "io_uring_register",
+        // SAFETY: `reg` is a valid io_uring_buf_reg, read by the kernel during the call only; the
+        // ring it names is a mapping owned by the caller's Buffers, which outlives the registration.
+        unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, ptr::from_ref(reg), 1) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::UringRegisterOp(op), shown, Arg::Int(1)]
+    )
+    .map(drop)
 }

@@ -1,10 +1,8 @@
 //! `--explain`: one plain sentence per call saying what the kernel just did, for a student.
 
-use std::io;
-use std::net::SocketAddr;
-
-use crate::sys::names;
 use crate::sys::trace::{Arg, Call};
+use crate::sys::{SockAddr, names};
+use std::io;
 
 /// The sentence for a finished call, or `None` for calls with nothing worth saying.
 pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
@@ -31,7 +29,7 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
                 .into(),
             _ => "The kernel changed one option of this socket.".into(),
         },
-        "bind" => match addr {
+        "bind" => match addr.and_then(SockAddr::as_socket) {
             Some(a) if a.port() == 0 => format!(
                 "The socket now owns the address {}; port 0 asked the kernel to pick a free port (getsockname tells \
                  which).",
@@ -89,7 +87,7 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
     Some(text)
 }
 
-fn failure(call: &str, errno: i32, addr: Option<SocketAddr>) -> Option<String> {
+fn failure(call: &str, errno: i32, addr: Option<&SockAddr>) -> Option<String> {
     let text = match (call, errno) {
         ("connect", libc::ECONNREFUSED) => {
             format!("The kernel sent a SYN to {} and got a RST back: no socket is listening on that port.", show(addr))
@@ -108,7 +106,7 @@ fn failure(call: &str, errno: i32, addr: Option<SocketAddr>) -> Option<String> {
     Some(text)
 }
 
-fn show(addr: Option<SocketAddr>) -> String {
+fn show(addr: Option<&SockAddr>) -> String {
     addr.map_or_else(|| "the peer".into(), |a| a.to_string())
 }
 
@@ -119,14 +117,14 @@ mod tests {
 
     #[test]
     fn accept_says_the_handshake_was_already_done() {
-        let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let args = [Arg::Fd(3), Arg::AddrOut(Some(addr), 128, Some(16)), Arg::AcceptFlags(0)];
+        let addr = SockAddr::from("127.0.0.1:40000".parse::<std::net::SocketAddr>().unwrap());
+        let args = [Arg::Fd(3), Arg::AddrOut(Some(&addr), 128, Some(16)), Arg::AcceptFlags(0)];
         let res = Ok(4);
         let call = Call { name: "accept4", args: &args, phase: Phase::Exit(&res) };
         let text = sentence(&call, &res).unwrap();
         assert!(text.contains("already completed") && text.contains("accept queue"), "{text}");
         let refused = Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
-        let call = Call { name: "connect", args: &[Arg::Fd(3), Arg::Addr(addr)], phase: Phase::Exit(&refused) };
+        let call = Call { name: "connect", args: &[Arg::Fd(3), Arg::Addr(&addr)], phase: Phase::Exit(&refused) };
         assert!(sentence(&call, &refused).unwrap().contains("RST"));
     }
 }

@@ -9,12 +9,10 @@
 //!   bytes followed by `...` when longer;
 //! - the result after ` = `, the call padded to column 39; failures as `-1 ENAME (text)`.
 
+use crate::sys::trace::{Arg, Call, Phase};
+use crate::sys::{SockAddr, UnixName, names};
 use std::fmt::Write as _;
 use std::io;
-use std::net::SocketAddr;
-
-use crate::sys::names;
-use crate::sys::trace::{Arg, Call, Phase};
 
 /// strace's default `-s`: how many bytes of a buffer it prints.
 pub const MAX_STRLEN: usize = 32;
@@ -64,10 +62,6 @@ pub fn args(call: &Call<'_>) -> String {
         }
         let entering = matches!(call.phase, Phase::Enter);
         match a {
-            // getsockopt's optlen is a value-result pointer: strace shows it as `[4]`.
-            Arg::Int(n) if call.name == "getsockopt" && i == 4 => {
-                let _ = write!(out, "[{n}]");
-            }
             Arg::Int(n) if call.name == "fcntl" && i == 1 => out.push_str(&fcntl_cmd(*n)),
             // F_SETFL / F_SETFD's argument is a flag set: `O_RDWR|O_NONBLOCK`, `FD_CLOEXEC`.
             Arg::Int(n) if call.name == "fcntl" && i == 2 => match call.args.get(1) {
@@ -104,7 +98,26 @@ fn arg(out: &mut String, a: &Arg<'_>) {
                 _ => write!(out, ", [{cap}]"),
             }
         }
-        Arg::AddrLen(len) => write!(out, "[{len}]"),
+        Arg::PtrLen(p, len) => write!(out, "{p:#x}, [{len}]"),
+        Arg::FdPair(Some((a, b))) => write!(out, "[{a}, {b}]"),
+        Arg::FdPair(None) => write!(out, "..."),
+        Arg::Signal(sig) => write!(out, "{}", names::signal(*sig)),
+        Arg::SigHow(how) => write!(out, "{}", names::sigprocmask_how(*how)),
+        Arg::SigSet(bits) => write!(out, "{}", names::sigset(*bits)),
+        Arg::Handler(handler, flags) => write!(
+            out,
+            "{{sa_handler={}, sa_mask=[], sa_flags={}}}",
+            names::sighandler(*handler),
+            names::sa_flags(*flags)
+        ),
+        Arg::WaitOptions(options) => write!(out, "{}", names::flag_names(*options, &[(libc::WNOHANG, "WNOHANG")])),
+        Arg::WaitStatus(Some(status)) => write!(out, "[{}]", names::wait_status(*status)),
+        Arg::WaitStatus(None) => write!(out, "..."),
+        Arg::Resource(r) => write!(out, "{}", names::rlimit_resource(*r)),
+        Arg::Rlimit(cur, max) => {
+            write!(out, "{{rlim_cur={}, rlim_max={}}}", names::rlimit_value(*cur), names::rlimit_value(*max))
+        }
+        Arg::OptLen(len) => write!(out, "[{len}]"),
         Arg::Data(bytes) => write!(out, "{}", quote(bytes)),
         Arg::MsgFlags(f) => write!(out, "{}", names::msg_flags(*f)),
         Arg::AcceptFlags(f) => write!(out, "{}", names::accept_flags(*f)),
@@ -117,11 +130,6 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Null => write!(out, "NULL"),
         Arg::Ptr(p) => write!(out, "{p:#x}"),
         Arg::Name(name) => write!(out, "{name}"),
-        Arg::PacketAddr { ifindex, protocol } => write!(
-            out,
-            "{{sa_family=AF_PACKET, sll_protocol=htons({}), sll_ifindex={ifindex}}}",
-            names::ether_type(*protocol)
-        ),
         #[cfg(socklab_epoll)]
         Arg::EpollFlags(f) => write!(out, "{}", names::epoll_flags(*f)),
         #[cfg(socklab_epoll)]
@@ -179,21 +187,59 @@ fn fcntl_cmd(cmd: i64) -> String {
     }
 }
 
-/// `{sa_family=AF_INET, sin_port=htons(5000), sin_addr=inet_addr("127.0.0.1")}` and its IPv6 form.
-pub fn sockaddr(addr: &SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => {
-            format!("{{sa_family=AF_INET, sin_port=htons({}), sin_addr=inet_addr(\"{}\")}}", a.port(), a.ip())
-        }
-        SocketAddr::V6(a) => format!(
-            "{{sa_family=AF_INET6, sin6_port=htons({}), sin6_flowinfo=htonl({}), inet_pton(AF_INET6, \"{}\", \
-             &sin6_addr), sin6_scope_id={}}}",
-            a.port(),
-            a.flowinfo(),
-            a.ip(),
-            a.scope_id()
-        ),
+/// A sockaddr as strace prints it, for every family socklab uses:
+/// `{sa_family=AF_INET, sin_port=htons(5000), sin_addr=inet_addr("127.0.0.1")}`, its IPv6 form,
+/// `{sa_family=AF_UNIX, sun_path="/tmp/s"}` (`@"name"` for an abstract name), `AF_PACKET`'s
+/// `sockaddr_ll` and `AF_NETLINK`'s `sockaddr_nl`.
+pub fn sockaddr(addr: &SockAddr) -> String {
+    if let Some(a) = addr.as_socket() {
+        return match a {
+            std::net::SocketAddr::V4(a) => {
+                format!("{{sa_family=AF_INET, sin_port=htons({}), sin_addr=inet_addr(\"{}\")}}", a.port(), a.ip())
+            }
+            std::net::SocketAddr::V6(a) => format!(
+                "{{sa_family=AF_INET6, sin6_port=htons({}), sin6_flowinfo=htonl({}), inet_pton(AF_INET6, \"{}\", \
+                 &sin6_addr), sin6_scope_id={}}}",
+                a.port(),
+                a.flowinfo(),
+                a.ip(),
+                a.scope_id()
+            ),
+        };
     }
+    match addr.as_unix() {
+        Some(UnixName::Path(p)) => return format!("{{sa_family=AF_UNIX, sun_path={}}}", quote_all(p)),
+        Some(UnixName::Abstract(n)) => return format!("{{sa_family=AF_UNIX, sun_path=@{}}}", quote_all(n)),
+        Some(UnixName::Unnamed) => return "{sa_family=AF_UNIX}".to_string(),
+        None => {}
+    }
+    #[cfg(socklab_af_packet)]
+    if let Some((ifindex, protocol)) = addr.as_packet() {
+        return format!(
+            "{{sa_family=AF_PACKET, sll_protocol=htons({}), sll_ifindex={ifindex}, sll_hatype=ARPHRD_NETROM, \
+             sll_pkttype=PACKET_HOST, sll_halen=0}}",
+            names::ether_type(protocol)
+        );
+    }
+    #[cfg(socklab_sock_diag)]
+    if let Some((pid, groups)) = addr.as_netlink() {
+        return format!("{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:08x}}}");
+    }
+    format!(
+        "{{sa_family={}, sa_data={}}}",
+        names::domain(addr.family()),
+        quote(addr.as_bytes().get(2..).unwrap_or(&[]))
+    )
+}
+
+/// A whole name quoted as strace quotes paths (no 32-byte cut: strace prints paths in full).
+fn quote_all(bytes: &[u8]) -> String {
+    let mut out = quote(&bytes[..bytes.len().min(MAX_STRLEN)]);
+    if bytes.len() > MAX_STRLEN {
+        out.pop();
+        out.push_str(&quote(&bytes[MAX_STRLEN..])[1..]);
+    }
+    out
 }
 
 /// `{events=EPOLLIN, data={u32=3, u64=3}}`, as strace prints a `struct epoll_event`.
@@ -288,28 +334,32 @@ mod tests {
 
     #[test]
     fn lines_look_like_strace() {
-        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let addr = SockAddr::from("127.0.0.1:5000".parse::<std::net::SocketAddr>().unwrap());
         assert_eq!(exit("close", &[Arg::Fd(3)], &Ok(0)), "close(3)                                = 0");
         assert_eq!(
-            exit("bind", &[Arg::Fd(3), Arg::Addr(addr), Arg::Int(16)], &Ok(0)),
+            exit("bind", &[Arg::Fd(3), Arg::Addr(&addr), Arg::Int(16)], &Ok(0)),
             "bind(3, {sa_family=AF_INET, sin_port=htons(5000), sin_addr=inet_addr(\"127.0.0.1\")}, 16) = 0"
         );
         let refused = Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
         assert_eq!(
-            exit("connect", &[Arg::Fd(3), Arg::Addr(addr), Arg::Int(16)], &refused),
+            exit("connect", &[Arg::Fd(3), Arg::Addr(&addr), Arg::Int(16)], &refused),
             "connect(3, {sa_family=AF_INET, sin_port=htons(5000), sin_addr=inet_addr(\"127.0.0.1\")}, 16) = -1 \
              ECONNREFUSED (Connection refused)"
         );
-        let accept = [Arg::Fd(3), Arg::AddrOut(Some(addr), 128, Some(16)), Arg::AcceptFlags(libc::SOCK_CLOEXEC)];
+        let accept = [Arg::Fd(3), Arg::AddrOut(Some(&addr), 128, Some(16)), Arg::AcceptFlags(libc::SOCK_CLOEXEC)];
         assert!(exit("accept4", &accept, &Ok(4)).ends_with("}, [128 => 16], SOCK_CLOEXEC) = 4"));
         let recv = [Arg::Fd(4), Arg::Data(b"Hello"), Arg::Int(2048), Arg::MsgFlags(0), Arg::Null, Arg::Null];
         assert_eq!(exit("recvfrom", &recv, &Ok(5)), "recvfrom(4, \"Hello\", 2048, 0, NULL, NULL) = 5");
-        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        let v6 = SockAddr::from("[::1]:80".parse::<std::net::SocketAddr>().unwrap());
         assert_eq!(
             sockaddr(&v6),
             "{sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, \"::1\", \
              &sin6_addr), sin6_scope_id=0}"
         );
+        let unix = SockAddr::unix("/tmp/echo.sock").unwrap();
+        assert_eq!(sockaddr(&unix), "{sa_family=AF_UNIX, sun_path=\"/tmp/echo.sock\"}");
+        let abs = SockAddr::unix_abstract(b"socklab").unwrap();
+        assert_eq!(sockaddr(&abs), "{sa_family=AF_UNIX, sun_path=@\"socklab\"}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   end, for `socklab walkthrough` to merge two processes' narration into one timeline.
 //!
 //! Nothing here costs anything until [`start`] is called: `sys` checks one atomic flag per call.
+//! Nothing here prints on its own: every line goes to the writer the caller passes to [`start`]
+//! (the CLI passes stderr), one `write_all` per call so lines of several threads never interleave.
 
 pub mod explain;
 pub mod format;
@@ -18,7 +20,7 @@ pub mod uring;
 
 use std::cell::Cell;
 use std::io::{self, Write};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::sys::trace::{self as hook, Call, Phase};
 
@@ -38,29 +40,44 @@ pub const MACHINE_PREFIX: &str = "@trace ";
 
 static OPTIONS: OnceLock<Options> = OnceLock::new();
 
+/// Where narration and step prompts go.
+static OUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
+
 thread_local! {
     /// When this thread's current call started (set at Enter, read at Exit).
     static STARTED: Cell<u64> = const { Cell::new(0) };
+    /// Set while this thread pauses in `--step`: the calls the pause itself makes (its sigwait)
+    /// are narrated, but do not pause again.
+    static PAUSING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Writes one whole piece of narration.
+pub(crate) fn emit(text: &str) {
+    if let Some(out) = OUT.get() {
+        let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
 }
 
 /// Turns narration on for the whole process. Call early in `main`, before other threads exist:
 /// step mode blocks SIGUSR1 here so that the mask is inherited by every thread spawned later.
-pub fn start(options: Options) -> io::Result<()> {
-    if options.step {
-        step::prepare()?;
-    }
+pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
     if OPTIONS.set(options).is_err() {
         return Err(io::Error::other("narration was already started"));
+    }
+    let _ = OUT.set(Mutex::new(out));
+    if options.step {
+        step::prepare()?;
     }
     hook::install(on_call);
     Ok(())
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process, so timestamps from the
-/// server, the client and the capture can be merged. (A vDSO call, not a system call; not narrated.)
+/// CLOCK_MONOTONIC in nanoseconds, the stamps of `--trace-machine` lines: [`sys::monotonic_ns`](crate::sys::monotonic_ns),
+/// kept under this name for the narration's callers.
 pub fn now_ns() -> u64 {
-    use nix::time::{ClockId, clock_gettime};
-    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+    crate::clock::monotonic_ns()
 }
 
 /// The hook `sys` calls around every system call.
@@ -68,10 +85,13 @@ fn on_call(call: &Call<'_>) {
     let options = OPTIONS.get().copied().unwrap_or_default();
     match call.phase {
         Phase::Enter => {
-            STARTED.with(|s| s.set(now_ns()));
-            if options.step {
+            if options.step && !PAUSING.with(Cell::get) {
+                PAUSING.with(|p| p.set(true));
                 step::pause(call);
+                PAUSING.with(|p| p.set(false));
             }
+            // After the pause, so the call's time is its own, not the student's.
+            STARTED.with(|s| s.set(now_ns()));
         }
         Phase::Exit(result) => {
             let end = now_ns();
@@ -90,7 +110,7 @@ fn on_call(call: &Call<'_>) {
                 }
             }
             // One write per call, so lines from several threads do not interleave mid-line.
-            let _ = io::stderr().lock().write_all(text.as_bytes());
+            emit(&text);
         }
     }
 }

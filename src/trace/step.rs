@@ -4,26 +4,19 @@
 //! job), it is SIGUSR1: the signal is blocked in every thread (so its default action, killing the
 //! process, never happens) and the paused thread waits for it with sigwait(3).
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal};
 use std::sync::Mutex;
 
-use nix::sys::signal::{SigSet, Signal};
-
 use super::format;
+use crate::process::{self, SIGUSR1};
 use crate::sys::trace::Call;
 
 /// One pause at a time, even when several threads make calls.
 static PAUSE: Mutex<()> = Mutex::new(());
 
-fn usr1() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGUSR1);
-    set
-}
-
 /// Blocks SIGUSR1 in the calling thread (and so in every thread it spawns later).
 pub(super) fn prepare() -> io::Result<()> {
-    if io::stdin().is_terminal() { Ok(()) } else { usr1().thread_block().map_err(io::Error::from) }
+    if io::stdin().is_terminal() { Ok(()) } else { process::block_signals(&[SIGUSR1]) }
 }
 
 /// Prints the call about to be made and waits for the go-ahead.
@@ -38,12 +31,13 @@ pub(super) fn pause(call: &Call<'_>) {
     };
     // One write, so nothing (not even the terminal echoing an early Enter) lands mid-prompt.
     let prompt = format!("[step] next: {next}  ({how})\n");
-    let _ = io::stderr().lock().write_all(prompt.as_bytes());
+    super::emit(&prompt);
     if tty {
         let mut line = String::new();
         // EOF (Ctrl-D) or an error: just go on.
         let _ = io::stdin().lock().read_line(&mut line);
     } else {
-        let _ = usr1().wait();
+        // The wait is a system call of its own: it is narrated too, which is the truth.
+        let _ = process::wait_for_signal(&[SIGUSR1]);
     }
 }

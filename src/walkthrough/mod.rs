@@ -1,5 +1,7 @@
 //! Floor 4: the tutorial's story as one timeline — handshake, accept queue, data, close, TIME-WAIT.
 //!
+//! This module records; [`crate::timeline`] holds what it records ([`Timeline`]) and renders it.
+//!
 //! [`run`] starts the echo server and the echo client as two processes (the current binary again,
 //! with `--trace-machine`), and merges three sources into one list ordered by CLOCK_MONOTONIC:
 //! - both processes' system calls, as strace would print them, with start and end times;
@@ -8,29 +10,31 @@
 //! - the sockets' states and queues, polled through [`crate::diag`] about every millisecond and
 //!   recorded each time one changes.
 //!
+//! It talks to its children through machine channels only, never their human output: the server's
+//! address comes from `--ready-file`, the calls from the `@trace` lines of `--trace-machine`, and
+//! every other stderr line is the child's own message.
+//!
 //! The server waits `accept_delay` before calling accept, so the timeline shows what the tutorial
 //! says and no single tool shows: connect() returns as soon as the kernel finished the handshake,
 //! and the connection then waits in the listener's accept queue (Recv-Q 1) until accept takes it
 //! (Recv-Q 0). The client closes first, so it is the side left in TIME-WAIT.
 
-pub mod json;
-
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use json::Value;
-
 use crate::capture::{self, Capture, Captured, Flags, Segment};
-use crate::diag::{Diag, TcpState, ss_addr};
-use crate::trace::{now_ns, parse_machine_line};
+use crate::clock::monotonic_ns;
+use crate::diag::{Diag, TcpState};
+use crate::timeline::{Event, Side, Timeline, What};
+use crate::trace::parse_machine_line;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -49,99 +53,12 @@ impl Default for Config {
     }
 }
 
-/// Which program made a call or sent a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// `socklab server`.
-    Server,
-    /// `socklab client`.
-    Client,
-}
-
-impl Side {
-    /// `server` / `client`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Server => "server",
-            Side::Client => "client",
-        }
-    }
-}
-
-/// One entry of the timeline.
-#[derive(Debug, Clone)]
-pub enum What {
-    /// A system call, as strace prints it.
-    Call {
-        /// Who made it.
-        side: Side,
-        /// When it started (CLOCK_MONOTONIC ns); the event's time is when it returned.
-        start_ns: u64,
-        /// The strace line.
-        line: String,
-        /// The `--explain` sentence.
-        explain: Option<String>,
-    },
-    /// A TCP segment on `lo`.
-    Segment {
-        /// Who sent it.
-        from: Side,
-        /// The segment.
-        segment: Segment,
-        /// Sequence number relative to the sender's initial one (the SYN's is 0).
-        rel_seq: u32,
-        /// Acknowledgment relative to the receiver's initial sequence number.
-        rel_ack: u32,
-        /// The tutorial's words for it, for the handshake and the close.
-        note: Option<String>,
-    },
-    /// A socket's state or queues changed (`state` is `CLOSED` once it left the kernel's table).
-    State {
-        /// `listener`, `server` (the accepted connection) or `client`.
-        role: &'static str,
-        /// Local address.
-        local: SocketAddr,
-        /// Remote address.
-        remote: SocketAddr,
-        /// `LISTEN`, `ESTAB`, `TIME-WAIT`, ..., `CLOSED`.
-        state: String,
-        /// Recv-Q: for a listener, connections waiting for accept.
-        recv_q: u32,
-        /// Send-Q: for a listener, its backlog.
-        send_q: u32,
-    },
-    /// Something the walkthrough itself says.
-    Note(String),
-}
-
-/// A timed entry (CLOCK_MONOTONIC nanoseconds).
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// When.
-    pub t_ns: u64,
-    /// What.
-    pub what: What,
-}
-
-/// The merged result.
-#[derive(Debug)]
-pub struct Timeline {
-    /// The server's port.
-    pub port: u16,
-    /// Time zero of the relative timestamps.
-    pub start_ns: u64,
-    /// Every event, in time order.
-    pub events: Vec<Event>,
-    /// Why no segments were captured, if they were not.
-    pub capture_error: Option<String>,
-}
-
 /// The longest any one phase may take before the walkthrough gives up (never hang).
 const PHASE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs server and client from the binary at `exe` and returns their merged timeline.
 pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
-    let start_ns = now_ns();
+    let start_ns = monotonic_ns();
     let (capture, capture_error) = match Capture::start_loopback() {
         Ok(c) => (Some(c), None),
         Err(e) if capture::is_permission_error(&e) => {
@@ -152,17 +69,23 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
 
     let delay = format!("{}ms", config.accept_delay.as_millis());
     let port = config.port.to_string();
+    let ready = ReadyDir::create()?;
+    let ready_path = ready.path();
+    let ready_arg = ready_path.to_string_lossy();
     let mut server_args = vec!["server", "--host", "127.0.0.1", "--port", &port, "--accept-delay", &delay];
-    server_args.push("--trace-machine");
+    server_args.extend(["--ready-file", &ready_arg, "--trace-machine"]);
     if config.explain {
         server_args.push("--explain");
     }
     let mut server = Process::spawn(exe, &server_args)?;
-    let first = server.first_stdout_line();
-    let Some(port) = listening_port(&first) else {
-        let err = complaints(&server.finish(Duration::ZERO));
-        return Err(io::Error::other(format!("the server did not start: {err}")));
+    let port = match wait_ready(&ready_path, &mut server.child, PHASE_LIMIT) {
+        Ok(addr) => addr.port(),
+        Err(why) => {
+            let err = complaints(&server.finish(Duration::ZERO));
+            return Err(io::Error::other(format!("the server did not start: {}", why.unwrap_or(err))));
+        }
     };
+    drop(ready);
 
     let states = Poller::start(port);
     let port_text = port.to_string();
@@ -195,14 +118,14 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     }
     if dropped > 0 {
         let note = format!("the capture dropped {dropped} frames (lo was busy): some segments may be missing");
-        events.push(Event { t_ns: now_ns(), what: What::Note(note) });
+        events.push(Event { t_ns: monotonic_ns(), what: What::Note(note) });
     }
     if let Some(why) = &capture_error {
         events.push(Event { t_ns: start_ns, what: What::Note(format!("no segments shown: {why}")) });
     }
     for (side, text) in [(Side::Server, &server_err), (Side::Client, &client_err)] {
-        for line in text.lines().filter(|l| l.starts_with("socklab:")) {
-            events.push(Event { t_ns: now_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
+        for line in messages(text) {
+            events.push(Event { t_ns: monotonic_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
         }
     }
     events.sort_by_key(|e| e.t_ns);
@@ -212,13 +135,26 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     Ok(Timeline { port, start_ns, events, capture_error })
 }
 
-/// A child's error messages (its stderr without the narration), without the `socklab: ` prefix.
+/// The lines of a child's stderr that are not narration: its own messages (errors, notes).
+///
+/// Narration is recognised by the machine protocol of `--trace-machine`: `@trace START END LINE`
+/// (see [`crate::trace::parse_machine_line`]), each optionally followed by its `--explain`
+/// sentence, indented as [`EXPLAIN_INDENT`]. Everything else is the child speaking.
+fn messages(stderr: &str) -> impl Iterator<Item = &str> {
+    let mut after_call = false;
+    stderr.lines().filter(move |l| {
+        let narration = parse_machine_line(l).is_some() || (after_call && l.starts_with(EXPLAIN_INDENT));
+        after_call = narration;
+        !narration && !l.trim().is_empty()
+    })
+}
+
+/// How `--explain` indents its sentence under a narrated call.
+const EXPLAIN_INDENT: &str = "    # ";
+
+/// A child's messages on one line, for an error (its `socklab: ` tag left out: ours says it).
 fn complaints(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| parse_machine_line(l).is_none() && !l.starts_with("    # ") && !l.trim().is_empty())
-        .map(|l| l.strip_prefix("socklab: ").unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = messages(stderr).map(|l| l.strip_prefix("socklab: ").unwrap_or(l)).collect();
     if lines.is_empty() { "it exited without saying why".into() } else { lines.join("; ") }
 }
 
@@ -226,9 +162,55 @@ fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
     matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
 }
 
-/// `Server start, listening PORT (on ADDR)` → PORT.
-fn listening_port(line: &str) -> Option<u16> {
-    line.strip_prefix("Server start, listening ")?.split(' ').next()?.parse().ok()
+/// A private directory for the server's `--ready-file`, removed on drop.
+struct ReadyDir(PathBuf);
+
+impl ReadyDir {
+    fn create() -> io::Result<ReadyDir> {
+        static SESSIONS: AtomicU64 = AtomicU64::new(0);
+        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("socklab-walkthrough-{}-{n}", std::process::id()));
+        // A leftover of a killed earlier run with the same pid is ours to replace.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        Ok(ReadyDir(dir))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.join("ready")
+    }
+}
+
+impl Drop for ReadyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits for `socklab server --ready-file PATH` to write its address. `Err(None)` if the server
+/// exited first (its stderr says why); `Err(Some(why))` for a timeout or an unreadable file.
+fn wait_ready(path: &Path, server: &mut Child, limit: Duration) -> Result<SocketAddr, Option<String>> {
+    let until = Instant::now() + limit;
+    loop {
+        // The server renames the file into place whole, so any content read is complete.
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                return text.trim_end().parse().map_err(|_| Some(format!("its --ready-file holds {text:?}")));
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Some(format!("reading its --ready-file: {e}")));
+            }
+            Err(_) => {}
+        }
+        if !matches!(server.try_wait(), Ok(None)) {
+            return Err(None);
+        }
+        if Instant::now() >= until {
+            return Err(Some(format!("it was not listening after {} s", limit.as_secs())));
+        }
+        // Pacing of the check, not synchronisation: the file's existence is the signal.
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The narration lines of one process, with their `--explain` sentences attached.
@@ -295,10 +277,10 @@ fn annotate(port: u16, captured: Vec<Captured>) -> Vec<Event> {
 }
 
 /// A child socklab process whose stdout and stderr are read on threads (so neither pipe fills).
+/// Its stdout (the human lines) is not used: the timeline takes everything from the narration.
 struct Process {
     child: Child,
-    stdout: Option<BufReader<std::process::ChildStdout>>,
-    out_thread: Option<JoinHandle<String>>,
+    out_thread: JoinHandle<String>,
     err_thread: JoinHandle<String>,
 }
 
@@ -319,34 +301,30 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", exe.display())))?;
-        let stdout = child.stdout.take().map(BufReader::new);
-        let err_thread = read_all(child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?)?;
-        Ok(Process { child, stdout, out_thread: None, err_thread })
-    }
-
-    /// Reads the first stdout line (empty if the process exits first), then drains the rest on a thread.
-    fn first_stdout_line(&mut self) -> String {
-        let mut line = String::new();
-        if let Some(mut out) = self.stdout.take() {
-            let _ = out.read_line(&mut line);
-            self.out_thread = read_all(out).ok();
+        let pipes = child.stdout.take().zip(child.stderr.take());
+        let threads = pipes.ok_or_else(|| io::Error::other("no stdout or stderr pipe")).and_then(|(out, err)| {
+            let out_thread = read_all(out)?;
+            Ok((out_thread, read_all(err)?))
+        });
+        match threads {
+            Ok((out_thread, err_thread)) => Ok(Process { child, out_thread, err_thread }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
         }
-        line
     }
 
     /// Waits up to `limit` for the process to exit (killing it after that); returns success and stderr.
     fn wait(mut self, limit: Duration) -> (bool, String) {
-        if self.stdout.is_some() {
-            self.first_stdout_line();
-        }
         let ok = wait_or_kill(&mut self.child, limit);
         (ok, self.collect())
     }
 
     /// Asks the process to stop (SIGTERM), waits up to `limit`, returns its stderr.
     fn stop(mut self, limit: Duration) -> String {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = crate::process::kill(self.child.id() as i32, crate::process::SIGTERM);
         wait_or_kill(&mut self.child, limit);
         self.collect()
     }
@@ -358,9 +336,7 @@ impl Process {
     }
 
     fn collect(self) -> String {
-        if let Some(t) = self.out_thread {
-            let _ = t.join();
-        }
+        let _ = self.out_thread.join();
         self.err_thread.join().unwrap_or_default()
     }
 }
@@ -407,7 +383,7 @@ impl Poller {
         let thread = thread::spawn(move || {
             if let Err(e) = poll_states(port, &flag, &out, ready) {
                 let note = What::Note(format!("socket states unavailable: sock_diag failed: {e}"));
-                lock(&out).events.push(Event { t_ns: now_ns(), what: note });
+                lock(&out).events.push(Event { t_ns: monotonic_ns(), what: note });
             }
         });
         // The first dump records the listener before any client exists. (An error ends the wait too.)
@@ -459,7 +435,7 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     let until = Instant::now() + Duration::from_secs(2 * 3600);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
         let sockets = diag.dump_timed(libc::AF_INET, false)?;
-        let end_ns = now_ns();
+        let end_ns = monotonic_ns();
         let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
         let earlier = earlier.get_or_insert_with(|| {
             sockets
@@ -520,108 +496,18 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     Ok(())
 }
 
-impl Timeline {
-    /// Seconds since the start, as `+1.234567`.
-    fn rel(&self, t_ns: u64) -> f64 {
-        t_ns.saturating_sub(self.start_ns) as f64 / 1e9
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// The timeline for a person: one line per event (two with `--explain`).
-    pub fn text(&self) -> String {
-        let mut out = format!(
-            "socklab walkthrough: echo server on 127.0.0.1:{} and its client, as two processes.\n\
-             Sources: server/client = system calls (strace's syntax), wire = TCP segments on lo, \
-             ss = socket states and queues (sock_diag).\n\n",
-            self.port
-        );
-        for e in &self.events {
-            let t = format!("{:+.6}", self.rel(e.t_ns));
-            let line = match &e.what {
-                What::Call { side, line, explain, .. } => {
-                    let mut s = format!("{t}  {:<6}  {line}", side.name());
-                    if let Some(x) = explain {
-                        s.push_str(&format!("\n{:>10}          # {x}", ""));
-                    }
-                    s
-                }
-                What::Segment { segment: s, rel_seq, rel_ack, note, .. } => {
-                    let mut text = format!(
-                        "{t}  wire    {} > {}  {:<8} seq {rel_seq:<4} ack {rel_ack:<4} len {}",
-                        s.src,
-                        s.dst,
-                        s.flags.names(),
-                        s.len
-                    );
-                    if let Some(n) = note {
-                        text.push_str(&format!("   {n}"));
-                    }
-                    text
-                }
-                What::State { role, local, remote, state, recv_q, send_q } => {
-                    let mut text = format!(
-                        "{t}  ss      {role:<8} {state:<10} {} {}  Recv-Q {recv_q} Send-Q {send_q}",
-                        ss_addr(local),
-                        ss_addr(remote)
-                    );
-                    if *role == "listener" && state == "LISTEN" {
-                        text.push_str(&format!("   (accept queue: {recv_q} waiting; backlog {send_q})"));
-                    }
-                    text
-                }
-                What::Note(n) => format!("{t}  note    {n}"),
-            };
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    }
-
-    /// One JSON object per event, one per line.
-    pub fn json_lines(&self) -> String {
-        let mut out = String::new();
-        for e in &self.events {
-            let t = ("t", Value::Num(self.rel(e.t_ns)));
-            let line = match &e.what {
-                What::Call { side, start_ns, line, explain } => json::object(&[
-                    t,
-                    ("source", Value::Str("syscall".into())),
-                    ("side", Value::Str(side.name().into())),
-                    ("start", Value::Num(self.rel(*start_ns))),
-                    ("call", Value::Str(line.split('(').next().unwrap_or("").into())),
-                    ("line", Value::Str(line.clone())),
-                    ("explain", explain.clone().map_or(Value::Null, Value::Str)),
-                ]),
-                What::Segment { from, segment: s, rel_seq, rel_ack, note } => json::object(&[
-                    t,
-                    ("source", Value::Str("segment".into())),
-                    ("from", Value::Str(from.name().into())),
-                    ("src", Value::Str(s.src.to_string())),
-                    ("dst", Value::Str(s.dst.to_string())),
-                    ("flags", Value::Str(s.flags.names())),
-                    ("tcpdump_flags", Value::Str(s.flags.tcpdump())),
-                    ("seq", Value::Int(i64::from(*rel_seq))),
-                    ("ack", Value::Int(i64::from(*rel_ack))),
-                    ("len", Value::Int(s.len as i64)),
-                    ("win", Value::Int(i64::from(s.window))),
-                    ("note", note.clone().map_or(Value::Null, Value::Str)),
-                ]),
-                What::State { role, local, remote, state, recv_q, send_q } => json::object(&[
-                    t,
-                    ("source", Value::Str("state".into())),
-                    ("socket", Value::Str((*role).into())),
-                    ("local", Value::Str(local.to_string())),
-                    ("remote", Value::Str(remote.to_string())),
-                    ("state", Value::Str(state.clone())),
-                    ("recv_q", Value::Int(i64::from(*recv_q))),
-                    ("send_q", Value::Int(i64::from(*send_q))),
-                ]),
-                What::Note(n) => {
-                    json::object(&[t, ("source", Value::Str("note".into())), ("text", Value::Str(n.clone()))])
-                }
-            };
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
+    #[test]
+    fn messages_are_what_is_not_narration() {
+        let stderr = "@trace 1 2 listen(3, 5) = 0\n    # The socket now accepts connections.\n\
+                      bind failed: EADDRINUSE\n    # not after a call: a message\n\n\
+                      socklab: note: something\n@trace 3 4 close(3) = 0\n";
+        let said: Vec<&str> = messages(stderr).collect();
+        assert_eq!(said, ["bind failed: EADDRINUSE", "    # not after a call: a message", "socklab: note: something"]);
+        assert_eq!(complaints("@trace 1 2 close(3) = 0\n"), "it exited without saying why");
+        assert_eq!(complaints("socklab: bind: EADDRINUSE\nplain\n"), "bind: EADDRINUSE; plain");
     }
 }

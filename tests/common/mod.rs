@@ -1,12 +1,15 @@
 //! Shared helpers for the integration tests: run the real `socklab` binary, find the port a server
-//! chose (every test binds port 0 and reads it back), and do echo sessions with std's own sockets
-//! as an independent peer.
+//! chose (every test binds port 0 and reads it from `--ready-file`, the machine channel; the human
+//! "listening" line is only checked by the tests of the human output), and do echo sessions with
+//! std's own sockets as an independent peer.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The socklab binary cargo built for these tests.
 pub fn socklab() -> Command {
@@ -22,9 +25,64 @@ pub fn hosts() -> Vec<&'static str> {
     hosts
 }
 
-/// The address in a server's first line, "Server start, listening PORT (on ADDR)".
-pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    line.split("(on ").nth(1).and_then(|rest| rest.trim().trim_end_matches(')').parse().ok())
+/// How long a server may take to start listening before a test gives up (generous: CI machines
+/// are busy; a healthy server takes milliseconds).
+pub const READY_LIMIT: Duration = Duration::from_secs(30);
+
+/// A path for `socklab server --ready-file`, in a directory of its own (removed on drop).
+pub struct ReadyFile {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl ReadyFile {
+    pub fn new() -> ReadyFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("socklab-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let path = dir.join("ready");
+        ReadyFile { dir, path }
+    }
+
+    /// `["--ready-file", PATH]`, to add to the server's arguments.
+    pub fn args(&self) -> [&std::ffi::OsStr; 2] {
+        ["--ready-file".as_ref(), self.path.as_os_str()]
+    }
+
+    /// Waits until the server wrote its address, at most [`READY_LIMIT`]; panics with a clear
+    /// message if `child` (the server, or a wrapper such as strace) exits first or time runs out.
+    pub fn wait(self, child: &mut Child) -> SocketAddr {
+        let text = self.text(child);
+        text.trim_end().parse().unwrap_or_else(|e| panic!("--ready-file holds {text:?}: {e}"))
+    }
+
+    /// Like [`ReadyFile::wait`], but returns the file's text as written.
+    pub fn text(&self, child: &mut Child) -> String {
+        let until = Instant::now() + READY_LIMIT;
+        loop {
+            // socklab renames the file into place whole: whatever is read is the complete line.
+            if let Ok(text) = std::fs::read_to_string(&self.path) {
+                return text;
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("the server exited ({status}) before it was listening; stderr: {err}");
+            }
+            assert!(Instant::now() < until, "the server was not listening after {READY_LIMIT:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ReadyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A `socklab server` child process. Killed (SIGKILL) on drop if still running.
@@ -35,23 +93,22 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `socklab server --host HOST --port 0 EXTRA...` and waits for its "listening" line.
+    /// Starts `socklab server --host HOST --port 0 EXTRA...` and waits until it is listening.
     pub fn start(host: &str, extra: &[&str]) -> ServerProcess {
         Self::start_with(socklab(), host, extra)
     }
 
     /// Same, from a prepared command (e.g. one wrapped in strace).
     pub fn start_with(mut cmd: Command, host: &str, extra: &[&str]) -> ServerProcess {
-        cmd.args(["server", "--host", host, "--port", "0"]).args(extra);
+        let ready = ReadyFile::new();
+        cmd.args(["server", "--host", host, "--port", "0"]).args(ready.args()).args(extra);
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the listening line");
-        let addr = listening_addr(&line).unwrap_or_else(|| panic!("no listening line from the server, got {line:?}"));
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let addr = ready.wait(&mut child);
         ServerProcess { child, addr, stdout }
     }
 
-    /// The next line the server printed.
+    /// The next line the server printed (the first is its "listening" line).
     pub fn line(&mut self) -> String {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read a line");

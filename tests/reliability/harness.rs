@@ -121,18 +121,15 @@ impl Server {
             }
             None => Command::new(exe),
         };
-        cmd.args(["server", "--host", "127.0.0.1", "--port", "0"]).args(model.args()).args(extra);
+        let ready = common::ReadyFile::new();
+        cmd.args(["server", "--host", "127.0.0.1", "--port", "0"]).args(ready.args()).args(model.args()).args(extra);
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
         let (out, err) = (Arc::new(Lines::default()), Arc::new(Lines::default()));
         let readers = vec![
             collect(child.stdout.take().unwrap(), out.clone(), true),
             collect(child.stderr.take().unwrap(), err.clone(), false),
         ];
-        let first = out.wait_for("Server start, listening", 1, Duration::from_secs(20));
-        let addr = first
-            .first()
-            .and_then(|line| common::listening_addr(line))
-            .unwrap_or_else(|| panic!("[{}] no listening line; stderr: {}", model.name, err.dump()));
+        let addr = ready.wait(&mut child);
         let mut server = Server { model: model.clone(), child, addr, out, err, idle_fds: 0, readers };
         server.idle_fds = server.settled_fd_count();
         server

@@ -107,15 +107,16 @@ fn uring_sends_have_msg_nosignal(model: &harness::Model) {
 #[test]
 fn loopback_by_default_and_a_notice_otherwise() {
     // Default: no --host at all.
+    let ready = crate::common::ReadyFile::new();
     let mut child = socklab()
         .args(["server", "--port", "0"])
-        .stdout(std::process::Stdio::piped())
+        .args(ready.args())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    assert!(line.contains("(on 127.0.0.1:"), "default bind is not loopback: {line}");
+    let addr = ready.wait(&mut child);
+    assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST, "default bind is not loopback: {addr}");
     crate::common::signal(child.id(), "TERM");
     let status = harness::wait_bounded(&mut child, Duration::from_secs(10)).expect("exit");
     assert!(status.success());
@@ -131,11 +132,11 @@ fn loopback_by_default_and_a_notice_otherwise() {
         // 0.0.0.0: every interface. The notice says so, on one line.
         let exe = env!("CARGO_BIN_EXE_socklab");
         let mut cmd = Command::new(exe);
-        cmd.args(["server", "--host", "0.0.0.0", "--port", "0"]);
+        let ready = crate::common::ReadyFile::new();
+        cmd.args(["server", "--host", "0.0.0.0", "--port", "0"]).args(ready.args());
         cmd.args(model.args());
-        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        ready.wait(&mut child);
         crate::common::signal(child.id(), "TERM");
         assert!(harness::wait_bounded(&mut child, Duration::from_secs(10)).expect("exit").success());
         let mut err = String::new();

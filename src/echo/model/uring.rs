@@ -25,7 +25,7 @@
 //!
 //! With `--max-conns` the accept is one-shot, armed only while there is room; without, it is
 //! multishot. After EMFILE (and while at the bound) the thread looks again when one of its
-//! connections closes, or after 100 ms. The connection's state machine is in `uring_conn.rs`.
+//! connections closes, or after 100 ms. The connection's state machine is in `../uring_session.rs`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -34,12 +34,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::event::{Event, Sink};
-use super::iterative::no_delay;
-use super::limits::Limits;
-use super::server::ServerConfig;
-use super::stop::Stop;
-use super::uring_conn::{CANCEL_TOKEN, Conn};
+use crate::echo::accept::{Failure, classify, no_delay};
+use crate::echo::config::ServerConfig;
+use crate::echo::event::{Event, Sink};
+use crate::echo::limits::Limits;
+use crate::echo::stop::Stop;
+use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
 use crate::ready::uring::{RECV, Ring, SEND, too_old};
 use crate::socket::Socket;
 use crate::sys;
@@ -101,7 +101,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
 
 /// One thread's loop over its own ring.
 fn worker(shared: &Shared<'_>) -> io::Result<()> {
-    let (size, count) = buffer_shape(shared.config.buffer);
+    let (size, count) = buffer_shape(shared.config.buffer());
     let mut ring = Ring::new(ENTRIES, count, size)?;
     ring.poll_in(shared.wake.as_fd(), WAKE);
     let bounded = shared.config.max_conns.is_some();
@@ -153,14 +153,12 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                                 shared.open.fetch_sub(1, Ordering::Relaxed); // the reserved slot
                             }
                             let err = io::Error::from_raw_os_error(res.err().unwrap_or(libc::EIO));
-                            (shared.sink)(&Event::AcceptError(&err));
-                            match err.raw_os_error() {
-                                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                                    paused_at = Some(Instant::now())
-                                }
-                                Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EAGAIN) => {}
-                                _ => return Err(err),
+                            match classify(&err) {
+                                Failure::Fatal => return Err(err),
+                                Failure::BackOff => paused_at = Some(Instant::now()),
+                                Failure::Skip => {}
                             }
+                            (shared.sink)(&Event::AcceptError(&err));
                         }
                     }
                 }
@@ -212,7 +210,7 @@ fn add_conn(ring: &mut Ring, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>,
         shared.open.fetch_add(1, Ordering::Relaxed); // with a bound the slot was reserved before accepting
     }
     no_delay(&stream);
-    let Ok(peer) = stream.socket().peer_addr() else {
+    let Ok(peer) = stream.peer_addr() else {
         shared.open.fetch_sub(1, Ordering::Relaxed); // it reset before we looked: nothing to serve
         return;
     };

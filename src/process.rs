@@ -1,0 +1,118 @@
+//! Floor 2: processes, signals and resource limits, safe, over `sys::process`.
+//!
+//! Every call here goes through `sys`, so `--trace` narrates it like the socket calls. What this
+//! layer adds:
+//! - **EINTR**: blocking waits (`wait`, `wait_for_signal`) retry when a handler interrupts them;
+//!   `reap` never blocks.
+//! - **Signals without handlers**: a program that blocks a signal in every thread (block it before
+//!   spawning any) and waits for it with [`wait_for_signal`] on one thread never runs code in
+//!   signal-handler context. Only [`Disposition::Interrupt`] installs a handler, and it only counts.
+//! - **Fork, with its rules in one place**: see [`fork`].
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::socket::retry;
+use crate::sys::process as sys;
+pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGTERM, SIGUSR1};
+
+/// A process id.
+pub type Pid = libc::pid_t;
+
+/// A signal number (`SIGTERM`...).
+pub type Signal = libc::c_int;
+
+/// fork(2): copies this process. The child has only the calling thread; until it `exit_now`s it
+/// must not take a lock another thread may hold (allocate before forking, print nothing through
+/// shared locks) and must not return into code that would run the parent's destructors.
+pub fn fork() -> io::Result<Forked> {
+    sys::fork()
+}
+
+/// waitpid(pid, WNOHANG): `Some(status)` if child `pid` has ended (and is now reaped), `None` while
+/// it runs.
+pub fn reap(pid: Pid) -> io::Result<Option<libc::c_int>> {
+    Ok(sys::waitpid(pid, sys::WNOHANG)?.map(|(_, status)| status))
+}
+
+/// waitpid(pid, 0): blocks until child `pid` ends and reaps it. Retries on EINTR.
+pub fn wait(pid: Pid) -> io::Result<libc::c_int> {
+    let got = retry(|| sys::waitpid(pid, 0))?;
+    Ok(got.map_or(0, |(_, status)| status))
+}
+
+/// kill(2): sends `sig` to process `pid`.
+pub fn kill(pid: Pid, sig: Signal) -> io::Result<()> {
+    sys::kill(pid, sig)
+}
+
+/// _exit(2): ends this process at once (no destructors, no atexit): how a fork child ends.
+pub fn exit_now(code: i32) -> ! {
+    sys::exit(code)
+}
+
+/// close(2) of a descriptor a fork child inherited but does not own (the listener): only the
+/// child's copy is closed, and the owner's destructor never runs in the child (it `exit_now`s).
+pub fn close_inherited(fd: impl AsFd) -> io::Result<()> {
+    sys::close_inherited(fd.as_fd())
+}
+
+/// sigaction(2): sets what `sig` does and returns what it did before.
+pub fn set_disposition(sig: Signal, disposition: Disposition) -> io::Result<Disposition> {
+    sys::sigaction(sig, disposition)
+}
+
+/// Blocks `signals` in the calling thread and every thread it spawns from now on.
+pub fn block_signals(signals: &[Signal]) -> io::Result<()> {
+    sys::sigprocmask(sys::SIG_BLOCK, signals)
+}
+
+/// Unblocks `signals` in the calling thread.
+pub fn unblock_signals(signals: &[Signal]) -> io::Result<()> {
+    sys::sigprocmask(sys::SIG_UNBLOCK, signals)
+}
+
+/// Sets the calling thread's mask to exactly `signals` (`&[]`: nothing blocked).
+pub fn set_signal_mask(signals: &[Signal]) -> io::Result<()> {
+    sys::sigprocmask(sys::SIG_SETMASK, signals)
+}
+
+/// sigwait(3): waits until one of `signals` (which must be blocked) is pending, takes it and
+/// returns it. Retries on EINTR.
+pub fn wait_for_signal(signals: &[Signal]) -> io::Result<Signal> {
+    retry(|| sys::sigwait(signals))
+}
+
+/// How many times the [`Disposition::Interrupt`] handler ran for `sig`.
+pub fn interrupts(sig: Signal) -> u64 {
+    usize::try_from(sig).ok().and_then(|i| sys::INTERRUPTS.get(i)).map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
+/// setitimer(ITIMER_REAL): SIGALRM every `interval`; `None` stops it.
+pub fn set_interval_timer(interval: Option<Duration>) -> io::Result<()> {
+    crate::sys::setitimer(interval)
+}
+
+/// Raises the soft descriptor limit (`RLIMIT_NOFILE`) to the hard limit if it is below `need`
+/// (`None`: always). Returns the soft limit now in force. Fails if even the hard limit is below
+/// `need`. Many systems start programs with a soft limit of 1024 open files, which caps a server at
+/// about a thousand clients however it is written; a process may raise it up to the hard limit
+/// without privileges.
+#[cfg(target_os = "linux")]
+pub fn raise_open_files(need: Option<u64>) -> io::Result<u64> {
+    use crate::sys::resource::{RLIMIT_NOFILE, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(RLIMIT_NOFILE)?;
+    let need_more = need.is_none_or(|n| soft < n);
+    if let Some(n) = need.filter(|&n| hard < n) {
+        return Err(io::Error::other(format!(
+            "{n} descriptors are needed but the hard limit is {hard}: raise it (ulimit -Hn, as root) or use fewer connections"
+        )));
+    }
+    if need_more && soft < hard {
+        setrlimit(RLIMIT_NOFILE, hard, hard)?;
+        return Ok(hard);
+    }
+    Ok(soft)
+}

@@ -1,0 +1,20 @@
+//! Floor 4: one timeline of what happened, and the views of it.
+//!
+//! - [`model`]: the event model ([`Timeline`], [`Event`], [`What`], [`Side`]) — what a recorder
+//!   (today [`crate::walkthrough`]) fills in and every view reads;
+//! - renderers, each a `render(&Timeline) -> String` beside the model and nothing more: [`text`]
+//!   for people, [`jsonl`] for scripts (a ladder diagram would be one more file here);
+//! - [`json`]: the crate's one JSON writer and reader, also used by `states --json` and
+//!   `bench --json`. It needs no capture or sock_diag, so it is built everywhere.
+
+pub mod json;
+
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+pub mod jsonl;
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+pub mod model;
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+pub mod text;
+
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+pub use model::{Event, Side, Timeline, What};
