@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::socket::retry;
 use crate::sys::process as sys;
-pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGTERM, SIGUSR1};
+pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
 
 /// A process id.
 pub type Pid = libc::pid_t;

@@ -8,7 +8,6 @@ mod states;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,9 +250,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
+/// Parses, runs, and turns errors into one line on stderr and an exit status: 2 for bad usage (what
 /// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
+    let code = run();
+    // std's `fn main` wrapper flushes stdout at exit; entered as C's `main`, socklab does it.
+    let _ = io::stdout().flush();
+    code
+}
+
+fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_exit(err),
@@ -265,6 +271,10 @@ pub fn main() -> ExitCode {
     #[cfg(not(all(socklab_af_packet, socklab_sock_diag)))]
     let own = true;
     let started = if own { cli.narration.start() } else { Ok(()) };
+    // A write to a closed pipe returns EPIPE instead of killing the process (std's wrapper does
+    // this before `main`; socklab's entry skips that wrapper, so it does it here, narrated). Sends
+    // on sockets pass MSG_NOSIGNAL anyway; this covers stdout/stderr piped into `head`.
+    let started = started.and_then(|()| socklab::process::set_disposition(socklab::process::SIGPIPE, socklab::process::Disposition::Ignore).map(drop));
     let result = started.and_then(|()| match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
@@ -277,21 +287,17 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
-            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) { 2 } else { 1 }
         }
     }
 }
 
 /// clap's own messages span several lines (usage, tips); CI logs read better with one. Help and
 /// version output (and help shown for a missing subcommand) are left to clap.
-fn usage_exit(err: clap::Error) -> ExitCode {
+fn usage_exit(err: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         err.exit();
@@ -300,7 +306,7 @@ fn usage_exit(err: clap::Error) -> ExitCode {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
     let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
     let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
-    ExitCode::from(2)
+    2
 }
 
 /// An argument that parsed but does not make sense (a host that is malformed or does not resolve).
