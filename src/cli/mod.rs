@@ -349,6 +349,13 @@ fn printer(quiet: bool) -> Sink {
 fn server(args: ServerArgs) -> io::Result<()> {
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !args.accept_delay.is_zero() && args.model != Model::Iterative {
+        // Only the iterative loop holds a connection in the queue before accepting it; the others
+        // would ignore the flag silently, and a student would see no queue and not know why.
+        let model = format!("{:?}", args.model).to_lowercase();
+        let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
+        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }

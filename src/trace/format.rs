@@ -14,6 +14,9 @@ use crate::sys::{SockAddr, UnixName, names};
 use std::fmt::Write as _;
 use std::io;
 
+/// `SA_RESTORER` (not in every libc's headers).
+const SA_RESTORER: i32 = 0x0400_0000;
+
 /// strace's default `-s`: how many bytes of a buffer it prints.
 pub const MAX_STRLEN: usize = 32;
 
@@ -27,6 +30,20 @@ pub fn line(call: &Call<'_>) -> String {
         }
         out.push_str(" = ");
         out.push_str(&ret(result));
+        // strace names what some results mean: the signal taken, a poll that timed out.
+        match (call.name, result) {
+            ("rt_sigtimedwait", Ok(sig)) => out.push_str(&format!(" ({})", names::signal(*sig as i32))),
+            ("poll" | "epoll_wait", Ok(0)) if call.name == "poll" => out.push_str(" (Timeout)"),
+            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFL)) => {
+                out.truncate(out.len() - ret(result).len());
+                out.push_str(&format!("{flags:#x} (flags {})", names::open_flags(*flags as i32)));
+            }
+            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFD)) && *flags != 0 => {
+                out.truncate(out.len() - ret(result).len());
+                out.push_str(&format!("{flags:#x} (flags FD_CLOEXEC)"));
+            }
+            _ => {}
+        }
         // strace adds the descriptors that are ready: `= 1 ([{fd=3, revents=POLLIN}])`.
         if let (Some(Arg::PollFds(fds)), Ok(n)) = (call.args.first(), result)
             && *n > 0
@@ -94,12 +111,16 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Signal(sig) => write!(out, "{}", names::signal(*sig)),
         Arg::SigHow(how) => write!(out, "{}", names::sigprocmask_how(*how)),
         Arg::SigSet(bits) => write!(out, "{}", names::sigset(*bits)),
-        Arg::Handler(handler, flags) => write!(
-            out,
-            "{{sa_handler={}, sa_mask=[], sa_flags={}}}",
-            names::sighandler(*handler),
-            names::sa_flags(*flags)
-        ),
+        Arg::Handler(handler, flags) => {
+            write!(out, "{{sa_handler={}, sa_mask=[], sa_flags={}", names::sighandler(*handler), names::sa_flags(*flags))?;
+            // glibc points sa_restorer at its own return-from-handler stub, whose address the
+            // program cannot learn; strace prints it, the narration says it is there.
+            if flags & SA_RESTORER != 0 {
+                out.push_str(", sa_restorer=...");
+            }
+            out.push('}');
+            Ok(())
+        }
         Arg::WaitOptions(options) => write!(out, "{}", names::flag_names(*options, &[(libc::WNOHANG, "WNOHANG")])),
         Arg::WaitStatus(Some(status)) => write!(out, "[{}]", names::wait_status(*status)),
         Arg::WaitStatus(None) => write!(out, "..."),
@@ -143,6 +164,16 @@ fn arg(out: &mut String, a: &Arg<'_>) {
             write!(out, "[{}]", each.join(", "))
         }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
+        Arg::SigInfo { signo, code, pid, uid } => {
+            let code = match *code {
+                0 => "SI_USER".to_string(),
+                0x80 => "SI_KERNEL".to_string(),
+                -1 => "SI_QUEUE".to_string(),
+                -6 => "SI_TKILL".to_string(),
+                other => other.to_string(),
+            };
+            write!(out, "{{si_signo={}, si_code={code}, si_pid={pid}, si_uid={uid}}}", names::signal(*signo))
+        }
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
         other => write!(out, "{other:?}"),

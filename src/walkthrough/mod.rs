@@ -159,7 +159,7 @@ fn complaints(stderr: &str) -> String {
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
-    matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
+    matches!(&e.what, What::Call { side, line, .. } if *side == who && crate::trace::split_pid_mark(line).1.starts_with(prefix))
 }
 
 /// A private directory for the server's `--ready-file`, removed on drop.
