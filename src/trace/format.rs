@@ -112,7 +112,7 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::SigHow(how) => write!(out, "{}", names::sigprocmask_how(*how)),
         Arg::SigSet(bits) => write!(out, "{}", names::sigset(*bits)),
         Arg::Handler(handler, flags) => {
-            write!(out, "{{sa_handler={}, sa_mask=[], sa_flags={}", names::sighandler(*handler), names::sa_flags(*flags))?;
+            let _ = write!(out, "{{sa_handler={}, sa_mask=[], sa_flags={}", names::sighandler(*handler), names::sa_flags(*flags));
             // glibc points sa_restorer at its own return-from-handler stub, whose address the
             // program cannot learn; strace prints it, the narration says it is there.
             if flags & SA_RESTORER != 0 {
