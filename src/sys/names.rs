@@ -280,13 +280,14 @@ pub fn sighandler(handler: usize) -> String {
 /// `sa_flags`: `SA_RESTORER|SA_NOCLDSTOP`, `0`.
 pub fn sa_flags(flags: i32) -> String {
     const TABLE: &[(i32, &str)] = &[
-        (libc::SA_NOCLDSTOP, "SA_NOCLDSTOP"),
-        (libc::SA_SIGINFO, "SA_SIGINFO"),
+        // strace's order.
         (0x0400_0000, "SA_RESTORER"),
         (libc::SA_ONSTACK, "SA_ONSTACK"),
         (libc::SA_RESTART, "SA_RESTART"),
         (libc::SA_NODEFER, "SA_NODEFER"),
         (libc::SA_RESETHAND, "SA_RESETHAND"),
+        (libc::SA_SIGINFO, "SA_SIGINFO"),
+        (libc::SA_NOCLDSTOP, "SA_NOCLDSTOP"),
     ];
     flag_names(flags, TABLE)
 }

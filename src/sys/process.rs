@@ -27,7 +27,12 @@ pub fn fork() -> io::Result<Forked> {
         "clone",
         // SAFETY: fork takes no arguments. The caller's child keeps to the rules in this fn's doc.
         unsafe { libc::fork() },
-        [Arg::Name("child_stack=NULL"), Arg::Name("flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD")]
+        // child_tidptr is glibc's (the new thread's tid field), an address the program cannot see.
+        [
+            Arg::Name("child_stack=NULL"),
+            Arg::Name("flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"),
+            Arg::Name("child_tidptr=...")
+        ]
     )?;
     Ok(if pid == 0 { Forked::Child } else { Forked::Parent(pid) })
 }
@@ -44,7 +49,7 @@ pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> io::Result<Option<(lib
         // SAFETY: `ptr` points to a writable int for the whole call.
         unsafe { libc::waitpid(pid, ptr, options) },
         [Arg::Int(pid.into()), Arg::WaitStatus(None), Arg::WaitOptions(options), Arg::Null]
-            => |res| [Arg::Int(pid.into()), Arg::WaitStatus(res.as_ref().is_ok_and(|p| *p > 0).then_some(status)), Arg::WaitOptions(options), Arg::Null]
+            => |res| [Arg::Int(pid.into()), if res.as_ref().is_ok_and(|p| *p > 0) { Arg::WaitStatus(Some(status)) } else { Arg::Ptr(ptr as usize) }, Arg::WaitOptions(options), Arg::Null]
     )?;
     Ok((got != 0).then_some((got, status)))
 }

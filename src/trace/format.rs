@@ -29,7 +29,7 @@ pub fn line(call: &Call<'_>) -> String {
             out.push(' ');
         }
         out.push_str(" = ");
-        out.push_str(&ret(result));
+        out.push_str(&ret_of(call.name, result));
         // strace names what some results mean: the signal taken, a poll that timed out.
         match (call.name, result) {
             ("rt_sigtimedwait", Ok(sig)) => out.push_str(&format!(" ({})", names::signal(*sig as i32))),
@@ -188,6 +188,8 @@ fn protocol(domain: i32, p: i32) -> String {
         libc::AF_PACKET => format!("htons({})", names::ether_type(u16::from_be(p as u16))),
         #[cfg(socklab_sock_diag)]
         libc::AF_NETLINK => names::netlink_protocol(p),
+        // strace prints AF_UNIX's protocol as a number.
+        libc::AF_UNIX => p.to_string(),
         _ => names::protocol(p),
     }
 }
@@ -265,6 +267,19 @@ fn epoll_event(events: u32, data: u64) -> String {
 
 /// The result: `3`, or `-1 ECONNREFUSED (Connection refused)`.
 pub fn ret(result: &io::Result<i64>) -> String {
+    ret_of("", result)
+}
+
+/// The result of call `name`. A call interrupted by a handler without SA_RESTART returns EINTR to
+/// the program, but strace shows what the kernel decided inside: `? ERESTARTSYS` for the socket
+/// calls and wait4 (restart had the handler asked for it).
+pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
+    if let Err(e) = result
+        && e.raw_os_error() == Some(libc::EINTR)
+        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4")
+    {
+        return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
+    }
     match result {
         Ok(n) => n.to_string(),
         Err(e) => match e.raw_os_error() {

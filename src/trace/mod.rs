@@ -152,6 +152,8 @@ fn on_call(call: &Call<'_>) {
                 if matches!(result, Ok(0)) {
                     TID.with(|t| t.set(0));
                     PID.store(tid(), Ordering::Relaxed);
+                    // strace prints a fork once, in the parent, with the child's pid.
+                    return;
                 }
             }
             let end = now_ns();
