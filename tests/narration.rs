@@ -227,3 +227,31 @@ fn epoll_server_narration_equals_strace() {
         compare("epoll", &["server", "--model", "epoll", "--threads", "2"]);
     }
 }
+
+/// `--explain`'s listen sentence says Linux queues backlog + 1 finished handshakes; checked here
+/// against the kernel: with `--backlog 2` and a server that does not accept yet, exactly 3 of 5
+/// clients finish their handshake (the others' SYNs are dropped, so their connects time out).
+#[test]
+fn listen_explanation_matches_the_real_queue_length() {
+    let ready = ReadyFile::new();
+    let mut server = socklab()
+        .args(["--explain", "server", "--host", "127.0.0.1", "--port", "0", "--quiet", "--backlog", "2"])
+        .args(["--accept-delay", "20s"])
+        .args(ready.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut server);
+    let mut connected = Vec::new();
+    for _ in 0..5 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) {
+            connected.push(s);
+        }
+    }
+    signal(server.id(), "INT");
+    let out = server.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(connected.len(), 3, "the kernel completed {} handshakes with backlog 2", connected.len());
+    assert!(err.contains("backlog + 1 = 3"), "the listen sentence does not say 3:\n{err}");
+}
