@@ -21,9 +21,32 @@ use common::{ReadyFile, have, signal, socklab};
 
 /// The calls the comparison holds socklab to, both ways.
 const OURS: &[&str] = &[
-    "socket", "socketpair", "bind", "listen", "accept4", "connect", "sendto", "recvfrom", "shutdown", "close",
-    "setsockopt", "getsockopt", "getsockname", "getpeername", "fcntl", "ioctl", "poll", "epoll_create1",
-    "epoll_ctl", "epoll_wait", "clone", "wait4", "kill", "rt_sigaction", "rt_sigtimedwait", "prlimit64",
+    "socket",
+    "socketpair",
+    "bind",
+    "listen",
+    "accept4",
+    "connect",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "close",
+    "setsockopt",
+    "getsockopt",
+    "getsockname",
+    "getpeername",
+    "fcntl",
+    "ioctl",
+    "poll",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "clone",
+    "wait4",
+    "kill",
+    "rt_sigaction",
+    "rt_sigtimedwait",
+    "prlimit64",
     "rt_sigprocmask",
 ];
 
@@ -104,8 +127,8 @@ fn run(args: &[&str], dir: &Path) -> (String, String) {
         thread::sleep(Duration::from_millis(300));
         let deadline = Instant::now() + Duration::from_secs(10);
         let server_pid = loop {
-            let children = fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
-                .unwrap_or_default();
+            let children =
+                fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id())).unwrap_or_default();
             if let Some(pid) = children.split_whitespace().next() {
                 break pid.parse::<u32>().unwrap();
             }
@@ -135,7 +158,9 @@ fn compare(what: &str, args: &[&str]) {
         let before = previous.insert(*pid, n.to_string()).unwrap_or_default();
         // glibc's own masks around a thread's start and end (pthread_create, start_thread, exit).
         let glibc_mask = n == "rt_sigprocmask"
-            && (line.contains("~[") || line.contains("[RTMIN RT_1]") || (line.contains("SIG_SETMASK") && matches!(before.as_str(), "clone3" | "set_robust_list" | "")));
+            && (line.contains("~[")
+                || line.contains("[RTMIN RT_1]")
+                || (line.contains("SIG_SETMASK") && matches!(before.as_str(), "clone3" | "set_robust_list" | "")));
         if n == "openat" {
             if let Some(fd) = line.rsplit(" = ").next() {
                 file_fds.insert((*pid, fd.trim().to_string()));
@@ -145,7 +170,8 @@ fn compare(what: &str, args: &[&str]) {
         if n == "rt_sigaction" && line.contains("SIGPIPE") {
             after_main = true;
         }
-        let std_close = n == "close" && file_fds.remove(&(*pid, line["close(".len()..].split(')').next().unwrap_or("").to_string()));
+        let std_close = n == "close"
+            && file_fds.remove(&(*pid, line["close(".len()..].split(')').next().unwrap_or("").to_string()));
         if after_main && OURS.contains(&n) && !std_close && !glibc_mask && !line.starts_with("rt_sigaction(SIGRT") {
             theirs.entry(*pid).or_default().push(normal(line));
         }

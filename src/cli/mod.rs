@@ -309,7 +309,9 @@ fn run() -> u8 {
     // A write to a closed pipe returns EPIPE instead of killing the process (std's wrapper does
     // this before `main`; socklab's entry skips that wrapper, so it does it here, narrated). Sends
     // on sockets pass MSG_NOSIGNAL anyway; this covers stdout/stderr piped into `head`.
-    let started = started.and_then(|()| socklab::process::set_disposition(socklab::process::SIGPIPE, socklab::process::Disposition::Ignore).map(drop));
+    let started = started.and_then(|()| {
+        socklab::process::set_disposition(socklab::process::SIGPIPE, socklab::process::Disposition::Ignore).map(drop)
+    });
     let result = started.and_then(|()| match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),

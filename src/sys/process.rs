@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::trace::Arg;
 
-pub use libc::{SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1, WNOHANG};
+pub use libc::{
+    SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1, WNOHANG,
+};
 
 /// What `fork` returned in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

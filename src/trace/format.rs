@@ -34,11 +34,15 @@ pub fn line(call: &Call<'_>) -> String {
         match (call.name, result) {
             ("rt_sigtimedwait", Ok(sig)) => out.push_str(&format!(" ({})", names::signal(*sig as i32))),
             ("poll" | "epoll_wait", Ok(0)) if call.name == "poll" => out.push_str(" (Timeout)"),
-            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFL)) => {
+            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFL)) =>
+            {
                 out.truncate(out.len() - ret(result).len());
                 out.push_str(&format!("{flags:#x} (flags {})", names::open_flags(*flags as i32)));
             }
-            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFD)) && *flags != 0 => {
+            ("fcntl", Ok(flags))
+                if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFD))
+                    && *flags != 0 =>
+            {
                 out.truncate(out.len() - ret(result).len());
                 out.push_str(&format!("{flags:#x} (flags FD_CLOEXEC)"));
             }
@@ -112,7 +116,12 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::SigHow(how) => write!(out, "{}", names::sigprocmask_how(*how)),
         Arg::SigSet(bits) => write!(out, "{}", names::sigset(*bits)),
         Arg::Handler(handler, flags) => {
-            let _ = write!(out, "{{sa_handler={}, sa_mask=[], sa_flags={}", names::sighandler(*handler), names::sa_flags(*flags));
+            let _ = write!(
+                out,
+                "{{sa_handler={}, sa_mask=[], sa_flags={}",
+                names::sighandler(*handler),
+                names::sa_flags(*flags)
+            );
             // glibc points sa_restorer at its own return-from-handler stub, whose address the
             // program cannot learn; strace prints it, the narration says it is there.
             if flags & SA_RESTORER != 0 {
