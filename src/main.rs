@@ -8,14 +8,17 @@
 //! overflow in the main thread ends in a plain SIGSEGV instead of std's message. SIGPIPE is set to
 //! SIG_IGN by socklab itself, narrated (`cli::main`). The rest of std (threads, I/O, `env::args`,
 //! which glibc hands to std before `main`) works as usual.
-#![no_main]
+// The test harness brings its own `main` to `cargo test`'s build of this file.
+#![cfg_attr(not(test), no_main)]
 #![deny(unsafe_code)]
 
+#[cfg_attr(test, allow(dead_code))]
 mod cli;
 
 /// The process's entry point, called by the C library's start-up code.
 // `no_mangle` is an unsafe attribute (two symbols named `main` would clash at link time); this is
 // the one `main` of the binary. No unsafe operation happens here.
+#[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main() -> std::ffi::c_int {
