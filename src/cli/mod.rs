@@ -458,9 +458,22 @@ fn client(args: ClientArgs) -> io::Result<()> {
 
 fn demo() -> io::Result<()> {
     let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
-    let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false))?;
+    // The server's session ends when it reads the client's FIN; stopping before that would cut
+    // it short (and its "Recv Over" would not be printed), so the demo waits for it, a bounded time.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let print = printer(false);
+    let sink: Sink = Arc::new(move |event: &Event<'_>| {
+        print(event);
+        if matches!(event, Event::ServerRecvOver(_) | Event::ConnectionError(..)) {
+            let _ = ended_tx.send(());
+        }
+    });
+    let server = Server::bind(ServerConfig::new(addr))?.spawn(sink)?;
     let config = ClientConfig { addrs: vec![server.addr()], message: b"Hello".to_vec(), chunk: 10 };
     let result = client::run(&config, &printer(false));
+    if result.is_ok() {
+        let _ = ended.recv_timeout(Duration::from_secs(5));
+    }
     let stopped = server.stop();
     result?;
     stopped
