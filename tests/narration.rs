@@ -281,3 +281,10 @@ fn listen_explanation_matches_the_real_queue_length() {
     assert_eq!(connected.len(), 3, "the kernel completed {} handshakes with backlog 2", connected.len());
     assert!(err.contains("backlog + 1 = 3"), "the listen sentence does not say 3:\n{err}");
 }
+
+#[test]
+fn uring_server_narration_equals_strace() {
+    if tools() {
+        compare("uring", &["server", "--model", "uring", "--threads", "1"]);
+    }
+}

@@ -144,7 +144,8 @@ struct ServerArgs {
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
     /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
-    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)).
+    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)),
+    /// uring (io_uring(7): recvs and sends submitted to the kernel in batches).
     #[arg(long, default_value = "iterative")]
     model: Model,
     /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
@@ -152,10 +153,12 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 65536 for poll and epoll, whose buffer is per thread, not per client].
+    /// 65536 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
+    /// recvs each take a whole buffer from a 4 MiB pool per thread].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: Option<usize>,
-    /// epoll model: threads, each with its own epoll instance [default: one per CPU].
+    /// epoll and uring models: threads, each with its own epoll or io_uring instance [default: one
+    /// per CPU].
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
     /// The most clients served at once; more wait in the listen queue until one ends [default:
