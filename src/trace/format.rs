@@ -142,6 +142,9 @@ fn arg(out: &mut String, a: &Arg<'_>) {
                 fds.iter().map(|p| format!("{{fd={}, events={}}}", p.fd, names::poll_events(p.events))).collect();
             write!(out, "[{}]", each.join(", "))
         }
+        Arg::PeerCred { pid, uid, gid } => write!(out, "{{pid={pid}, uid={uid}, gid={gid}}}"),
+        Arg::Path(p) => write!(out, "{}", quote_all(p)),
+        Arg::Msg { data, iov_len, fds, controllen, flags } => write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags)),
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
@@ -223,6 +226,29 @@ fn quote_all(bytes: &[u8]) -> String {
         out.pop();
         out.push_str(&quote(&bytes[MAX_STRLEN..])[1..]);
     }
+    out
+}
+
+/// A `struct msghdr` as strace prints it, for socklab's one shape (no name, one iovec, at most one
+/// SCM_RIGHTS message): `{msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="x", iov_len=1}],
+/// msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS,
+/// cmsg_data=[7]}], msg_controllen=24, msg_flags=0}`.
+fn msghdr(data: Option<&[u8]>, iov_len: usize, fds: &[i32], controllen: usize, flags: i32) -> String {
+    let Some(data) = data else { return "...".to_string() };
+    let mut out = format!(
+        "{{msg_name=NULL, msg_namelen=0, msg_iov=[{{iov_base={}, iov_len={iov_len}}}], msg_iovlen=1, ",
+        quote(data)
+    );
+    if !fds.is_empty() {
+        let list: Vec<String> = fds.iter().map(i32::to_string).collect();
+        let _ = write!(
+            out,
+            "msg_control=[{{cmsg_len={}, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[{}]}}], ",
+            crate::sys::cmsg_len(fds.len()),
+            list.join(", ")
+        );
+    }
+    let _ = write!(out, "msg_controllen={controllen}, msg_flags={}}}", names::msg_flags(flags));
     out
 }
 
