@@ -102,6 +102,11 @@ impl UnixListener {
         Ok((UnixStream { socket }, addr))
     }
 
+    /// Blocks until a connection waits in the accept queue (poll(2) readable), without taking it.
+    pub fn wait_for_connection(&self) -> io::Result<()> {
+        self.socket.wait_for(sys::POLLIN, None).map(drop)
+    }
+
     /// The bound name (getsockname).
     pub fn local_addr(&self) -> io::Result<SockAddr> {
         self.socket.local_addr()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Model, Server, ServerConfig, Sink};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink, Transport};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -63,6 +63,9 @@ enum Command {
     Client(ClientArgs),
     /// Runs the server on a free port and the client against it, printing both sides.
     Demo,
+    /// Descriptor passing: this process accepts a TCP connection and hands it over a socketpair
+    /// (sendmsg with SCM_RIGHTS) to a forked worker process, which serves the echo.
+    PassFd(PassFdArgs),
     /// Server and client as two processes, their syscalls, the segments on lo and the socket
     /// states, in one timeline: the handshake, the accept queue, the data, the close, TIME-WAIT.
     ///
@@ -89,6 +92,68 @@ struct WalkthroughArgs {
     /// One JSON object per event instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct PassFdArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Port to listen on (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Wait for outside clients (e.g. `socklab client`) instead of running one built-in client.
+    #[arg(long)]
+    external: bool,
+    /// How many connections to accept and hand over before ending.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    count: u32,
+    /// Write the listening address and a newline to PATH once listening.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+}
+
+/// Which socket: TCP by default; UDP; or a Unix socket (stream, seqpacket, datagram).
+#[derive(Debug, Args)]
+struct FamilyArgs {
+    /// A Unix domain socket at PATH instead of TCP (`@NAME`: the Linux abstract namespace, no
+    /// file). --host and --port are then unused.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+    unix: Option<String>,
+    /// With --unix: SOCK_SEQPACKET (messages with boundaries) instead of SOCK_STREAM.
+    #[arg(long, requires = "unix", conflicts_with = "dgram")]
+    seqpacket: bool,
+    /// With --unix: SOCK_DGRAM (datagrams, no connection).
+    #[arg(long, requires = "unix")]
+    dgram: bool,
+    /// UDP instead of TCP: a datagram echo with recvfrom/sendto.
+    #[arg(long, conflicts_with = "unix")]
+    udp: bool,
+}
+
+impl FamilyArgs {
+    fn transport(&self) -> io::Result<Transport> {
+        let Some(name) = &self.unix else {
+            return Ok(if self.udp { Transport::Udp } else { Transport::Tcp });
+        };
+        let addr = socklab::unix::unix_addr(name).map_err(|e| usage("--unix", e))?;
+        Ok(if self.dgram {
+            Transport::UnixDgram(addr)
+        } else if self.seqpacket {
+            Transport::Unix(addr, socklab::UnixKind::Seqpacket)
+        } else {
+            Transport::Unix(addr, socklab::UnixKind::Stream)
+        })
+    }
+}
+
+/// `--v6only on|off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{text}' is neither on nor off")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +203,17 @@ struct ServerArgs {
     /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
     interrupt_every: Option<Duration>,
+    #[command(flatten)]
+    family: FamilyArgs,
+    /// With --unix PATH: remove a stale socket file at PATH before binding (only a socket file;
+    /// anything else is refused).
+    #[arg(long, requires = "unix")]
+    unlink: bool,
+    /// IPV6_V6ONLY, set before bind on an IPv6 address: off makes a listener on :: dual-stack
+    /// (IPv4 clients show up as ::ffff:a.b.c.d), on refuses IPv4 [default: the system's,
+    /// net.ipv6.bindv6only].
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    v6only: Option<bool>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
     /// in the accept queue (watch it with `ss -tln` or `socklab states`).
     #[arg(long, default_value = "0s", value_parser = parse_delay)]
@@ -163,9 +239,12 @@ struct ClientArgs {
     /// Message to send; `-` reads it from standard input (any bytes).
     #[arg(long, default_value = "Hello")]
     message: String,
-    /// How many bytes each recv(2) asks for.
+    /// How many bytes each recv(2) asks for (over UDP, --dgram and --seqpacket: the one buffer
+    /// the whole echo must fit in).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
     chunk: usize,
+    #[command(flatten)]
+    family: FamilyArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -269,6 +348,7 @@ pub fn main() -> ExitCode {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
         Command::Demo => demo(),
+        Command::PassFd(args) => pass_fd(args),
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
         Command::Walkthrough(args) => walkthrough(args, cli.narration.explain),
         #[cfg(socklab_sock_diag)]
@@ -341,13 +421,17 @@ fn printer(quiet: bool) -> Sink {
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {
+    let transport = args.family.transport()?;
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
-    if !addr.ip().is_loopback() && !args.quiet {
+    if transport.unix_addr().is_none() && !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
     let config = ServerConfig {
         addr,
+        transport,
+        only_v6: args.v6only,
+        unlink: args.unlink,
         backlog: args.backlog,
         buffer: args.buffer,
         model: args.model,
@@ -379,7 +463,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
 
 /// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
 /// no file or the whole line.
-fn write_ready_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
+fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -400,18 +484,45 @@ fn client(args: ClientArgs) -> io::Result<()> {
     } else {
         args.message.into_bytes()
     };
-    let config = ClientConfig { addrs, message, chunk: args.chunk };
+    let config = ClientConfig { addrs, transport: args.family.transport()?, message, chunk: args.chunk };
     client::run(&config, &printer(args.quiet)).map(drop)
 }
 
 fn demo() -> io::Result<()> {
     let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
     let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false))?;
-    let config = ClientConfig { addrs: vec![server.addr()], message: b"Hello".to_vec(), chunk: 10 };
+    let config =
+        ClientConfig { addrs: vec![server.addr()], transport: Transport::Tcp, message: b"Hello".to_vec(), chunk: 10 };
     let result = client::run(&config, &printer(false));
     let stopped = server.stop();
     result?;
     stopped
+}
+
+fn pass_fd(args: PassFdArgs) -> io::Result<()> {
+    use socklab::echo::pass_fd::PassFd;
+    let addr = *resolve(&args.host, args.port)
+        .map_err(|e| usage("--host", e))?
+        .first()
+        .ok_or_else(|| io::Error::other("no address"))?;
+    let sink = printer(false);
+    // Forks the worker first, while this is the only thread.
+    let demo = PassFd::start(addr, &sink)?;
+    let addr = demo.local_addr();
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    let client = (!args.external).then(|| {
+        let config =
+            ClientConfig { addrs: vec![addr], transport: Transport::Tcp, message: b"Hello".to_vec(), chunk: 10 };
+        let sink = sink.clone();
+        std::thread::spawn(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
+    });
+    let served = demo.run(args.count as usize, &sink);
+    if let Some(client) = client {
+        client.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked")))?;
+    }
+    served
 }
 
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]

@@ -2,25 +2,38 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
+
+use crate::{PeerCred, SockAddr};
 
 /// Something that happened in the echo server or client.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {
-    /// The server is listening (after socket, setsockopt, bind, listen).
-    Listening(SocketAddr),
-    /// accept returned a connection from this peer.
-    Accepted(SocketAddr),
-    /// The server's recv returned these bytes.
-    ServerReceived(SocketAddr, &'a [u8]),
+    /// The server is listening (after socket, setsockopt, bind, listen), or for a datagram
+    /// server, bound (no listen: there are no connections).
+    Listening(SockAddr),
+    /// accept returned a connection from this peer (any family: `127.0.0.1:40000`, `[::1]:40000`,
+    /// `(unnamed)` for a Unix client that did not bind).
+    Accepted(SockAddr),
+    /// SO_PEERCRED of a Unix connection: the process that connected.
+    PeerCred(SockAddr, PeerCred),
+    /// The server's recv returned these bytes (a datagram server: one datagram from this sender).
+    ServerReceived(SockAddr, &'a [u8]),
     /// The server is sending these bytes back.
-    ServerSending(SocketAddr, &'a [u8]),
+    ServerSending(SockAddr, &'a [u8]),
+    /// A datagram did not fit the buffer: `(sender, bytes kept, the datagram's real length)`;
+    /// the kernel dropped the rest (recvfrom with MSG_TRUNC reported the real length).
+    Truncated(SockAddr, usize, usize),
+    /// pass-fd: the connection from this peer (our descriptor `.1`) was sent to process `.2`
+    /// with SCM_RIGHTS.
+    HandedOff(SockAddr, i32, i32),
+    /// pass-fd: process `.2` received the connection from this peer as its descriptor `.1`.
+    TookOver(SockAddr, i32, i32),
     /// recv returned 0: the peer closed its side; the server closes the connection.
-    ServerRecvOver(SocketAddr),
+    ServerRecvOver(SockAddr),
     /// A connection ended with an error (reset, broken pipe); the server goes on.
-    ConnectionError(SocketAddr, &'a io::Error),
+    ConnectionError(SockAddr, &'a io::Error),
     /// accept failed in a way the server survives (aborted connection, out of descriptors).
     AcceptError(&'a io::Error),
     /// The server stopped and closed its listener.
@@ -63,8 +76,23 @@ impl fmt::Display for Event<'_> {
     /// The tutorial's lines, with the peer's address added.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Listening(addr) => write!(f, "Server start, listening {} (on {addr})", addr.port()),
+            Event::Listening(addr) => match addr.as_socket() {
+                Some(ip) => write!(f, "Server start, listening {} (on {addr})", ip.port()),
+                None => write!(f, "Server start, listening on {addr}"),
+            },
             Event::Accepted(peer) => write!(f, "Server Accept: {peer}"),
+            Event::PeerCred(peer, cred) => write!(f, "Server peer {peer} is {cred} (SO_PEERCRED)"),
+            Event::HandedOff(peer, fd, pid) => {
+                write!(f, "Server handed fd {fd} (the connection from {peer}) to pid {pid} with SCM_RIGHTS")
+            }
+            Event::TookOver(peer, fd, pid) => {
+                write!(f, "Server [pid {pid}] received fd {fd} (SCM_RIGHTS): the connection from {peer}; serving it")
+            }
+            Event::Truncated(peer, kept, total) => write!(
+                f,
+                "Server Recv cut: the datagram from {peer} was {total} bytes, the buffer held {kept}; {} bytes were lost (MSG_TRUNC)",
+                total - kept
+            ),
             Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),
             Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
@@ -92,7 +120,7 @@ mod tests {
 
     #[test]
     fn errors_are_shown_by_errno_name() {
-        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let peer = SockAddr::from("127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap());
         let err = io::Error::from_raw_os_error(libc::EPIPE);
         assert_eq!(
             Event::ConnectionError(peer, &err).to_string(),

@@ -74,18 +74,18 @@ pub mod trace;
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{fcntl_get, fcntl_set};
-pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use fs::unlink;
+pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
     MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, listen, recv, recvfrom,
     recvmsg_fds, send, sendmsg_fds, sendto, shutdown, socket, socketpair,
 };
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use sockopt::getsockopt_peercred;
 pub use sockopt::{
     getsockopt_bytes, getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger,
     setsockopt_timeval,
 };
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub use sockopt::getsockopt_peercred;
 pub use timer::setitimer;
 
 /// A C return value that means "look at errno" when it is `-1`: `int`, `ssize_t`, `long`.

@@ -144,7 +144,9 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         }
         Arg::PeerCred { pid, uid, gid } => write!(out, "{{pid={pid}, uid={uid}, gid={gid}}}"),
         Arg::Path(p) => write!(out, "{}", quote_all(p)),
-        Arg::Msg { data, iov_len, fds, controllen, flags } => write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags)),
+        Arg::Msg { data, iov_len, fds, controllen, flags } => {
+            write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags))
+        }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
