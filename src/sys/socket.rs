@@ -157,7 +157,8 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Resul
 /// strace shows it.
 fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
     match res {
-        Ok(n) => Arg::Data(&buf[..*n as usize]),
+        // With MSG_TRUNC the result may be the datagram's real length, more than the buffer holds.
+        Ok(n) => Arg::Data(&buf[..(*n as usize).min(buf.len())]),
         Err(_) => Arg::Ptr(buf.as_ptr() as usize),
     }
 }
@@ -251,7 +252,7 @@ pub fn recvfrom(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::R
         // bytes and stores the real length back.
         unsafe { libc::recvfrom(fd.as_raw_fd(), ptr.cast(), len, flags, storage, addr_len) },
         [Arg::Fd(fd.as_raw_fd()), Arg::Data(&[]), Arg::Int(len as i64), Arg::MsgFlags(flags), Arg::AddrOut(None, SockAddr::capacity(), None)]
-            => |res| [Arg::Fd(fd.as_raw_fd()), filled(&res, &buf[..len.min(res.as_ref().map_or(0, |&n| n as usize))]), Arg::Int(len as i64), Arg::MsgFlags(flags), written_n(&res, &from)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), filled(&res, buf), Arg::Int(len as i64), Arg::MsgFlags(flags), written_n(&res, &from)]
     )?;
     Ok((n as usize, from))
 }
