@@ -18,6 +18,7 @@ use super::endpoint::{Listener, Stream};
 use super::event::{Event, Sink};
 use super::stop::Stop;
 use crate::SockAddr;
+use crate::tcp::{TcpListener, TcpStream};
 
 /// What an accept failure means for the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,39 @@ pub fn accept_nonblocking(listener: &Listener) -> io::Result<(Stream, SockAddr)>
     listener.accept_nonblocking()
 }
 
+/// A listener an event loop drains with [`accept_burst`]: the echo's [`Listener`] (any stream
+/// family) or a plain [`TcpListener`] (the fault proxy's).
+pub trait Accepts {
+    /// What accept hands out.
+    type Conn;
+    /// accept(2) of a nonblocking connection; `WouldBlock` on an empty queue.
+    fn accept_conn(&self) -> io::Result<(Self::Conn, SockAddr)>;
+    /// Reports the new connection and prepares it (TCP_NODELAY; SO_PEERCRED for Unix peers).
+    fn announce(conn: &Self::Conn, peer: &SockAddr, sink: &Sink);
+}
+
+impl Accepts for Listener {
+    type Conn = Stream;
+    fn accept_conn(&self) -> io::Result<(Stream, SockAddr)> {
+        accept_nonblocking(self)
+    }
+    fn announce(conn: &Stream, peer: &SockAddr, sink: &Sink) {
+        announce(conn, peer, sink)
+    }
+}
+
+impl Accepts for TcpListener {
+    type Conn = TcpStream;
+    fn accept_conn(&self) -> io::Result<(TcpStream, SockAddr)> {
+        let (stream, peer) = self.accept_nonblocking()?;
+        Ok((stream, SockAddr::from(peer)))
+    }
+    fn announce(conn: &TcpStream, peer: &SockAddr, sink: &Sink) {
+        sink(&Event::Accepted(*peer));
+        let _ = conn.set_nodelay(true);
+    }
+}
+
 /// How an accept burst ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Burst {
@@ -103,16 +137,16 @@ pub enum Burst {
 
 /// Accepts until the queue is empty — one readiness event may stand for many connections — or
 /// `room` connections were taken. Each goes to `take`.
-pub fn accept_burst(
-    listener: &Listener,
+pub fn accept_burst<L: Accepts>(
+    listener: &L,
     room: usize,
     sink: &Sink,
-    mut take: impl FnMut(Stream, SockAddr),
+    mut take: impl FnMut(L::Conn, SockAddr),
 ) -> io::Result<Burst> {
     for _ in 0..room {
-        match accept_nonblocking(listener) {
+        match listener.accept_conn() {
             Ok((stream, peer)) => {
-                announce(&stream, &peer, sink);
+                L::announce(&stream, &peer, sink);
                 take(stream, peer);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Drained),

@@ -107,6 +107,7 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
         _ => return run_message(config, sink),
     };
     let server = stream.as_ref().peer_addr()?;
+    sink(&Event::ClientConnected(stream.as_ref().local_addr()?, server));
     let result = exchange(&stream, config, sink);
     sink(&Event::ClientClosing);
     let recvs = result?;
@@ -126,10 +127,15 @@ pub const INLINE_SEND_LIMIT: usize = 64 * 1024;
 fn exchange(stream: &Stream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
     if config.message.len() <= INLINE_SEND_LIMIT {
         stream.send_all(&config.message)?;
+        sink(&Event::ClientSent(config.message.len()));
         return receive(stream, config, sink);
     }
     std::thread::scope(|scope| {
-        let sender = scope.spawn(|| stream.send_all(&config.message));
+        let sender = scope.spawn(|| {
+            stream.send_all(&config.message)?;
+            sink(&Event::ClientSent(config.message.len()));
+            Ok(())
+        });
         let received = receive(stream, config, sink);
         if received.is_err() {
             // Unblock the sender if it is stuck on a server that stopped reading.

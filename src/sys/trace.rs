@@ -142,6 +142,32 @@ pub enum Arg<'a> {
         /// `tv_nsec`.
         nsec: i64,
     },
+    // --- io_uring (src/sys/uring.rs) ---
+    /// io_uring_setup's `struct io_uring_params`, as filled by the kernel.
+    #[cfg(socklab_uring)]
+    UringParams(&'a crate::sys::uring::Params),
+    /// io_uring_enter's flags: `IORING_ENTER_GETEVENTS`.
+    #[cfg(socklab_uring)]
+    UringEnterFlags(u32),
+    /// io_uring_register's opcode: `IORING_REGISTER_PBUF_RING`.
+    #[cfg(socklab_uring)]
+    UringRegisterOp(u32),
+    /// A `struct io_uring_buf_reg`: `{ring_addr=0x7f..., ring_entries=8, bgid=0}`.
+    #[cfg(socklab_uring)]
+    UringBufReg {
+        /// The ring's address.
+        ring_addr: u64,
+        /// How many buffers it holds.
+        entries: u32,
+        /// The buffer group id.
+        bgid: u16,
+    },
+    /// The SQEs an io_uring_enter handed to the kernel: printed beneath the call, not inside it.
+    #[cfg(socklab_uring)]
+    UringSubmitted(&'a [crate::sys::uring::Sqe]),
+    /// The CQEs waiting in the completion ring when io_uring_enter returned: printed beneath it.
+    #[cfg(socklab_uring)]
+    UringCompleted(&'a [crate::sys::uring::Cqe]),
 }
 
 /// Whether the hook sees the call before it is made or after it returned.

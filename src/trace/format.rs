@@ -39,6 +39,11 @@ pub fn line(call: &Call<'_>) -> String {
             out.push_str(&format!(" ([{}])", ready.join(", ")));
         }
     }
+    // io_uring: what the call submitted and what was waiting in the completion ring, beneath it.
+    #[cfg(socklab_uring)]
+    if call.name == "io_uring_enter" {
+        out.push_str(&super::uring::lines_beneath(call));
+    }
     out
 }
 
@@ -47,6 +52,11 @@ pub fn args(call: &Call<'_>) -> String {
     let mut out = String::new();
     let domain = call.args.iter().find_map(|a| if let Arg::Domain(d) = a { Some(*d) } else { None });
     for (i, a) in call.args.iter().enumerate() {
+        // io_uring: the SQEs and CQEs of an io_uring_enter go beneath the line (see `lines`).
+        #[cfg(socklab_uring)]
+        if super::uring::beneath(a) {
+            continue;
+        }
         if i > 0 {
             out.push_str(", ");
         }
@@ -148,6 +158,12 @@ fn arg(out: &mut String, a: &Arg<'_>) {
             write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags))
         }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
+        // io_uring arguments (src/trace/uring.rs).
+        #[cfg(socklab_uring)]
+        Arg::UringParams(_) | Arg::UringEnterFlags(_) | Arg::UringRegisterOp(_) | Arg::UringBufReg { .. } => {
+            out.push_str(&super::uring::arg(a).unwrap_or_default());
+            Ok(())
+        }
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
         other => write!(out, "{other:?}"),

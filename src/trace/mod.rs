@@ -15,6 +15,8 @@
 pub mod explain;
 pub mod format;
 mod step;
+#[cfg(socklab_uring)]
+pub mod uring;
 
 use std::cell::Cell;
 use std::io::{self, Write};
