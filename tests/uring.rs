@@ -118,7 +118,9 @@ fn io_uring_calls_are_narrated_as_strace_prints_them() {
     let traced = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let ours: Vec<&str> = narration.lines().filter(|l| l.starts_with("io_uring_")).collect();
+    // Lines carry strace's `[pid N]` mark once the server runs a second thread.
+    let ours: Vec<&str> =
+        narration.lines().map(|l| socklab::trace::split_pid_mark(l).1).filter(|l| l.starts_with("io_uring_")).collect();
     let theirs: Vec<String> = strace_lines(&traced);
     assert!(ours.len() >= 4, "too few io_uring calls narrated:\n{narration}");
     assert_eq!(ours.len(), theirs.len(), "narration:\n{narration}\nstrace:\n{traced}");

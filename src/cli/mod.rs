@@ -8,7 +8,6 @@ mod states;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -472,9 +471,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
+/// Parses, runs, and turns errors into one line on stderr and an exit status: 2 for bad usage (what
 /// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
+    let code = run();
+    // std's `fn main` wrapper flushes stdout at exit; entered as C's `main`, socklab does it.
+    let _ = io::stdout().flush();
+    code
+}
+
+fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_exit(err),
@@ -486,6 +492,12 @@ pub fn main() -> ExitCode {
     #[cfg(not(all(socklab_af_packet, socklab_sock_diag)))]
     let own = true;
     let started = if own { cli.narration.start() } else { Ok(()) };
+    // A write to a closed pipe returns EPIPE instead of killing the process (std's wrapper does
+    // this before `main`; socklab's entry skips that wrapper, so it does it here, narrated). Sends
+    // on sockets pass MSG_NOSIGNAL anyway; this covers stdout/stderr piped into `head`.
+    let started = started.and_then(|()| {
+        socklab::process::set_disposition(socklab::process::SIGPIPE, socklab::process::Disposition::Ignore).map(drop)
+    });
     let result = started.and_then(|()| match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
@@ -505,26 +517,21 @@ pub fn main() -> ExitCode {
         Command::Netns(args) => netns(args),
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         // `socklab netns`: the command's own exit code, which already said what it had to.
         Err(err) if err.get_ref().is_some_and(|inner| inner.is::<ChildExit>()) => {
-            let code = err.get_ref().and_then(|inner| inner.downcast_ref::<ChildExit>()).map_or(1, |c| c.0);
-            ExitCode::from(code)
+            err.get_ref().and_then(|inner| inner.downcast_ref::<ChildExit>()).map_or(1, |c| c.0)
         }
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
-            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) { 2 } else { 1 }
         }
     }
 }
 
 /// clap's own messages span several lines (usage, tips); CI logs read better with one. Help and
 /// version output (and help shown for a missing subcommand) are left to clap.
-fn usage_exit(err: clap::Error) -> ExitCode {
+fn usage_exit(err: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         err.exit();
@@ -533,7 +540,7 @@ fn usage_exit(err: clap::Error) -> ExitCode {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
     let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
     let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
-    ExitCode::from(2)
+    2
 }
 
 /// The exit code of the command `socklab netns` ran, when it was not 0.
@@ -620,6 +627,13 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let transport = args.family.transport()?;
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !args.accept_delay.is_zero() && args.model != Model::Iterative {
+        // Only the iterative loop holds a connection in the queue before accepting it; the others
+        // would ignore the flag silently, and a student would see no queue and not know why.
+        let model = format!("{:?}", args.model).to_lowercase();
+        let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
+        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
     if transport.unix_addr().is_none() && !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
@@ -801,10 +815,23 @@ fn client(args: ClientArgs) -> io::Result<()> {
 
 fn demo() -> io::Result<()> {
     let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
-    let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false, false))?;
+    // The server's session ends when it reads the client's FIN; stopping before that would cut
+    // it short (and its "Recv Over" would not be printed), so the demo waits for it, a bounded time.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let print = printer(false, false);
+    let sink: Sink = Arc::new(move |event: &Event<'_>| {
+        print(event);
+        if matches!(event, Event::ServerRecvOver(_) | Event::ConnectionError(..)) {
+            let _ = ended_tx.send(());
+        }
+    });
+    let server = Server::bind(ServerConfig::new(addr))?.spawn(sink)?;
     let config =
         ClientConfig { addrs: vec![server.addr()], transport: Transport::Tcp, message: b"Hello".to_vec(), chunk: 10 };
     let result = client::run(&config, &printer(false, false));
+    if result.is_ok() {
+        let _ = ended.recv_timeout(Duration::from_secs(5));
+    }
     let stopped = server.stop();
     result?;
     stopped

@@ -65,11 +65,16 @@ pub fn no_delay(conn: &Stream) {
 /// recorded the peer's pid, uid and gid when it connected; the peer cannot forge them). Then
 /// TCP_NODELAY for a TCP connection.
 pub fn announce(conn: &Stream, peer: &SockAddr, sink: &Sink) {
+    announce_peer(conn, peer, sink);
+    no_delay(conn);
+}
+
+/// [`announce`] without TCP_NODELAY (the tutorial's own loop sets no options on a connection).
+pub fn announce_peer(conn: &Stream, peer: &SockAddr, sink: &Sink) {
     sink(&Event::Accepted(*peer));
     if let Some(Ok(cred)) = conn.peer_cred() {
         sink(&Event::PeerCred(*peer, cred));
     }
-    no_delay(conn);
 }
 
 /// `--accept-delay`: waits until a finished handshake is queued (the listener polls readable),

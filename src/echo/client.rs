@@ -153,9 +153,13 @@ fn receive(stream: &Stream, config: &ClientConfig, sink: &Sink) -> io::Result<us
     let mut buf = vec![0u8; config.chunk];
     let (mut received, mut recvs) = (0, 0);
     while received < expected {
-        // Never ask for more than is still due, so the echo of this message is all we read.
-        let want = config.chunk.min(expected - received);
-        let n = stream.recv(&mut buf[..want])?;
+        // recv(chunk) every time, as the tutorial does, even when fewer bytes are still due.
+        let n = stream.recv(&mut buf)?;
+        if n > expected - received {
+            let extra = received + n - expected;
+            let err = format!("the server sent {extra} bytes more than the {expected}-byte message");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+        }
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, EchoError::Short { received, expected }));
         }

@@ -135,6 +135,17 @@ pub enum Arg<'a> {
         /// `msg_flags` as the kernel wrote them (recvmsg: `MSG_TRUNC`, `MSG_CTRUNC`).
         flags: i32,
     },
+    /// A `siginfo_t` the kernel wrote back: `{si_signo=SIGINT, si_code=SI_USER, si_pid=N, si_uid=N}`.
+    SigInfo {
+        /// The signal.
+        signo: i32,
+        /// How it was sent (`SI_USER`: kill(2)).
+        code: i32,
+        /// The sender's process id.
+        pid: i32,
+        /// The sender's user id.
+        uid: u32,
+    },
     /// A `struct timespec` the kernel wrote back.
     Timespec {
         /// `tv_sec`.
@@ -195,6 +206,14 @@ pub type Hook = fn(&Call<'_>);
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static HOOK: OnceLock<Hook> = OnceLock::new();
+
+/// The calling thread's id (`gettid(2)`), for the narration's `[pid N]` marks. Like the
+/// narration's own writes to stderr, this call belongs to the narrator, not to the program it
+/// narrates, so it is not reported (the narration asks once per thread and remembers).
+pub fn own_tid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
 
 /// Installs the process-wide hook and turns narration on. The first hook wins; returns whether
 /// this one was installed.

@@ -161,7 +161,7 @@ fn complaints(stderr: &str) -> String {
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
-    matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
+    matches!(&e.what, What::Call { side, line, .. } if *side == who && crate::trace::split_pid_mark(line).1.starts_with(prefix))
 }
 
 /// A private directory for the server's `--ready-file`, removed on drop.
@@ -220,6 +220,9 @@ fn calls(side: Side, stderr: &str) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
     for line in stderr.lines() {
         if let Some((start_ns, end_ns, text)) = parse_machine_line(line) {
+            // The timeline tells the two processes apart by side; strace's `[pid N]` mark (the
+            // server runs a second thread) is left out of its lines.
+            let text = crate::trace::split_pid_mark(text).1;
             let what = What::Call { side, start_ns, line: text.to_string(), explain: None };
             events.push(Event { t_ns: end_ns, what });
         } else if let Some(sentence) = line.strip_prefix("    # ") {

@@ -24,7 +24,7 @@ use crate::echo::config::{DEFAULT_MAX_THREADS, ServerConfig};
 use crate::echo::endpoint::Listener;
 use crate::echo::event::{Event, Sink};
 use crate::echo::session;
-use crate::echo::stop::Stop;
+use crate::echo::stop::{Stop, unless_stopped};
 
 /// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
 /// then waits for every thread (the stop shut their connections down, so they end at once).
@@ -51,7 +51,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
         let (id, done, conn_sink, size, limits) =
-            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer(), config.limits());
+            (next_id, done_tx.clone(), unless_stopped(stop, sink), config.buffer(), config.limits());
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
             // Declared first, dropped last: the loop hears "done" after the connection is

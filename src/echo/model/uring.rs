@@ -75,7 +75,9 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         0 => thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let (wake, _other_end) = sys::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+    let (wake, other_end) = sys::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+    // A Socket, so its close goes through sys and is narrated like every other.
+    let _other_end = Socket::from(other_end);
     let wake = Arc::new(Socket::from(wake));
     let _watch = stop.watch(wake.clone());
     let shared = Shared { listener, wake: &wake, config, sink, stop, open: AtomicUsize::new(0) };
