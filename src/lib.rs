@@ -7,11 +7,16 @@
 //! floor 4  walkthrough/  records a session: server + client processes, capture and states
 //!          timeline/     the one event model and its renderers; the crate's one JSON writer/reader
 //!          echo/         the tutorial's server (model/iterative.rs) and client, the other models
+//!          fault/        network faults (latency, slicer, reset...) applied by a TCP proxy loop
+//!          fixture/      EchoServer and Proxy: in-process fixtures for other projects' tests
+//!          netns/        two network namespaces and a veth: loss, rate, delay, blackhole, unplug
 //!          trace/        --trace / --explain / --step: each syscall in strace's words
 //!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
 //!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
 //!          bench/        the load generator of `socklab bench`
 //! floor 3  tcp.rs        TcpListener / TcpStream (Read, Write, AsFd, std conversions)
+//!          udp.rs        UdpSocket (recvfrom/sendto, MSG_TRUNC)
+//!          unix.rs       UnixListener / UnixStream (stream, seqpacket) / UnixDatagram, SCM_RIGHTS
 //!          ready/        Epoll and PollSet: typed Interest, Token, Readiness
 //! floor 2  socket.rs     Socket of any family (typed Domain, Type, Protocol, options; closes on drop)
 //!          process.rs    fork, wait, kill, signal masks and sigwait, resource limits
@@ -37,6 +42,12 @@ pub mod capture;
 pub mod diag;
 pub mod echo;
 pub mod error;
+#[cfg(socklab_epoll)]
+pub mod fault;
+#[cfg(socklab_epoll)]
+pub mod fixture;
+#[cfg(socklab_epoll)]
+pub mod netns;
 pub mod process;
 pub mod ready;
 pub mod resolve;
@@ -48,9 +59,13 @@ pub mod tcp;
 mod testutil;
 pub mod timeline;
 pub mod trace;
+pub mod udp;
+pub mod unix;
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 pub mod walkthrough;
 
-pub use socket::{Connect, Domain, Protocol, Socket, Type};
+pub use socket::{Connect, Domain, PeerCred, Protocol, Socket, Type};
 pub use sys::{SockAddr, UnixName, clock, names};
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixKind, UnixListener, UnixStream};

@@ -40,9 +40,10 @@ pub struct Log {
     flushed: Receiver<()>,
 }
 
-/// Starts the writer and returns the sink the server reports to. Under `quiet` only what a script
-/// needs is logged: the listening line and the errors.
-pub fn start(quiet: bool) -> io::Result<(Sink, Log)> {
+/// Starts the writer and returns the sink the server reports to: the lines of the CLI's printer
+/// (`json`: one JSON object per event). Under `quiet` only what a script needs is logged: the
+/// listening line and the errors.
+pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
     let (done_tx, flushed) = mpsc::channel();
     let (queued, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -65,10 +66,18 @@ pub fn start(quiet: bool) -> io::Result<(Sink, Log)> {
         if quiet && !matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
             return;
         }
+        // The same lines as the CLI's printer: `--json` every event, else the tutorial's.
+        let line = if json {
+            event.json()
+        } else if event.in_tutorial() {
+            event.to_string()
+        } else {
+            return;
+        };
         if socklab::process::in_fork_child() {
-            return write_from_child(event);
+            return write_from_child(&line);
         }
-        match tx.try_send(event.to_string()) {
+        match tx.try_send(line) {
             Ok(()) => drop(count_queued.fetch_add(1, Ordering::Relaxed)),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -102,7 +111,7 @@ impl Log {
 
 /// A fork child's line: written only if stdout has room now (so the write does not block: a line
 /// is far below PIPE_BUF), without the stdout lock a parent thread may have held at the fork.
-fn write_from_child(event: &Event<'_>) {
+fn write_from_child(line: &str) {
     let stdout = io::stdout();
     let fd = stdout.as_fd();
     let mut set = PollSet::new();
@@ -111,6 +120,6 @@ fn write_from_child(event: &Event<'_>) {
         return;
     }
     if let Ok(owned) = fd.try_clone_to_owned() {
-        let _ = std::fs::File::from(owned).write_all(format!("{event}\n").as_bytes());
+        let _ = std::fs::File::from(owned).write_all(format!("{line}\n").as_bytes());
     }
 }

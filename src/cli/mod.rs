@@ -9,13 +9,12 @@ mod states;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Model, Server, ServerConfig, Sink};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink, Transport};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -59,11 +58,18 @@ impl Narration {
 enum Command {
     /// The tutorial's echo server: socket, bind, listen, then accept and echo clients (one at a time
     /// unless --model says otherwise).
+    ///
+    /// The first line, `Server start, listening PORT (on ADDR)`, is stable for scripts; so are
+    /// --ready-file and --json.
+    #[command(after_long_help = FAULT_HELP)]
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
     Client(ClientArgs),
     /// Runs the server on a free port and the client against it, printing both sides.
     Demo,
+    /// Descriptor passing: this process accepts a TCP connection and hands it over a socketpair
+    /// (sendmsg with SCM_RIGHTS) to a forked worker process, which serves the echo.
+    PassFd(PassFdArgs),
     /// Server and client as two processes, their syscalls, the segments on lo and the socket
     /// states, in one timeline: the handshake, the accept queue, the data, the close, TIME-WAIT.
     ///
@@ -71,12 +77,104 @@ enum Command {
     /// --step does not apply). Capturing segments needs CAP_NET_RAW (root, or setcap).
     #[cfg(all(socklab_af_packet, socklab_sock_diag))]
     Walkthrough(WalkthroughArgs),
+    /// Draws a session saved with `socklab walkthrough --json` as a sequence diagram: in the
+    /// terminal, or as SVG with --svg.
+    #[cfg(all(socklab_af_packet, socklab_sock_diag))]
+    Draw(DrawArgs),
     /// TCP sockets with their state and queues, like `ss -tan`, read through sock_diag.
     #[cfg(socklab_sock_diag)]
     States(StatesArgs),
     /// Load generator: many connections against an echo server, every echoed byte checked.
     #[cfg(socklab_epoll)]
     Bench(BenchArgs),
+    /// A TCP proxy that injects faults: put it between a client and a real service in a test.
+    ///
+    /// Prints `Proxy listening PORT (on ADDR), forwarding to UPSTREAM` first (a stable line), runs
+    /// until SIGINT or SIGTERM, then prints what it counted.
+    #[cfg(socklab_epoll)]
+    #[command(after_long_help = FAULT_HELP)]
+    Proxy(ProxyArgs),
+    /// Runs a command in a network namespace joined to a second one by a veth link, made lossy,
+    /// slow, blackholed or unplugged: the faults a proxy cannot make. Needs root.
+    ///
+    /// Side A (the command) is 10.77.0.1, side B (--peer) 10.77.0.2; both get SOCKLAB_NETNS_ADDR
+    /// (their own) and SOCKLAB_NETNS_PEER (the other's). Everything is removed afterwards. Exits
+    /// with the command's exit code.
+    ///
+    /// Example: socklab netns --link loss=5% --link rate=1mbit --peer 'socklab server --host
+    /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
+    #[cfg(socklab_epoll)]
+    Netns(NetnsArgs),
+}
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct NetnsArgs {
+    /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
+    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
+    /// out), unplug (every packet dropped).
+    #[arg(long, value_name = "CONDITION")]
+    link: Vec<socklab::netns::Condition>,
+    /// Pull the cable this long after the command started (e.g. 2s): open connections see only
+    /// their own retransmissions.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    unplug_after: Option<Duration>,
+    /// A shell command to run in side B first (a server); it is stopped when the command ends.
+    #[arg(long, value_name = "SHELL COMMAND")]
+    peer: Option<String>,
+    /// Start the command only once something in side B listens on this TCP port (at most 10 s).
+    #[arg(long, value_name = "PORT")]
+    peer_port: Option<u16>,
+    /// The command to run in side A, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
+}
+
+/// The fault syntax, shown under `--help` of `server` and `proxy`.
+const FAULT_HELP: &str = "\
+Faults (--fault, repeatable): [DIRECTION:]NAME[=ARGS][@PERCENT%]
+  DIRECTION  downstream (server -> client; the default), upstream (client -> server), both
+  latency=50ms[~10ms]      each chunk waits 50 ms (+- up to 10 ms of jitter)
+  bandwidth=10kb           at most 10,000 bytes a second
+  slicer=10b[~5b][:2ms]    cut into slices of 10 bytes (+- 5), 2 ms apart (short reads)
+  limit_data=1kb           close the connection after 1,000 bytes
+  reset_peer[=100ms]       RST (SO_LINGER 0, then close) that long after accept
+  reset_peer=after=1kb     ... or after 1,000 bytes
+  timeout[=1s]             forward nothing; close after 1s (none or 0: hold it open)
+  slow_close=500ms         pass the FIN on 500 ms late
+  half_open                stop reading and writing, keep the connection (a cut cable)
+  refuse                   stop accepting: connections wait in the backlog until it fills
+  @25%                     only a quarter of the connections get the fault
+Sizes: b, kb (1000), kib (1024), mb, mib. Durations: us, ms, s, m.
+Examples: --fault latency=50ms --fault slicer=10b:2ms --fault downstream:reset_peer=after=1kb";
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// Where to listen: HOST:PORT (port 0: the kernel picks one; an IPv6 address in brackets).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Where to forward: HOST:PORT.
+    #[arg(long)]
+    upstream: String,
+    /// A fault to inject (repeatable); the syntax is below.
+    #[arg(long, value_name = "SPEC", value_parser = parse_fault)]
+    fault: Vec<socklab::fault::Fault>,
+    /// listen(2) backlog: with `refuse`, how many connections the kernel completes before it
+    /// ignores SYNs.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: i32,
+    /// Once listening, write the bound address and a newline to PATH (atomically, as `server`).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+    /// JSON lines instead of text: `listening` (with `upstream`), then `stopped` with the counts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(socklab_epoll)]
+fn parse_fault(text: &str) -> Result<socklab::fault::Fault, String> {
+    text.parse().map_err(|e: socklab::fault::SpecError| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -84,12 +182,105 @@ struct WalkthroughArgs {
     /// The server's port (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// How long the server waits before calling accept, so the connection sits in the accept queue.
-    #[arg(long, default_value = "1s", value_parser = parse_delay)]
-    accept_delay: Duration,
-    /// One JSON object per event instead of text.
+    /// How long the server waits before calling accept, so the connection sits in the accept queue
+    /// [default: 1s; 0s with --clients].
+    #[arg(long, value_parser = parse_delay)]
+    accept_delay: Option<Duration>,
+    /// The second story: N clients at once against the iterative server with listen(5), held
+    /// stopped until its accept queue is full (backlog + 1 on Linux): dropped SYNs, SYN cookies,
+    /// resets, and the kernel's TcpExt counters before and after.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    clients: Option<u32>,
+    /// With --clients: the longest the whole run may take; clients still running then are killed.
+    #[arg(long, default_value = "60s", value_parser = parse_delay)]
+    time_limit: Duration,
+    /// One JSON object per event instead of text (save it: `socklab draw FILE` draws it later).
     #[arg(long)]
     json: bool,
+    /// After the timeline, a sequence diagram: client and server lifelines, the captured segments
+    /// as arrows, the calls and observed socket states beside them (100 columns).
+    #[arg(long)]
+    diagram: bool,
+    /// Draw the diagram with ASCII only (default: Unicode box drawing).
+    #[arg(long)]
+    ascii: bool,
+    /// Also write the diagram as a standalone SVG picture to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DrawArgs {
+    /// A session saved with `socklab walkthrough --json > FILE` (`-`: standard input).
+    session: PathBuf,
+    /// Write the diagram as SVG to OUT instead of printing it.
+    #[arg(long, value_name = "OUT")]
+    svg: Option<PathBuf>,
+    /// Draw with ASCII only (default: Unicode box drawing).
+    #[arg(long)]
+    ascii: bool,
+}
+
+#[derive(Debug, Args)]
+struct PassFdArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Port to listen on (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Wait for outside clients (e.g. `socklab client`) instead of running one built-in client.
+    #[arg(long)]
+    external: bool,
+    /// How many connections to accept and hand over before ending.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    count: u32,
+    /// Write the listening address and a newline to PATH once listening.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+}
+
+/// Which socket: TCP by default; UDP; or a Unix socket (stream, seqpacket, datagram).
+#[derive(Debug, Args)]
+struct FamilyArgs {
+    /// A Unix domain socket at PATH instead of TCP (`@NAME`: the Linux abstract namespace, no
+    /// file). --host and --port are then unused.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+    unix: Option<String>,
+    /// With --unix: SOCK_SEQPACKET (messages with boundaries) instead of SOCK_STREAM.
+    #[arg(long, requires = "unix", conflicts_with = "dgram")]
+    seqpacket: bool,
+    /// With --unix: SOCK_DGRAM (datagrams, no connection).
+    #[arg(long, requires = "unix")]
+    dgram: bool,
+    /// UDP instead of TCP: a datagram echo with recvfrom/sendto.
+    #[arg(long, conflicts_with = "unix")]
+    udp: bool,
+}
+
+impl FamilyArgs {
+    fn transport(&self) -> io::Result<Transport> {
+        let Some(name) = &self.unix else {
+            return Ok(if self.udp { Transport::Udp } else { Transport::Tcp });
+        };
+        let addr = socklab::unix::unix_addr(name).map_err(|e| usage("--unix", e))?;
+        Ok(if self.dgram {
+            Transport::UnixDgram(addr)
+        } else if self.seqpacket {
+            Transport::Unix(addr, socklab::UnixKind::Seqpacket)
+        } else {
+            Transport::Unix(addr, socklab::UnixKind::Stream)
+        })
+    }
+}
+
+/// `--v6only on|off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{text}' is neither on nor off")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +302,8 @@ struct ServerArgs {
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
     /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
-    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)).
+    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)),
+    /// uring (io_uring(7): recvs and sends submitted to the kernel in batches).
     #[arg(long, default_value = "iterative")]
     model: Model,
     /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
@@ -119,10 +311,12 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 65536 for poll and epoll, whose buffer is per thread, not per client].
+    /// 65536 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
+    /// recvs each take a whole buffer from a 4 MiB pool per thread].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: Option<usize>,
-    /// epoll model: threads, each with its own epoll instance [default: one per CPU].
+    /// epoll and uring models: threads, each with its own epoll or io_uring instance [default: one
+    /// per CPU].
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
     /// The most clients served at once; more wait in the listen queue until one ends [default:
@@ -139,6 +333,17 @@ struct ServerArgs {
     /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
     interrupt_every: Option<Duration>,
+    #[command(flatten)]
+    family: FamilyArgs,
+    /// With --unix PATH: remove a stale socket file at PATH before binding (only a socket file;
+    /// anything else is refused).
+    #[arg(long, requires = "unix")]
+    unlink: bool,
+    /// IPV6_V6ONLY, set before bind on an IPv6 address: off makes a listener on :: dual-stack
+    /// (IPv4 clients show up as ::ffff:a.b.c.d), on refuses IPv4 [default: the system's,
+    /// net.ipv6.bindv6only].
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    v6only: Option<bool>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
     /// in the accept queue (watch it with `ss -tln` or `socklab states`).
     #[arg(long, default_value = "0s", allow_hyphen_values = true, value_parser = parse_delay)]
@@ -156,6 +361,15 @@ struct ServerArgs {
     /// once. 0s: stop at once. The log says how many connections were finished and how many cut.
     #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_delay)]
     grace: Duration,
+    /// One JSON object per event instead of text: listening, accepted, data, closed, error,
+    /// stopped (see the README's "Use in CI").
+    #[arg(long)]
+    json: bool,
+    /// A fault to inject (repeatable; syntax under --help): clients then reach the echo server
+    /// through a fault proxy listening on --host/--port.
+    #[cfg(socklab_epoll)]
+    #[arg(long, value_name = "SPEC", value_parser = parse_fault)]
+    fault: Vec<socklab::fault::Fault>,
 }
 
 #[derive(Debug, Args)]
@@ -169,9 +383,12 @@ struct ClientArgs {
     /// Message to send; `-` reads it from standard input (any bytes).
     #[arg(long, default_value = "Hello")]
     message: String,
-    /// How many bytes each recv(2) asks for.
+    /// How many bytes each recv(2) asks for (over UDP, --dgram and --seqpacket: the one buffer
+    /// the whole echo must fit in).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
     chunk: usize,
+    #[command(flatten)]
+    family: FamilyArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -179,6 +396,9 @@ struct ClientArgs {
     /// server that accepts and never answers, a full accept queue): 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_duration)]
     timeout: Duration,
+    /// One JSON object per event instead of text: connected, data (out, then in), closed, error.
+    #[arg(long)]
+    json: bool,
 }
 
 #[cfg(socklab_epoll)]
@@ -267,9 +487,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
+/// Parses, runs, and turns errors into one line on stderr and an exit status: 2 for bad usage (what
 /// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
+    let code = run();
+    // std's `fn main` wrapper flushes stdout at exit; entered as C's `main`, socklab does it.
+    let _ = io::stdout().flush();
+    code
+}
+
+fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_exit(err),
@@ -281,38 +508,49 @@ pub fn main() -> ExitCode {
     #[cfg(not(all(socklab_af_packet, socklab_sock_diag)))]
     let own = true;
     let started = if own { cli.narration.start() } else { Ok(()) };
+    // A write to a closed pipe returns EPIPE instead of killing the process (std's wrapper does
+    // this before `main`; socklab's entry skips that wrapper, so it does it here, narrated). Sends
+    // on sockets pass MSG_NOSIGNAL anyway; this covers stdout/stderr piped into `head`.
+    let started = started.and_then(|()| {
+        socklab::process::set_disposition(socklab::process::SIGPIPE, socklab::process::Disposition::Ignore).map(drop)
+    });
     let result = started.and_then(|()| match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
         Command::Demo => demo(),
+        Command::PassFd(args) => pass_fd(args),
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
         Command::Walkthrough(args) => walkthrough(args, cli.narration.explain),
+        #[cfg(all(socklab_af_packet, socklab_sock_diag))]
+        Command::Draw(args) => draw(args),
         #[cfg(socklab_sock_diag)]
         Command::States(args) => states::print(args.port, args.json),
         #[cfg(socklab_epoll)]
         Command::Bench(args) => bench(args),
+        #[cfg(socklab_epoll)]
+        Command::Proxy(args) => proxy(args),
+        #[cfg(socklab_epoll)]
+        Command::Netns(args) => netns(args),
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         // stdout was closed by its reader (`socklab states | head -1`): end quietly, as standard
         // tools do. (A socket's EPIPE carries the call that failed, so it is not mistaken for this.)
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe && socklab::error::call_error(&err).is_none() => {
-            ExitCode::SUCCESS
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe && socklab::error::call_error(&err).is_none() => 0,
+        // `socklab netns`: the command's own exit code, which already said what it had to.
+        Err(err) if err.get_ref().is_some_and(|inner| inner.is::<ChildExit>()) => {
+            err.get_ref().and_then(|inner| inner.downcast_ref::<ChildExit>()).map_or(1, |c| c.0)
         }
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
-            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) { 2 } else { 1 }
         }
     }
 }
 
 /// Bad usage: clap's whole message (the error, which argument, its suggestion for a typo, the
 /// usage line), and exit code 2. Help and version output are left to clap.
-fn usage_exit(err: clap::Error) -> ExitCode {
+fn usage_exit(err: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         err.exit();
@@ -320,7 +558,46 @@ fn usage_exit(err: clap::Error) -> ExitCode {
     let text = err.render().to_string();
     let text = text.trim_end().strip_prefix("error: ").unwrap_or(text.trim_end());
     let _ = writeln!(io::stderr(), "socklab: {text}");
-    ExitCode::from(2)
+    2
+}
+
+/// The exit code of the command `socklab netns` ran, when it was not 0.
+#[derive(Debug)]
+struct ChildExit(u8);
+
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the command exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for ChildExit {}
+
+/// `socklab netns`: the pair, the conditions, the peer and the command; SIGINT/SIGTERM stop the
+/// children, and the namespaces are removed in every case.
+#[cfg(socklab_epoll)]
+fn netns(args: NetnsArgs) -> io::Result<()> {
+    use socklab::netns::{RunConfig, run_command};
+    use std::os::unix::process::ExitStatusExt;
+    let stop = socklab::echo::Stop::new();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let config = RunConfig {
+        conditions: args.link,
+        unplug_after: args.unplug_after,
+        peer: args.peer,
+        peer_port: args.peer_port,
+        command: args.command,
+    };
+    let status = run_command(&config, &stop);
+    signals.finish();
+    let status = status?;
+    // A command killed by a signal exits as a shell reports it: 128 + the signal number.
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+    match u8::try_from(code) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(io::Error::other(ChildExit(code))),
+        Err(_) => Err(io::Error::other(ChildExit(1))),
+    }
 }
 
 /// An argument that parsed but does not make sense (a host that is malformed or does not resolve).
@@ -347,27 +624,42 @@ fn say(line: &dyn std::fmt::Display) {
     let _ = writeln!(io::stdout().lock(), "{line}");
 }
 
-/// Prints every event, or under --quiet only what a script needs: the listening line (a server
-/// on port 0 must say which port it got) and the errors.
-fn printer(quiet: bool) -> Sink {
-    if !quiet {
-        return Arc::new(|event: &Event<'_>| say(event));
-    }
-    Arc::new(|event: &Event<'_>| {
-        if matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+/// Prints the tutorial's events, or under --quiet only what a script needs: the listening line (a
+/// server on port 0 must say which port it got) and the errors. `--json`: every event, one JSON
+/// object per line (--quiet then keeps the same events as in text).
+fn printer(quiet: bool, json: bool) -> Sink {
+    Arc::new(move |event: &Event<'_>| {
+        let needed = matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_));
+        if quiet && !needed {
+            return;
+        }
+        if json {
+            say(&event.json())
+        } else if event.in_tutorial() {
             say(event)
         }
     })
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {
+    let transport = args.family.transport()?;
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
-    if !addr.ip().is_loopback() && !args.quiet {
+    if !args.accept_delay.is_zero() && args.model != Model::Iterative {
+        // Only the iterative loop holds a connection in the queue before accepting it; the others
+        // would ignore the flag silently, and a student would see no queue and not know why.
+        let model = format!("{:?}", args.model).to_lowercase();
+        let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
+        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
+    if transport.unix_addr().is_none() && !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
     let config = ServerConfig {
         addr,
+        transport,
+        only_v6: args.v6only,
+        unlink: args.unlink,
         backlog: args.backlog,
         buffer: args.buffer,
         model: args.model,
@@ -383,26 +675,134 @@ fn server(args: ServerArgs) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         socklab::process::raise_open_files(None)?;
     }
+    #[cfg(socklab_epoll)]
+    let faults = args.fault;
+    #[cfg(not(socklab_epoll))]
+    let faults: Vec<()> = Vec::new();
+    // With faults, the echo server listens on a private loopback port and the fault proxy on the
+    // address asked for.
+    let backlog = config.backlog();
+    let server_is_tcp = config.transport == Transport::Tcp;
+    let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
+    let (mut sink, log) = log::start(args.quiet, args.json)?;
+    let mut shown = server.local_addr();
+    #[cfg(socklab_epoll)]
+    let proxy = if faults.is_empty() {
+        None
+    } else {
+        // Spawned after the signal thread, so its thread inherits the blocked SIGINT/SIGTERM.
+        // The fault proxy forwards TCP; shown.to_socket() fails with a clear error for a Unix server.
+        if !server_is_tcp {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "faults apply to TCP servers only (not --unix or --udp)",
+            ));
+        }
+        let proxy = socklab::fixture::Proxy::builder(shown.to_socket()?)
+            .listen(addr)
+            .backlog(backlog)
+            .faults(faults)
+            .spawn()?;
+        let (public, private) = (proxy.local_addr(), shown);
+        if !args.quiet && !args.json {
+            let _ = writeln!(
+                io::stderr(),
+                "socklab: note: faults on; clients connect to a fault proxy on {public}, which forwards to this echo server on {private}: the peers shown below are the proxy's connections"
+            );
+        }
+        shown = socklab::SockAddr::from(public);
+        let inner = sink;
+        sink = Arc::new(move |event: &Event<'_>| match event {
+            Event::Listening(_) => inner(&Event::Listening(socklab::SockAddr::from(public))),
+            event => inner(event),
+        });
+        Some(proxy)
+    };
+    #[cfg(not(socklab_epoll))]
+    let _ = (backlog, server_is_tcp);
     // Last before serving: whoever reads the file may signal the server at once.
     if let Some(path) = &args.ready_file {
-        write_ready_file(path, server.local_addr())?;
+        write_ready_file(path, shown)?;
     }
-    let (sink, log) = log::start(args.quiet)?;
     let result = server.run(sink);
+    #[cfg(socklab_epoll)]
+    drop(proxy);
     drop(timer);
     signals.finish();
     log.finish();
     result
 }
 
+/// `socklab proxy`: the fixture's proxy until SIGINT/SIGTERM.
+#[cfg(socklab_epoll)]
+fn proxy(args: ProxyArgs) -> io::Result<()> {
+    use socklab::fixture::Proxy;
+    use socklab::resolve::split_host_port;
+    use socklab::timeline::json::{Value, object};
+    use socklab::{Socket, Type};
+    let address = |arg: &'static str, text: &str| -> io::Result<SocketAddr> {
+        // Port 0 (the kernel picks) makes sense to listen on, not to connect to.
+        let (host, port) = match text.trim().strip_suffix(":0") {
+            Some(host) if arg == "--listen" => (host.trim_start_matches('[').trim_end_matches(']'), 0),
+            _ => split_host_port(text).map_err(|e| usage(arg, e))?,
+        };
+        let addrs = resolve(host, port).map_err(|e| usage(arg, e))?;
+        addrs.first().copied().ok_or_else(|| usage(arg, io::Error::other("no address")))
+    };
+    let (listen, upstream) = (address("--listen", &args.listen)?, address("--upstream", &args.upstream)?);
+    let stop = socklab::echo::Stop::new();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let proxy = Proxy::builder(upstream).listen(listen).backlog(args.backlog).faults(args.fault).spawn()?;
+    let addr = proxy.local_addr();
+    if args.json {
+        let fields = [
+            ("event", Value::Str("listening".into())),
+            ("addr", Value::Str(addr.to_string())),
+            ("port", Value::Int(addr.port().into())),
+            ("upstream", Value::Str(upstream.to_string())),
+        ];
+        say(&object(&fields));
+    } else {
+        say(&format_args!("Proxy listening {} (on {addr}), forwarding to {upstream}", addr.port()));
+    }
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    // Sleep until the stop: the signal thread shuts this socket down, which ends the recv.
+    let (line, _other_end) = Socket::pair(Type::STREAM)?;
+    let line = Arc::new(line);
+    let watch = stop.watch(line.clone());
+    let _ = line.recv(&mut [0u8; 1]);
+    drop(watch);
+    let stats = proxy.stats();
+    let result = proxy.shutdown();
+    signals.finish();
+    let n = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    if args.json {
+        say(&object(&[
+            ("event", Value::Str("stopped".into())),
+            ("accepted", n(stats.accepted)),
+            ("bytes_in", n(stats.bytes_in)),
+            ("bytes_out", n(stats.bytes_out)),
+            ("faults_applied", n(stats.faults_applied)),
+        ]));
+    } else {
+        say(&format_args!(
+            "Proxy stopped: {} connections accepted, {} bytes from clients, {} bytes to clients, {} faults applied",
+            stats.accepted, stats.bytes_in, stats.bytes_out, stats.faults_applied
+        ));
+    }
+    result
+}
+
 /// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
 /// no file or the whole line.
-fn write_ready_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
+fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -423,38 +823,151 @@ fn client(args: ClientArgs) -> io::Result<()> {
     } else {
         args.message.into_bytes()
     };
-    let config = ClientConfig { addrs, message, chunk: args.chunk, timeout: Some(args.timeout) };
-    client::run(&config, &printer(args.quiet)).map(drop)
+    let config = ClientConfig {
+        addrs,
+        transport: args.family.transport()?,
+        message,
+        chunk: args.chunk,
+        timeout: Some(args.timeout),
+    };
+    let result = client::run(&config, &printer(args.quiet, args.json)).map(drop);
+    if let (true, Err(e)) = (args.json, &result) {
+        use socklab::timeline::json::{Value, object};
+        let errno = socklab::error::errno(e).map_or(Value::Null, |n| Value::Str(socklab::names::errno_name(n)));
+        say(&object(&[("event", Value::Str("error".into())), ("errno", errno), ("error", Value::Str(e.to_string()))]));
+    }
+    result
 }
 
 fn demo() -> io::Result<()> {
     let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
-    let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false))?;
+    // The server's session ends when it reads the client's FIN; stopping before that would cut
+    // it short (and its "Recv Over" would not be printed), so the demo waits for it, a bounded time.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let print = printer(false, false);
+    let sink: Sink = Arc::new(move |event: &Event<'_>| {
+        print(event);
+        if matches!(event, Event::ServerRecvOver(_) | Event::ConnectionError(..)) {
+            let _ = ended_tx.send(());
+        }
+    });
+    let server = Server::bind(ServerConfig::new(addr))?.spawn(sink)?;
     let config = ClientConfig {
         addrs: vec![server.addr()],
+        transport: Transport::Tcp,
         message: b"Hello".to_vec(),
         chunk: 10,
         timeout: Some(client::DEFAULT_TIMEOUT),
     };
-    let result = client::run(&config, &printer(false));
+    let result = client::run(&config, &printer(false, false));
+    if result.is_ok() {
+        let _ = ended.recv_timeout(Duration::from_secs(5));
+    }
     let stopped = server.stop();
     result?;
     stopped
 }
 
+fn pass_fd(args: PassFdArgs) -> io::Result<()> {
+    use socklab::echo::pass_fd::PassFd;
+    let addr = *resolve(&args.host, args.port)
+        .map_err(|e| usage("--host", e))?
+        .first()
+        .ok_or_else(|| io::Error::other("no address"))?;
+    let sink = printer(false, false);
+    // Forks the worker first, while this is the only thread.
+    let demo = PassFd::start(addr, &sink)?;
+    let addr = demo.local_addr();
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    let client = (!args.external).then(|| {
+        let config = ClientConfig {
+            addrs: vec![addr],
+            transport: Transport::Tcp,
+            message: b"Hello".to_vec(),
+            chunk: 10,
+            timeout: Some(client::DEFAULT_TIMEOUT),
+        };
+        let sink = sink.clone();
+        std::thread::spawn(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
+    });
+    let served = demo.run(args.count as usize, &sink);
+    if let Some(client) = client {
+        client.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked")))?;
+    }
+    served
+}
+
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
-    use socklab::walkthrough::{self, Config};
+    use socklab::walkthrough::{self, Config, crowd};
     let exe = std::env::current_exe()?;
-    let config = Config { port: args.port, accept_delay: args.accept_delay, explain };
-    let timeline = walkthrough::run(&exe, &config)?;
+    let timeline = match args.clients {
+        None => {
+            let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
+            walkthrough::run(&exe, &Config { port: args.port, accept_delay, explain })?
+        }
+        Some(n) => {
+            let config = crowd::Config {
+                clients: n as usize,
+                port: args.port,
+                accept_delay: args.accept_delay.unwrap_or(Duration::ZERO),
+                time_limit: args.time_limit,
+            };
+            crowd::run(&exe, &config)?.0
+        }
+    };
     if let Some(why) = &timeline.capture_error {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
-    use socklab::timeline::{jsonl, text};
-    let text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    use socklab::timeline::{diagram, jsonl, text};
+    let mut text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    if args.diagram {
+        // After JSON lines the diagram would break them: it goes to stderr then.
+        let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };
+        if args.json {
+            let _ = io::stderr().lock().write_all(drawn.as_bytes());
+        } else {
+            text.push('\n');
+            text.push_str(&drawn);
+        }
+    }
     let _ = io::stdout().lock().write_all(text.as_bytes());
+    if let Some(path) = &args.svg {
+        write_svg(path, &timeline)?;
+    }
     Ok(())
+}
+
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+fn write_svg(path: &Path, timeline: &socklab::timeline::Timeline) -> io::Result<()> {
+    std::fs::write(path, socklab::timeline::svg::render(timeline))
+        .map_err(|e| io::Error::new(e.kind(), format!("--svg {}: {e}", path.display())))
+}
+
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+fn draw(args: DrawArgs) -> io::Result<()> {
+    use socklab::timeline::{diagram, jsonl};
+    let name = args.session.display().to_string();
+    let saved = if name == "-" {
+        let mut s = String::new();
+        io::stdin().lock().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
+    };
+    let timeline = jsonl::read(&saved).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a saved `walkthrough --json` session: {e}"))
+    })?;
+    match &args.svg {
+        Some(path) => write_svg(path, &timeline),
+        None => {
+            let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };
+            let _ = io::stdout().lock().write_all(drawn.as_bytes());
+            Ok(())
+        }
+    }
 }
 
 #[cfg(socklab_epoll)]

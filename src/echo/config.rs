@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::endpoint::Transport;
 use super::limits::Limits;
 
 /// How the server serves several clients: the rungs of the ladder every networking course climbs.
@@ -20,11 +21,13 @@ pub enum Model {
     Poll,
     /// `threads` threads, each with its own `epoll(7)` instance (`model/epoll.rs`; Linux only).
     Epoll,
+    /// `threads` threads, each with its own `io_uring(7)` instance (`model/uring.rs`; Linux only).
+    Uring,
 }
 
 impl Model {
     /// Every model, in the order of the ladder.
-    pub const ALL: [Model; 5] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll];
+    pub const ALL: [Model; 6] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll, Model::Uring];
 
     /// The name the CLI uses: `iterative`, `fork`, `thread`, `poll`, `epoll`.
     pub fn name(self) -> &'static str {
@@ -34,6 +37,7 @@ impl Model {
             Model::Thread => "thread",
             Model::Poll => "poll",
             Model::Epoll => "epoll",
+            Model::Uring => "uring",
         }
     }
 
@@ -52,8 +56,15 @@ impl Model {
     /// The recv buffer when none is given: the tutorial's 2048 for the blocking models (each
     /// connection has its own); 64 KiB for the event loops, whose one buffer per thread serves
     /// every connection and so can be large for free.
+    ///
+    /// io_uring's recvs each take a whole buffer from a pool per thread, which the kernel writes
+    /// all of over time (see `model/uring.rs`): 4 KiB buffers keep that pool at 4 MiB.
     pub fn default_buffer(self) -> usize {
-        if self.is_blocking() { 2048 } else { 65536 }
+        match self {
+            _ if self.is_blocking() => 2048,
+            Model::Uring => 4096,
+            _ => 65536,
+        }
     }
 }
 
@@ -64,7 +75,7 @@ impl std::str::FromStr for Model {
         Model::ALL
             .into_iter()
             .find(|m| m.name() == text)
-            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll"))
+            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll, uring"))
     }
 }
 
@@ -88,8 +99,16 @@ pub fn somaxconn() -> i32 {
 /// How to run an echo server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Where to listen. Port 0: the kernel picks one (read it back with `Server::local_addr`).
+    /// Where to listen for TCP and UDP. Port 0: the kernel picks one (read it back with
+    /// `Server::local_addr`). Unused by the Unix transports, which carry their own name.
     pub addr: SocketAddr,
+    /// Which socket: TCP (the tutorial's), UDP, or a Unix stream / seqpacket / datagram socket.
+    pub transport: Transport,
+    /// IPV6_V6ONLY before bind on an IPv6 address: `Some(false)` dual-stack, `Some(true)` IPv6
+    /// only, `None` the system default.
+    pub only_v6: Option<bool>,
+    /// Remove a stale Unix socket file before binding (`--unlink`).
+    pub unlink: bool,
     /// listen(2)'s backlog: completed connections that may wait for accept. `None`: the model's
     /// default ([`Model::default_backlog`]).
     pub backlog: Option<i32>,
@@ -126,6 +145,9 @@ impl ServerConfig {
     pub fn for_model(addr: SocketAddr, model: Model) -> ServerConfig {
         ServerConfig {
             addr,
+            transport: Transport::Tcp,
+            only_v6: None,
+            unlink: false,
             backlog: None,
             buffer: None,
             model,

@@ -50,8 +50,9 @@ struct State {
     requested_at: Option<Instant>,
     /// The server has ended; [`Stop::keep_grace`] returns.
     done: bool,
-    /// A request cuts at once.
-    no_grace: bool,
+    /// A grace period is kept ([`Stop::keep_grace`] runs): a first request only stops accepting.
+    /// Without one, a request cuts at once.
+    graceful: bool,
 }
 
 /// A stop request shared between a server and whoever may stop it.
@@ -103,7 +104,7 @@ impl Stop {
             wake(socket);
         }
         self.changed.notify_all();
-        if state.no_grace {
+        if !state.graceful {
             drop(state);
             self.cut();
         }
@@ -174,9 +175,13 @@ impl Stop {
         self.cut();
     }
 
-    /// No grace period: from now on a request cuts at once.
-    pub fn cut_on_request(&self) {
-        self.lock().no_grace = true;
+    /// Whether a grace period is kept: call with `true` before [`keep_grace`](Self::keep_grace)
+    /// runs (and `false` if it cannot). Without one, a request cuts at once (the default).
+    pub fn set_graceful(&self, on: bool) {
+        self.lock().graceful = on;
+        if !on && self.requested() {
+            self.cut(); // a request that came while a grace period was expected
+        }
     }
 
     /// The server has ended: [`keep_grace`](Self::keep_grace) returns.
@@ -228,6 +233,19 @@ impl Stop {
 fn wake(socket: &Watched) {
     // ENOTCONN (the peer already left) is fine: there is nothing left to wake.
     let _ = (**socket).as_ref().shutdown(Shutdown::Both);
+}
+
+/// `sink`, minus `ServerRecvOver` once the cut has come: the stop switch shuts watched
+/// connections down, so their recv returns 0 although the client never closed, and "Server Recv
+/// Over" would claim a FIN that was not seen. (During the grace period a recv of 0 is still the
+/// client's FIN, and is reported.)
+pub fn unless_stopped(stop: &Arc<Stop>, sink: &super::event::Sink) -> super::event::Sink {
+    let (stop, sink) = (Arc::clone(stop), Arc::clone(sink));
+    Arc::new(move |event: &super::event::Event<'_>| {
+        if !(matches!(event, super::event::Event::ServerRecvOver(_)) && stop.is_cut()) {
+            sink(event);
+        }
+    })
 }
 
 /// Unregisters its socket from the [`Stop`] when dropped.

@@ -14,6 +14,9 @@ use crate::sys::{SockAddr, UnixName, names};
 use std::fmt::Write as _;
 use std::io;
 
+/// `SA_RESTORER` (not in every libc's headers).
+const SA_RESTORER: i32 = 0x0400_0000;
+
 /// strace's default `-s`: how many bytes of a buffer it prints.
 pub const MAX_STRLEN: usize = 32;
 
@@ -26,7 +29,25 @@ pub fn line(call: &Call<'_>) -> String {
             out.push(' ');
         }
         out.push_str(" = ");
-        out.push_str(&ret(result));
+        out.push_str(&ret_of(call.name, result));
+        // strace names what some results mean: the signal taken, a poll that timed out.
+        match (call.name, result) {
+            ("rt_sigtimedwait", Ok(sig)) => out.push_str(&format!(" ({})", names::signal(*sig as i32))),
+            ("poll" | "epoll_wait", Ok(0)) if call.name == "poll" => out.push_str(" (Timeout)"),
+            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFL)) =>
+            {
+                out.truncate(out.len() - ret(result).len());
+                out.push_str(&format!("{flags:#x} (flags {})", names::open_flags(*flags as i32)));
+            }
+            ("fcntl", Ok(flags))
+                if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFD))
+                    && *flags != 0 =>
+            {
+                out.truncate(out.len() - ret(result).len());
+                out.push_str(&format!("{flags:#x} (flags FD_CLOEXEC)"));
+            }
+            _ => {}
+        }
         // strace adds the descriptors that are ready: `= 1 ([{fd=3, revents=POLLIN}])`.
         if let (Some(Arg::PollFds(fds)), Ok(n)) = (call.args.first(), result)
             && *n > 0
@@ -39,6 +60,11 @@ pub fn line(call: &Call<'_>) -> String {
             out.push_str(&format!(" ([{}])", ready.join(", ")));
         }
     }
+    // io_uring: what the call submitted and what was waiting in the completion ring, beneath it.
+    #[cfg(socklab_uring)]
+    if call.name == "io_uring_enter" {
+        out.push_str(&super::uring::lines_beneath(call));
+    }
     out
 }
 
@@ -47,6 +73,11 @@ pub fn args(call: &Call<'_>) -> String {
     let mut out = String::new();
     let domain = call.args.iter().find_map(|a| if let Arg::Domain(d) = a { Some(*d) } else { None });
     for (i, a) in call.args.iter().enumerate() {
+        // io_uring: the SQEs and CQEs of an io_uring_enter go beneath the line (see `lines`).
+        #[cfg(socklab_uring)]
+        if super::uring::beneath(a) {
+            continue;
+        }
         if i > 0 {
             out.push_str(", ");
         }
@@ -94,12 +125,21 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Signal(sig) => write!(out, "{}", names::signal(*sig)),
         Arg::SigHow(how) => write!(out, "{}", names::sigprocmask_how(*how)),
         Arg::SigSet(bits) => write!(out, "{}", names::sigset(*bits)),
-        Arg::Handler(handler, flags) => write!(
-            out,
-            "{{sa_handler={}, sa_mask=[], sa_flags={}}}",
-            names::sighandler(*handler),
-            names::sa_flags(*flags)
-        ),
+        Arg::Handler(handler, flags) => {
+            let _ = write!(
+                out,
+                "{{sa_handler={}, sa_mask=[], sa_flags={}",
+                names::sighandler(*handler),
+                names::sa_flags(*flags)
+            );
+            // glibc points sa_restorer at its own return-from-handler stub, whose address the
+            // program cannot learn; strace prints it, the narration says it is there.
+            if flags & SA_RESTORER != 0 {
+                out.push_str(", sa_restorer=...");
+            }
+            out.push('}');
+            Ok(())
+        }
         Arg::WaitOptions(options) => write!(out, "{}", names::flag_names(*options, &[(libc::WNOHANG, "WNOHANG")])),
         Arg::WaitStatus(Some(status)) => write!(out, "[{}]", names::wait_status(*status)),
         Arg::WaitStatus(None) => write!(out, "..."),
@@ -142,7 +182,28 @@ fn arg(out: &mut String, a: &Arg<'_>) {
                 fds.iter().map(|p| format!("{{fd={}, events={}}}", p.fd, names::poll_events(p.events))).collect();
             write!(out, "[{}]", each.join(", "))
         }
+        Arg::PeerCred { pid, uid, gid } => write!(out, "{{pid={pid}, uid={uid}, gid={gid}}}"),
+        Arg::Path(p) => write!(out, "{}", quote_all(p)),
+        Arg::Msg { data, iov_len, fds, controllen, flags } => {
+            write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags))
+        }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
+        Arg::SigInfo { signo, code, pid, uid } => {
+            let code = match *code {
+                0 => "SI_USER".to_string(),
+                0x80 => "SI_KERNEL".to_string(),
+                -1 => "SI_QUEUE".to_string(),
+                -6 => "SI_TKILL".to_string(),
+                other => other.to_string(),
+            };
+            write!(out, "{{si_signo={}, si_code={code}, si_pid={pid}, si_uid={uid}}}", names::signal(*signo))
+        }
+        // io_uring arguments (src/trace/uring.rs).
+        #[cfg(socklab_uring)]
+        Arg::UringParams(_) | Arg::UringEnterFlags(_) | Arg::UringRegisterOp(_) | Arg::UringBufReg { .. } => {
+            out.push_str(&super::uring::arg(a).unwrap_or_default());
+            Ok(())
+        }
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
         other => write!(out, "{other:?}"),
@@ -157,6 +218,8 @@ fn protocol(domain: i32, p: i32) -> String {
         libc::AF_PACKET => format!("htons({})", names::ether_type(u16::from_be(p as u16))),
         #[cfg(socklab_sock_diag)]
         libc::AF_NETLINK => names::netlink_protocol(p),
+        // strace prints AF_UNIX's protocol as a number.
+        libc::AF_UNIX => p.to_string(),
         _ => names::protocol(p),
     }
 }
@@ -226,6 +289,29 @@ fn quote_all(bytes: &[u8]) -> String {
     out
 }
 
+/// A `struct msghdr` as strace prints it, for socklab's one shape (no name, one iovec, at most one
+/// SCM_RIGHTS message): `{msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="x", iov_len=1}],
+/// msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS,
+/// cmsg_data=[7]}], msg_controllen=24, msg_flags=0}`.
+fn msghdr(data: Option<&[u8]>, iov_len: usize, fds: &[i32], controllen: usize, flags: i32) -> String {
+    let Some(data) = data else { return "...".to_string() };
+    let mut out = format!(
+        "{{msg_name=NULL, msg_namelen=0, msg_iov=[{{iov_base={}, iov_len={iov_len}}}], msg_iovlen=1, ",
+        quote(data)
+    );
+    if !fds.is_empty() {
+        let list: Vec<String> = fds.iter().map(i32::to_string).collect();
+        let _ = write!(
+            out,
+            "msg_control=[{{cmsg_len={}, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[{}]}}], ",
+            crate::sys::cmsg_len(fds.len()),
+            list.join(", ")
+        );
+    }
+    let _ = write!(out, "msg_controllen={controllen}, msg_flags={}}}", names::msg_flags(flags));
+    out
+}
+
 /// `{events=EPOLLIN, data={u32=3, u64=3}}`, as strace prints a `struct epoll_event`.
 #[cfg(socklab_epoll)]
 fn epoll_event(events: u32, data: u64) -> String {
@@ -234,6 +320,19 @@ fn epoll_event(events: u32, data: u64) -> String {
 
 /// The result: `3`, or `-1 ECONNREFUSED (Connection refused)`.
 pub fn ret(result: &io::Result<i64>) -> String {
+    ret_of("", result)
+}
+
+/// The result of call `name`. A call interrupted by a handler without SA_RESTART returns EINTR to
+/// the program, but strace shows what the kernel decided inside: `? ERESTARTSYS` for the socket
+/// calls and wait4 (restart had the handler asked for it).
+pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
+    if let Err(e) = result
+        && e.raw_os_error() == Some(libc::EINTR)
+        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4")
+    {
+        return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
+    }
     match result {
         Ok(n) => n.to_string(),
         Err(e) => match e.raw_os_error() {
@@ -344,6 +443,66 @@ mod tests {
         assert_eq!(sockaddr(&unix), "{sa_family=AF_UNIX, sun_path=\"/tmp/echo.sock\"}");
         let abs = SockAddr::unix_abstract(b"socklab").unwrap();
         assert_eq!(sockaddr(&abs), "{sa_family=AF_UNIX, sun_path=@\"socklab\"}");
+    }
+
+    #[test]
+    fn new_family_calls_look_like_strace() {
+        // Lines copied from `strace -f socklab pass-fd` and `strace socklab server --unix`.
+        let send = [
+            Arg::Fd(3),
+            Arg::Msg { data: Some(b"F"), iov_len: 1, fds: &[5], controllen: 24, flags: 0 },
+            Arg::MsgFlags(libc::MSG_NOSIGNAL),
+        ];
+        assert_eq!(
+            exit("sendmsg", &send, &Ok(1)),
+            "sendmsg(3, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"F\", iov_len=1}], msg_iovlen=1, \
+             msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[5]}], \
+             msg_controllen=24, msg_flags=0}, MSG_NOSIGNAL) = 1"
+        );
+        let eof = [
+            Arg::Fd(4),
+            Arg::Msg { data: Some(b""), iov_len: 1, fds: &[], controllen: 0, flags: libc::MSG_CMSG_CLOEXEC },
+            Arg::MsgFlags(libc::MSG_CMSG_CLOEXEC),
+        ];
+        assert_eq!(
+            exit("recvmsg", &eof, &Ok(0)),
+            "recvmsg(4, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"\", iov_len=1}], msg_iovlen=1, \
+             msg_controllen=0, msg_flags=MSG_CMSG_CLOEXEC}, MSG_CMSG_CLOEXEC) = 0"
+        );
+        let cred = [
+            Arg::Fd(4),
+            Arg::SockOpt(libc::SOL_SOCKET, libc::SO_PEERCRED),
+            Arg::PeerCred { pid: 9473, uid: 0, gid: 0 },
+            Arg::OptLen(12),
+        ];
+        assert_eq!(
+            exit("getsockopt", &cred, &Ok(0)),
+            "getsockopt(4, SOL_SOCKET, SO_PEERCRED, {pid=9473, uid=0, gid=0}, [12]) = 0"
+        );
+        assert_eq!(
+            exit("unlink", &[Arg::Path(b"/tmp/s2.sock")], &Ok(0)),
+            "unlink(\"/tmp/s2.sock\")                  = 0"
+        );
+        let from = SockAddr::from("127.0.0.1:54191".parse::<std::net::SocketAddr>().unwrap());
+        let recv = [
+            Arg::Fd(3),
+            Arg::Data(b"Hel"),
+            Arg::Int(3),
+            Arg::MsgFlags(libc::MSG_TRUNC),
+            Arg::AddrOut(Some(&from), 128, Some(16)),
+        ];
+        assert_eq!(
+            exit("recvfrom", &recv, &Ok(5)),
+            "recvfrom(3, \"Hel\", 3, MSG_TRUNC, {sa_family=AF_INET, sin_port=htons(54191), \
+             sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16]) = 5"
+        );
+        let pair = [
+            Arg::Domain(libc::AF_UNIX),
+            Arg::SockType(libc::SOCK_STREAM | libc::SOCK_CLOEXEC),
+            Arg::Protocol(0),
+            Arg::FdPair(Some((3, 4))),
+        ];
+        assert_eq!(exit("socketpair", &pair, &Ok(0)), "socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [3, 4]) = 0");
     }
 
     #[test]

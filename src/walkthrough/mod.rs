@@ -36,6 +36,8 @@ use crate::diag::{Diag, TcpState};
 use crate::timeline::{Event, Side, Timeline, What};
 use crate::trace::parse_machine_line;
 
+pub mod crowd;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -159,7 +161,7 @@ fn complaints(stderr: &str) -> String {
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
-    matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
+    matches!(&e.what, What::Call { side, line, .. } if *side == who && crate::trace::split_pid_mark(line).1.starts_with(prefix))
 }
 
 /// A private directory for the server's `--ready-file`, removed on drop.
@@ -218,6 +220,9 @@ fn calls(side: Side, stderr: &str) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
     for line in stderr.lines() {
         if let Some((start_ns, end_ns, text)) = parse_machine_line(line) {
+            // The timeline tells the two processes apart by side; strace's `[pid N]` mark (the
+            // server runs a second thread) is left out of its lines.
+            let text = crate::trace::split_pid_mark(text).1;
             let what = What::Call { side, start_ns, line: text.to_string(), explain: None };
             events.push(Event { t_ns: end_ns, what });
         } else if let Some(sentence) = line.strip_prefix("    # ") {
@@ -372,6 +377,10 @@ struct Polled {
     now: Vec<(&'static str, TcpState, u32)>,
     /// How many dumps were made.
     dumps: u64,
+    /// The listener's (Recv-Q, Send-Q) in the latest dump: (waiting for accept, backlog).
+    listener: Option<(u32, u32)>,
+    /// The longest accept queue seen so far, with the backlog: (backlog, Recv-Q).
+    max_listener: Option<(u32, u32)>,
 }
 
 impl Poller {
@@ -413,6 +422,16 @@ impl Poller {
         }
     }
 
+    /// The listener's accept queue in the latest dump: (waiting, backlog).
+    fn listener_queue(&self) -> Option<(u32, u32)> {
+        lock(&self.shared).listener
+    }
+
+    /// The longest accept queue seen: (backlog, waiting).
+    fn max_listener_queue(&self) -> Option<(u32, u32)> {
+        lock(&self.shared).max_listener
+    }
+
     fn stop(self) -> Vec<Event> {
         self.stop.store(true, Ordering::Release);
         let _ = self.thread.join();
@@ -430,24 +449,22 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     let mut ready = Some(ready);
     let mut diag = Diag::open()?;
     let mut last: HashMap<Key, (&'static str, TcpState, u32, u32)> = HashMap::new();
-    // TIME-WAIT leftovers of an earlier run on the same port (with --port) are not this story.
-    let mut earlier: Option<Vec<Key>> = None;
+    // TIME-WAIT leftovers of an earlier run on the same port are not this story. They are told
+    // apart by cookie, not by addresses: loopback reuses TIME-WAIT port pairs (tcp_tw_reuse), so
+    // this session's client may have exactly the addresses of an old record.
+    let mut earlier: Option<Vec<u64>> = None;
     let until = Instant::now() + Duration::from_secs(2 * 3600);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
         let sockets = diag.dump_timed(libc::AF_INET, false)?;
         let end_ns = monotonic_ns();
         let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
         let earlier = earlier.get_or_insert_with(|| {
-            sockets
-                .iter()
-                .filter(|(_, s)| ours(s) && s.state == TcpState::TimeWait)
-                .map(|(_, s)| (s.local, s.remote))
-                .collect()
+            sockets.iter().filter(|(_, s)| ours(s) && s.state == TcpState::TimeWait).map(|(_, s)| s.cookie).collect()
         });
         let mut seen: Vec<Key> = Vec::new();
         let mut changes = Vec::new();
         // Each row is stamped with a time by which the kernel had read it (see `dump_timed`).
-        for (t_ns, s) in sockets.iter().filter(|(_, s)| ours(s) && !earlier.contains(&(s.local, s.remote))) {
+        for (t_ns, s) in sockets.iter().filter(|(_, s)| ours(s) && !earlier.contains(&s.cookie)) {
             // A listener has no peer (even after shutdown took it out of LISTEN).
             let role = match (s.remote.port() == 0, s.local.port() == port) {
                 (true, _) => "listener",
@@ -484,6 +501,13 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
         let mut shared = lock(out);
         shared.events.extend(changes.into_iter().map(|(t_ns, what)| Event { t_ns, what }));
         shared.now = last.values().map(|(role, state, recv_q, _)| (*role, *state, *recv_q)).collect();
+        let listening = last.values().find(|(role, state, ..)| *role == "listener" && *state == TcpState::Listen);
+        shared.listener = listening.map(|(_, _, recv_q, send_q)| (*recv_q, *send_q));
+        if let Some((waiting, backlog)) = shared.listener {
+            if shared.max_listener.is_none_or(|(_, most)| waiting > most) {
+                shared.max_listener = Some((backlog, waiting));
+            }
+        }
         shared.dumps += 1;
         drop(shared);
         if let Some(ready) = ready.take() {

@@ -34,14 +34,15 @@
 //! Ctrl-C, which the terminal sends to the whole process group, reaches the parent's stop and not
 //! the children's echoes.
 
+use crate::SockAddr;
 use std::io;
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::echo::accept::{no_delay, survive_accept_error};
+use crate::echo::accept::{announce, survive_accept_error};
 use crate::echo::config::ServerConfig;
+use crate::echo::endpoint::{Listener, Stream};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::session;
@@ -49,7 +50,6 @@ use crate::echo::stop::Stop;
 use crate::process::{self, Forked, Pid, SIGCHLD, SIGKILL, SignalFd};
 use crate::ready::{Interest, PollSet, Token};
 use crate::socket::{Socket, Type};
-use crate::tcp::{TcpListener, TcpStream};
 
 const LISTENER: Token = Token(0);
 const CHILDREN: Token = Token(1);
@@ -57,14 +57,14 @@ const CUT: Token = Token(2);
 
 /// What a child must close: the parent's descriptors it inherited.
 struct Inherited<'a> {
-    listener: &'a TcpListener,
+    listener: &'a Listener,
     signals: &'a SignalFd,
     cut: &'a Socket,
 }
 
 /// Forks a child per client until `stop` is requested; then waits for the children to end (at
 /// most until the cut, which kills the rest) and reaps every one.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     // Blocked in this thread (and, in the CLI, in every thread), so SIGCHLD stays pending for the
     // signalfd. A program that set SIGCHLD to SIG_IGN has the kernel reap for it: waitpid then
     // says ECHILD, and `reap` forgets the child.
@@ -128,14 +128,13 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
                 Err(e) => break Err(e),
             },
         };
-        sink(&Event::Accepted(peer));
-        no_delay(&conn);
+        announce(&conn, &peer, sink);
         match process::fork() {
             Ok(Forked::Child) => child(&inherited, conn, peer, &mut buf, config.limits(), sink),
             Ok(Forked::Parent(pid)) => children.push(pid),
             // EAGAIN: too many processes (RLIMIT_NPROC). The client is closed with the parent's
             // copy below; the error names the call.
-            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context("fork", Some(peer), e))),
+            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context_at("fork", &peer, e))),
         }
         // `conn` (the parent's copy) is closed here.
     };
@@ -162,7 +161,7 @@ fn reap(children: &mut Vec<Pid>) {
 /// The child: only this thread exists here. It unblocks SIGCHLD (blocked for the parent's
 /// signalfd; SIGINT and SIGTERM stay as inherited), closes its copies of the parent's descriptors,
 /// echoes, and `_exit`s without returning into the parent's code or running its destructors.
-fn child(parent: &Inherited<'_>, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
+fn child(parent: &Inherited<'_>, conn: Stream, peer: SockAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
     process::mark_fork_child();
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
         let _ = process::unblock_signals(&[SIGCHLD]);

@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
 use crate::echo::config::ServerConfig;
+use crate::echo::endpoint::Listener;
 use crate::echo::event::Sink;
 use crate::echo::session::{Conn, Want};
 use crate::echo::stop::Stop;
 use crate::ready::{self, Interest, PollSet, Token};
 use crate::socket::{Socket, Type};
-use crate::tcp::TcpListener;
 
 /// Entry 0: the listener, or once stopping the cut's wake line; connection `i` is `Token(i)` and
 /// entry `i + 1`.
@@ -37,7 +37,7 @@ const LISTENER: Token = Token(usize::MAX);
 const CUT: Token = Token(usize::MAX - 1);
 
 /// Serves every client from this one thread until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let max = config.max_conns.unwrap_or(usize::MAX);
     let mut buf = vec![0u8; config.buffer()];

@@ -19,17 +19,17 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
-use crate::echo::accept::{no_delay, survive_accept_error};
+use crate::echo::accept::{announce, survive_accept_error};
 use crate::echo::config::{DEFAULT_MAX_THREADS, ServerConfig};
+use crate::echo::endpoint::Listener;
 use crate::echo::event::{Event, Sink};
 use crate::echo::session;
-use crate::echo::stop::Stop;
-use crate::tcp::TcpListener;
+use crate::echo::stop::{Stop, unless_stopped};
 
 /// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
 /// then waits for every thread: each ends when its client closes, or at the cut (the end of the
 /// grace period), which shuts its connection down.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let max = config.max_conns.unwrap_or(DEFAULT_MAX_THREADS);
     // Each thread sends its id when it is done, so the loop can join it (and wait at the bound).
     let (done_tx, done_rx) = mpsc::channel();
@@ -48,12 +48,11 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
                 Err(e) => break Err(e),
             },
         };
-        sink(&Event::Accepted(peer));
-        no_delay(&conn);
+        announce(&conn, &peer, sink);
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
         let (id, done, conn_sink, size, limits, conn_stop) =
-            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer(), config.limits(), Arc::clone(stop));
+            (next_id, done_tx.clone(), unless_stopped(stop, sink), config.buffer(), config.limits(), Arc::clone(stop));
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
             // Declared first, dropped last: the loop hears "done" after the connection is
@@ -69,7 +68,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             Ok(handle) => drop(running.insert(id, handle)),
             // EAGAIN: out of threads (RLIMIT_NPROC). The closure was dropped, which closed the
             // connection; the error names the call that failed.
-            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context("spawn a thread", Some(peer), e))),
+            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context_at("spawn a thread", &peer, e))),
         }
     };
     for (_, handle) in running.drain() {
