@@ -162,8 +162,10 @@ fn demo_prints_both_sides_in_order_and_exits_zero() {
         "Server Recv Data: Hello (from 127.0.0.1:",
         "Server Send Data: Hello (to 127.0.0.1:",
         "Client Received: Hello",
-        "Closing connection to the server",
+        // The client sends its FIN (shutdown) and reads until the server's, to be sure nothing
+        // follows the echo; so the server's "Recv Over" comes before the client's close.
         "Server Recv Over (from 127.0.0.1:",
+        "Closing connection to the server",
         "Server stopped",
     ];
     assert_eq!(lines.len(), prefixes.len(), "{text}");

@@ -90,8 +90,10 @@ impl Server {
             result
         });
         drop(watch);
-        if self.stop.requested() {
-            sink(&Event::Drained(self.stop.drained()));
+        // How the connections open at a stop request ended; nothing to say when none was open.
+        let drained = self.stop.drained();
+        if drained.finished + drained.cut > 0 {
+            sink(&Event::Drained(drained));
         }
         // Close explicitly (not just drop) so a close error is not silently lost.
         match Arc::try_unwrap(self.bound) {

@@ -62,14 +62,16 @@ fn every_send_has_msg_nosignal() {
         }
         let log = std::env::temp_dir().join(format!("socklab-nosignal-{}-{}.log", model.name, std::process::id()));
         let log_s = log.display().to_string();
-        let wrapper = ["strace", "-f", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg", "-o", log_s.as_str()];
+        // -ff: one file per thread, so no call is split into "<unfinished ...>" and "<... resumed>"
+        // halves (the second of which has no flags) when two threads make calls at once.
+        let wrapper = ["strace", "-ff", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg", "-o", log_s.as_str()];
         let server = Server::start_wrapped(&model, &wrapper, &["--quiet"]);
         for len in [1, 5000, 100_000] {
             server.assert_echoes(&crate::common::pattern(len, len as u64));
         }
         let client_log = format!("{log_s}.client");
         let out = Command::new("strace")
-            .args(["-f", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg", "-o", &client_log])
+            .args(["-ff", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg", "-o", &client_log])
             .arg(env!("CARGO_BIN_EXE_socklab"))
             .args(["client", "-q", "--host", "127.0.0.1", "--port", &server.addr.port().to_string()])
             .output()
@@ -77,8 +79,7 @@ fn every_send_has_msg_nosignal() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         server.finish();
         for file in [log_s.clone(), client_log] {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            let _ = std::fs::remove_file(&file);
+            let text = read_per_thread_logs(&file);
             let sends: Vec<&str> = text.lines().filter(|l| l.contains("send")).collect();
             assert!(!sends.is_empty(), "[{}] no sends in {file}", model.name);
             for line in sends {
@@ -86,6 +87,22 @@ fn every_send_has_msg_nosignal() {
             }
         }
     }
+}
+
+/// The logs `strace -ff -o PREFIX` wrote (`PREFIX.TID`, one per thread), joined, then removed.
+fn read_per_thread_logs(prefix: &str) -> String {
+    let path = std::path::Path::new(prefix);
+    let (dir, name) = (path.parent().unwrap(), path.file_name().unwrap().to_string_lossy().into_owned());
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(tid) = file.strip_prefix(&format!("{name}.")) else { continue };
+        if tid.chars().all(|c| c.is_ascii_digit()) {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    text
 }
 
 /// The io_uring server makes no sendto at all: its sends are SQEs the kernel runs, which strace
