@@ -146,12 +146,12 @@ pub fn raise_open_files(need: Option<u64>) -> io::Result<u64> {
 /// The signals must be blocked in every thread ([`block_signals`] before spawning any); a fork
 /// child that wants them back must unblock them itself.
 #[derive(Debug)]
-pub struct SignalFd(OwnedFd);
+pub struct SignalFd(Option<OwnedFd>);
 
 impl SignalFd {
     /// A nonblocking, close-on-exec signalfd for `signals`.
     pub fn new(signals: &[Signal]) -> io::Result<SignalFd> {
-        sys::signalfd(signals).map(SignalFd)
+        sys::signalfd(signals).map(|fd| SignalFd(Some(fd)))
     }
 
     /// Takes every pending signal of the set off the pending set; returns how many were taken
@@ -160,7 +160,7 @@ impl SignalFd {
     pub fn drain(&self) -> io::Result<usize> {
         let mut taken = 0;
         loop {
-            match sys::read_signalfd(self.0.as_fd()) {
+            match sys::read_signalfd(self.as_fd()) {
                 Ok(_) => taken += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(taken),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -172,7 +172,16 @@ impl SignalFd {
 
 impl AsFd for SignalFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.0.as_ref().expect("present until dropped").as_fd()
+    }
+}
+
+impl Drop for SignalFd {
+    /// close(2) through `sys`, so `--trace` narrates it like every other close.
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            let _ = crate::sys::close(fd);
+        }
     }
 }
 

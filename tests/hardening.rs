@@ -212,3 +212,34 @@ fn the_library_keeps_the_errno_reachable() {
     assert_eq!(os.raw_os_error(), Some(libc::EADDRINUSE));
     assert_eq!(err.to_string(), format!("bind {addr}: EADDRINUSE (Address already in use)"));
 }
+
+#[test]
+fn multicast_and_broadcast_hosts_are_refused_for_a_listener() {
+    for host in ["224.0.0.1", "255.255.255.255", "ff02::1"] {
+        let (out, _) = run_bounded(&["server", "--host", host, "--port", "0"], Duration::from_secs(10));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{host}: {err}");
+        assert!(err.contains("--host") && err.contains("multicast or broadcast"), "{host}: {err}");
+    }
+}
+
+/// The notice for a server reachable from other machines: once, after bind, with the real port,
+/// also under --quiet.
+#[test]
+fn the_non_loopback_notice_names_the_bound_address_even_when_quiet() {
+    let ready = common::ReadyFile::new();
+    let mut child = socklab()
+        .args(["server", "--host", "0.0.0.0", "--port", "0", "--quiet"])
+        .args(ready.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut child);
+    common::signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains(&format!("listening on 0.0.0.0:{}", addr.port())) && addr.port() != 0, "{err}");
+}

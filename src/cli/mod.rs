@@ -652,8 +652,10 @@ fn server(args: ServerArgs) -> io::Result<()> {
         let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
         return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
     }
-    if transport.unix_addr().is_none() && !addr.ip().is_loopback() && !args.quiet {
-        let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
+    let ip = addr.ip().to_canonical(); // ::ffff:127.0.0.1 is 127.0.0.1
+    if transport.unix_addr().is_none() && (ip.is_multicast() || ip == std::net::Ipv4Addr::BROADCAST) {
+        let why = format!("{ip} is a multicast or broadcast address, which a listener cannot bind; use localhost");
+        return Err(usage("--host", io::Error::new(io::ErrorKind::InvalidInput, why)));
     }
     let config = ServerConfig {
         addr,
@@ -685,6 +687,11 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let server_is_tcp = config.transport == Transport::Tcp;
     let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
+    // Once, after bind, with the address really bound; on stderr even under --quiet, since a
+    // server reachable from other machines is worth knowing about whatever else is silenced.
+    if let Some(bound) = server.local_addr().as_socket().filter(|a| !a.ip().to_canonical().is_loopback()) {
+        let _ = writeln!(io::stderr(), "socklab: note: listening on {bound}, which is reachable from other machines");
+    }
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;

@@ -267,7 +267,17 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
         // SAFETY: `ptr` points to `size` writable bytes for the whole call.
         unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), size) },
         [Arg::Fd(fd.as_raw_fd()), Arg::OptOut, Arg::Int(size as i64)]
-            => |res| [Arg::Fd(fd.as_raw_fd()), if res.is_ok() { Arg::Name("{ssi_signo=SIGCHLD, ...}") } else { Arg::OptOut }, Arg::Int(size as i64)]
+            // As strace shows a read: the bytes the kernel wrote, or the buffer's address.
+            => |res| [Arg::Fd(fd.as_raw_fd()), if res.is_ok() { Arg::Data(siginfo_bytes(&info)) } else { Arg::Ptr(ptr as usize) }, Arg::Int(size as i64)]
     )?;
     Ok(info.ssi_signo as libc::c_int)
+}
+
+/// The bytes of a `signalfd_siginfo`, for the narration.
+fn siginfo_bytes(info: &libc::signalfd_siginfo) -> &[u8] {
+    // SAFETY: signalfd_siginfo is plain C data without padding holes the kernel did not write
+    // (it fills all 128 bytes); the slice borrows `info` for its lifetime.
+    unsafe {
+        std::slice::from_raw_parts((info as *const libc::signalfd_siginfo).cast::<u8>(), std::mem::size_of_val(info))
+    }
 }
