@@ -32,12 +32,15 @@ pub fn epoll_create1(flags: libc::c_int) -> io::Result<OwnedFd> {
 /// back unchanged with every event of this descriptor (callers store a token in it).
 pub fn epoll_ctl(epfd: BorrowedFd<'_>, op: libc::c_int, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
     let mut event = EpollEvent { events, u64: data };
-    // strace prints NULL for EPOLL_CTL_DEL's event, which the kernel ignores.
+    // EPOLL_CTL_DEL's event is ignored by the kernel (since Linux 2.6.9): pass NULL, as strace
+    // then shows it, so the narration says what was really passed.
     let shown = if op == EPOLL_CTL_DEL { Arg::Null } else { Arg::EpollEvent { events, data } };
+    let ptr: *mut EpollEvent = if op == EPOLL_CTL_DEL { std::ptr::null_mut() } else { &mut event };
     syscall!(
         "epoll_ctl",
-        // SAFETY: `event` is a valid epoll_event for the whole call (the kernel only reads it).
-        unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd.as_raw_fd(), &mut event) },
+        // SAFETY: `ptr` is NULL (EPOLL_CTL_DEL, where the kernel ignores it) or points to `event`,
+        // a valid epoll_event for the whole call (the kernel only reads it).
+        unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd.as_raw_fd(), ptr) },
         [Arg::Fd(epfd.as_raw_fd()), Arg::EpollOp(op), Arg::Fd(fd.as_raw_fd()), shown]
     )
     .map(drop)
