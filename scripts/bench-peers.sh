@@ -7,6 +7,8 @@
 #   scripts/bench-peers.sh                      # all scenarios, 5 rounds of 2 s per server
 #   ROUNDS=7 DURATION=3 scripts/bench-peers.sh > table.md
 #   ONLY="pp100 bulk" SERVERS="epoll epoll-1t c-epoll tokio" scripts/bench-peers.sh
+#   EXTRA_mine='/path/to/other/socklab server --host 127.0.0.1 --port PORT --model epoll --quiet' \
+#     SERVERS="epoll mine c-epoll" scripts/bench-peers.sh      # a build under test, by name
 #
 # Method, per scenario: every server that can serve it is started at once (each on its own
 # loopback port), then ROUNDS rounds drive each server in turn for DURATION seconds; round r
@@ -61,7 +63,11 @@ server_cmd() {
     tokio) echo "bench/peers/tokio-echo/target/release/tokio-echo $2" ;;
     socat) echo "socat TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr PIPE" ;;
     c-epoll) echo "$OUT/c-epoll-echo $2" ;;
-    *) echo "unknown server $1" >&2; return 1 ;;
+    *)
+      # A server under test: EXTRA_<name>='command line with PORT' (dashes in the name become _).
+      local var="EXTRA_${1//-/_}"
+      if [ -n "${!var:-}" ]; then echo "${!var//PORT/$2}"; else echo "unknown server $1" >&2; return 1; fi
+      ;;
   esac
 }
 
