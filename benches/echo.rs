@@ -9,8 +9,8 @@ fn main() {
     use socklab::bench::{self, BenchConfig, Mode};
     use socklab::echo::{Event, Model, Server, ServerConfig};
 
-    let mut config = ServerConfig::new(([127, 0, 0, 1], 0).into());
-    (config.model, config.backlog, config.buffer) = (Model::Epoll, socklab::echo::somaxconn(), 65536);
+    // The epoll model's own defaults: the kernel's somaxconn backlog and a 64 KiB buffer.
+    let config = ServerConfig::for_model(([127, 0, 0, 1], 0).into(), Model::Epoll);
     let server = Server::bind(config).expect("bind").spawn(Arc::new(|_: &Event<'_>| {})).expect("spawn");
     for (mode, conns, size) in
         [(Mode::Pingpong, 1, 64), (Mode::Pingpong, 100, 64), (Mode::Bulk, 1, 65536), (Mode::Connrate, 4, 64)]

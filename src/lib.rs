@@ -3,17 +3,24 @@
 //! The crate is a house of floors; arrows point down only.
 //!
 //! ```text
-//! cli (src/main.rs, src/cli/)   argument parsing and printing
-//! walkthrough (src/walkthrough/) records a session: server + client processes, capture and states
-//! timeline (src/timeline/)       the event model and its renderers; the crate's one JSON writer/reader
-//! echo (src/echo/)              the tutorial's echo server and client, and their stop switch
-//! trace (src/trace/)            --trace / --explain / --step: each syscall in strace's words
-//! capture (src/capture/)        TCP segments on lo through AF_PACKET, parsed in safe code
-//! diag (src/diag/)              socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
-//! bench (src/bench/)            the load generator of `socklab bench`
-//! tcp.rs, socket.rs             TcpListener / TcpStream (Read, Write, AsFd), Socket (closes on drop)
-//! sys (src/sys/)                one fn per syscall; the only `unsafe` in the crate
+//! top      cli (src/main.rs, src/cli/)  argument parsing and printing only
+//! floor 4  walkthrough/  records a session: server + client processes, capture and states
+//!          timeline/     the one event model and its renderers; the crate's one JSON writer/reader
+//!          echo/         the tutorial's server (model/iterative.rs) and client, the other models
+//!          trace/        --trace / --explain / --step: each syscall in strace's words
+//!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
+//!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
+//!          bench/        the load generator of `socklab bench`
+//! floor 3  tcp.rs        TcpListener / TcpStream (Read, Write, AsFd, std conversions)
+//!          ready/        Epoll and PollSet: typed Interest, Token, Readiness
+//! floor 2  socket.rs     Socket of any family (typed Domain, Type, Protocol, options; closes on drop)
+//!          process.rs    fork, wait, kill, signal masks and sigwait, resource limits
+//! floor 1  sys/          one fn per syscall through one syscall! helper; SockAddr for every
+//!                        family; the only `unsafe` in the crate
 //! ```
+//!
+//! Features (floor 4) use floors 2-3 and the safe re-exports below ([`SockAddr`], [`clock`],
+//! [`names`]); they never call `sys` directly, so every kernel call has one place to be narrated.
 //!
 //! `#![deny(unsafe_code)]` below makes any `unsafe` outside `sys` a compile error; `sys` alone is
 //! `#[allow(unsafe_code)]`.
@@ -31,6 +38,7 @@ pub mod diag;
 pub mod echo;
 pub mod error;
 pub mod process;
+pub mod ready;
 pub mod resolve;
 pub mod socket;
 #[allow(unsafe_code)]

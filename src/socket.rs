@@ -517,6 +517,12 @@ impl From<Socket> for OwnedFd {
     }
 }
 
+impl AsRef<Socket> for Socket {
+    fn as_ref(&self) -> &Socket {
+        self
+    }
+}
+
 impl AsFd for Socket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd()

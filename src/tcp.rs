@@ -260,4 +260,16 @@ impl Write for TcpStream {
 }
 
 socket_type_traits!(TcpListener, std::net::TcpListener);
+
+impl AsRef<Socket> for TcpListener {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
+}
+
+impl AsRef<Socket> for TcpStream {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
+}
 socket_type_traits!(TcpStream, std::net::TcpStream);

@@ -35,7 +35,7 @@ fn every_mode_is_byte_exact_against_every_nonforking_model() {
     for model in [Model::Iterative, Model::Thread, Model::Poll, Model::Epoll] {
         for host in common::hosts() {
             let mut config = ServerConfig::new(SocketAddr::new(host.parse().unwrap(), 0));
-            (config.model, config.backlog, config.threads, config.buffer) = (model, 128, 2, 65536);
+            (config.model, config.backlog, config.threads, config.buffer) = (model, Some(128), 2, Some(65536));
             let server = Server::bind(config).unwrap().spawn(Arc::new(|_: &Event<'_>| {})).unwrap();
             // The iterative server serves one connection at a time: one connection only.
             let conns = if model == Model::Iterative { 1 } else { 20 };

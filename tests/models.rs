@@ -111,7 +111,7 @@ fn quiet() -> socklab::echo::Sink {
 fn spawn_lib(host: &str, model: Model, tweak: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
     let mut config = ServerConfig::new(SocketAddr::new(host.parse().unwrap(), 0));
     config.model = model;
-    config.backlog = 128;
+    config.backlog = Some(128);
     config.threads = 2;
     tweak(&mut config);
     Server::bind(config).expect("bind").spawn(quiet()).expect("spawn")
@@ -150,7 +150,7 @@ fn every_model_echoes_exactly_through_the_library() {
 fn a_client_that_stops_reading_gets_every_byte_once_it_reads_again() {
     for model in Model::ALL {
         let _guard = guard(model);
-        let server = spawn_lib("127.0.0.1", model, |c| c.buffer = 65536);
+        let server = spawn_lib("127.0.0.1", model, |c| c.buffer = Some(65536));
         let payload = pattern(16 << 20, 7);
         let mut client = TcpStream::connect(server.addr()).unwrap();
         client.set_nonblocking(true).unwrap();

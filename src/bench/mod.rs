@@ -20,14 +20,13 @@ mod report;
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use crate::SockAddr;
+use crate::ready::{Epoll, Events, Interest, Readiness, Token};
 use crate::socket::{Domain, Socket, Type};
-use crate::sys::{self, epoll::*};
 use pattern::Pattern;
 pub use report::{Latency, Progress, Report};
 
@@ -109,7 +108,7 @@ struct Conn {
 
 struct Run<'a> {
     config: &'a BenchConfig,
-    epoll: std::os::fd::OwnedFd,
+    epoll: Epoll,
     pattern: Pattern,
     conns: Vec<Conn>,
     hist: Histogram<u64>,
@@ -136,7 +135,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
     let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other)?;
     let mut run = Run {
         config,
-        epoll: sys::epoll::epoll_create1(EPOLL_CLOEXEC)?,
+        epoll: Epoll::new()?,
         pattern: Pattern::new(config.seed, config.size.max(RECV_BUF)),
         conns: Vec::with_capacity(config.conns),
         hist,
@@ -167,7 +166,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         });
         run.open(i)?;
     }
-    let mut events = vec![EpollEvent { events: 0, u64: 0 }; 1024];
+    let mut events = Events::with_capacity(1024);
     let deadline = start + config.duration;
     let mut next_tick = start + Duration::from_secs(1);
     let mut end = None;
@@ -186,14 +185,10 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
             next_tick += Duration::from_secs(1);
         }
         let wake = if run.ending { deadline + config.grace } else { deadline.min(next_tick) };
-        let timeout = wake.saturating_duration_since(now).as_millis().clamp(1, 1000) as i32;
-        let n = match epoll_wait(run.epoll.as_fd(), &mut events, timeout) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            result => result?,
-        };
-        for event in &events[..n] {
-            let (flags, i) = (event.events, event.u64 as usize);
-            run.ready(i, flags)?;
+        let timeout = wake.saturating_duration_since(now).clamp(Duration::from_millis(1), Duration::from_secs(1));
+        run.epoll.wait(&mut events, Some(timeout))?;
+        for event in events.iter() {
+            run.ready(event)?;
         }
     }
     let elapsed = end.unwrap_or_else(Instant::now) - start;
@@ -236,8 +231,7 @@ impl Run<'_> {
         if let Err(e) = socket.connect_nonblocking(&SockAddr::from(addr)) {
             return self.fail(i, &e, false);
         }
-        let events = (EPOLLIN | EPOLLOUT | EPOLLRDHUP | libc::EPOLLET) as u32;
-        epoll_ctl(self.epoll.as_fd(), EPOLL_CTL_ADD, socket.as_fd(), events, i as u64)?;
+        self.epoll.add(&socket, Token(i), Interest::READABLE.and_writable().edge_triggered())?;
         let conn = &mut self.conns[i];
         conn.socket = Some(socket);
         conn.connected = false;
@@ -259,7 +253,8 @@ impl Run<'_> {
     }
 
     /// An epoll event for connection `i`.
-    fn ready(&mut self, i: usize, flags: u32) -> io::Result<()> {
+    fn ready(&mut self, event: Readiness) -> io::Result<()> {
+        let i = event.token.0;
         let Some(socket) = &self.conns[i].socket else { return Ok(()) };
         if !self.conns[i].connected {
             // The handshake ended: SO_ERROR says how.
@@ -267,7 +262,7 @@ impl Run<'_> {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => return self.fail(i, &e, true),
             }
-            if flags & (EPOLLOUT | EPOLLERR | EPOLLHUP) as u32 == 0 {
+            if !(event.writable || event.error || event.hangup) {
                 return Ok(());
             }
             let _ = socket.set_nodelay(true);
@@ -294,7 +289,7 @@ impl Run<'_> {
                 break; // nothing outstanding: whatever more arrives comes with a new edge
             }
             let want = ((conn.tx - conn.rx) as usize).min(RECV_BUF);
-            match sys::recv(socket.as_fd(), &mut self.buf[..want], 0) {
+            match socket.recv(&mut self.buf[..want]) {
                 Ok(0) => {
                     let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection");
                     return self.fail(i, &e, false);
@@ -349,7 +344,7 @@ impl Run<'_> {
                 break;
             }
             let len = (conn.limit - conn.tx).min(size) as usize;
-            match sys::send(socket.as_fd(), self.pattern.at(conn.base + conn.tx, len), libc::MSG_NOSIGNAL) {
+            match socket.send(self.pattern.at(conn.base + conn.tx, len)) {
                 Ok(n) => self.conns[i].tx += n as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Model, Server, ServerConfig, Sink, somaxconn};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -346,11 +346,10 @@ fn server(args: ServerArgs) -> io::Result<()> {
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
-    let blocking = matches!(args.model, Model::Iterative | Model::Fork | Model::Thread);
     let config = ServerConfig {
         addr,
-        backlog: args.backlog.unwrap_or(if args.model == Model::Iterative { 5 } else { somaxconn() }),
-        buffer: args.buffer.unwrap_or(if blocking { 2048 } else { 65536 }),
+        backlog: args.backlog,
+        buffer: args.buffer,
         model: args.model,
         threads: args.threads.map_or(0, |n| n as usize),
         max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),

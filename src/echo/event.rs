@@ -54,7 +54,7 @@ pub fn show_data(data: &[u8]) -> String {
 /// so a log line can be matched against strace and man pages; otherwise its own message.
 fn show_error(err: &io::Error) -> String {
     match err.raw_os_error() {
-        Some(errno) => crate::sys::names::errno_display(errno),
+        Some(errno) => crate::names::errno_display(errno),
         None => err.to_string(),
     }
 }

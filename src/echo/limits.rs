@@ -1,4 +1,5 @@
-//! Per-connection time limits, so a slow or silent client cannot hold a server forever.
+//! Per-connection time limits, so a slow or silent client cannot hold a server forever. The echo
+//! itself is in `session.rs`; this file only keeps the clocks.
 //!
 //! Both limits are enforced with the kernel's socket timeouts, not with timers of our own:
 //! `SO_RCVTIMEO` / `SO_SNDTIMEO` make a blocking recv/send give up with `EAGAIN` after that long
@@ -11,10 +12,8 @@
 //!   idle — is still closed when its time is up.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::event::{Event, Sink};
 use crate::tcp::TcpStream;
 
 /// The limits a server applies to each connection. `None`: no limit (the tutorial's behaviour).
@@ -126,55 +125,8 @@ impl Clock {
     }
 }
 
-/// A poll(2)/epoll_wait(2) timeout in milliseconds until `next` (rounded up, so the loop does not
-/// wake a moment early and spin); `-1` (wait forever) when there is none.
-pub fn timeout_ms(next: Option<Instant>, now: Instant) -> libc::c_int {
-    match next {
-        None => -1,
-        Some(at) => {
-            let left = at.saturating_duration_since(now);
-            left.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
-        }
-    }
-}
-
 fn show(d: Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
-}
-
-/// The echo loop with limits: recv, send back, until the peer closes, a limit is hit, or the
-/// connection fails. Errors end this connection only and are reported once.
-pub fn echo_limited(conn: &TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) {
-    if let Err(e) = echo_loop(conn, peer, buf, limits, sink) {
-        sink(&Event::ConnectionError(peer, &e));
-    }
-}
-
-fn echo_loop(conn: &TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> io::Result<()> {
-    let deadline = Deadline::start(conn, limits)?;
-    loop {
-        deadline.before_io(conn)?;
-        let n = conn.recv(buf).map_err(|e| deadline.explain(e))?;
-        if n == 0 {
-            // The client sent FIN: its side is closed, and so everything was echoed.
-            sink(&Event::ServerRecvOver(peer));
-            return Ok(());
-        }
-        sink(&Event::ServerReceived(peer, &buf[..n]));
-        sink(&Event::ServerSending(peer, &buf[..n]));
-        // send_all, with the budget checked before every send: a client reading one byte a
-        // second makes progress on each send and would otherwise never time out.
-        // EPIPE / ECONNRESET here mean the client left without reading its echo; MSG_NOSIGNAL
-        // turns what would be a SIGPIPE death into that error.
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            deadline.before_io(conn)?;
-            match conn.send(rest).map_err(|e| deadline.explain(e))? {
-                0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "send accepted no bytes")),
-                sent => rest = &rest[sent..],
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -198,8 +150,5 @@ mod tests {
         assert_eq!(clock.next_expiry(), Some(t0 + Duration::from_secs(5)));
         assert!(clock.expired(t0 + Duration::from_secs(5)).unwrap().to_string().contains("--max-conn-time"));
         assert_eq!(Clock::new(Limits::default()).next_expiry(), None);
-        assert_eq!(timeout_ms(None, t0), -1);
-        assert_eq!(timeout_ms(Some(t0 + Duration::from_micros(1500)), t0), 2);
-        assert_eq!(timeout_ms(Some(t0), t0 + Duration::from_secs(1)), 0);
     }
 }

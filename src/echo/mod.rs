@@ -1,28 +1,33 @@
 //! Floor 4: the tutorial's echo server and client, as a library.
 //!
-//! - [`Server`] binds (socket, setsockopt, bind, listen) and serves until stopped; [`Server::spawn`]
-//!   runs it on a thread and returns a [`ServerHandle`] — the fixture other projects' tests use.
-//! - [`client::run`] is the tutorial's client: connect, send the message, read the echo back in
-//!   chunks until every byte returned, compare, close.
-//! - [`Stop`] is how a server is told to finish: it sets a flag and shuts down the sockets the
-//!   server is blocked on, which wakes the blocked accept/recv at once (see `stop.rs`).
-//! - [`Model`] picks how clients are served together, one file each: [`iterative`] (the
-//!   tutorial's), [`fork`], [`thread`], [`poll`], `epoll` (Linux).
-//! - What happens is reported as [`Event`]s to a sink; the CLI prints them as the tutorial's lines.
+//! ```text
+//! server.rs   Server: bind (socket, setsockopt, bind, listen), run a model until stopped, close;
+//!             Server::spawn runs it on a thread and returns a ServerHandle (a test fixture)
+//! config.rs   Model and ServerConfig, with each model's defaults
+//! model/      one file per concurrency model, holding only its loop: iterative (the tutorial's),
+//!             fork, thread, poll, epoll (Linux)
+//! session.rs  one client's echo: the tutorial's blocking loop, and its nonblocking state machine
+//! accept.rs   taking connections, and the one table of accept errors
+//! limits.rs   --idle-timeout / --max-conn-time clocks
+//! stop.rs     the stop switch: a flag plus shutdown(2) of whatever the server is blocked on
+//! event.rs    what happens, reported as Events to a sink; the CLI prints the tutorial's lines
+//! client.rs   the tutorial's client: connect, send, read the echo back in chunks, close
+//! ```
+//!
+//! Arrows inside the folder point one way: server → model → session/accept → config/limits/
+//! stop/event.
 
+pub mod accept;
 pub mod client;
-#[cfg(socklab_epoll)]
-pub mod epoll;
+pub mod config;
 mod event;
-pub mod fork;
-pub mod iterative;
 pub mod limits;
-mod nonblocking;
-pub mod poll;
+pub mod model;
 mod server;
+pub mod session;
 mod stop;
-pub mod thread;
 
+pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, somaxconn};
 pub use event::{Event, Sink, show_data};
-pub use server::{DEFAULT_MAX_THREADS, Model, Server, ServerConfig, ServerHandle, somaxconn};
+pub use server::{Server, ServerHandle};
 pub use stop::Stop;

@@ -10,13 +10,14 @@
 //! The shutdown state persists, so there is no lost wake-up: a server that checks the flag just
 //! before the request still finds its next accept or recv failing at once.
 
+use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sys;
+use crate::socket::Socket;
 
-type Watched = Arc<dyn AsFd + Send + Sync>;
+type Watched = Arc<dyn AsRef<Socket> + Send + Sync>;
 
 /// A stop request shared between a server and whoever may stop it.
 #[derive(Default)]
@@ -83,7 +84,7 @@ impl Stop {
 
 fn wake(socket: &Watched) {
     // ENOTCONN (the peer already left) is fine: there is nothing left to wake.
-    let _ = sys::shutdown(socket.as_fd(), libc::SHUT_RDWR);
+    let _ = (**socket).as_ref().shutdown(Shutdown::Both);
 }
 
 /// Unregisters its socket from the [`Stop`] when dropped.
@@ -94,7 +95,7 @@ pub struct Watch {
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watch").field("fd", &self.socket.as_fd()).finish()
+        f.debug_struct("Watch").field("fd", &(*self.socket).as_ref().as_fd()).finish()
     }
 }
 

@@ -40,6 +40,10 @@ const STORAGE: usize = mem::size_of::<libc::sockaddr_storage>();
 /// `offsetof(struct sockaddr_un, sun_path)`: the family field before the path.
 const SUN_PATH_OFFSET: usize = mem::size_of::<libc::sa_family_t>();
 
+/// `ETH_P_ALL`: every EtherType, for a packet socket's protocol and address.
+#[cfg(socklab_af_packet)]
+pub const ETH_P_ALL: u16 = 0x0003;
+
 /// `sizeof(sun_path)`: 108 bytes on Linux, 104 on the BSDs.
 pub const SUN_PATH_LEN: usize = mem::size_of::<libc::sockaddr_un>() - SUN_PATH_OFFSET;
 
@@ -152,7 +156,7 @@ impl SockAddr {
     /// An `AF_PACKET` address receiving every frame (`ETH_P_ALL`) of interface `ifindex`.
     #[cfg(socklab_af_packet)]
     pub fn packet_all(ifindex: i32) -> SockAddr {
-        SockAddr::packet(ifindex, super::packet::ETH_P_ALL)
+        SockAddr::packet(ifindex, ETH_P_ALL)
     }
 
     /// An `AF_NETLINK` address: port id `pid` (0: the kernel) and multicast `groups`.

@@ -51,6 +51,15 @@ macro_rules! syscall {
     };
 }
 
+/// Narrates a call that never returns (`_exit`): only its entry can be reported.
+macro_rules! syscall_noreturn {
+    ($name:expr, [$($arg:expr),* $(,)?]) => {
+        if $crate::sys::trace::enabled() {
+            $crate::sys::trace::enter($name, &[$($arg),*]);
+        }
+    };
+}
+
 mod addr;
 pub mod clock;
 #[cfg(socklab_epoll)]

@@ -10,8 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::trace::Arg;
 
-/// `ETH_P_ALL`: every protocol, for socket(2)'s third argument (after `htons`).
-pub const ETH_P_ALL: u16 = 0x0003;
+pub use super::addr::ETH_P_ALL;
 
 /// `socket(2)`'s protocol argument for "every EtherType": `htons(ETH_P_ALL)`.
 pub const ALL_PROTOCOLS: libc::c_int = ETH_P_ALL.to_be() as libc::c_int;

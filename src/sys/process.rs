@@ -64,9 +64,7 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
 /// handlers, flushing C stdio or running Rust destructors — what a fork child must do, since those
 /// belong to the parent's copy of the program.
 pub fn exit(code: libc::c_int) -> ! {
-    if super::trace::enabled() {
-        super::trace::enter("exit_group", &[Arg::Int(code.into())]);
-    }
+    syscall_noreturn!("exit_group", [Arg::Int(code.into())]);
     // SAFETY: _exit never returns and touches no memory of ours.
     unsafe { libc::_exit(code) }
 }

@@ -362,11 +362,11 @@ fn accept_error_policy() {
     let sink: socklab::echo::Sink = Arc::new(|_: &socklab::echo::Event<'_>| {});
     for errno in [libc::ECONNABORTED, libc::EPROTO, libc::EPERM, libc::EMFILE, libc::ENFILE, libc::ENOBUFS] {
         let err = std::io::Error::from_raw_os_error(errno);
-        assert!(socklab::echo::iterative::survive_accept_error(err, &sink).is_ok(), "errno {errno}");
+        assert!(socklab::echo::accept::survive_accept_error(err, &sink).is_ok(), "errno {errno}");
     }
     for errno in [libc::EBADF, libc::EINVAL, libc::ENOTSOCK] {
         let err = std::io::Error::from_raw_os_error(errno);
-        assert!(socklab::echo::iterative::survive_accept_error(err, &sink).is_err(), "errno {errno}");
+        assert!(socklab::echo::accept::survive_accept_error(err, &sink).is_err(), "errno {errno}");
     }
 }
 

@@ -21,28 +21,30 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::event::{Event, Sink};
-use super::iterative::{no_delay, survive_accept_error};
-use super::limits::{Limits, echo_limited};
-use super::server::ServerConfig;
-use super::stop::Stop;
-use crate::sys::process::{self as sys, Disposition, Forked};
-use crate::sys::{PollFd, poll};
+use crate::echo::accept::{no_delay, survive_accept_error};
+use crate::echo::config::ServerConfig;
+use crate::echo::event::{Event, Sink};
+use crate::echo::limits::Limits;
+use crate::echo::session;
+use crate::echo::stop::Stop;
+use crate::process::{self, Disposition, Forked, Pid, SIGCHLD, SIGKILL};
+use crate::ready::{Interest, PollSet, Token};
 use crate::tcp::{TcpListener, TcpStream};
 
 /// Forks a child per client until `stop` is requested; then ends and reaps every child.
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     // Keep a SIG_IGN the program chose (the kernel then reaps for us); replace the default.
-    if sys::sigaction(sys::SIGCHLD, Disposition::Interrupt)? == Disposition::Ignore {
-        sys::sigaction(sys::SIGCHLD, Disposition::Ignore)?;
+    if process::set_disposition(SIGCHLD, Disposition::Interrupt)? == Disposition::Ignore {
+        process::set_disposition(SIGCHLD, Disposition::Ignore)?;
     }
-    sys::sigprocmask(sys::SIG_UNBLOCK, &[sys::SIGCHLD])?;
-    // Allocated before any fork, so a child never needs the allocator (see `sys::process::fork`).
-    let mut buf = vec![0u8; config.buffer];
+    process::unblock_signals(&[SIGCHLD])?;
+    // Allocated before any fork, so a child never needs the allocator (see `process::fork`).
+    let mut buf = vec![0u8; config.buffer()];
+    let mut at_bound = PollSet::new();
     let mut children = Vec::new();
     let max = config.max_conns.unwrap_or(usize::MAX);
     let result = loop {
@@ -51,8 +53,9 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
             // At the --max-conns bound, accept nothing until a child ends: the next clients wait
             // in the listen queue. SIGCHLD interrupts this poll (EINTR); the stop makes the
             // listener report POLLHUP; the timeout covers a SIGCHLD that came just before it.
-            let mut fds = [PollFd { fd: listener.as_raw_fd(), events: 0, revents: 0 }];
-            let _ = poll(&mut fds, 100);
+            at_bound.clear();
+            at_bound.push(listener, Token(0), Interest::NONE);
+            let _ = at_bound.wait(Some(Duration::from_millis(100)));
             if stop.requested() {
                 break Ok(());
             }
@@ -72,7 +75,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         };
         sink(&Event::Accepted(peer));
         no_delay(&conn);
-        match sys::fork() {
+        match process::fork() {
             Ok(Forked::Child) => child(listener, conn, peer, &mut buf, config.limits(), sink),
             Ok(Forked::Parent(pid)) => children.push(pid),
             Err(e) => sink(&Event::ConnectionError(peer, &e)), // EAGAIN: too many processes
@@ -83,21 +86,17 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
     // reach them. SIGKILL, not SIGTERM: a child has nothing to flush, and the program may have
     // blocked or caught SIGTERM (the CLI blocks it in every thread).
     for &pid in &children {
-        let _ = sys::kill(pid, sys::SIGKILL);
+        let _ = process::kill(pid, SIGKILL);
     }
     for pid in children {
-        while let Err(e) = sys::waitpid(pid, 0) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                break; // ECHILD: already reaped (SIGCHLD ignored)
-            }
-        }
+        let _ = process::wait(pid); // ECHILD: already reaped (SIGCHLD ignored)
     }
     result
 }
 
 /// Waits, without blocking, for every child of ours that has exited.
-fn reap(children: &mut Vec<libc::pid_t>) {
-    children.retain(|&pid| matches!(sys::waitpid(pid, sys::WNOHANG), Ok(None)));
+fn reap(children: &mut Vec<Pid>) {
+    children.retain(|&pid| matches!(process::reap(pid), Ok(None)));
 }
 
 /// The child: only this thread exists here. It restores the signal mask it inherited (the CLI
@@ -105,10 +104,10 @@ fn reap(children: &mut Vec<libc::pid_t>) {
 /// returning into the parent's code or running its destructors.
 fn child(listener: &TcpListener, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
-        let _ = sys::sigprocmask(sys::SIG_SETMASK, &[]);
-        let _ = sys::close_inherited(listener.as_fd());
-        echo_limited(&conn, peer, buf, limits, sink);
+        let _ = process::set_signal_mask(&[]);
+        let _ = process::close_inherited(listener);
+        session::serve(&conn, peer, buf, limits, sink);
         conn.close()
     }));
-    sys::exit(if matches!(served, Ok(Ok(()))) { 0 } else { 1 })
+    process::exit_now(if matches!(served, Ok(Ok(()))) { 0 } else { 1 })
 }

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
-use super::event::{Event, Sink};
-use super::iterative::{no_delay, survive_accept_error};
-use super::limits::echo_limited;
-use super::server::{DEFAULT_MAX_THREADS, ServerConfig};
-use super::stop::Stop;
+use crate::echo::accept::{no_delay, survive_accept_error};
+use crate::echo::config::{DEFAULT_MAX_THREADS, ServerConfig};
+use crate::echo::event::{Event, Sink};
+use crate::echo::session;
+use crate::echo::stop::Stop;
 use crate::tcp::TcpListener;
 
 /// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
@@ -52,14 +52,14 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
         let (id, done, conn_sink, size, limits) =
-            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer, config.limits());
+            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer(), config.limits());
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
             // Declared first, dropped last: the loop hears "done" after the connection is
             // closed, and even if this thread panics.
             let _done = Done(done, id);
             let mut buf = vec![0u8; size];
-            echo_limited(&conn, peer, &mut buf, limits, &conn_sink);
+            session::serve(&conn, peer, &mut buf, limits, &conn_sink);
             drop(watch);
             drop(conn);
         });

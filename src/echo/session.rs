@@ -1,11 +1,24 @@
-//! What the poll and epoll servers share: a connection's whole state, and what to do when the
-//! kernel says it is readable or writable.
+//! One client's echo session, in both shapes the models need.
 //!
-//! Backpressure: the echo is sent from the thread's read buffer. If the client does not read and
-//! its socket's send buffer fills, send takes only part (or `EAGAIN`); the unsent remainder is the
-//! only thing kept per connection, and the server stops reading that client until the remainder
-//! is gone (it waits for writability instead). A client that never reads thus costs at most one
-//! buffer's worth of memory, not unbounded buffering.
+//! **Blocking** (iterative, fork, thread): the tutorial's loop, as it wrote it —
+//!
+//! ```text
+//! loop {
+//!     data = recv(conn, 2048)     // blocks until bytes arrive; 0 = the client sent its FIN
+//!     if data is empty { break }
+//!     send_all(conn, data)        // echo it back, looping over short writes
+//! }
+//! ```
+//!
+//! — with the time limits applied by wrapping the stream ([`Limited`]): the loop stays the
+//! tutorial's, and `--idle-timeout` / `--max-conn-time` become errors of its recv and send.
+//!
+//! **Nonblocking** (poll, epoll): the same echo as a state machine ([`Conn`]) driven by readiness
+//! events. Backpressure: the echo is sent from the thread's read buffer. If the client does not
+//! read and its socket's send buffer fills, send takes only part (or `EAGAIN`); the unsent
+//! remainder is the only thing kept per connection, and the server stops reading that client until
+//! the remainder is gone (it waits for writability instead). A client that never reads thus costs
+//! at most one buffer's worth of memory, not unbounded buffering.
 
 use std::io;
 use std::mem;
@@ -13,9 +26,67 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::event::{Event, Sink};
-use super::iterative::no_delay;
-use super::limits::{Clock, Limits};
-use crate::tcp::{TcpListener, TcpStream};
+use super::limits::{Clock, Deadline, Limits};
+use crate::tcp::TcpStream;
+
+/// A blocking connection with the server's time limits: its recv and send give up with a
+/// `TimedOut` error that names the limit.
+#[derive(Debug)]
+pub struct Limited<'a> {
+    stream: &'a TcpStream,
+    deadline: Deadline,
+}
+
+impl<'a> Limited<'a> {
+    /// Starts the connection's clocks (and sets the kernel's socket timeouts they need).
+    pub fn new(stream: &'a TcpStream, limits: Limits) -> io::Result<Limited<'a>> {
+        Ok(Limited { stream, deadline: Deadline::start(stream, limits)? })
+    }
+
+    /// recv(2), within the limits.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.deadline.before_io(self.stream)?;
+        self.stream.recv(buf).map_err(|e| self.deadline.explain(e))
+    }
+
+    /// send(2) until every byte is taken, within the limits: the budget is checked before every
+    /// send, so a client reading one byte a second (progress on each send) is still closed when its
+    /// time is up. EPIPE / ECONNRESET here mean the client left without reading its echo;
+    /// MSG_NOSIGNAL turns what would be a SIGPIPE death into that error.
+    pub fn send_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            self.deadline.before_io(self.stream)?;
+            match self.stream.send(data).map_err(|e| self.deadline.explain(e))? {
+                0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "send accepted no bytes")),
+                sent => data = &data[sent..],
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tutorial's echo loop over `conn`, reporting what it does to `sink`.
+pub fn echo(conn: &Limited<'_>, peer: SocketAddr, buf: &mut [u8], sink: &Sink) -> io::Result<()> {
+    loop {
+        let n = conn.recv(buf)?;
+        if n == 0 {
+            // The client sent FIN: its side is closed, and so everything was echoed.
+            sink(&Event::ServerRecvOver(peer));
+            return Ok(());
+        }
+        sink(&Event::ServerReceived(peer, &buf[..n]));
+        sink(&Event::ServerSending(peer, &buf[..n]));
+        conn.send_all(&buf[..n])?;
+    }
+}
+
+/// Serves one blocking connection to its end. Errors end this connection only and are reported
+/// once, as `ConnectionError`.
+pub fn serve(stream: &TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) {
+    if let Err(e) = Limited::new(stream, limits).and_then(|conn| echo(&conn, peer, buf, sink)) {
+        sink(&Event::ConnectionError(peer, &e));
+    }
+}
 
 /// What a connection waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,53 +203,4 @@ impl Conn {
         sink(&Event::ConnectionError(self.peer, err));
         Want::Close
     }
-}
-
-/// accept(2) for a nonblocking server: the new connection is nonblocking too (`SOCK_NONBLOCK` in
-/// accept4 where it exists — on Linux an accepted socket does not inherit O_NONBLOCK), with
-/// TCP_NODELAY. On an empty queue it fails with `WouldBlock`.
-pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    let (stream, peer) = listener.accept_nonblocking()?;
-    no_delay(&stream);
-    Ok((stream, peer))
-}
-
-/// How an accept burst ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accepting {
-    /// The queue is empty (`EAGAIN`): wait for the listener to be readable again.
-    Drained,
-    /// Out of descriptors or memory (`EMFILE`...), or at the `max_conns` bound: the connection
-    /// stays queued, so the listener stays readable and waiting for it again would spin. Stop
-    /// watching the listener until a connection closes (or a short timeout passes).
-    Pause,
-}
-
-/// Accepts until the queue is empty — one readiness event may stand for many connections — or
-/// `room` connections were taken. Each goes to `take`.
-pub fn accept_burst(
-    listener: &TcpListener,
-    room: usize,
-    sink: &Sink,
-    mut take: impl FnMut(TcpStream, SocketAddr),
-) -> io::Result<Accepting> {
-    for _ in 0..room {
-        match accept(listener) {
-            Ok((stream, peer)) => {
-                sink(&Event::Accepted(peer));
-                take(stream, peer);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Accepting::Drained),
-            // One client's problem (it reset while queued): go on with the next.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)) => {
-                sink(&Event::AcceptError(&e));
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
-                sink(&Event::AcceptError(&e));
-                return Ok(Accepting::Pause);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Accepting::Pause)
 }

@@ -38,24 +38,25 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::event::{Event, Sink};
-use super::limits::{self, Limits};
-use super::nonblocking::{Accepting, Conn, Want, accept_burst};
-use super::server::ServerConfig;
-use super::stop::Stop;
-use crate::socket::Socket;
-use crate::sys::{self, epoll::*};
+use crate::echo::accept::{Burst, accept_burst};
+use crate::echo::config::ServerConfig;
+use crate::echo::event::{Event, Sink};
+use crate::echo::limits::Limits;
+use crate::echo::session::{Conn, Want};
+use crate::echo::stop::Stop;
+use crate::ready::{self, Epoll, Events, Interest, Token};
+use crate::socket::{Socket, Type};
 use crate::tcp::{TcpListener, TcpStream};
 
-/// epoll data for the listener and the wake line; a connection's is its descriptor number.
-const LISTENER: u64 = u64::MAX;
-const WAKE: u64 = u64::MAX - 1;
+/// Tokens of the listener and the wake line; a connection's is its descriptor number.
+const LISTENER: Token = Token(usize::MAX);
+const WAKE: Token = Token(usize::MAX - 1);
 
 /// What every thread shares.
 struct Shared<'a> {
@@ -77,8 +78,8 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         0 => thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let (wake, _other_end) = sys::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
-    let wake = Arc::new(Socket::from(wake));
+    let (wake, _other_end) = Socket::pair(Type::STREAM)?;
+    let wake = Arc::new(wake);
     let _watch = stop.watch(wake.clone());
     let shared =
         Shared { listener, wake: &wake, config, sink, stop, open: AtomicUsize::new(0), exclusive: threads > 1 };
@@ -105,14 +106,13 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
 
 /// One thread's event loop over its own epoll instance.
 fn worker(shared: &Shared<'_>) -> io::Result<()> {
-    let epoll = sys::epoll::epoll_create1(EPOLL_CLOEXEC)?;
-    let ep = epoll.as_fd();
-    let listen_events = EPOLLIN as u32 | if shared.exclusive { EPOLLEXCLUSIVE as u32 } else { 0 };
-    epoll_ctl(ep, EPOLL_CTL_ADD, shared.wake.as_fd(), EPOLLIN as u32, WAKE)?;
-    epoll_ctl(ep, EPOLL_CTL_ADD, shared.listener.as_fd(), listen_events, LISTENER)?;
+    let epoll = Epoll::new()?;
+    let accepting = if shared.exclusive { Interest::READABLE.exclusive() } else { Interest::READABLE };
+    epoll.add(shared.wake, WAKE, Interest::READABLE)?;
+    epoll.add(shared.listener, LISTENER, accepting)?;
     let max = shared.config.max_conns.unwrap_or(usize::MAX);
-    let mut buf = vec![0u8; shared.config.buffer];
-    let mut events = vec![EpollEvent { events: 0, u64: 0 }; 256];
+    let mut buf = vec![0u8; shared.config.buffer()];
+    let mut events = Events::with_capacity(256);
     // This thread's connections, indexed by descriptor number (the epoll data of their events).
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut paused = false;
@@ -122,21 +122,19 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
         // after 100 ms while paused.
         let due =
             if limits == Limits::default() { None } else { conns.iter().flatten().filter_map(Conn::next_expiry).min() };
-        let timeout = match limits::timeout_ms(due, Instant::now()) {
-            t if paused && !(0..=100).contains(&t) => 100,
+        let pause = Duration::from_millis(100);
+        let timeout = match ready::until(due) {
+            t if paused => Some(t.map_or(pause, |t| t.min(pause))),
             t => t,
         };
-        let n = match epoll_wait(ep, &mut events, timeout) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            result => result?,
-        };
+        epoll.wait(&mut events, timeout)?;
         let mut closed_any = false;
-        for event in &events[..n] {
-            match event.u64 {
+        for event in events.iter() {
+            match event.token {
                 WAKE => return Ok(()), // dropping `conns` closes every connection
                 LISTENER => {
                     let room = reserve(&shared.open, max);
-                    let take = |stream, peer| add_conn(ep, &mut conns, shared, stream, peer);
+                    let take = |stream, peer| add_conn(&epoll, &mut conns, shared, stream, peer);
                     let burst = accept_burst(shared.listener, room, shared.sink, take);
                     if max != usize::MAX {
                         shared.open.fetch_sub(room, Ordering::Relaxed); // add_conn counted each one taken
@@ -146,22 +144,19 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                         Err(_) if shared.stop.requested() => return Ok(()),
                         burst => burst?,
                     };
-                    if burst == Accepting::Pause {
-                        epoll_ctl(ep, EPOLL_CTL_DEL, shared.listener.as_fd(), 0, LISTENER)?;
+                    if burst == Burst::Pause {
+                        epoll.delete(shared.listener)?;
                         paused = true;
                     }
                 }
                 token => {
-                    let Some(conn) = conns.get_mut(token as usize).and_then(Option::as_mut) else { continue };
+                    let Some(conn) = conns.get_mut(token.0).and_then(Option::as_mut) else { continue };
                     let before = conn.want();
                     let now = conn.ready(&mut buf, shared.sink);
-                    let interest = if now == Want::Read { EPOLLIN } else { EPOLLOUT } as u32;
-                    if now == Want::Close
-                        || (now != before
-                            && epoll_ctl(ep, EPOLL_CTL_MOD, conn.stream.as_fd(), interest, token).is_err())
-                    {
+                    let interest = if now == Want::Read { Interest::READABLE } else { Interest::WRITABLE };
+                    if now == Want::Close || (now != before && epoll.modify(&conn.stream, token, interest).is_err()) {
                         // Closing the socket also removes it from the epoll instance.
-                        conns[token as usize] = None;
+                        conns[token.0] = None;
                         shared.open.fetch_sub(1, Ordering::Relaxed);
                         closed_any = true;
                     }
@@ -178,8 +173,8 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                 closed_any = true;
             }
         }
-        if paused && (n == 0 || closed_any) {
-            epoll_ctl(ep, EPOLL_CTL_ADD, shared.listener.as_fd(), listen_events, LISTENER)?;
+        if paused && (events.is_empty() || closed_any) {
+            epoll.add(shared.listener, LISTENER, accepting)?;
             paused = false;
         }
     }
@@ -200,15 +195,9 @@ fn reserve(open: &AtomicUsize, max: usize) -> usize {
 }
 
 /// Registers a new connection for reading and keeps it in the slot of its descriptor number.
-fn add_conn(
-    ep: BorrowedFd<'_>,
-    conns: &mut Vec<Option<Conn>>,
-    shared: &Shared<'_>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) {
+fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: TcpStream, peer: SocketAddr) {
     let fd = stream.as_raw_fd() as usize;
-    if let Err(e) = epoll_ctl(ep, EPOLL_CTL_ADD, stream.as_fd(), EPOLLIN as u32, fd as u64) {
+    if let Err(e) = epoll.add(&stream, Token(fd), Interest::READABLE) {
         // ENOMEM / ENOSPC (max_user_watches): this client cannot be served; it is closed.
         (shared.sink)(&Event::ConnectionError(peer, &e));
         return;

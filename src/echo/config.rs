@@ -1,0 +1,146 @@
+//! What an echo server is asked to do: its [`Model`] and [`ServerConfig`], with each model's
+//! defaults decided here (not in the CLI), so a library user gets the same server as the CLI.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::limits::Limits;
+
+/// How the server serves several clients: the rungs of the ladder every networking course climbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// One client at a time, the tutorial's loop (`model/iterative.rs`).
+    #[default]
+    Iterative,
+    /// A child process per client (`model/fork.rs`).
+    Fork,
+    /// A thread per client, at most `max_conns` at once (`model/thread.rs`).
+    Thread,
+    /// One thread, nonblocking sockets, `poll(2)` (`model/poll.rs`).
+    Poll,
+    /// `threads` threads, each with its own `epoll(7)` instance (`model/epoll.rs`; Linux only).
+    Epoll,
+}
+
+impl Model {
+    /// Every model, in the order of the ladder.
+    pub const ALL: [Model; 5] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll];
+
+    /// The name the CLI uses: `iterative`, `fork`, `thread`, `poll`, `epoll`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Iterative => "iterative",
+            Model::Fork => "fork",
+            Model::Thread => "thread",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+        }
+    }
+
+    /// Whether a connection is served by a blocking recv/send loop (iterative, fork, thread) rather
+    /// than by an event loop over nonblocking sockets (poll, epoll).
+    pub fn is_blocking(self) -> bool {
+        matches!(self, Model::Iterative | Model::Fork | Model::Thread)
+    }
+
+    /// The listen backlog when none is given: the tutorial's 5 for its own model; the kernel's cap
+    /// (`net.core.somaxconn`) for the models meant to serve many clients at once.
+    pub fn default_backlog(self) -> i32 {
+        if self == Model::Iterative { 5 } else { somaxconn() }
+    }
+
+    /// The recv buffer when none is given: the tutorial's 2048 for the blocking models (each
+    /// connection has its own); 64 KiB for the event loops, whose one buffer per thread serves
+    /// every connection and so can be large for free.
+    pub fn default_buffer(self) -> usize {
+        if self.is_blocking() { 2048 } else { 65536 }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Model, String> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name() == text)
+            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll"))
+    }
+}
+
+/// The thread model's bound on simultaneous clients when `max_conns` is `None`.
+pub const DEFAULT_MAX_THREADS: usize = 1024;
+
+/// The kernel's cap on listen backlogs (`net.core.somaxconn`), read from /proc; 4096 (the Linux
+/// default since 5.4) where it cannot be read. listen(2) silently lowers larger backlogs to it.
+pub fn somaxconn() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|&n: &i32| n > 0)
+        .unwrap_or(4096)
+}
+
+/// How to run an echo server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen. Port 0: the kernel picks one (read it back with `Server::local_addr`).
+    pub addr: SocketAddr,
+    /// listen(2)'s backlog: completed connections that may wait for accept. `None`: the model's
+    /// default ([`Model::default_backlog`]).
+    pub backlog: Option<i32>,
+    /// recv(2)'s buffer size: the most one recv returns. `None`: the model's default
+    /// ([`Model::default_buffer`]).
+    pub buffer: Option<usize>,
+    /// How clients are served together.
+    pub model: Model,
+    /// Threads of the epoll model, each with its own epoll instance. 0: one per CPU.
+    pub threads: usize,
+    /// Close a connection after this long without progress (`--idle-timeout`). `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection this long after accept, busy or not (`--max-conn-time`). `None`: never.
+    pub max_conn_time: Option<Duration>,
+    /// The most clients served at once; more wait in the listen backlog. `None`: the thread model
+    /// uses [`DEFAULT_MAX_THREADS`], the others are bounded by the descriptor limit only.
+    pub max_conns: Option<usize>,
+    /// How long to wait before each accept (zero: don't). Lets a walkthrough show a finished
+    /// handshake sitting in the accept queue before the program takes it.
+    pub accept_delay: Duration,
+}
+
+impl ServerConfig {
+    /// The tutorial's server (iterative, backlog 5, buffer 2048, no limits) on `addr`.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig::for_model(addr, Model::Iterative)
+    }
+
+    /// A server of `model` on `addr`, with that model's defaults and no limits.
+    pub fn for_model(addr: SocketAddr, model: Model) -> ServerConfig {
+        ServerConfig {
+            addr,
+            backlog: None,
+            buffer: None,
+            model,
+            threads: 0,
+            max_conns: None,
+            idle_timeout: None,
+            max_conn_time: None,
+            accept_delay: Duration::ZERO,
+        }
+    }
+
+    /// The backlog in force.
+    pub fn backlog(&self) -> i32 {
+        self.backlog.unwrap_or_else(|| self.model.default_backlog())
+    }
+
+    /// The recv buffer size in force.
+    pub fn buffer(&self) -> usize {
+        self.buffer.unwrap_or_else(|| self.model.default_buffer())
+    }
+
+    /// The per-connection time limits.
+    pub fn limits(&self) -> Limits {
+        Limits { idle: self.idle_timeout, total: self.max_conn_time }
+    }
+}

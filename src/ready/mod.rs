@@ -1,0 +1,103 @@
+//! Floor 3: readiness, safe. Which of many sockets can make progress now, without blocking?
+//!
+//! - [`PollSet`] (`poll.rs`): poll(2), everywhere. The whole list goes to the kernel on every wait.
+//! - [`Epoll`] (`epoll.rs`, Linux): the kernel keeps the interest list; a wait returns only the
+//!   ready descriptors.
+//!
+//! Both speak the same small vocabulary: an [`Interest`] (readable, writable, and epoll's extra
+//! flags) registered for a descriptor with a [`Token`] (the caller's name for it, handed back with
+//! every event), and [`Readiness`] coming out. No raw event masks leave this floor.
+//! Interrupted waits (`EINTR`) come back as "nothing ready": callers recompute their timeouts and
+//! wait again.
+
+#[cfg(socklab_epoll)]
+mod epoll;
+mod poll;
+
+use std::time::{Duration, Instant};
+
+#[cfg(socklab_epoll)]
+pub use epoll::{Epoll, Events};
+pub use poll::PollSet;
+
+/// The caller's name for a registered descriptor (a slot index, a connection id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub usize);
+
+/// What to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    readable: bool,
+    writable: bool,
+    exclusive: bool,
+    edge: bool,
+}
+
+impl Interest {
+    /// Bytes to read, a connection to accept, or the peer's FIN.
+    pub const READABLE: Interest = Interest { readable: true, writable: false, exclusive: false, edge: false };
+    /// Room in the send buffer, or a nonblocking connect that finished.
+    pub const WRITABLE: Interest = Interest { readable: false, writable: true, exclusive: false, edge: false };
+    /// Only errors and hang-ups, which are always reported (poll's `events = 0`).
+    pub const NONE: Interest = Interest { readable: false, writable: false, exclusive: false, edge: false };
+
+    /// Both.
+    pub const fn and_writable(self) -> Interest {
+        Interest { writable: true, ..self }
+    }
+
+    /// epoll's `EPOLLEXCLUSIVE`: when several epoll instances wait on this descriptor, an event
+    /// wakes one of them, not all (no thundering herd on a shared listener).
+    pub const fn exclusive(self) -> Interest {
+        Interest { exclusive: true, ..self }
+    }
+
+    /// epoll's `EPOLLET`: report a change once (an edge), not for as long as it lasts; the caller
+    /// must then read or write until `WouldBlock`.
+    pub const fn edge_triggered(self) -> Interest {
+        Interest { edge: true, ..self }
+    }
+
+    /// Whether it asks for readability.
+    pub fn is_readable(self) -> bool {
+        self.readable
+    }
+
+    /// Whether it asks for writability.
+    pub fn is_writable(self) -> bool {
+        self.writable
+    }
+}
+
+/// What the kernel reported for one descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The token it was registered with.
+    pub token: Token,
+    /// Readable: data, a queued connection, or end of stream.
+    pub readable: bool,
+    /// Writable.
+    pub writable: bool,
+    /// The peer hung up, or the socket was shut down (`POLLHUP`/`EPOLLHUP`, `EPOLLRDHUP`).
+    pub hangup: bool,
+    /// An error is pending (`SO_ERROR` says which).
+    pub error: bool,
+}
+
+impl Readiness {
+    /// Anything at all.
+    pub fn any(&self) -> bool {
+        self.readable || self.writable || self.hangup || self.error
+    }
+}
+
+/// A wait's timeout in milliseconds for poll(2)/epoll_wait(2): until `deadline`, rounded up so the
+/// loop does not wake a moment early and spin; `-1` (forever) without one.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int)
+}
+
+/// How long until `deadline` (`None`: no deadline, wait forever).
+pub fn until(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|at| at.saturating_duration_since(Instant::now()))
+}
