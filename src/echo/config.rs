@@ -94,7 +94,8 @@ pub struct ServerConfig {
     pub buffer: Option<usize>,
     /// How clients are served together.
     pub model: Model,
-    /// Threads of the epoll model, each with its own epoll instance. 0: one per CPU.
+    /// Threads of the epoll model, each with its own epoll instance. 0: automatic
+    /// ([`auto_threads`]).
     pub threads: usize,
     /// Close a connection after this long without progress (`--idle-timeout`). `None`: never.
     pub idle_timeout: Option<Duration>,
@@ -143,4 +144,15 @@ impl ServerConfig {
     pub fn limits(&self) -> Limits {
         Limits { idle: self.idle_timeout, total: self.max_conn_time }
     }
+}
+
+/// The epoll model's thread count when none is given (`threads: 0`, `--threads auto`): one per
+/// CPU, except on a loopback address, where every client runs on this machine too and needs CPU
+/// time as well: there, half the CPUs, at least one. On 2 CPUs with `socklab bench` on the same
+/// machine, a second server thread only took CPU time from the load generator, woke five times
+/// as often per round trip and made throughput swing from round to round (BENCHMARKS.md); for
+/// clients on other machines the server may use every CPU.
+pub fn auto_threads(addr: &SocketAddr) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if addr.ip().is_loopback() { (cpus / 2).max(1) } else { cpus }
 }

@@ -27,7 +27,7 @@ mod server;
 pub mod session;
 mod stop;
 
-pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, somaxconn};
+pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, auto_threads, somaxconn};
 pub use event::{Event, Sink, show_data};
 pub use server::{Server, ServerHandle};
 pub use stop::Stop;

@@ -45,7 +45,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
-use crate::echo::config::ServerConfig;
+use crate::echo::config::{ServerConfig, auto_threads};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::session::{Conn, Want};
@@ -71,11 +71,11 @@ struct Shared<'a> {
     exclusive: bool,
 }
 
-/// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
+/// Serves with `config.threads` threads (0: [`auto_threads`]) until `stop` is requested.
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let threads = match config.threads {
-        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => auto_threads(&listener.local_addr()?),
         n => n,
     };
     let (wake, _other_end) = Socket::pair(Type::STREAM)?;
