@@ -118,7 +118,7 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 65536 for poll and epoll, whose buffer is per thread, not per client].
+    /// 262144 for poll and epoll, whose buffer is per thread, not per client].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: Option<usize>,
     /// epoll model: threads, each with its own epoll instance: N (1 to 1024) or auto [default:
