@@ -70,6 +70,10 @@ enum Command {
     /// --step does not apply). Capturing segments needs CAP_NET_RAW (root, or setcap).
     #[cfg(all(socklab_af_packet, socklab_sock_diag))]
     Walkthrough(WalkthroughArgs),
+    /// Draws a session saved with `socklab walkthrough --json` as a sequence diagram: in the
+    /// terminal, or as SVG with --svg.
+    #[cfg(all(socklab_af_packet, socklab_sock_diag))]
+    Draw(DrawArgs),
     /// TCP sockets with their state and queues, like `ss -tan`, read through sock_diag.
     #[cfg(socklab_sock_diag)]
     States(StatesArgs),
@@ -83,12 +87,43 @@ struct WalkthroughArgs {
     /// The server's port (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// How long the server waits before calling accept, so the connection sits in the accept queue.
-    #[arg(long, default_value = "1s", value_parser = parse_delay)]
-    accept_delay: Duration,
-    /// One JSON object per event instead of text.
+    /// How long the server waits before calling accept, so the connection sits in the accept queue
+    /// [default: 1s; 0s with --clients].
+    #[arg(long, value_parser = parse_delay)]
+    accept_delay: Option<Duration>,
+    /// The second story: N clients at once against the iterative server with listen(5), held
+    /// stopped until its accept queue is full (backlog + 1 on Linux): dropped SYNs, SYN cookies,
+    /// resets, and the kernel's TcpExt counters before and after.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    clients: Option<u32>,
+    /// With --clients: the longest the whole run may take; clients still running then are killed.
+    #[arg(long, default_value = "60s", value_parser = parse_delay)]
+    time_limit: Duration,
+    /// One JSON object per event instead of text (save it: `socklab draw FILE` draws it later).
     #[arg(long)]
     json: bool,
+    /// After the timeline, a sequence diagram: client and server lifelines, the captured segments
+    /// as arrows, the calls and observed socket states beside them (100 columns).
+    #[arg(long)]
+    diagram: bool,
+    /// Draw the diagram with ASCII only (default: Unicode box drawing).
+    #[arg(long)]
+    ascii: bool,
+    /// Also write the diagram as a standalone SVG picture to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DrawArgs {
+    /// A session saved with `socklab walkthrough --json > FILE` (`-`: standard input).
+    session: PathBuf,
+    /// Write the diagram as SVG to OUT instead of printing it.
+    #[arg(long, value_name = "OUT")]
+    svg: Option<PathBuf>,
+    /// Draw with ASCII only (default: Unicode box drawing).
+    #[arg(long)]
+    ascii: bool,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +319,8 @@ pub fn main() -> ExitCode {
         Command::Demo => demo(),
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
         Command::Walkthrough(args) => walkthrough(args, cli.narration.explain),
+        #[cfg(all(socklab_af_packet, socklab_sock_diag))]
+        Command::Draw(args) => draw(args),
         #[cfg(socklab_sock_diag)]
         Command::States(args) => states::print(args.port, args.json),
         #[cfg(socklab_epoll)]
@@ -429,17 +466,73 @@ fn demo() -> io::Result<()> {
 
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
-    use socklab::walkthrough::{self, Config};
+    use socklab::walkthrough::{self, Config, crowd};
     let exe = std::env::current_exe()?;
-    let config = Config { port: args.port, accept_delay: args.accept_delay, explain };
-    let timeline = walkthrough::run(&exe, &config)?;
+    let timeline = match args.clients {
+        None => {
+            let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
+            walkthrough::run(&exe, &Config { port: args.port, accept_delay, explain })?
+        }
+        Some(n) => {
+            let config = crowd::Config {
+                clients: n as usize,
+                port: args.port,
+                accept_delay: args.accept_delay.unwrap_or(Duration::ZERO),
+                time_limit: args.time_limit,
+            };
+            crowd::run(&exe, &config)?.0
+        }
+    };
     if let Some(why) = &timeline.capture_error {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
-    use socklab::timeline::{jsonl, text};
-    let text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    use socklab::timeline::{diagram, jsonl, text};
+    let mut text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    if args.diagram {
+        // After JSON lines the diagram would break them: it goes to stderr then.
+        let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };
+        if args.json {
+            let _ = io::stderr().lock().write_all(drawn.as_bytes());
+        } else {
+            text.push('\n');
+            text.push_str(&drawn);
+        }
+    }
     let _ = io::stdout().lock().write_all(text.as_bytes());
+    if let Some(path) = &args.svg {
+        write_svg(path, &timeline)?;
+    }
     Ok(())
+}
+
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+fn write_svg(path: &Path, timeline: &socklab::timeline::Timeline) -> io::Result<()> {
+    std::fs::write(path, socklab::timeline::svg::render(timeline))
+        .map_err(|e| io::Error::new(e.kind(), format!("--svg {}: {e}", path.display())))
+}
+
+#[cfg(all(socklab_af_packet, socklab_sock_diag))]
+fn draw(args: DrawArgs) -> io::Result<()> {
+    use socklab::timeline::{diagram, jsonl};
+    let name = args.session.display().to_string();
+    let saved = if name == "-" {
+        let mut s = String::new();
+        io::stdin().lock().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
+    };
+    let timeline = jsonl::read(&saved).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a saved `walkthrough --json` session: {e}"))
+    })?;
+    match &args.svg {
+        Some(path) => write_svg(path, &timeline),
+        None => {
+            let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };
+            let _ = io::stdout().lock().write_all(drawn.as_bytes());
+            Ok(())
+        }
+    }
 }
 
 #[cfg(socklab_epoll)]

@@ -1,15 +1,26 @@
 //! Floor 4: the timeline for scripts — one JSON object per event, one per line (JSON Lines).
 //!
-//! Every line has `t` (seconds since the start) and `source`: `syscall`, `segment`, `state` or
-//! `note`; the other keys depend on the source. Written with [`super::json`], readable with
-//! [`super::json::parse`].
+//! Every line has `t` (seconds since the start) and `source`: `session` (the first line: the
+//! server's port and why segments are missing, if they are), `syscall`, `segment`, `state` or
+//! `note`; the other keys depend on the source. Written with [`super::json`], read back into a
+//! [`Timeline`] by [`read`] (so a saved session can be drawn later: `socklab draw FILE`).
+
+use std::fmt;
+use std::net::SocketAddr;
 
 use super::json::{self, Value};
-use super::{Timeline, What};
+use super::{Event, Side, Timeline, What};
+use crate::capture::{Flags, Segment};
 
-/// Every event as one JSON line.
+/// Every event as one JSON line, after one `session` line.
 pub fn render(timeline: &Timeline) -> String {
-    let mut out = String::new();
+    let mut out = json::object(&[
+        ("t", Value::Num(0.0)),
+        ("source", Value::Str("session".into())),
+        ("port", Value::Int(i64::from(timeline.port))),
+        ("capture_error", timeline.capture_error.clone().map_or(Value::Null, Value::Str)),
+    ]);
+    out.push('\n');
     for e in &timeline.events {
         let t = ("t", Value::Num(timeline.seconds(e.t_ns)));
         let line = match &e.what {
@@ -52,4 +63,120 @@ pub fn render(timeline: &Timeline) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Why [`read`] rejected a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong with it.
+    pub what: String,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.what)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Reads what [`render`] wrote back into a [`Timeline`] whose time zero is 0 (times are kept to
+/// the microsecond, as written). Absolute sequence numbers are not in the file: a segment's `seq`
+/// and `ack` are its relative ones. Blank lines are skipped; a file without a `session` line (an
+/// older one) gets port 0 and no capture error.
+pub fn read(text: &str) -> Result<Timeline, ReadError> {
+    let mut timeline = Timeline { port: 0, start_ns: 0, events: Vec::new(), capture_error: None };
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fail = |what: String| ReadError { line: i + 1, what };
+        let v = json::parse(line).map_err(|e| fail(e.to_string()))?;
+        let field = |k: &str| v.get(k).ok_or_else(|| fail(format!("no \"{k}\"")));
+        let text =
+            |k: &str| field(k)?.as_str().map(str::to_string).ok_or_else(|| fail(format!("\"{k}\" is not a string")));
+        let opt_text = |k: &str| match v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(fail(format!("\"{k}\" is not a string or null"))),
+        };
+        let int = |k: &str, max: i64| match field(k)?.as_i64() {
+            Some(n) if (0..=max).contains(&n) => Ok(n),
+            _ => Err(fail(format!("\"{k}\" is not a whole number from 0 to {max}"))),
+        };
+        let ns = |k: &str| match field(k)?.as_f64() {
+            Some(s) if s.is_finite() && s >= 0.0 => Ok((s * 1e9).round() as u64),
+            _ => Err(fail(format!("\"{k}\" is not a time in seconds"))),
+        };
+        let addr = |k: &str| text(k)?.parse::<SocketAddr>().map_err(|_| fail(format!("\"{k}\" is not an address")));
+        let side = |k: &str| match text(k)?.as_str() {
+            "server" => Ok(Side::Server),
+            "client" => Ok(Side::Client),
+            other => Err(fail(format!("\"{k}\" is {other:?}, not server or client"))),
+        };
+        let t_ns = ns("t")?;
+        let what = match text("source")?.as_str() {
+            "session" => {
+                timeline.port = int("port", i64::from(u16::MAX))? as u16;
+                timeline.capture_error = opt_text("capture_error")?;
+                continue;
+            }
+            "syscall" => What::Call {
+                side: side("side")?,
+                start_ns: ns("start")?,
+                line: text("line")?,
+                explain: opt_text("explain")?,
+            },
+            "segment" => {
+                let flags =
+                    parse_tcpdump_flags(&text("tcpdump_flags")?).ok_or_else(|| fail("bad \"tcpdump_flags\"".into()))?;
+                let (rel_seq, rel_ack) = (int("seq", u32::MAX.into())? as u32, int("ack", u32::MAX.into())? as u32);
+                let segment = Segment {
+                    src: addr("src")?,
+                    dst: addr("dst")?,
+                    seq: rel_seq,
+                    ack: rel_ack,
+                    flags,
+                    window: int("win", u16::MAX.into())? as u16,
+                    len: int("len", u32::MAX.into())? as usize,
+                };
+                What::Segment { from: side("from")?, segment, rel_seq, rel_ack, note: opt_text("note")? }
+            }
+            "state" => What::State {
+                role: match text("socket")?.as_str() {
+                    "listener" => "listener",
+                    "server" => "server",
+                    "client" => "client",
+                    other => return Err(fail(format!("unknown socket role {other:?}"))),
+                },
+                local: addr("local")?,
+                remote: addr("remote")?,
+                state: text("state")?,
+                recv_q: int("recv_q", u32::MAX.into())? as u32,
+                send_q: int("send_q", u32::MAX.into())? as u32,
+            },
+            "note" => What::Note(text("text")?),
+            other => return Err(fail(format!("unknown source {other:?}"))),
+        };
+        timeline.events.push(Event { t_ns, what });
+    }
+    Ok(timeline)
+}
+
+/// `S`, `S.`, `P.`, `F.`, `R`, `.` (as [`Flags::tcpdump`] writes them) back into flags.
+fn parse_tcpdump_flags(text: &str) -> Option<Flags> {
+    if text == "none" {
+        return Some(Flags(0));
+    }
+    let mut bits = 0;
+    for c in text.chars() {
+        bits |= match c {
+            'F' => Flags::FIN,
+            'S' => Flags::SYN,
+            'R' => Flags::RST,
+            'P' => Flags::PSH,
+            '.' => Flags::ACK,
+            _ => return None,
+        };
+    }
+    Some(Flags(bits))
 }

@@ -36,6 +36,8 @@ use crate::diag::{Diag, TcpState};
 use crate::timeline::{Event, Side, Timeline, What};
 use crate::trace::parse_machine_line;
 
+pub mod crowd;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -372,6 +374,10 @@ struct Polled {
     now: Vec<(&'static str, TcpState, u32)>,
     /// How many dumps were made.
     dumps: u64,
+    /// The listener's (Recv-Q, Send-Q) in the latest dump: (waiting for accept, backlog).
+    listener: Option<(u32, u32)>,
+    /// The longest accept queue seen so far, with the backlog: (backlog, Recv-Q).
+    max_listener: Option<(u32, u32)>,
 }
 
 impl Poller {
@@ -411,6 +417,16 @@ impl Poller {
             }
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The listener's accept queue in the latest dump: (waiting, backlog).
+    fn listener_queue(&self) -> Option<(u32, u32)> {
+        lock(&self.shared).listener
+    }
+
+    /// The longest accept queue seen: (backlog, waiting).
+    fn max_listener_queue(&self) -> Option<(u32, u32)> {
+        lock(&self.shared).max_listener
     }
 
     fn stop(self) -> Vec<Event> {
@@ -484,6 +500,13 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
         let mut shared = lock(out);
         shared.events.extend(changes.into_iter().map(|(t_ns, what)| Event { t_ns, what }));
         shared.now = last.values().map(|(role, state, recv_q, _)| (*role, *state, *recv_q)).collect();
+        let listening = last.values().find(|(role, state, ..)| *role == "listener" && *state == TcpState::Listen);
+        shared.listener = listening.map(|(_, _, recv_q, send_q)| (*recv_q, *send_q));
+        if let Some((waiting, backlog)) = shared.listener {
+            if shared.max_listener.is_none_or(|(_, most)| waiting > most) {
+                shared.max_listener = Some((backlog, waiting));
+            }
+        }
         shared.dumps += 1;
         drop(shared);
         if let Some(ready) = ready.take() {
