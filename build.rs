@@ -33,6 +33,7 @@ const CAPABILITIES: &[(&str, &[&str], &str)] = &[
     ("socklab_tcp_info", &["linux", "android"], "getsockopt(TCP_INFO)"),
     ("socklab_af_packet", &["linux", "android"], "AF_PACKET raw capture"),
     ("socklab_sock_diag", &["linux", "android"], "NETLINK_SOCK_DIAG"),
+    ("socklab_uring", &["linux"], "io_uring(7): io_uring_setup, io_uring_enter, io_uring_register"),
 ];
 
 fn main() {

@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-2}
 ROUNDS=${ROUNDS:-5}
 ONLY=${ONLY:-"pp1 pp1pin pp100 bulk connrate c10k"}
-SERVERS=${SERVERS:-"iterative fork thread poll epoll epoll-1t epoll-2t tutorial-py std tokio socat c-epoll c-epoll-1t"}
+SERVERS=${SERVERS:-"iterative fork thread poll epoll epoll-1t epoll-2t uring uring-1t tutorial-py std tokio socat c-epoll c-epoll-1t"}
 PORT=${PORT:-17000}
 OUT=$(mktemp -d)
 PIDS=()
@@ -55,8 +55,9 @@ SOCKLAB=$PWD/target/release/socklab
 server_cmd() {
   case $1 in
     iterative) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model iterative --backlog 5" ;;
-    fork | thread | poll | epoll) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model $1 --quiet" ;;
+    fork | thread | poll | epoll | uring) echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model $1 --quiet" ;;
     epoll-[0-9]*t) local n=${1#epoll-}; echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model epoll --threads ${n%t} --quiet" ;;
+    uring-[0-9]*t) local n=${1#uring-}; echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model uring --threads ${n%t} --quiet" ;;
     c-epoll-1t) echo "$OUT/c-epoll-echo $2 1" ;;
     tutorial-py) echo "python3 bench/peers/tutorial_server.py $2" ;;
     std) echo "bench/peers/std-echo/target/release/std-echo $2" ;;

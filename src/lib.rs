@@ -7,6 +7,9 @@
 //! floor 4  walkthrough/  records a session: server + client processes, capture and states
 //!          timeline/     the one event model and its renderers; the crate's one JSON writer/reader
 //!          echo/         the tutorial's server (model/iterative.rs) and client, the other models
+//!          fault/        network faults (latency, slicer, reset...) applied by a TCP proxy loop
+//!          fixture/      EchoServer and Proxy: in-process fixtures for other projects' tests
+//!          netns/        two network namespaces and a veth: loss, rate, delay, blackhole, unplug
 //!          trace/        --trace / --explain / --step: each syscall in strace's words
 //!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
 //!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
@@ -37,6 +40,12 @@ pub mod capture;
 pub mod diag;
 pub mod echo;
 pub mod error;
+#[cfg(socklab_epoll)]
+pub mod fault;
+#[cfg(socklab_epoll)]
+pub mod fixture;
+#[cfg(socklab_epoll)]
+pub mod netns;
 pub mod process;
 pub mod ready;
 pub mod resolve;

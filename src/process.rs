@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::socket::retry;
 use crate::sys::process as sys;
-pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGTERM, SIGUSR1};
+pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
 
 /// A process id.
 pub type Pid = libc::pid_t;
@@ -74,9 +74,31 @@ pub fn unblock_signals(signals: &[Signal]) -> io::Result<()> {
     sys::sigprocmask(sys::SIG_UNBLOCK, signals)
 }
 
-/// Sets the calling thread's mask to exactly `signals` (`&[]`: nothing blocked).
+/// Signals that stay blocked whatever mask is set: bit `sig - 1` (see [`keep_blocked`]).
+static KEPT_BLOCKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Keeps `sig` in every mask [`set_signal_mask`] sets from now on: `--step` waits for SIGUSR1
+/// with sigwait, and a fork child that restores an empty mask must not be killed by it.
+pub fn keep_blocked(sig: Signal) {
+    if (1..=64).contains(&sig) {
+        KEPT_BLOCKED.fetch_or(1 << (sig - 1), Ordering::Relaxed);
+    }
+}
+
+/// Sets the calling thread's mask to exactly `signals` (`&[]`: nothing blocked), plus any signal
+/// kept blocked with [`keep_blocked`].
 pub fn set_signal_mask(signals: &[Signal]) -> io::Result<()> {
-    sys::sigprocmask(sys::SIG_SETMASK, signals)
+    // No allocation: a fork child calls this.
+    let kept = KEPT_BLOCKED.load(Ordering::Relaxed);
+    let mut all = [0; 64];
+    let mut n = 0;
+    for sig in (1..=64).filter(|s| kept & (1 << (s - 1)) != 0).chain(signals.iter().copied()) {
+        if n < all.len() && !all[..n].contains(&sig) {
+            all[n] = sig;
+            n += 1;
+        }
+    }
+    sys::sigprocmask(sys::SIG_SETMASK, &all[..n])
 }
 
 /// sigwait(3): waits until one of `signals` (which must be blocked) is pending, takes it and

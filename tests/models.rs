@@ -258,7 +258,7 @@ fn fork_model_reaps_its_children() {
 /// spinning on EMFILE, and serve the waiting clients once descriptors are free again.
 #[test]
 fn nonblocking_models_survive_running_out_of_descriptors() {
-    for model in [Model::Poll, Model::Epoll] {
+    for model in [Model::Poll, Model::Epoll, Model::Uring] {
         let _guard = guard(model);
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c").arg(r#"ulimit -n 24 && exec "$0" "$@""#).arg(env!("CARGO_BIN_EXE_socklab"));

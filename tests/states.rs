@@ -125,3 +125,43 @@ fn tcp_info_of_own_socket_agrees_with_sock_diag() {
     assert_eq!(info.snd_cwnd, own.snd_cwnd);
     assert_eq!(info.total_retrans, own.total_retrans);
 }
+
+/// Every socket has its own cookie, and a connection keeps it into TIME-WAIT: the walkthrough
+/// tells a new connection from an old TIME-WAIT record with the same ports by it.
+#[test]
+fn cookies_are_unique_and_survive_into_time_wait() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_addr = client.local_addr().unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let mut diag = socklab::diag::Diag::open().unwrap();
+    let ours = |diag: &mut socklab::diag::Diag| -> Vec<socklab::diag::SockInfo> {
+        let all = diag.dump(libc::AF_INET, false).unwrap();
+        all.into_iter().filter(|s| s.local.port() == port || s.remote.port() == port).collect()
+    };
+    let before = ours(&mut diag);
+    assert_eq!(before.len(), 3, "listener, server and client: {before:?}");
+    let mut cookies: Vec<u64> = before.iter().map(|s| s.cookie).collect();
+    cookies.sort_unstable();
+    cookies.dedup();
+    assert_eq!(cookies.len(), 3, "three distinct cookies: {before:?}");
+    assert!(cookies.iter().all(|&c| c != 0));
+    let client_cookie = before.iter().find(|s| s.local == client_addr).unwrap().cookie;
+    // The client closes first, so its side ends in TIME-WAIT.
+    drop(client);
+    let mut buf = [0u8; 1];
+    assert_eq!(std::io::Read::read(&mut &server, &mut buf).unwrap(), 0);
+    drop(server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = ours(&mut diag);
+        if let Some(tw) = after.iter().find(|s| s.local == client_addr && s.state == socklab::diag::TcpState::TimeWait)
+        {
+            assert_eq!(tw.cookie, client_cookie, "the TIME-WAIT record keeps the socket's cookie");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client never reached TIME-WAIT: {after:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -321,9 +321,13 @@ impl Run<'_> {
                     conn.started = now;
                 }
             }
-            Mode::Bulk if !ending => {
+            Mode::Bulk => {
+                // Served means "some echo came back", also when it arrives in the grace period
+                // (on a loaded machine the first echo of a short run can come after the deadline).
                 conn.served |= conn.rx > 0;
-                conn.limit = conn.rx + self.window;
+                if !ending {
+                    conn.limit = conn.rx + self.window;
+                }
             }
             Mode::Connrate if conn.rx == size => {
                 let _ = self.hist.record(duration_ns(now - conn.started));

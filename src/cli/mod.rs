@@ -8,7 +8,6 @@ mod states;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +57,10 @@ impl Narration {
 enum Command {
     /// The tutorial's echo server: socket, bind, listen, then accept and echo clients (one at a time
     /// unless --model says otherwise).
+    ///
+    /// The first line, `Server start, listening PORT (on ADDR)`, is stable for scripts; so are
+    /// --ready-file and --json.
+    #[command(after_long_help = FAULT_HELP)]
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
     Client(ClientArgs),
@@ -80,6 +83,94 @@ enum Command {
     /// Load generator: many connections against an echo server, every echoed byte checked.
     #[cfg(socklab_epoll)]
     Bench(BenchArgs),
+    /// A TCP proxy that injects faults: put it between a client and a real service in a test.
+    ///
+    /// Prints `Proxy listening PORT (on ADDR), forwarding to UPSTREAM` first (a stable line), runs
+    /// until SIGINT or SIGTERM, then prints what it counted.
+    #[cfg(socklab_epoll)]
+    #[command(after_long_help = FAULT_HELP)]
+    Proxy(ProxyArgs),
+    /// Runs a command in a network namespace joined to a second one by a veth link, made lossy,
+    /// slow, blackholed or unplugged: the faults a proxy cannot make. Needs root.
+    ///
+    /// Side A (the command) is 10.77.0.1, side B (--peer) 10.77.0.2; both get SOCKLAB_NETNS_ADDR
+    /// (their own) and SOCKLAB_NETNS_PEER (the other's). Everything is removed afterwards. Exits
+    /// with the command's exit code.
+    ///
+    /// Example: socklab netns --link loss=5% --link rate=1mbit --peer 'socklab server --host
+    /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
+    #[cfg(socklab_epoll)]
+    Netns(NetnsArgs),
+}
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct NetnsArgs {
+    /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
+    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
+    /// out), unplug (every packet dropped).
+    #[arg(long, value_name = "CONDITION")]
+    link: Vec<socklab::netns::Condition>,
+    /// Pull the cable this long after the command started (e.g. 2s): open connections see only
+    /// their own retransmissions.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    unplug_after: Option<Duration>,
+    /// A shell command to run in side B first (a server); it is stopped when the command ends.
+    #[arg(long, value_name = "SHELL COMMAND")]
+    peer: Option<String>,
+    /// Start the command only once something in side B listens on this TCP port (at most 10 s).
+    #[arg(long, value_name = "PORT")]
+    peer_port: Option<u16>,
+    /// The command to run in side A, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
+}
+
+/// The fault syntax, shown under `--help` of `server` and `proxy`.
+const FAULT_HELP: &str = "\
+Faults (--fault, repeatable): [DIRECTION:]NAME[=ARGS][@PERCENT%]
+  DIRECTION  downstream (server -> client; the default), upstream (client -> server), both
+  latency=50ms[~10ms]      each chunk waits 50 ms (+- up to 10 ms of jitter)
+  bandwidth=10kb           at most 10,000 bytes a second
+  slicer=10b[~5b][:2ms]    cut into slices of 10 bytes (+- 5), 2 ms apart (short reads)
+  limit_data=1kb           close the connection after 1,000 bytes
+  reset_peer[=100ms]       RST (SO_LINGER 0, then close) that long after accept
+  reset_peer=after=1kb     ... or after 1,000 bytes
+  timeout[=1s]             forward nothing; close after 1s (none or 0: hold it open)
+  slow_close=500ms         pass the FIN on 500 ms late
+  half_open                stop reading and writing, keep the connection (a cut cable)
+  refuse                   stop accepting: connections wait in the backlog until it fills
+  @25%                     only a quarter of the connections get the fault
+Sizes: b, kb (1000), kib (1024), mb, mib. Durations: us, ms, s, m.
+Examples: --fault latency=50ms --fault slicer=10b:2ms --fault downstream:reset_peer=after=1kb";
+
+#[cfg(socklab_epoll)]
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// Where to listen: HOST:PORT (port 0: the kernel picks one; an IPv6 address in brackets).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Where to forward: HOST:PORT.
+    #[arg(long)]
+    upstream: String,
+    /// A fault to inject (repeatable); the syntax is below.
+    #[arg(long, value_name = "SPEC", value_parser = parse_fault)]
+    fault: Vec<socklab::fault::Fault>,
+    /// listen(2) backlog: with `refuse`, how many connections the kernel completes before it
+    /// ignores SYNs.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: i32,
+    /// Once listening, write the bound address and a newline to PATH (atomically, as `server`).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+    /// JSON lines instead of text: `listening` (with `upstream`), then `stopped` with the counts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(socklab_epoll)]
+fn parse_fault(text: &str) -> Result<socklab::fault::Fault, String> {
+    text.parse().map_err(|e: socklab::fault::SpecError| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +236,8 @@ struct ServerArgs {
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     port: u16,
     /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
-    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)).
+    /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)),
+    /// uring (io_uring(7): recvs and sends submitted to the kernel in batches).
     #[arg(long, default_value = "iterative")]
     model: Model,
     /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
@@ -153,12 +245,13 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 262144 for poll and epoll, whose buffer is per thread, not per client].
+    /// 262144 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
+    /// recvs each take a whole buffer from a 4 MiB pool per thread].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: Option<usize>,
-    /// epoll model: threads, each with its own epoll instance: N (1 to 1024) or auto [default:
-    /// auto: one per CPU; on a loopback address half the CPUs (at least 1), leaving the others
-    /// to the clients, which then run on this machine too].
+    /// epoll and uring models: threads, each with its own epoll or io_uring instance: N (1 to 1024)
+    /// or auto [default: auto: one per CPU; for epoll on a loopback address half the CPUs (at
+    /// least 1), leaving the others to the clients, which then run on this machine too].
     #[arg(long, value_name = "auto|N", allow_negative_numbers = true, value_parser = parse_threads)]
     threads: Option<usize>,
     /// The most clients served at once; more wait in the listen queue until one ends [default:
@@ -187,6 +280,15 @@ struct ServerArgs {
     /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// One JSON object per event instead of text: listening, accepted, data, closed, error,
+    /// stopped (see the README's "Use in CI").
+    #[arg(long)]
+    json: bool,
+    /// A fault to inject (repeatable; syntax under --help): clients then reach the echo server
+    /// through a fault proxy listening on --host/--port.
+    #[cfg(socklab_epoll)]
+    #[arg(long, value_name = "SPEC", value_parser = parse_fault)]
+    fault: Vec<socklab::fault::Fault>,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +308,9 @@ struct ClientArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// One JSON object per event instead of text: connected, data (out, then in), closed, error.
+    #[arg(long)]
+    json: bool,
 }
 
 #[cfg(socklab_epoll)]
@@ -299,9 +404,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses, runs, and turns errors into one line on stderr and an exit code: 2 for bad usage (what
+/// Parses, runs, and turns errors into one line on stderr and an exit status: 2 for bad usage (what
 /// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
+    let code = run();
+    // std's `fn main` wrapper flushes stdout at exit; entered as C's `main`, socklab does it.
+    let _ = io::stdout().flush();
+    code
+}
+
+fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_exit(err),
@@ -313,6 +425,12 @@ pub fn main() -> ExitCode {
     #[cfg(not(all(socklab_af_packet, socklab_sock_diag)))]
     let own = true;
     let started = if own { cli.narration.start() } else { Ok(()) };
+    // A write to a closed pipe returns EPIPE instead of killing the process (std's wrapper does
+    // this before `main`; socklab's entry skips that wrapper, so it does it here, narrated). Sends
+    // on sockets pass MSG_NOSIGNAL anyway; this covers stdout/stderr piped into `head`.
+    let started = started.and_then(|()| {
+        socklab::process::set_disposition(socklab::process::SIGPIPE, socklab::process::Disposition::Ignore).map(drop)
+    });
     let result = started.and_then(|()| match cli.command {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
@@ -325,23 +443,27 @@ pub fn main() -> ExitCode {
         Command::States(args) => states::print(args.port, args.json),
         #[cfg(socklab_epoll)]
         Command::Bench(args) => bench(args),
+        #[cfg(socklab_epoll)]
+        Command::Proxy(args) => proxy(args),
+        #[cfg(socklab_epoll)]
+        Command::Netns(args) => netns(args),
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
+        // `socklab netns`: the command's own exit code, which already said what it had to.
+        Err(err) if err.get_ref().is_some_and(|inner| inner.is::<ChildExit>()) => {
+            err.get_ref().and_then(|inner| inner.downcast_ref::<ChildExit>()).map_or(1, |c| c.0)
+        }
         Err(err) => {
             let _ = writeln!(io::stderr(), "socklab: {}", hints::explain(&err));
-            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            if err.get_ref().is_some_and(|inner| inner.is::<UsageError>()) { 2 } else { 1 }
         }
     }
 }
 
 /// clap's own messages span several lines (usage, tips); CI logs read better with one. Help and
 /// version output (and help shown for a missing subcommand) are left to clap.
-fn usage_exit(err: clap::Error) -> ExitCode {
+fn usage_exit(err: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         err.exit();
@@ -350,7 +472,46 @@ fn usage_exit(err: clap::Error) -> ExitCode {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
     let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
     let _ = writeln!(io::stderr(), "socklab: {first} (see socklab --help)");
-    ExitCode::from(2)
+    2
+}
+
+/// The exit code of the command `socklab netns` ran, when it was not 0.
+#[derive(Debug)]
+struct ChildExit(u8);
+
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the command exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for ChildExit {}
+
+/// `socklab netns`: the pair, the conditions, the peer and the command; SIGINT/SIGTERM stop the
+/// children, and the namespaces are removed in every case.
+#[cfg(socklab_epoll)]
+fn netns(args: NetnsArgs) -> io::Result<()> {
+    use socklab::netns::{RunConfig, run_command};
+    use std::os::unix::process::ExitStatusExt;
+    let stop = socklab::echo::Stop::new();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let config = RunConfig {
+        conditions: args.link,
+        unplug_after: args.unplug_after,
+        peer: args.peer,
+        peer_port: args.peer_port,
+        command: args.command,
+    };
+    let status = run_command(&config, &stop);
+    signals.finish(&stop);
+    let status = status?;
+    // A command killed by a signal exits as a shell reports it: 128 + the signal number.
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+    match u8::try_from(code) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(io::Error::other(ChildExit(code))),
+        Err(_) => Err(io::Error::other(ChildExit(1))),
+    }
 }
 
 /// An argument that parsed but does not make sense (a host that is malformed or does not resolve).
@@ -377,14 +538,18 @@ fn say(line: &dyn std::fmt::Display) {
     let _ = writeln!(io::stdout().lock(), "{line}");
 }
 
-/// Prints every event, or under --quiet only what a script needs: the listening line (a server
-/// on port 0 must say which port it got) and the errors.
-fn printer(quiet: bool) -> Sink {
-    if !quiet {
-        return Arc::new(|event: &Event<'_>| say(event));
-    }
-    Arc::new(|event: &Event<'_>| {
-        if matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+/// Prints the tutorial's events, or under --quiet only what a script needs: the listening line (a
+/// server on port 0 must say which port it got) and the errors. `--json`: every event, one JSON
+/// object per line (--quiet then keeps the same events as in text).
+fn printer(quiet: bool, json: bool) -> Sink {
+    Arc::new(move |event: &Event<'_>| {
+        let needed = matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_));
+        if quiet && !needed {
+            return;
+        }
+        if json {
+            say(&event.json())
+        } else if event.in_tutorial() {
             say(event)
         }
     })
@@ -393,6 +558,13 @@ fn printer(quiet: bool) -> Sink {
 fn server(args: ServerArgs) -> io::Result<()> {
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
+    if !args.accept_delay.is_zero() && args.model != Model::Iterative {
+        // Only the iterative loop holds a connection in the queue before accepting it; the others
+        // would ignore the flag silently, and a student would see no queue and not know why.
+        let model = format!("{:?}", args.model).to_lowercase();
+        let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
+        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
     if !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
@@ -412,18 +584,115 @@ fn server(args: ServerArgs) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         socklab::process::raise_open_files(None)?;
     }
+    #[cfg(socklab_epoll)]
+    let faults = args.fault;
+    #[cfg(not(socklab_epoll))]
+    let faults: Vec<()> = Vec::new();
+    // With faults, the echo server listens on a private loopback port and the fault proxy on the
+    // address asked for.
+    let backlog = config.backlog();
+    let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
+    let mut sink = printer(args.quiet, args.json);
+    let mut shown = server.local_addr();
+    #[cfg(socklab_epoll)]
+    let proxy = if faults.is_empty() {
+        None
+    } else {
+        // Spawned after the signal thread, so its thread inherits the blocked SIGINT/SIGTERM.
+        let proxy = socklab::fixture::Proxy::builder(shown).listen(addr).backlog(backlog).faults(faults).spawn()?;
+        let (public, private) = (proxy.local_addr(), shown);
+        if !args.quiet && !args.json {
+            let _ = writeln!(
+                io::stderr(),
+                "socklab: note: faults on; clients connect to a fault proxy on {public}, which forwards to this echo server on {private}: the peers shown below are the proxy's connections"
+            );
+        }
+        shown = public;
+        let inner = sink;
+        sink = Arc::new(move |event: &Event<'_>| match event {
+            Event::Listening(_) => inner(&Event::Listening(public)),
+            event => inner(event),
+        });
+        Some(proxy)
+    };
+    #[cfg(not(socklab_epoll))]
+    let _ = backlog;
     // Last before serving: whoever reads the file may signal the server at once.
     if let Some(path) = &args.ready_file {
-        write_ready_file(path, server.local_addr())?;
+        write_ready_file(path, shown)?;
     }
-    let result = server.run(printer(args.quiet));
+    let result = server.run(sink);
+    #[cfg(socklab_epoll)]
+    drop(proxy);
     drop(timer);
     signals.finish(&stop);
+    result
+}
+
+/// `socklab proxy`: the fixture's proxy until SIGINT/SIGTERM.
+#[cfg(socklab_epoll)]
+fn proxy(args: ProxyArgs) -> io::Result<()> {
+    use socklab::fixture::Proxy;
+    use socklab::resolve::split_host_port;
+    use socklab::timeline::json::{Value, object};
+    use socklab::{Socket, Type};
+    let address = |arg: &'static str, text: &str| -> io::Result<SocketAddr> {
+        // Port 0 (the kernel picks) makes sense to listen on, not to connect to.
+        let (host, port) = match text.trim().strip_suffix(":0") {
+            Some(host) if arg == "--listen" => (host.trim_start_matches('[').trim_end_matches(']'), 0),
+            _ => split_host_port(text).map_err(|e| usage(arg, e))?,
+        };
+        let addrs = resolve(host, port).map_err(|e| usage(arg, e))?;
+        addrs.first().copied().ok_or_else(|| usage(arg, io::Error::other("no address")))
+    };
+    let (listen, upstream) = (address("--listen", &args.listen)?, address("--upstream", &args.upstream)?);
+    let stop = socklab::echo::Stop::new();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let proxy = Proxy::builder(upstream).listen(listen).backlog(args.backlog).faults(args.fault).spawn()?;
+    let addr = proxy.local_addr();
+    if args.json {
+        let fields = [
+            ("event", Value::Str("listening".into())),
+            ("addr", Value::Str(addr.to_string())),
+            ("port", Value::Int(addr.port().into())),
+            ("upstream", Value::Str(upstream.to_string())),
+        ];
+        say(&object(&fields));
+    } else {
+        say(&format_args!("Proxy listening {} (on {addr}), forwarding to {upstream}", addr.port()));
+    }
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    // Sleep until the stop: the signal thread shuts this socket down, which ends the recv.
+    let (line, _other_end) = Socket::pair(Type::STREAM)?;
+    let line = Arc::new(line);
+    let watch = stop.watch(line.clone());
+    let _ = line.recv(&mut [0u8; 1]);
+    drop(watch);
+    let stats = proxy.stats();
+    let result = proxy.shutdown();
+    signals.finish(&stop);
+    let n = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    if args.json {
+        say(&object(&[
+            ("event", Value::Str("stopped".into())),
+            ("accepted", n(stats.accepted)),
+            ("bytes_in", n(stats.bytes_in)),
+            ("bytes_out", n(stats.bytes_out)),
+            ("faults_applied", n(stats.faults_applied)),
+        ]));
+    } else {
+        say(&format_args!(
+            "Proxy stopped: {} connections accepted, {} bytes from clients, {} bytes to clients, {} faults applied",
+            stats.accepted, stats.bytes_in, stats.bytes_out, stats.faults_applied
+        ));
+    }
     result
 }
 
@@ -451,14 +720,33 @@ fn client(args: ClientArgs) -> io::Result<()> {
         args.message.into_bytes()
     };
     let config = ClientConfig { addrs, message, chunk: args.chunk };
-    client::run(&config, &printer(args.quiet)).map(drop)
+    let result = client::run(&config, &printer(args.quiet, args.json)).map(drop);
+    if let (true, Err(e)) = (args.json, &result) {
+        use socklab::timeline::json::{Value, object};
+        let errno = socklab::error::errno(e).map_or(Value::Null, |n| Value::Str(socklab::names::errno_name(n)));
+        say(&object(&[("event", Value::Str("error".into())), ("errno", errno), ("error", Value::Str(e.to_string()))]));
+    }
+    result
 }
 
 fn demo() -> io::Result<()> {
     let addr = *resolve("localhost", 0)?.first().ok_or_else(|| io::Error::other("no loopback address"))?;
-    let server = Server::bind(ServerConfig::new(addr))?.spawn(printer(false))?;
+    // The server's session ends when it reads the client's FIN; stopping before that would cut
+    // it short (and its "Recv Over" would not be printed), so the demo waits for it, a bounded time.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let print = printer(false, false);
+    let sink: Sink = Arc::new(move |event: &Event<'_>| {
+        print(event);
+        if matches!(event, Event::ServerRecvOver(_) | Event::ConnectionError(..)) {
+            let _ = ended_tx.send(());
+        }
+    });
+    let server = Server::bind(ServerConfig::new(addr))?.spawn(sink)?;
     let config = ClientConfig { addrs: vec![server.addr()], message: b"Hello".to_vec(), chunk: 10 };
-    let result = client::run(&config, &printer(false));
+    let result = client::run(&config, &printer(false, false));
+    if result.is_ok() {
+        let _ = ended.recv_timeout(Duration::from_secs(5));
+    }
     let stopped = server.stop();
     result?;
     stopped

@@ -162,6 +162,10 @@ pub struct SockInfo {
     pub uid: u32,
     /// The socket's inode (0 for TIME-WAIT, which has no socket any more, only a kernel record).
     pub inode: u32,
+    /// The kernel's cookie for the socket (`inet_diag_sockid.idiag_cookie`): unique while the
+    /// system runs, and kept by the TIME-WAIT record, so it tells a new connection from an old one
+    /// with the same addresses and ports.
+    pub cookie: u64,
     /// `tcp_info`, when asked for and present.
     pub info: Option<TcpInfo>,
 }
@@ -270,6 +274,7 @@ pub fn socket(p: &[u8]) -> Result<SockInfo, Error> {
         send_q: ne32(p, 60),
         uid: ne32(p, 64),
         inode: ne32(p, 68),
+        cookie: u64::from(ne32(p, 44)) | (u64::from(ne32(p, 48)) << 32),
         info,
     })
 }

@@ -74,6 +74,7 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
     }
     let stream = TcpStream::connect_any(&config.addrs)?;
     let server = stream.peer_addr()?;
+    sink(&Event::ClientConnected(stream.local_addr()?, server));
     let result = exchange(&stream, config, sink);
     sink(&Event::ClientClosing);
     let recvs = result?;
@@ -93,10 +94,15 @@ pub const INLINE_SEND_LIMIT: usize = 64 * 1024;
 fn exchange(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
     if config.message.len() <= INLINE_SEND_LIMIT {
         stream.send_all(&config.message)?;
+        sink(&Event::ClientSent(config.message.len()));
         return receive(stream, config, sink);
     }
     std::thread::scope(|scope| {
-        let sender = scope.spawn(|| stream.send_all(&config.message));
+        let sender = scope.spawn(|| {
+            stream.send_all(&config.message)?;
+            sink(&Event::ClientSent(config.message.len()));
+            Ok(())
+        });
         let received = receive(stream, config, sink);
         if received.is_err() {
             // Unblock the sender if it is stuck on a server that stopped reading.
@@ -114,9 +120,13 @@ fn receive(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result
     let mut buf = vec![0u8; config.chunk];
     let (mut received, mut recvs) = (0, 0);
     while received < expected {
-        // Never ask for more than is still due, so the echo of this message is all we read.
-        let want = config.chunk.min(expected - received);
-        let n = stream.recv(&mut buf[..want])?;
+        // recv(chunk) every time, as the tutorial does, even when fewer bytes are still due.
+        let n = stream.recv(&mut buf)?;
+        if n > expected - received {
+            let extra = received + n - expected;
+            let err = format!("the server sent {extra} bytes more than the {expected}-byte message");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+        }
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, EchoError::Short { received, expected }));
         }

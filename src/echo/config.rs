@@ -20,11 +20,13 @@ pub enum Model {
     Poll,
     /// `threads` threads, each with its own `epoll(7)` instance (`model/epoll.rs`; Linux only).
     Epoll,
+    /// `threads` threads, each with its own `io_uring(7)` instance (`model/uring.rs`; Linux only).
+    Uring,
 }
 
 impl Model {
     /// Every model, in the order of the ladder.
-    pub const ALL: [Model; 5] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll];
+    pub const ALL: [Model; 6] = [Model::Iterative, Model::Fork, Model::Thread, Model::Poll, Model::Epoll, Model::Uring];
 
     /// The name the CLI uses: `iterative`, `fork`, `thread`, `poll`, `epoll`.
     pub fn name(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Model {
             Model::Thread => "thread",
             Model::Poll => "poll",
             Model::Epoll => "epoll",
+            Model::Uring => "uring",
         }
     }
 
@@ -50,12 +53,19 @@ impl Model {
     }
 
     /// The recv buffer when none is given: the tutorial's 2048 for the blocking models (each
-    /// connection has its own); 256 KiB for the event loops, whose one buffer per thread serves
+    /// connection has its own); 256 KiB for poll and epoll, whose one buffer per thread serves
     /// every connection and so can be large for free. Against 64 KiB, one bulk stream took 6-7
     /// recv/send/epoll_wait per MiB instead of 16, and 25 % less server CPU per MiB
     /// (BENCHMARKS.md).
+    ///
+    /// io_uring's recvs each take a whole buffer from a pool per thread, which the kernel writes
+    /// all of over time (see `model/uring.rs`): 4 KiB buffers keep that pool at 4 MiB.
     pub fn default_buffer(self) -> usize {
-        if self.is_blocking() { 2048 } else { 256 << 10 }
+        match self {
+            _ if self.is_blocking() => 2048,
+            Model::Uring => 4096,
+            _ => 256 << 10,
+        }
     }
 }
 
@@ -66,7 +76,7 @@ impl std::str::FromStr for Model {
         Model::ALL
             .into_iter()
             .find(|m| m.name() == text)
-            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll"))
+            .ok_or_else(|| format!("unknown model '{text}': use one of iterative, fork, thread, poll, epoll, uring"))
     }
 }
 

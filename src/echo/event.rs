@@ -25,6 +25,10 @@ pub enum Event<'a> {
     AcceptError(&'a io::Error),
     /// The server stopped and closed its listener.
     Stopped,
+    /// The client connected: its own address, then the server's.
+    ClientConnected(SocketAddr, SocketAddr),
+    /// The client's sendall handed this many bytes to the kernel.
+    ClientSent(usize),
     /// The client's recv returned these bytes.
     ClientReceived(&'a [u8]),
     /// The client is about to close its socket.
@@ -71,8 +75,61 @@ impl fmt::Display for Event<'_> {
             Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {}", show_error(err)),
             Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
             Event::Stopped => write!(f, "Server stopped"),
+            Event::ClientConnected(local, server) => write!(f, "Client connected to {server} (from {local})"),
+            Event::ClientSent(n) => write!(f, "Client sent {n} bytes"),
             Event::ClientReceived(data) => write!(f, "Client Received: {}", show_data(data)),
             Event::ClientClosing => write!(f, "Closing connection to the server"),
+        }
+    }
+}
+
+impl Event<'_> {
+    /// Whether the tutorial printed this event (the client's connect and send it did not: the
+    /// human output keeps the tutorial's lines; `--json` has them all).
+    pub fn in_tutorial(&self) -> bool {
+        !matches!(self, Event::ClientConnected(..) | Event::ClientSent(_))
+    }
+
+    /// The event as one JSON object (`--json`): `event` is one of `listening`, `accepted`,
+    /// `connected`, `data` (with `dir` "in" or "out", seen from the program printing it, and
+    /// `bytes`), `closed`, `error`, `stopped`; addresses are strings, byte counts integers. These
+    /// names and keys are stable for scripts.
+    pub fn json(&self) -> String {
+        use crate::timeline::json::{Value, object};
+        let s = |text: String| Value::Str(text);
+        let addr = |a: &SocketAddr| Value::Str(a.to_string());
+        let bytes = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+        let errno = |e: &io::Error| match crate::error::errno(e) {
+            Some(n) => Value::Str(crate::names::errno_name(n)),
+            None => Value::Null,
+        };
+        let event = |name: &str| ("event", Value::Str(name.to_string()));
+        match self {
+            Event::Listening(a) => {
+                object(&[event("listening"), ("addr", addr(a)), ("port", Value::Int(a.port().into()))])
+            }
+            Event::Accepted(p) => object(&[event("accepted"), ("peer", addr(p))]),
+            Event::ServerReceived(p, d) => {
+                object(&[event("data"), ("dir", s("in".into())), ("peer", addr(p)), ("bytes", bytes(d.len()))])
+            }
+            Event::ServerSending(p, d) => {
+                object(&[event("data"), ("dir", s("out".into())), ("peer", addr(p)), ("bytes", bytes(d.len()))])
+            }
+            Event::ServerRecvOver(p) => object(&[event("closed"), ("peer", addr(p)), ("by", s("peer".into()))]),
+            Event::ConnectionError(p, e) => {
+                object(&[event("error"), ("peer", addr(p)), ("errno", errno(e)), ("error", s(show_error(e)))])
+            }
+            Event::AcceptError(e) => object(&[
+                event("error"),
+                ("call", s("accept".into())),
+                ("errno", errno(e)),
+                ("error", s(show_error(e))),
+            ]),
+            Event::Stopped => object(&[event("stopped")]),
+            Event::ClientConnected(l, p) => object(&[event("connected"), ("local", addr(l)), ("peer", addr(p))]),
+            Event::ClientSent(n) => object(&[event("data"), ("dir", s("out".into())), ("bytes", bytes(*n))]),
+            Event::ClientReceived(d) => object(&[event("data"), ("dir", s("in".into())), ("bytes", bytes(d.len()))]),
+            Event::ClientClosing => object(&[event("closed"), ("by", s("client".into()))]),
         }
     }
 }

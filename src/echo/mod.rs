@@ -5,8 +5,9 @@
 //!             Server::spawn runs it on a thread and returns a ServerHandle (a test fixture)
 //! config.rs   Model and ServerConfig, with each model's defaults
 //! model/      one file per concurrency model, holding only its loop: iterative (the tutorial's),
-//!             fork, thread, poll, epoll (Linux)
+//!             fork, thread, poll, epoll (Linux), uring (Linux, io_uring)
 //! session.rs  one client's echo: the tutorial's blocking loop, and its nonblocking state machine
+//! uring_session.rs  one client of the io_uring model: its recv and send in the kernel, its queue
 //! accept.rs   taking connections, and the one table of accept errors
 //! limits.rs   --idle-timeout / --max-conn-time clocks
 //! stop.rs     the stop switch: a flag plus shutdown(2) of whatever the server is blocked on
@@ -26,6 +27,8 @@ pub mod model;
 mod server;
 pub mod session;
 mod stop;
+#[cfg(socklab_uring)]
+mod uring_session;
 
 pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, auto_threads, somaxconn};
 pub use event::{Event, Sink, show_data};

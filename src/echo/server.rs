@@ -84,7 +84,10 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// A quiet echo server on `127.0.0.1`, on a port the kernel picks: the test-fixture shortcut.
+    /// A quiet echo server on `127.0.0.1`, on a port the kernel picks, running the tutorial's
+    /// iterative model: it serves one client at a time, so a second simultaneous client gets no
+    /// echo until the first closes. For tests, `crate::fixture::EchoServer` serves clients
+    /// concurrently and can inject faults.
     pub fn start_local() -> io::Result<ServerHandle> {
         let config = ServerConfig {
             backlog: Some(crate::tcp::DEFAULT_BACKLOG),

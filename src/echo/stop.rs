@@ -87,6 +87,18 @@ fn wake(socket: &Watched) {
     let _ = (**socket).as_ref().shutdown(Shutdown::Both);
 }
 
+/// `sink`, minus `ServerRecvOver` once the stop was requested: the stop switch shuts watched
+/// connections down, so their recv returns 0 although the client never closed, and "Server Recv
+/// Over" would claim a FIN that was not seen.
+pub fn unless_stopped(stop: &Arc<Stop>, sink: &super::event::Sink) -> super::event::Sink {
+    let (stop, sink) = (Arc::clone(stop), Arc::clone(sink));
+    Arc::new(move |event: &super::event::Event<'_>| {
+        if !(matches!(event, super::event::Event::ServerRecvOver(_)) && stop.requested()) {
+            sink(event);
+        }
+    })
+}
+
 /// Unregisters its socket from the [`Stop`] when dropped.
 pub struct Watch {
     stop: Arc<Stop>,

@@ -3,6 +3,8 @@
 //! - [`PollSet`] (`poll.rs`): poll(2), everywhere. The whole list goes to the kernel on every wait.
 //! - [`Epoll`] (`epoll.rs`, Linux): the kernel keeps the interest list; a wait returns only the
 //!   ready descriptors.
+//! - [`uring`] (`uring.rs`, Linux): not readiness but completion — io_uring runs the recvs and
+//!   sends itself; a safe ring with provided buffers, for the `uring` model.
 //!
 //! Both speak the same small vocabulary: an [`Interest`] (readable, writable, and epoll's extra
 //! flags) registered for a descriptor with a [`Token`] (the caller's name for it, handed back with
@@ -13,6 +15,8 @@
 #[cfg(socklab_epoll)]
 mod epoll;
 mod poll;
+#[cfg(socklab_uring)]
+pub mod uring;
 
 use std::time::{Duration, Instant};
 

@@ -78,6 +78,8 @@ mod socket;
 mod sockopt;
 mod timer;
 pub mod trace;
+#[cfg(socklab_uring)]
+pub mod uring;
 
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};

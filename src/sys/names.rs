@@ -10,8 +10,14 @@ pub fn errno_name(errno: i32) -> String {
 }
 
 /// The C library's one-line description of an errno value: `Connection refused`.
-pub fn errno_text(errno: i32) -> &'static str {
-    nix::errno::Errno::from_raw(errno).desc()
+pub fn errno_text(errno: i32) -> String {
+    // The C library's strerror text (std asks strerror_r), as strace prints it: EAGAIN is
+    // "Resource temporarily unavailable", not the kernel header's "Try again".
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// `ECONNREFUSED (Connection refused)`, as strace prints a failed call's errno.
@@ -52,7 +58,8 @@ pub fn sock_type(v: i32) -> String {
 }
 
 #[cfg(socklab_sock_flags)]
-const SOCK_FLAGS: &[(i32, &str)] = &[(libc::SOCK_NONBLOCK, "SOCK_NONBLOCK"), (libc::SOCK_CLOEXEC, "SOCK_CLOEXEC")];
+// strace's order: SOCK_CLOEXEC|SOCK_NONBLOCK.
+const SOCK_FLAGS: &[(i32, &str)] = &[(libc::SOCK_CLOEXEC, "SOCK_CLOEXEC"), (libc::SOCK_NONBLOCK, "SOCK_NONBLOCK")];
 #[cfg(not(socklab_sock_flags))]
 const SOCK_FLAGS: &[(i32, &str)] = &[];
 
@@ -273,13 +280,14 @@ pub fn sighandler(handler: usize) -> String {
 /// `sa_flags`: `SA_RESTORER|SA_NOCLDSTOP`, `0`.
 pub fn sa_flags(flags: i32) -> String {
     const TABLE: &[(i32, &str)] = &[
-        (libc::SA_NOCLDSTOP, "SA_NOCLDSTOP"),
-        (libc::SA_SIGINFO, "SA_SIGINFO"),
+        // strace's order.
         (0x0400_0000, "SA_RESTORER"),
         (libc::SA_ONSTACK, "SA_ONSTACK"),
         (libc::SA_RESTART, "SA_RESTART"),
         (libc::SA_NODEFER, "SA_NODEFER"),
         (libc::SA_RESETHAND, "SA_RESETHAND"),
+        (libc::SA_SIGINFO, "SA_SIGINFO"),
+        (libc::SA_NOCLDSTOP, "SA_NOCLDSTOP"),
     ];
     flag_names(flags, TABLE)
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::trace::Arg;
 
-pub use libc::{SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGTERM, SIGUSR1, WNOHANG};
+pub use libc::{
+    SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1, WNOHANG,
+};
 
 /// What `fork` returned in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,12 @@ pub fn fork() -> io::Result<Forked> {
         "clone",
         // SAFETY: fork takes no arguments. The caller's child keeps to the rules in this fn's doc.
         unsafe { libc::fork() },
-        [Arg::Name("child_stack=NULL"), Arg::Name("flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD")]
+        // child_tidptr is glibc's (the new thread's tid field), an address the program cannot see.
+        [
+            Arg::Name("child_stack=NULL"),
+            Arg::Name("flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"),
+            Arg::Name("child_tidptr=...")
+        ]
     )?;
     Ok(if pid == 0 { Forked::Child } else { Forked::Parent(pid) })
 }
@@ -44,7 +51,7 @@ pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> io::Result<Option<(lib
         // SAFETY: `ptr` points to a writable int for the whole call.
         unsafe { libc::waitpid(pid, ptr, options) },
         [Arg::Int(pid.into()), Arg::WaitStatus(None), Arg::WaitOptions(options), Arg::Null]
-            => |res| [Arg::Int(pid.into()), Arg::WaitStatus(res.as_ref().is_ok_and(|p| *p > 0).then_some(status)), Arg::WaitOptions(options), Arg::Null]
+            => |res| [Arg::Int(pid.into()), if res.as_ref().is_ok_and(|p| *p > 0) { Arg::WaitStatus(Some(status)) } else { Arg::Ptr(ptr as usize) }, Arg::WaitOptions(options), Arg::Null]
     )?;
     Ok((got != 0).then_some((got, status)))
 }
@@ -105,21 +112,33 @@ pub fn sigprocmask(how: libc::c_int, signals: &[libc::c_int]) -> io::Result<()> 
     .map(drop)
 }
 
-/// `sigwait(3)` (made as `rt_sigtimedwait(set, NULL, NULL, 8)`): blocks until one of `signals` is
-/// pending for this thread or the process, takes it off the pending set and returns its number. The
-/// signals must be blocked, so their handlers (or default actions) never run.
+/// `sigwaitinfo(2)` (made as `rt_sigtimedwait(set, &info, NULL, 8)`, which is also what glibc's
+/// sigwait makes): blocks until one of `signals` is pending for this thread or the process, takes
+/// it off the pending set and returns its number. The signals must be blocked, so their handlers
+/// (or default actions) never run. The kernel also says who sent it (`si_pid`), which the
+/// narration shows.
 pub fn sigwait(signals: &[libc::c_int]) -> io::Result<libc::c_int> {
     let set = sigset(signals);
-    let mut sig: libc::c_int = 0;
-    let ptr: *mut libc::c_int = &mut sig;
-    syscall!(
+    // SAFETY: siginfo_t is plain C data; all-zero is a valid value for the kernel to overwrite.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let ptr: *mut libc::siginfo_t = &mut info;
+    let sig = syscall!(
         "rt_sigtimedwait",
-        // SAFETY: `set` is initialised and `ptr` points to a writable int for the whole call. Like
-        // pthread_sigmask, sigwait returns the error number; `errno_of` maps it.
-        errno_of(unsafe { libc::sigwait(&set, ptr) }),
-        [Arg::SigSet(mask_bits(signals)), Arg::Null, Arg::Null, Arg::Int(8)]
+        // SAFETY: `set` is initialised and `ptr` points to a writable siginfo_t for the whole call;
+        // a null timeout means "wait as long as it takes".
+        unsafe { libc::sigtimedwait(&set, ptr, std::ptr::null()) },
+        [Arg::SigSet(mask_bits(signals)), Arg::OptOut, Arg::Null, Arg::Int(8)]
+            => |res| [Arg::SigSet(mask_bits(signals)), if res.is_ok() { siginfo(&info) } else { Arg::OptOut }, Arg::Null, Arg::Int(8)]
     )?;
     Ok(sig)
+}
+
+/// The parts of a `siginfo_t` strace prints for a signal sent with kill(2) or tgkill(2).
+fn siginfo(info: &libc::siginfo_t) -> Arg<'static> {
+    // SAFETY: for SI_USER / SI_TKILL / SI_QUEUE (and SI_KERNEL, where they are 0) the kernel fills
+    // the `kill` member of the union, which si_pid/si_uid read.
+    let (pid, uid) = unsafe { (info.si_pid(), info.si_uid()) };
+    Arg::SigInfo { signo: info.si_signo, code: info.si_code, pid, uid }
 }
 
 /// Calls that return an error number instead of setting errno: 0, or sets errno and returns -1.
@@ -158,6 +177,12 @@ extern "C" fn interrupted(sig: libc::c_int) {
     }
 }
 
+/// glibc's sigaction adds `SA_RESTORER` (and its own restorer) to every action it passes on x86.
+#[cfg(all(target_env = "gnu", any(target_arch = "x86_64", target_arch = "x86")))]
+const GLIBC_RESTORER: libc::c_int = 0x0400_0000;
+#[cfg(not(all(target_env = "gnu", any(target_arch = "x86_64", target_arch = "x86"))))]
+const GLIBC_RESTORER: libc::c_int = 0;
+
 /// `sigaction(2)` (made as `rt_sigaction`): sets the disposition of `sig` and returns the old one.
 pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Disposition> {
     let handler = match disposition {
@@ -184,8 +209,8 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
         // SAFETY: `new` and `*old_ptr` are valid sigaction structs for the whole call; `interrupted`
         // is async-signal-safe (one atomic add).
         unsafe { libc::sigaction(sig, &new, old_ptr) },
-        [Arg::Signal(sig), Arg::Handler(handler as usize, new.sa_flags), Arg::OptOut, Arg::Int(8)]
-            => |res| [Arg::Signal(sig), Arg::Handler(handler as usize, new.sa_flags), if res.is_ok() { Arg::Handler(old.sa_sigaction, old.sa_flags) } else { Arg::OptOut }, Arg::Int(8)]
+        [Arg::Signal(sig), Arg::Handler(handler as usize, new.sa_flags | GLIBC_RESTORER), Arg::OptOut, Arg::Int(8)]
+            => |res| [Arg::Signal(sig), Arg::Handler(handler as usize, new.sa_flags | GLIBC_RESTORER), if res.is_ok() { Arg::Handler(old.sa_sigaction, old.sa_flags) } else { Arg::OptOut }, Arg::Int(8)]
     )?;
     Ok(match old.sa_sigaction {
         libc::SIG_DFL => Disposition::Default,

@@ -110,6 +110,17 @@ pub enum Arg<'a> {
     /// epoll_wait's output array (empty before the call returns).
     #[cfg(socklab_epoll)]
     EpollEvents(&'a [libc::epoll_event]),
+    /// A `siginfo_t` the kernel wrote back: `{si_signo=SIGINT, si_code=SI_USER, si_pid=N, si_uid=N}`.
+    SigInfo {
+        /// The signal.
+        signo: i32,
+        /// How it was sent (`SI_USER`: kill(2)).
+        code: i32,
+        /// The sender's process id.
+        pid: i32,
+        /// The sender's user id.
+        uid: u32,
+    },
     /// A `struct timespec` the kernel wrote back.
     Timespec {
         /// `tv_sec`.
@@ -117,6 +128,32 @@ pub enum Arg<'a> {
         /// `tv_nsec`.
         nsec: i64,
     },
+    // --- io_uring (src/sys/uring.rs) ---
+    /// io_uring_setup's `struct io_uring_params`, as filled by the kernel.
+    #[cfg(socklab_uring)]
+    UringParams(&'a crate::sys::uring::Params),
+    /// io_uring_enter's flags: `IORING_ENTER_GETEVENTS`.
+    #[cfg(socklab_uring)]
+    UringEnterFlags(u32),
+    /// io_uring_register's opcode: `IORING_REGISTER_PBUF_RING`.
+    #[cfg(socklab_uring)]
+    UringRegisterOp(u32),
+    /// A `struct io_uring_buf_reg`: `{ring_addr=0x7f..., ring_entries=8, bgid=0}`.
+    #[cfg(socklab_uring)]
+    UringBufReg {
+        /// The ring's address.
+        ring_addr: u64,
+        /// How many buffers it holds.
+        entries: u32,
+        /// The buffer group id.
+        bgid: u16,
+    },
+    /// The SQEs an io_uring_enter handed to the kernel: printed beneath the call, not inside it.
+    #[cfg(socklab_uring)]
+    UringSubmitted(&'a [crate::sys::uring::Sqe]),
+    /// The CQEs waiting in the completion ring when io_uring_enter returned: printed beneath it.
+    #[cfg(socklab_uring)]
+    UringCompleted(&'a [crate::sys::uring::Cqe]),
 }
 
 /// Whether the hook sees the call before it is made or after it returned.
@@ -144,6 +181,14 @@ pub type Hook = fn(&Call<'_>);
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static HOOK: OnceLock<Hook> = OnceLock::new();
+
+/// The calling thread's id (`gettid(2)`), for the narration's `[pid N]` marks. Like the
+/// narration's own writes to stderr, this call belongs to the narrator, not to the program it
+/// narrates, so it is not reported (the narration asks once per thread and remembers).
+pub fn own_tid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
 
 /// Installs the process-wide hook and turns narration on. The first hook wins; returns whether
 /// this one was installed.

@@ -35,13 +35,18 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
                  which).",
                 a.ip()
             ),
-            Some(a) => format!("The socket now owns the local address {a}: segments sent there reach this socket."),
+            Some(a) => format!(
+                "The socket now owns the local address {a}. Until listen is called, a SYN sent there is answered with a \
+                 RST (connection refused)."
+            ),
             None => "The socket now owns a local address.".into(),
         },
         "listen" => format!(
-            "The socket is now a listener: from here on the kernel itself answers each SYN with a SYN-ACK and queues \
-             finished handshakes (up to {}) until the program calls accept.",
-            int(1)
+            "The socket is now a listener: from here on the kernel itself answers SYNs with SYN-ACKs and queues \
+             finished handshakes until the program calls accept. Linux queues up to backlog + 1 = {} of them (the \
+             backlog is capped at net.core.somaxconn); when the queue is full it drops new SYNs and the clients \
+             retry.",
+            int(1) + 1
         ),
         "getsockname" => format!("The kernel reported the socket's own address: {}.", show(addr)),
         "getpeername" => {
@@ -49,7 +54,8 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
         }
         "connect" => format!(
             "The kernel sent a SYN to {}, got a SYN-ACK back and answered with an ACK: the three-way handshake is \
-             complete, even though the server program has not called accept yet.",
+             complete. It was done by the two kernels alone; whether the server program is blocked in accept or \
+             has not called it yet, the connection now waits in the server's accept queue until accept takes it.",
             show(addr)
         ),
         "accept" | "accept4" => format!(
@@ -73,12 +79,16 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
                 "The kernel sends a FIN: we will write no more, but can still read what the peer sends.".into()
             }
             Some(Arg::How(libc::SHUT_RD)) => "Further input on this socket is discarded; nothing is sent.".into(),
-            _ => "Both directions are shut: a FIN goes out (if not already sent), and blocked calls on this socket \
-                  wake up."
+            _ => "Both directions are shut and blocked calls on this socket wake up. What goes on the wire depends on \
+                  the socket: a connected TCP socket sends a FIN (if not sent already); a listener resets (RST) the \
+                  connections waiting in its queue and its blocked accept fails with EINVAL; an AF_UNIX socket sends \
+                  nothing, its peer just reads end-of-file."
                 .into(),
         },
-        "close" => "The descriptor is released; if it was the last one for a connected TCP socket, the kernel sends \
-            a FIN (the side that closes first ends in TIME-WAIT), and a listener's queued connections are reset."
+        "close" => "The descriptor is released. If it was the last one for a connected TCP socket, the kernel sends \
+            a FIN (the side that closes first ends in TIME-WAIT) — unless unread data was still in its receive \
+            queue: then it sends a RST and the connection is gone at once. A listener's queued connections are \
+            reset."
             .into(),
         "getsockopt" => "The kernel reported one option of this socket.".into(),
         "poll" => format!("{ret} of the watched descriptors became ready."),
@@ -101,6 +111,9 @@ fn failure(call: &str, errno: i32, addr: Option<&SockAddr>) -> Option<String> {
             "The connection is closed for writing; MSG_NOSIGNAL turned SIGPIPE into EPIPE.".into()
         }
         (_, libc::EINTR) => "A signal interrupted the call before it did anything.".into(),
+        (_, libc::EAGAIN) => "Nothing to do yet: this descriptor is nonblocking (or has a timeout), so instead of \
+            waiting the kernel returned at once; the program waits for readiness and tries again."
+            .into(),
         (_, errno) => format!("The kernel refused the call: {}.", names::errno_text(errno)),
     };
     Some(text)

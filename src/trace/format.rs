@@ -14,6 +14,9 @@ use crate::sys::{SockAddr, UnixName, names};
 use std::fmt::Write as _;
 use std::io;
 
+/// `SA_RESTORER` (not in every libc's headers).
+const SA_RESTORER: i32 = 0x0400_0000;
+
 /// strace's default `-s`: how many bytes of a buffer it prints.
 pub const MAX_STRLEN: usize = 32;
 
@@ -26,7 +29,25 @@ pub fn line(call: &Call<'_>) -> String {
             out.push(' ');
         }
         out.push_str(" = ");
-        out.push_str(&ret(result));
+        out.push_str(&ret_of(call.name, result));
+        // strace names what some results mean: the signal taken, a poll that timed out.
+        match (call.name, result) {
+            ("rt_sigtimedwait", Ok(sig)) => out.push_str(&format!(" ({})", names::signal(*sig as i32))),
+            ("poll" | "epoll_wait", Ok(0)) if call.name == "poll" => out.push_str(" (Timeout)"),
+            ("fcntl", Ok(flags)) if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFL)) =>
+            {
+                out.truncate(out.len() - ret(result).len());
+                out.push_str(&format!("{flags:#x} (flags {})", names::open_flags(*flags as i32)));
+            }
+            ("fcntl", Ok(flags))
+                if matches!(call.args.get(1), Some(Arg::Int(cmd)) if *cmd == i64::from(libc::F_GETFD))
+                    && *flags != 0 =>
+            {
+                out.truncate(out.len() - ret(result).len());
+                out.push_str(&format!("{flags:#x} (flags FD_CLOEXEC)"));
+            }
+            _ => {}
+        }
         // strace adds the descriptors that are ready: `= 1 ([{fd=3, revents=POLLIN}])`.
         if let (Some(Arg::PollFds(fds)), Ok(n)) = (call.args.first(), result)
             && *n > 0
@@ -39,6 +60,11 @@ pub fn line(call: &Call<'_>) -> String {
             out.push_str(&format!(" ([{}])", ready.join(", ")));
         }
     }
+    // io_uring: what the call submitted and what was waiting in the completion ring, beneath it.
+    #[cfg(socklab_uring)]
+    if call.name == "io_uring_enter" {
+        out.push_str(&super::uring::lines_beneath(call));
+    }
     out
 }
 
@@ -47,6 +73,11 @@ pub fn args(call: &Call<'_>) -> String {
     let mut out = String::new();
     let domain = call.args.iter().find_map(|a| if let Arg::Domain(d) = a { Some(*d) } else { None });
     for (i, a) in call.args.iter().enumerate() {
+        // io_uring: the SQEs and CQEs of an io_uring_enter go beneath the line (see `lines`).
+        #[cfg(socklab_uring)]
+        if super::uring::beneath(a) {
+            continue;
+        }
         if i > 0 {
             out.push_str(", ");
         }
@@ -94,12 +125,21 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Signal(sig) => write!(out, "{}", names::signal(*sig)),
         Arg::SigHow(how) => write!(out, "{}", names::sigprocmask_how(*how)),
         Arg::SigSet(bits) => write!(out, "{}", names::sigset(*bits)),
-        Arg::Handler(handler, flags) => write!(
-            out,
-            "{{sa_handler={}, sa_mask=[], sa_flags={}}}",
-            names::sighandler(*handler),
-            names::sa_flags(*flags)
-        ),
+        Arg::Handler(handler, flags) => {
+            let _ = write!(
+                out,
+                "{{sa_handler={}, sa_mask=[], sa_flags={}",
+                names::sighandler(*handler),
+                names::sa_flags(*flags)
+            );
+            // glibc points sa_restorer at its own return-from-handler stub, whose address the
+            // program cannot learn; strace prints it, the narration says it is there.
+            if flags & SA_RESTORER != 0 {
+                out.push_str(", sa_restorer=...");
+            }
+            out.push('}');
+            Ok(())
+        }
         Arg::WaitOptions(options) => write!(out, "{}", names::flag_names(*options, &[(libc::WNOHANG, "WNOHANG")])),
         Arg::WaitStatus(Some(status)) => write!(out, "[{}]", names::wait_status(*status)),
         Arg::WaitStatus(None) => write!(out, "..."),
@@ -143,6 +183,22 @@ fn arg(out: &mut String, a: &Arg<'_>) {
             write!(out, "[{}]", each.join(", "))
         }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
+        Arg::SigInfo { signo, code, pid, uid } => {
+            let code = match *code {
+                0 => "SI_USER".to_string(),
+                0x80 => "SI_KERNEL".to_string(),
+                -1 => "SI_QUEUE".to_string(),
+                -6 => "SI_TKILL".to_string(),
+                other => other.to_string(),
+            };
+            write!(out, "{{si_signo={}, si_code={code}, si_pid={pid}, si_uid={uid}}}", names::signal(*signo))
+        }
+        // io_uring arguments (src/trace/uring.rs).
+        #[cfg(socklab_uring)]
+        Arg::UringParams(_) | Arg::UringEnterFlags(_) | Arg::UringRegisterOp(_) | Arg::UringBufReg { .. } => {
+            out.push_str(&super::uring::arg(a).unwrap_or_default());
+            Ok(())
+        }
         // `Arg` is non-exhaustive: a variant added later prints as its Debug form until named here.
         #[allow(unreachable_patterns)]
         other => write!(out, "{other:?}"),
@@ -157,6 +213,8 @@ fn protocol(domain: i32, p: i32) -> String {
         libc::AF_PACKET => format!("htons({})", names::ether_type(u16::from_be(p as u16))),
         #[cfg(socklab_sock_diag)]
         libc::AF_NETLINK => names::netlink_protocol(p),
+        // strace prints AF_UNIX's protocol as a number.
+        libc::AF_UNIX => p.to_string(),
         _ => names::protocol(p),
     }
 }
@@ -234,6 +292,19 @@ fn epoll_event(events: u32, data: u64) -> String {
 
 /// The result: `3`, or `-1 ECONNREFUSED (Connection refused)`.
 pub fn ret(result: &io::Result<i64>) -> String {
+    ret_of("", result)
+}
+
+/// The result of call `name`. A call interrupted by a handler without SA_RESTART returns EINTR to
+/// the program, but strace shows what the kernel decided inside: `? ERESTARTSYS` for the socket
+/// calls and wait4 (restart had the handler asked for it).
+pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
+    if let Err(e) = result
+        && e.raw_os_error() == Some(libc::EINTR)
+        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4")
+    {
+        return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
+    }
     match result {
         Ok(n) => n.to_string(),
         Err(e) => match e.raw_os_error() {

@@ -15,10 +15,13 @@
 pub mod explain;
 pub mod format;
 mod step;
+#[cfg(socklab_uring)]
+pub mod uring;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::sys::trace::{self as hook, Call, Phase};
 
@@ -47,15 +50,61 @@ thread_local! {
     /// Set while this thread pauses in `--step`: the calls the pause itself makes (its sigwait)
     /// are narrated, but do not pause again.
     static PAUSING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's id, asked once (0: not asked yet). Reset in a fork child.
+    static TID: Cell<i32> = const { Cell::new(0) };
+    /// The narration stream, held by this thread from the Enter of a call that wakes other
+    /// threads (shutdown, kill) until its line is written: the woken thread's line (an `accept4`
+    /// failing with EINVAL) waits, so an effect is never printed before its cause.
+    static HELD: RefCell<Option<MutexGuard<'static, Box<dyn Write + Send>>>> = const { RefCell::new(None) };
+}
+
+/// The process's id (its main thread's id), learned at [`start`] and in a fork child.
+static PID: AtomicI32 = AtomicI32::new(0);
+/// More than one thread or process of ours exists (or existed): from then on every line carries
+/// `[pid N]`, as `strace -f` marks lines once it traces more than one task.
+static MANY: AtomicBool = AtomicBool::new(false);
+
+/// Calls after which other threads may run at once: their narration waits for this call's line.
+fn wakes_others(name: &str) -> bool {
+    matches!(name, "shutdown" | "kill")
+}
+
+/// The calling thread's id, remembered per thread.
+fn tid() -> i32 {
+    TID.with(|t| {
+        if t.get() == 0 {
+            t.set(hook::own_tid());
+        }
+        t.get()
+    })
 }
 
 /// Writes one whole piece of narration.
 pub(crate) fn emit(text: &str) {
+    let written = HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        let out = held.as_mut()?;
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        Some(())
+    });
+    if written.is_some() {
+        return;
+    }
     if let Some(out) = OUT.get() {
         let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
+}
+
+/// The `[pid N] ` mark strace -f puts before a line once it follows several tasks.
+fn pid_mark() -> String {
+    let tid = tid();
+    if tid != PID.load(Ordering::Relaxed) {
+        MANY.store(true, Ordering::Relaxed);
+    }
+    if MANY.load(Ordering::Relaxed) { format!("[pid {tid:>5}] ") } else { String::new() }
 }
 
 /// Turns narration on for the whole process. Call early in `main`, before other threads exist:
@@ -65,6 +114,7 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
         return Err(io::Error::other("narration was already started"));
     }
     let _ = OUT.set(Mutex::new(out));
+    PID.store(tid(), Ordering::Relaxed);
     if options.step {
         step::prepare()?;
     }
@@ -88,10 +138,26 @@ fn on_call(call: &Call<'_>) {
                 step::pause(call);
                 PAUSING.with(|p| p.set(false));
             }
+            if wakes_others(call.name)
+                && let Some(out) = OUT.get()
+            {
+                let guard = out.lock().unwrap_or_else(|p| p.into_inner());
+                HELD.with(|held| *held.borrow_mut() = Some(guard));
+            }
             // After the pause, so the call's time is its own, not the student's.
             STARTED.with(|s| s.set(now_ns()));
         }
         Phase::Exit(result) => {
+            if call.name == "clone" {
+                // fork: both processes are followed from here on; the child has a new id.
+                MANY.store(true, Ordering::Relaxed);
+                if matches!(result, Ok(0)) {
+                    TID.with(|t| t.set(0));
+                    PID.store(tid(), Ordering::Relaxed);
+                    // strace prints a fork once, in the parent, with the child's pid.
+                    return;
+                }
+            }
             let end = now_ns();
             let start = STARTED.with(|s| s.replace(0));
             let mut text = String::new();
@@ -100,6 +166,7 @@ fn on_call(call: &Call<'_>) {
                 let start = if start == 0 || start > end { end } else { start };
                 text.push_str(&format!("{MACHINE_PREFIX}{start} {end} "));
             }
+            text.push_str(&pid_mark());
             text.push_str(&format::line(call));
             text.push('\n');
             if options.explain {
@@ -109,8 +176,26 @@ fn on_call(call: &Call<'_>) {
             }
             // One write per call, so lines from several threads do not interleave mid-line.
             emit(&text);
+            HELD.with(|held| drop(held.borrow_mut().take()));
         }
     }
+}
+
+/// Splits strace's `[pid N] ` mark off a narrated line: `(Some(N), rest)`, or `(None, line)`.
+pub fn split_pid_mark(line: &str) -> (Option<i32>, &str) {
+    let parsed = line.strip_prefix("[pid ").and_then(|rest| {
+        let (pid, rest) = rest.split_once("] ")?;
+        Some((pid.trim().parse().ok()?, rest))
+    });
+    match parsed {
+        Some((pid, rest)) => (Some(pid), rest),
+        None => (None, line),
+    }
+}
+
+/// This process's id as the narration knows it (the `[pid N]` of its main thread).
+pub(crate) fn pid() -> i32 {
+    PID.load(Ordering::Relaxed)
 }
 
 /// Splits a machine-readable line into `(start_ns, end_ns, strace line)`; `None` for other lines.

@@ -16,7 +16,13 @@ static PAUSE: Mutex<()> = Mutex::new(());
 
 /// Blocks SIGUSR1 in the calling thread (and so in every thread it spawns later).
 pub(super) fn prepare() -> io::Result<()> {
-    if io::stdin().is_terminal() { Ok(()) } else { process::block_signals(&[SIGUSR1]) }
+    if io::stdin().is_terminal() {
+        return Ok(());
+    }
+    // Kept blocked even where the program resets its mask (a fork child restoring an empty
+    // mask), so a stepped child is paused by SIGUSR1, not killed by it.
+    process::keep_blocked(SIGUSR1);
+    process::block_signals(&[SIGUSR1])
 }
 
 /// Prints the call about to be made and waits for the go-ahead.
@@ -27,10 +33,10 @@ pub(super) fn pause(call: &Call<'_>) {
     let how = if tty {
         "press Enter to make it".to_string()
     } else {
-        format!("send SIGUSR1 to make it: kill -USR1 {}", std::process::id())
+        format!("send SIGUSR1 to make it: kill -USR1 {}", super::pid())
     };
     // One write, so nothing (not even the terminal echoing an early Enter) lands mid-prompt.
-    let prompt = format!("[step] next: {next}  ({how})\n");
+    let prompt = format!("[step] next: {}{next}  ({how})\n", super::pid_mark());
     super::emit(&prompt);
     if tty {
         let mut line = String::new();

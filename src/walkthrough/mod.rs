@@ -161,7 +161,7 @@ fn complaints(stderr: &str) -> String {
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
-    matches!(&e.what, What::Call { side, line, .. } if *side == who && line.starts_with(prefix))
+    matches!(&e.what, What::Call { side, line, .. } if *side == who && crate::trace::split_pid_mark(line).1.starts_with(prefix))
 }
 
 /// A private directory for the server's `--ready-file`, removed on drop.
@@ -220,6 +220,9 @@ fn calls(side: Side, stderr: &str) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
     for line in stderr.lines() {
         if let Some((start_ns, end_ns, text)) = parse_machine_line(line) {
+            // The timeline tells the two processes apart by side; strace's `[pid N]` mark (the
+            // server runs a second thread) is left out of its lines.
+            let text = crate::trace::split_pid_mark(text).1;
             let what = What::Call { side, start_ns, line: text.to_string(), explain: None };
             events.push(Event { t_ns: end_ns, what });
         } else if let Some(sentence) = line.strip_prefix("    # ") {
@@ -446,24 +449,22 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     let mut ready = Some(ready);
     let mut diag = Diag::open()?;
     let mut last: HashMap<Key, (&'static str, TcpState, u32, u32)> = HashMap::new();
-    // TIME-WAIT leftovers of an earlier run on the same port (with --port) are not this story.
-    let mut earlier: Option<Vec<Key>> = None;
+    // TIME-WAIT leftovers of an earlier run on the same port are not this story. They are told
+    // apart by cookie, not by addresses: loopback reuses TIME-WAIT port pairs (tcp_tw_reuse), so
+    // this session's client may have exactly the addresses of an old record.
+    let mut earlier: Option<Vec<u64>> = None;
     let until = Instant::now() + Duration::from_secs(2 * 3600);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
         let sockets = diag.dump_timed(libc::AF_INET, false)?;
         let end_ns = monotonic_ns();
         let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
         let earlier = earlier.get_or_insert_with(|| {
-            sockets
-                .iter()
-                .filter(|(_, s)| ours(s) && s.state == TcpState::TimeWait)
-                .map(|(_, s)| (s.local, s.remote))
-                .collect()
+            sockets.iter().filter(|(_, s)| ours(s) && s.state == TcpState::TimeWait).map(|(_, s)| s.cookie).collect()
         });
         let mut seen: Vec<Key> = Vec::new();
         let mut changes = Vec::new();
         // Each row is stamped with a time by which the kernel had read it (see `dump_timed`).
-        for (t_ns, s) in sockets.iter().filter(|(_, s)| ours(s) && !earlier.contains(&(s.local, s.remote))) {
+        for (t_ns, s) in sockets.iter().filter(|(_, s)| ours(s) && !earlier.contains(&s.cookie)) {
             // A listener has no peer (even after shutdown took it out of LISTEN).
             let role = match (s.remote.port() == 0, s.local.port() == port) {
                 (true, _) => "listener",

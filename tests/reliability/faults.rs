@@ -265,6 +265,13 @@ fn emfile_backs_off_and_recovers() {
         return;
     }
     for model in models() {
+        if model.name == "uring" {
+            // io_uring's accept reads RLIMIT_NOFILE when the request is prepared, and a multishot
+            // accept is prepared once, at start: lowering the limit of a running server does not
+            // reach it. uring's EMFILE path is tested from the start instead (`ulimit -n 24`, in
+            // tests/models.rs, nonblocking_models_survive_running_out_of_descriptors).
+            continue;
+        }
         let mut server = Server::start(&model, &["--quiet"]);
         let pid = server.pid();
         // RLIMIT_NOFILE caps descriptor *numbers*, and a new descriptor gets the lowest free

@@ -21,16 +21,17 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::echo::accept::{hold_in_queue, no_delay, survive_accept_error};
+use crate::echo::accept::{hold_in_queue, survive_accept_error};
 use crate::echo::config::ServerConfig;
 use crate::echo::event::{Event, Sink};
 use crate::echo::session;
-use crate::echo::stop::Stop;
+use crate::echo::stop::{Stop, unless_stopped};
 use crate::tcp::TcpListener;
 
 /// Serves clients one after another until `stop` is requested.
 pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer()];
+    let quiet_at_stop = unless_stopped(stop, sink);
     loop {
         if !hold_in_queue(listener, config.accept_delay, stop)? {
             return Ok(());
@@ -42,11 +43,11 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         match accepted {
             Ok((conn, peer)) => {
                 sink(&Event::Accepted(peer));
-                no_delay(&conn);
+                // No TCP_NODELAY here: the tutorial's server sets none, and this loop makes its calls.
                 // The stop switch shuts this connection down, which ends its recv at once.
                 let conn = Arc::new(conn);
                 let _watch = stop.watch(conn.clone());
-                session::serve(&conn, peer, &mut buf, config.limits(), sink);
+                session::serve(&conn, peer, &mut buf, config.limits(), &quiet_at_stop);
                 // `conn` is closed here, when the last Arc (ours or the watch's) is dropped.
             }
             Err(e) => survive_accept_error(e, sink)?,

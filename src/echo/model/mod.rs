@@ -8,6 +8,8 @@ pub mod fork;
 pub mod iterative;
 pub mod poll;
 pub mod thread;
+#[cfg(socklab_uring)]
+pub mod uring;
 
 use std::io;
 use std::sync::Arc;
@@ -28,5 +30,9 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         Model::Epoll => epoll::serve(listener, config, stop, sink),
         #[cfg(not(socklab_epoll))]
         Model::Epoll => Err(io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux-only; use --model poll")),
+        #[cfg(socklab_uring)]
+        Model::Uring => uring::serve(listener, config, stop, sink),
+        #[cfg(not(socklab_uring))]
+        Model::Uring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux-only; use --model poll")),
     }
 }

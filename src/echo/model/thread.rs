@@ -23,7 +23,7 @@ use crate::echo::accept::{no_delay, survive_accept_error};
 use crate::echo::config::{DEFAULT_MAX_THREADS, ServerConfig};
 use crate::echo::event::{Event, Sink};
 use crate::echo::session;
-use crate::echo::stop::Stop;
+use crate::echo::stop::{Stop, unless_stopped};
 use crate::tcp::TcpListener;
 
 /// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
@@ -52,7 +52,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
         let (id, done, conn_sink, size, limits) =
-            (next_id, done_tx.clone(), Arc::clone(sink), config.buffer(), config.limits());
+            (next_id, done_tx.clone(), unless_stopped(stop, sink), config.buffer(), config.limits());
         next_id += 1;
         let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
             // Declared first, dropped last: the loop hears "done" after the connection is

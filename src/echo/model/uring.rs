@@ -1,0 +1,239 @@
+//! Many clients per thread with `io_uring(7)`: instead of asking the kernel "which sockets are
+//! ready?" and then making the recv and send calls ourselves, we hand it the recvs and sends, and
+//! read what they returned from a ring in shared memory.
+//!
+//! ```text
+//! each of N threads, with its own ring and its own provided-buffer ring:
+//!     submit: multishot accept on the listener, poll on the wake line
+//!     loop {
+//!         io_uring_enter(submit everything queued this turn, wait for >= 1 completion)
+//!         for each completion {
+//!             accept:    a new connection; submit a multishot recv on it
+//!             recv:      data in a provided buffer: submit a send of that buffer
+//!                        (too many buffers waiting for the client to read: cancel the recv)
+//!             send:      all of the buffer went: recycle it; otherwise send the rest
+//!             wake line: the stop was requested: return (the ring cancels what is left)
+//!         }
+//!     }
+//! ```
+//!
+//! Trade-off: one system call per loop turn for any number of recvs, sends and accepts, and no
+//! readiness round trip (epoll_wait, then recv); in exchange, memory the kernel writes into at
+//! any time (the provided buffers) and a completion for every request, including cancelled ones.
+//! strace shows only the io_uring_enter calls: the recvs and sends happen inside the kernel,
+//! which is why `--trace` prints the ring's traffic beneath each call.
+//!
+//! With `--max-conns` the accept is one-shot, armed only while there is room; without, it is
+//! multishot. After EMFILE (and while at the bound) the thread looks again when one of its
+//! connections closes, or after 100 ms. The connection's state machine is in `../uring_session.rs`.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::echo::accept::{Failure, classify, no_delay};
+use crate::echo::config::ServerConfig;
+use crate::echo::event::{Event, Sink};
+use crate::echo::limits::Limits;
+use crate::echo::stop::Stop;
+use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
+use crate::ready::uring::{RECV, Ring, SEND, too_old};
+use crate::socket::Socket;
+use crate::sys;
+use crate::tcp::{TcpListener, TcpStream};
+
+/// Tokens of the listener and the wake line; a connection's is its descriptor number.
+const LISTENER: u64 = 1 << 41;
+const WAKE: u64 = LISTENER + 1;
+
+/// Submission slots per ring (completions: 8× as many).
+const ENTRIES: u32 = 1024;
+
+/// The memory of a thread's provided buffers. The kernel takes them in ring order and we give
+/// them back at the tail, so over time every buffer is written: all of it becomes resident.
+const POOL_BYTES: usize = 4 << 20;
+
+/// What every thread shares.
+struct Shared<'a> {
+    listener: &'a TcpListener,
+    wake: &'a Socket,
+    config: &'a ServerConfig,
+    sink: &'a Sink,
+    stop: &'a Stop,
+    /// Connections open in all threads, for `max_conns`.
+    open: AtomicUsize,
+}
+
+/// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
+pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+    let threads = match config.threads {
+        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (wake, other_end) = sys::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+    // A Socket, so its close goes through sys and is narrated like every other.
+    let _other_end = Socket::from(other_end);
+    let wake = Arc::new(Socket::from(wake));
+    let _watch = stop.watch(wake.clone());
+    let shared = Shared { listener, wake: &wake, config, sink, stop, open: AtomicUsize::new(0) };
+    // A failing thread (no io_uring here...) ends the others through the wake line, not the stop
+    // switch: the server ends with the error, and nobody asked it to stop.
+    let work = || worker(&shared).inspect_err(|_| drop(sys::shutdown(wake.as_fd(), libc::SHUT_RDWR)));
+    thread::scope(|scope| {
+        let others: Vec<_> = (1..threads)
+            .map(|i| thread::Builder::new().name(format!("socklab-uring-{i}")).spawn_scoped(scope, work))
+            .collect();
+        let mut result = if others.iter().any(|spawned| spawned.is_err()) {
+            stop.request();
+            Err(io::Error::other("could not start the io_uring threads"))
+        } else {
+            work()
+        };
+        for handle in others.into_iter().flatten() {
+            let joined = handle.join().unwrap_or_else(|_| Err(io::Error::other("an io_uring thread panicked")));
+            // The first error is the one worth reading (the others stopped because of it).
+            result = result.and(joined);
+        }
+        result
+    })
+}
+
+/// One thread's loop over its own ring.
+fn worker(shared: &Shared<'_>) -> io::Result<()> {
+    let (size, count) = buffer_shape(shared.config.buffer());
+    let mut ring = Ring::new(ENTRIES, count, size)?;
+    ring.poll_in(shared.wake.as_fd(), WAKE);
+    let bounded = shared.config.max_conns.is_some();
+    let max = shared.config.max_conns.unwrap_or(usize::MAX);
+    let limits = shared.config.limits();
+    // This thread's connections, indexed by descriptor number (their token). Declared after the
+    // ring, so dropped before it: the ring's drop then cancels their requests and the sockets close.
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    let (mut accepting, mut paused_at): (bool, Option<Instant>) = (false, None);
+    let mut first_accept = true;
+    loop {
+        // Arm the accept unless one is armed, at the bound, or paused after EMFILE (for 100 ms,
+        // or until a connection of this thread closes, which clears `paused_at`).
+        let pause_over = paused_at.is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
+        if !accepting && pause_over && (!bounded || reserve(&shared.open, max)) {
+            ring.accept(shared.listener.as_fd(), !bounded, LISTENER);
+            (accepting, paused_at) = (true, None);
+        }
+        let due =
+            if limits == Limits::default() { None } else { conns.iter().flatten().filter_map(Conn::next_expiry).min() };
+        let mut timeout = due.map(|at| at.saturating_duration_since(Instant::now()));
+        if !accepting {
+            timeout = Some(timeout.map_or(Duration::from_millis(100), |t| t.min(Duration::from_millis(100))));
+        }
+        match ring.wait(timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            result => result?,
+        }
+        let mut done = ring.take();
+        let mut recycled = false;
+        for c in &mut done {
+            match c.token {
+                WAKE => return Ok(()),
+                CANCEL_TOKEN => {}
+                LISTENER => {
+                    accepting &= c.more;
+                    match (c.res, c.accepted.take()) {
+                        (Ok(_), Some(fd)) => {
+                            first_accept = false;
+                            add_conn(&mut ring, &mut conns, shared, TcpStream::from_socket(Socket::from(fd)));
+                        }
+                        // The stop shut the listener down before this thread saw the wake line.
+                        _ if shared.stop.requested() => return Ok(()),
+                        (Err(libc::EINVAL), _) if first_accept && !bounded => {
+                            return Err(too_old("multishot accept (IORING_ACCEPT_MULTISHOT)", "5.19"));
+                        }
+                        (res, _) => {
+                            if bounded {
+                                shared.open.fetch_sub(1, Ordering::Relaxed); // the reserved slot
+                            }
+                            let err = io::Error::from_raw_os_error(res.err().unwrap_or(libc::EIO));
+                            match classify(&err) {
+                                Failure::Fatal => return Err(err),
+                                Failure::BackOff => paused_at = Some(Instant::now()),
+                                Failure::Skip => {}
+                            }
+                            (shared.sink)(&Event::AcceptError(&err));
+                        }
+                    }
+                }
+                token => {
+                    let Some(conn) = conns.get_mut(token as usize).and_then(Option::as_mut) else { continue };
+                    if c.op == RECV && c.res == Err(libc::EINVAL) {
+                        return Err(too_old("multishot recv (IORING_RECV_MULTISHOT)", "6.0"));
+                    }
+                    match c.op {
+                        RECV => conn.on_recv(&mut ring, c, shared.sink),
+                        SEND => {
+                            conn.on_send(&mut ring, c, shared.sink);
+                            recycled = true;
+                        }
+                        _ => {}
+                    }
+                    conn.resume(&mut ring, token, shared.sink);
+                    if conn.is_done() {
+                        conns[token as usize] = None; // closes the socket: nothing of it is in the kernel
+                        shared.open.fetch_sub(1, Ordering::Relaxed);
+                        paused_at = None;
+                    }
+                }
+            }
+        }
+        ring.give_back(done);
+        // Buffers went back to the kernel: connections whose recv ran out of them read again.
+        if recycled {
+            for (fd, conn) in conns.iter_mut().enumerate().filter_map(|(fd, c)| Some((fd, c.as_mut()?))) {
+                if conn.starved {
+                    conn.starved = false;
+                    conn.resume(&mut ring, fd as u64, shared.sink);
+                }
+            }
+        }
+        if due.is_some() {
+            let now = Instant::now();
+            for (fd, conn) in conns.iter_mut().enumerate().filter_map(|(fd, c)| Some((fd, c.as_mut()?))) {
+                conn.check_limits(now, shared.sink);
+                conn.resume(&mut ring, fd as u64, shared.sink); // cancels the recv of an expired one
+            }
+        }
+    }
+}
+
+/// Takes a new connection: TCP_NODELAY, its peer's address, and a multishot recv.
+fn add_conn(ring: &mut Ring, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: TcpStream) {
+    if shared.config.max_conns.is_none() {
+        shared.open.fetch_add(1, Ordering::Relaxed); // with a bound the slot was reserved before accepting
+    }
+    no_delay(&stream);
+    let Ok(peer) = stream.peer_addr() else {
+        shared.open.fetch_sub(1, Ordering::Relaxed); // it reset before we looked: nothing to serve
+        return;
+    };
+    (shared.sink)(&Event::Accepted(peer));
+    let fd = stream.as_raw_fd() as usize;
+    if conns.len() <= fd {
+        conns.resize_with(fd + 1, || None);
+    }
+    let conn = conns[fd].insert(Conn::new(stream, peer, shared.config.limits()));
+    conn.resume(ring, fd as u64, shared.sink);
+}
+
+/// Reserves one connection slot under the `max_conns` bound (shared by the threads).
+fn reserve(open: &AtomicUsize, max: usize) -> bool {
+    open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).is_ok()
+}
+
+/// Provided buffers of `--buffer` bytes, as many as fit in [`POOL_BYTES`] (a power of two,
+/// 16 to 4096).
+fn buffer_shape(buffer: usize) -> (u32, u16) {
+    let size = buffer.clamp(1, 1 << 20);
+    let count = (POOL_BYTES / size).clamp(16, 4096);
+    (size as u32, 1 << count.ilog2())
+}

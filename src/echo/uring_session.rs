@@ -1,0 +1,171 @@
+//! One client of the io_uring server: what it has asked the kernel to do, and what to ask next.
+//!
+//! A connection has at most two requests in the kernel at a time: one multishot recv (armed once,
+//! it completes each time data arrives, into a buffer the kernel takes from the provided-buffer
+//! ring), and one send (of the oldest received buffer, or of what is left of it after a short
+//! send). A buffer goes back to the kernel once it has been sent in full.
+//!
+//! Backpressure: received buffers wait in `queue` while the client does not read its echoes. When
+//! [`MAX_QUEUED`] are waiting the recv is cancelled — the server stops reading, as the epoll model
+//! does — and armed again once the queue is empty. A client that never reads thus holds at most
+//! `MAX_QUEUED` buffers, whatever it sends.
+//!
+//! A connection is closed only when neither request is in the kernel any more: until then the
+//! kernel holds the socket, and closing our descriptor would neither end it nor free its number
+//! for reuse safely.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use super::event::{Event, Sink};
+use super::limits::{Clock, Limits};
+use crate::ready::uring::{Done, RECV, Ring};
+use crate::tcp::TcpStream;
+
+/// Received buffers a connection may hold before its recv is cancelled (backpressure).
+pub const MAX_QUEUED: usize = 4;
+
+/// The token of the cancel requests themselves (their completions need no handling).
+pub const CANCEL_TOKEN: u64 = 1 << 40;
+
+/// One client.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    clock: Clock,
+    /// Received, not yet sent in full, oldest first: (buffer id, length).
+    queue: VecDeque<(u16, u32)>,
+    /// Bytes of the oldest buffer already sent.
+    sent: u32,
+    /// A multishot recv is in the kernel (its last completion has not come).
+    receiving: bool,
+    /// That recv is being cancelled.
+    cancelling: bool,
+    /// A send is in the kernel.
+    sending: bool,
+    /// The recv ended for lack of buffers (`ENOBUFS`); arm it again once some are recycled.
+    pub starved: bool,
+    /// Nothing more will be read: the peer closed, or the connection failed or timed out.
+    finished: bool,
+    /// It failed: what is queued is dropped, not sent.
+    failed: bool,
+}
+
+impl Conn {
+    /// A new connection; its clock starts now. Call [`Conn::resume`] to start receiving.
+    pub fn new(stream: TcpStream, peer: SocketAddr, limits: Limits) -> Conn {
+        Conn {
+            stream,
+            peer,
+            clock: Clock::new(limits),
+            queue: VecDeque::new(),
+            sent: 0,
+            receiving: false,
+            cancelling: false,
+            sending: false,
+            starved: false,
+            finished: false,
+            failed: false,
+        }
+    }
+
+    /// When its next time limit passes.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        if self.finished { None } else { self.clock.next_expiry() }
+    }
+
+    /// Ends it if a time limit has passed at `now`.
+    pub fn check_limits(&mut self, now: Instant, sink: &Sink) {
+        if let Some(e) = self.clock.expired(now).filter(|_| !self.finished) {
+            self.fail(&e, sink);
+        }
+    }
+
+    /// A completion of its recv: data in a buffer, end of stream, or the recv ended.
+    pub fn on_recv(&mut self, ring: &mut Ring, done: &Done, sink: &Sink) {
+        if !done.more {
+            (self.receiving, self.cancelling) = (false, false);
+        }
+        match (done.res, done.buffer) {
+            (Ok(n), Some(bid)) if n > 0 && !self.finished => {
+                self.clock.progress();
+                let data = ring.data(bid, n);
+                sink(&Event::ServerReceived(self.peer, data));
+                sink(&Event::ServerSending(self.peer, data));
+                self.queue.push_back((bid, n));
+            }
+            (Ok(_), Some(bid)) => ring.recycle(bid), // after the end: nobody wants it
+            (Ok(_), None) if !self.finished => {
+                // recv returned 0: the client closed its side; echo what is queued, then close.
+                sink(&Event::ServerRecvOver(self.peer));
+                self.finished = true;
+            }
+            (Ok(_), None) => {}
+            (Err(libc::ENOBUFS), _) => self.starved = true,
+            (Err(libc::ECANCELED), _) => {}
+            (Err(errno), _) => self.fail(&io::Error::from_raw_os_error(errno), sink),
+        }
+    }
+
+    /// A completion of its send.
+    pub fn on_send(&mut self, ring: &mut Ring, done: &Done, sink: &Sink) {
+        self.sending = false;
+        match done.res {
+            Ok(n) => {
+                self.clock.progress();
+                self.sent += n;
+                if let Some(&(bid, len)) = self.queue.front()
+                    && self.sent >= len
+                {
+                    ring.recycle(bid);
+                    self.queue.pop_front();
+                    self.sent = 0;
+                }
+            }
+            Err(errno) => self.fail(&io::Error::from_raw_os_error(errno), sink),
+        }
+    }
+
+    /// Asks the kernel for what the connection needs next: the next send, a cancel of the recv
+    /// (too much queued, or finished), or a new recv (queue drained). `token` is its own.
+    pub fn resume(&mut self, ring: &mut Ring, token: u64, sink: &Sink) {
+        if self.failed {
+            while let Some((bid, _)) = self.queue.pop_front() {
+                ring.recycle(bid);
+            }
+        }
+        if !self.sending
+            && let Some(&(bid, len)) = self.queue.front()
+        {
+            match ring.send(self.stream.as_fd(), bid, self.sent, len - self.sent, token) {
+                Ok(()) => self.sending = true,
+                Err(e) => self.fail(&e, sink),
+            }
+        }
+        let stop_reading = self.finished || self.queue.len() >= MAX_QUEUED;
+        if self.receiving && stop_reading && !self.cancelling {
+            ring.cancel(token, RECV, CANCEL_TOKEN);
+            self.cancelling = true;
+        }
+        if !self.receiving && !self.finished && !self.starved && self.queue.is_empty() {
+            ring.recv(self.stream.as_fd(), token);
+            self.receiving = true;
+        }
+    }
+
+    /// Nothing left to do and nothing in the kernel: it can be closed.
+    pub fn is_done(&self) -> bool {
+        self.finished && !self.receiving && !self.sending && self.queue.is_empty()
+    }
+
+    fn fail(&mut self, err: &io::Error, sink: &Sink) {
+        if !self.failed {
+            sink(&Event::ConnectionError(self.peer, err));
+        }
+        (self.finished, self.failed) = (true, true);
+    }
+}

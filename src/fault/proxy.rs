@@ -1,0 +1,371 @@
+//! The faulty proxy's loop: one thread, one epoll instance; per client two nonblocking sockets
+//! (the accepted one and one connected to the upstream) and two pipes (`pipe.rs`) between them.
+//!
+//! ```text
+//! epoll_ctl(ADD, wake line); epoll_ctl(ADD, listener)        (not while `refuse` is set)
+//! loop {
+//!     epoll_wait(until the first chunk, FIN or fault clock is due)
+//!     wake line:  stop requested → return (dropping the links closes them);
+//!                 otherwise the faults changed → roll them again for every link
+//!     listener:   accept until EAGAIN; socket + nonblocking connect to the upstream
+//!     a socket:   recv into its pipe (client → upstream is "upstream", the reverse "downstream")
+//!     then, for every link touched or due:  send what is due, pass FINs on, apply the
+//!                 faults' verdicts (RST, close), and watch each socket for what its pipes need
+//! }
+//! ```
+//!
+//! A socket whose pipes need nothing (a `half_open` link, a full queue) is removed from the epoll
+//! instance rather than watched for nothing: epoll reports hang-ups and errors even then, and a
+//! loop that does not act on them would spin.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::pipe::{Active, End, Pipe};
+use super::rng::Rng;
+use super::spec::{Fault, Kind};
+use crate::SockAddr;
+use crate::echo::accept::{Burst, accept_burst};
+use crate::echo::{Event, Sink, Stop};
+use crate::ready::{self, Epoll, Events, Interest, Token};
+use crate::socket::{Connect, Domain, Socket, Type};
+use crate::tcp::{TcpListener, TcpStream};
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKE: Token = Token(usize::MAX - 1);
+/// A link's entry in the loop's to-do list when no socket event named it (new, or a clock is due).
+const NO_EVENT: [(bool, bool); 2] = [(false, false); 2];
+
+/// What a running proxy counted so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted from clients.
+    pub accepted: u64,
+    /// Client connections open now.
+    pub open: u64,
+    /// Bytes received from clients.
+    pub bytes_in: u64,
+    /// Bytes sent to clients.
+    pub bytes_out: u64,
+    /// Faults that won their roll, counted once per connection and direction they act on.
+    pub faults_applied: u64,
+}
+
+/// What the proxy's owner shares with its loop: the faults in force and the counters.
+#[derive(Debug, Default)]
+pub struct Control {
+    faults: Mutex<Arc<Vec<Fault>>>,
+    generation: AtomicU64,
+    accepted: AtomicU64,
+    open: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    faults_applied: AtomicU64,
+}
+
+impl Control {
+    /// A control with `faults` in force.
+    pub fn new(faults: Vec<Fault>) -> Control {
+        Control { faults: Mutex::new(Arc::new(faults)), ..Control::default() }
+    }
+
+    /// Replaces the faults; the loop picks them up when woken (see `Proxy::set_faults`).
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(faults);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn faults(&self) -> Arc<Vec<Fault>> {
+        Arc::clone(&self.faults.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        Stats {
+            accepted: get(&self.accepted),
+            open: get(&self.open),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            faults_applied: get(&self.faults_applied),
+        }
+    }
+
+    fn add(n: &AtomicU64, by: u64) {
+        n.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// One client's connection through the proxy.
+#[derive(Debug)]
+struct Link {
+    client: TcpStream,
+    upstream: TcpStream,
+    /// The upstream handshake is still going on.
+    connecting: bool,
+    /// Client → upstream.
+    up: Pipe,
+    /// Upstream → client.
+    down: Pipe,
+    /// What each socket is registered for (client, upstream); `None`: not in the epoll instance.
+    watched: [Option<Interest>; 2],
+}
+
+/// Serves clients of `listener` by forwarding to `upstream` through the faults in `control`, until
+/// `stop` is requested. `wake` is the loop's end of a socket pair: the stop switch shuts it down,
+/// and a byte on it means "the faults changed".
+pub fn run(
+    listener: &TcpListener,
+    upstream: SocketAddr,
+    wake: &Socket,
+    control: &Control,
+    stop: &Stop,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let epoll = Epoll::new()?;
+    epoll.add(wake, WAKE, Interest::READABLE)?;
+    let mut faults = control.faults();
+    let mut generation = control.generation.load(Ordering::Acquire);
+    let mut accepting = false;
+    let mut paused_until: Option<Instant> = None;
+    let mut links: Vec<Option<Link>> = Vec::new();
+    let mut rng = Rng::new();
+    let mut events = Events::with_capacity(256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let quiet: Sink = Arc::new(|_: &Event<'_>| {});
+    loop {
+        // Refuse: the listener leaves the epoll instance, so nobody accepts; the kernel still
+        // completes handshakes until the backlog is full, then ignores SYNs (connect times out).
+        let refuse = faults.iter().any(|f| f.kind == Kind::Refuse);
+        if refuse {
+            paused_until = None; // a back-off clock would only wake the loop for nothing
+        }
+        let want_accept = !refuse && paused_until.is_none_or(|t| t <= Instant::now());
+        if want_accept != accepting {
+            if want_accept {
+                epoll.add(listener, LISTENER, Interest::READABLE)?;
+                paused_until = None;
+            } else {
+                epoll.delete(listener)?;
+            }
+            accepting = want_accept;
+        }
+        let due = links.iter().flatten().filter_map(Link::deadline).chain(paused_until).min();
+        epoll.wait(&mut events, ready::until(due))?;
+        let now = Instant::now();
+        // (link slot, per socket: (readable, any event)); a link may appear more than once.
+        let mut touched: Vec<(usize, [(bool, bool); 2])> = Vec::new();
+        for event in events.iter() {
+            match event.token {
+                WAKE => {
+                    if stop.requested() {
+                        return Ok(()); // dropping `links` closes every connection
+                    }
+                    while matches!(wake.recv_nowait(&mut buf), Ok(n) if n > 0) {}
+                }
+                LISTENER => {
+                    let take = |client: TcpStream, _peer| {
+                        Control::add(&control.accepted, 1);
+                        if let Some(link) = Link::open(client, upstream, &faults, now, &mut rng, control) {
+                            Control::add(&control.open, 1);
+                            let slot = links.iter().position(Option::is_none).unwrap_or_else(|| {
+                                links.push(None);
+                                links.len() - 1
+                            });
+                            links[slot] = Some(link);
+                            touched.push((slot, NO_EVENT));
+                        }
+                    };
+                    // Accept until the queue is empty. Pause: out of descriptors (EMFILE...); the
+                    // connection stays queued and the listener readable, so look again in 10 ms
+                    // instead of spinning.
+                    if accept_burst(listener, usize::MAX, &quiet, take)? == Burst::Pause {
+                        paused_until = Some(now + Duration::from_millis(10));
+                    }
+                }
+                Token(token) => {
+                    let seen = (event.readable || event.hangup || event.error, true);
+                    let mut sides = NO_EVENT;
+                    sides[token % 2] = seen;
+                    touched.push((token / 2, sides));
+                }
+            }
+        }
+        let changed = control.generation.load(Ordering::Acquire);
+        if changed != generation {
+            generation = changed;
+            faults = control.faults();
+            for link in links.iter_mut().flatten() {
+                link.reroll(&faults, now, &mut rng, control);
+            }
+        }
+        // Links whose clocks are due get a turn too.
+        for (slot, link) in links.iter().enumerate() {
+            if link.as_ref().and_then(Link::deadline).is_some_and(|d| d <= now) {
+                touched.push((slot, NO_EVENT));
+            }
+        }
+        for (slot, seen) in touched {
+            let Some(link) = links.get_mut(slot).and_then(Option::as_mut) else { continue };
+            let ended = link.pump(seen, now, &mut buf, &mut rng, control).unwrap_or_else(|e| {
+                // A peer reset its side: pass the reset on to the other; any other error: close.
+                let reset = e.kind() == io::ErrorKind::ConnectionReset;
+                Some(if reset { (End::Reset, [true, true]) } else { (End::Close, [false, false]) })
+            });
+            let alive = match ended {
+                None => link.watch(&epoll, slot).is_ok(),
+                Some((end, targets)) => {
+                    link.end(end, targets);
+                    false
+                }
+            };
+            if !alive {
+                links[slot] = None; // closing removes both sockets from the epoll instance
+                control.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Link {
+    /// A link for a client just accepted: a nonblocking connect to the upstream starts. `None` when
+    /// that fails at once (the client is closed).
+    fn open(
+        client: TcpStream,
+        upstream: SocketAddr,
+        faults: &[Fault],
+        now: Instant,
+        rng: &mut Rng,
+        control: &Control,
+    ) -> Option<Link> {
+        let socket = Socket::new(Domain::for_address(&upstream), Type::STREAM.nonblocking(), None).ok()?;
+        let connecting = match socket.connect_nonblocking(&SockAddr::from(&upstream)).ok()? {
+            Connect::Done => false,
+            Connect::InProgress => true,
+        };
+        let upstream = TcpStream::from_socket(socket);
+        let _ = upstream.set_nodelay(true);
+        let mut link = Link {
+            client,
+            upstream,
+            connecting,
+            up: Pipe::new(Active::default(), now),
+            down: Pipe::new(Active::default(), now),
+            watched: [None, None],
+        };
+        link.reroll(faults, now, rng, control);
+        Some(link)
+    }
+
+    fn reroll(&mut self, faults: &[Fault], now: Instant, rng: &mut Rng, control: &Control) {
+        let (up, n_up) = Active::roll(faults, true, rng);
+        let (down, n_down) = Active::roll(faults, false, rng);
+        self.up.set_active(up, now);
+        self.down.set_active(down, now);
+        Control::add(&control.faults_applied, n_up + n_down);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.up.deadline().into_iter().chain(self.down.deadline()).min()
+    }
+
+    /// Reads what the events said is there, sends what is due, passes FINs on. Returns how the
+    /// link ends, if it does, and which sockets (client, upstream) get the RST of a reset.
+    fn pump(
+        &mut self,
+        seen: [(bool, bool); 2],
+        now: Instant,
+        buf: &mut [u8],
+        rng: &mut Rng,
+        control: &Control,
+    ) -> io::Result<Option<(End, [bool; 2])>> {
+        if self.connecting && seen[1].1 {
+            // The upstream socket was watched for writable only: the handshake ended, and SO_ERROR
+            // says how (ECONNREFUSED...).
+            if let Some(e) = self.upstream.take_error()? {
+                return Err(e);
+            }
+            self.connecting = false;
+        }
+        if seen[0].0 && self.up.wants_read() {
+            let n = read(&self.client, buf, &mut self.up)?;
+            Control::add(&control.bytes_in, n as u64);
+            self.up.take(&buf[..n], now, rng);
+        }
+        if seen[1].0 && !self.connecting && self.down.wants_read() {
+            let n = read(&self.upstream, buf, &mut self.down)?;
+            self.down.take(&buf[..n], now, rng);
+        }
+        if !self.connecting {
+            self.up.write(&self.upstream, now)?;
+            self.up.finish(&self.upstream, now)?;
+        }
+        let sent = self.down.write(&self.client, now)?;
+        Control::add(&control.bytes_out, sent as u64);
+        self.down.finish(&self.client, now)?;
+        // reset_peer on the downstream resets the client; on the upstream, the upstream server.
+        if let Some(end) = self.down.verdict(now) {
+            return Ok(Some((end, [true, false])));
+        }
+        if let Some(end) = self.up.verdict(now) {
+            return Ok(Some((end, [false, true])));
+        }
+        Ok((self.up.shut && self.down.shut).then_some((End::Close, [false, false])))
+    }
+
+    /// Registers each socket for what its pipes need now (or removes it: see the module doc).
+    fn watch(&mut self, epoll: &Epoll, slot: usize) -> io::Result<()> {
+        let client = interest(self.up.wants_read(), self.down.blocked);
+        let upstream =
+            if self.connecting { Some(Interest::WRITABLE) } else { interest(self.down.wants_read(), self.up.blocked) };
+        for (i, (socket, want)) in [(&self.client, client), (&self.upstream, upstream)].into_iter().enumerate() {
+            let token = Token(slot * 2 + i);
+            match (self.watched[i], want) {
+                (None, Some(w)) => epoll.add(socket, token, w)?,
+                (Some(_), None) => epoll.delete(socket)?,
+                (Some(old), Some(w)) if old != w => epoll.modify(socket, token, w)?,
+                _ => {}
+            }
+            self.watched[i] = want;
+        }
+        Ok(())
+    }
+
+    /// Prepares the close (the caller drops the link): for a reset, the `targets` (client,
+    /// upstream) get an RST: SO_LINGER with a zero timeout makes close(2) abort the connection
+    /// instead of sending a FIN.
+    fn end(&mut self, end: End, targets: [bool; 2]) {
+        if end == End::Reset {
+            for (socket, reset) in [(&self.client, targets[0]), (&self.upstream, targets[1])] {
+                if reset {
+                    let _ = socket.set_linger(Some(Duration::ZERO));
+                }
+            }
+        }
+    }
+}
+
+fn interest(read: bool, write: bool) -> Option<Interest> {
+    match (read, write) {
+        (true, true) => Some(Interest::READABLE.and_writable()),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+/// One recv into `buf` for `pipe`; 0 means the source sent its FIN (recorded in the pipe).
+fn read(source: &TcpStream, buf: &mut [u8], pipe: &mut Pipe) -> io::Result<usize> {
+    match source.recv(buf) {
+        Ok(0) => {
+            pipe.eof = true;
+            Ok(0)
+        }
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,223 @@
+//! A safe io_uring for a socket server: requests by name (accept, recv, send, poll, cancel), one
+//! `io_uring_enter` per [`Ring::wait`], completions as plain values, and a pool of provided buffers
+//! the kernel receives into.
+//!
+//! Everything kernel-facing (the rings, the syscalls, the buffer memory) is in `sys::uring`; this
+//! type adds the policy: which setup flags to ask for and what to do when the kernel says no
+//! ([`refusal`] turns that into a sentence that names the cause and the way out).
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use crate::sys::names;
+use crate::sys::uring::{self as sys, Completion, Sqe, Uring};
+
+pub use crate::sys::uring::{
+    Completion as Done, IORING_OP_ACCEPT as ACCEPT, IORING_OP_ASYNC_CANCEL as CANCEL, IORING_OP_POLL_ADD as POLL,
+    IORING_OP_RECV as RECV, IORING_OP_SEND as SEND,
+};
+
+/// The one buffer group socklab registers.
+const GROUP: u16 = 0;
+
+/// An io_uring instance with its provided buffers. Not `Send`: a ring set up with
+/// `IORING_SETUP_SINGLE_ISSUER` belongs to the thread that made it.
+#[derive(Debug)]
+pub struct Ring {
+    uring: Uring,
+    done: Vec<Completion>,
+}
+
+impl Ring {
+    /// Sets up a ring of `entries` submission slots (completion ring 8× that) and registers
+    /// `buffers` provided buffers (a power of two) of `buffer_size` bytes. Errors are explained
+    /// (see [`refusal`]).
+    pub fn new(entries: u32, buffers: u16, buffer_size: u32) -> io::Result<Ring> {
+        // DEFER_TASKRUN (6.1) lets completion work run only inside our io_uring_enter, instead of
+        // interrupting the thread; it needs SINGLE_ISSUER. Older kernels say EINVAL: ask again
+        // without them.
+        let base = sys::IORING_SETUP_CQSIZE | sys::IORING_SETUP_SUBMIT_ALL;
+        let modern = base | sys::IORING_SETUP_SINGLE_ISSUER | sys::IORING_SETUP_DEFER_TASKRUN;
+        let uring = match Uring::setup(entries, entries * 8, modern) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Uring::setup(entries, entries * 8, base),
+            other => other,
+        }
+        .map_err(|e| explained(&e, "io_uring_setup"))?;
+        let needed = sys::IORING_FEAT_NODROP | sys::IORING_FEAT_EXT_ARG;
+        if uring.params().features & needed != needed {
+            return Err(too_old("io_uring_enter with a timeout (IORING_FEAT_EXT_ARG)", "5.11"));
+        }
+        let mut ring = Ring { uring, done: Vec::new() };
+        ring.uring.register_buffers(GROUP, buffers, buffer_size).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => too_old("provided-buffer rings (IORING_REGISTER_PBUF_RING)", "5.19"),
+            _ => explained(&e, "io_uring_register"),
+        })?;
+        Ok(ring)
+    }
+
+    fn push(&mut self, sqe: Sqe) {
+        if let Err(sqe) = self.uring.push(sqe) {
+            // The submission ring is full: hand what is queued to the kernel now (a second
+            // io_uring_enter this turn; rare with a ring sized for the batch).
+            let _ = self.uring.enter(false, None);
+            let _ = self.uring.push(sqe);
+        }
+    }
+
+    /// Accepts on `listener`: once (`multishot` false) or for every connection until it fails.
+    pub fn accept(&mut self, listener: BorrowedFd<'_>, multishot: bool, token: u64) {
+        self.push(Sqe::accept(listener, multishot, token));
+    }
+
+    /// A multishot recv on `fd`: a completion each time data arrives, in a provided buffer.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64) {
+        self.push(Sqe::recv_multishot(fd, GROUP, token));
+    }
+
+    /// Sends `len` bytes of buffer `bid` from `offset` (a buffer a recv completion handed us).
+    pub fn send(&mut self, fd: BorrowedFd<'_>, bid: u16, offset: u32, len: u32, token: u64) -> io::Result<()> {
+        match self.uring.push_send(fd, bid, offset, len, token) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                self.uring.enter(false, None)?;
+                self.uring.push_send(fd, bid, offset, len, token)
+            }
+            other => other,
+        }
+    }
+
+    /// Completes once `fd` is readable (or hung up).
+    pub fn poll_in(&mut self, fd: BorrowedFd<'_>, token: u64) {
+        self.push(Sqe::poll_add(fd, libc::POLLIN, token));
+    }
+
+    /// Cancels the `op` request made with `token`; its last completion then says `ECANCELED`.
+    /// The cancel's own completion carries `cancel_token`.
+    pub fn cancel(&mut self, token: u64, op: u8, cancel_token: u64) {
+        self.push(Sqe::cancel(token, op, cancel_token));
+    }
+
+    /// The first `len` bytes of buffer `bid`, which a completion handed us (empty if not held).
+    pub fn data(&self, bid: u16, len: u32) -> &[u8] {
+        self.uring.buffer(bid, len).unwrap_or_default()
+    }
+
+    /// Gives buffer `bid` back to the kernel for the next recv.
+    pub fn recycle(&mut self, bid: u16) {
+        self.uring.recycle(bid);
+    }
+
+    /// One loop turn's system call: submits everything queued and waits until a completion is
+    /// ready or `timeout` passes (`None`: no limit). Then the completions are in [`Ring::take`].
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let result = self.uring.enter(true, timeout).map(drop);
+        self.uring.reap(&mut self.done);
+        result
+    }
+
+    /// The completions reaped by the last [`Ring::wait`] (give the emptied Vec back with
+    /// [`Ring::give_back`] to keep its allocation).
+    pub fn take(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.done)
+    }
+
+    /// Returns the Vec taken with [`Ring::take`], emptied.
+    pub fn give_back(&mut self, mut done: Vec<Completion>) {
+        done.clear();
+        self.done = done;
+    }
+}
+
+/// Why the kernel refused, in one sentence naming the cause and the way out; `errno` is what
+/// `call` failed with and `disabled` the value of the sysctl `kernel.io_uring_disabled` (`None`
+/// where it does not exist).
+pub fn refusal(call: &str, errno: i32, disabled: Option<u32>) -> String {
+    let why = match (errno, disabled) {
+        (libc::ENOSYS, _) => "this kernel has no io_uring (built without CONFIG_IO_URING), or a seccomp filter \
+                              hides it"
+            .to_string(),
+        (libc::EPERM, Some(2)) => {
+            "io_uring is switched off on this machine (sysctl kernel.io_uring_disabled = 2)".into()
+        }
+        (libc::EPERM, Some(1)) => "only root and members of the group in kernel.io_uring_group may use io_uring \
+                                   here (sysctl kernel.io_uring_disabled = 1)"
+            .into(),
+        (libc::EPERM | libc::EACCES, _) => "io_uring is allowed by the kernel (kernel.io_uring_disabled = 0) but was \
+                                            refused to this process: most likely a seccomp filter (container \
+                                            runtimes often block io_uring)"
+            .into(),
+        (libc::EINVAL, _) => "the kernel does not support what this model asks of io_uring (too old?)".into(),
+        (libc::ENOMEM | libc::EMFILE | libc::ENFILE, _) => {
+            "out of memory or descriptors (RLIMIT_MEMLOCK on kernels before 5.12)".into()
+        }
+        _ => "the kernel refused".into(),
+    };
+    format!(
+        "io_uring unavailable: {call} failed with {}: {why}. Use --model epoll instead.",
+        names::errno_display(errno)
+    )
+}
+
+/// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 group-restricted, 2 off.
+pub fn disabled_sysctl() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok()?.trim().parse().ok()
+}
+
+fn explained(err: &io::Error, call: &str) -> io::Error {
+    match err.raw_os_error() {
+        Some(errno) => io::Error::new(io::ErrorKind::Unsupported, refusal(call, errno, disabled_sysctl())),
+        None => io::Error::new(err.kind(), err.to_string()),
+    }
+}
+
+/// The error for a feature this kernel lacks.
+pub fn too_old(feature: &str, version: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "io_uring on this kernel lacks {feature}, which needs Linux {version} or later. Use --model epoll instead."
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_cause_and_the_way_out() {
+        let off = refusal("io_uring_setup", libc::EPERM, Some(2));
+        assert!(off.contains("EPERM") && off.contains("kernel.io_uring_disabled = 2"), "{off}");
+        assert!(refusal("io_uring_setup", libc::EPERM, Some(0)).contains("seccomp"));
+        assert!(refusal("io_uring_setup", libc::EPERM, Some(1)).contains("io_uring_group"));
+        assert!(refusal("io_uring_setup", libc::ENOSYS, None).contains("no io_uring"));
+        for errno in [libc::ENOSYS, libc::EPERM, libc::EINVAL, libc::ENOMEM] {
+            assert!(refusal("io_uring_setup", errno, None).ends_with("Use --model epoll instead."));
+        }
+    }
+
+    #[test]
+    fn a_ring_echoes_through_provided_buffers() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let Ok(mut ring) = Ring::new(8, 4, 64) else { return }; // no io_uring here: covered by the CLI test
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        ring.recv(a.as_fd(), 7);
+        b.write_all(b"hello").unwrap();
+        ring.wait(Some(Duration::from_secs(5))).unwrap();
+        let done = ring.take();
+        let got = done.iter().find(|c| c.op == RECV).expect("a recv completion");
+        let bid = got.buffer.expect("a provided buffer");
+        assert_eq!((got.token, got.res, got.more), (7, Ok(5), true));
+        assert_eq!(ring.data(bid, 5), b"hello");
+        ring.send(a.as_fd(), bid, 1, 3, 8).unwrap();
+        ring.give_back(done);
+        ring.wait(Some(Duration::from_secs(5))).unwrap();
+        assert!(ring.take().iter().any(|c| (c.op, c.token, c.res) == (SEND, 8, Ok(3))));
+        let mut back = [0u8; 3];
+        b.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"ell");
+        ring.recycle(bid);
+        assert!(ring.data(bid, 5).is_empty(), "a recycled buffer is the kernel's again");
+    }
+}

@@ -1,0 +1,728 @@
+//! `io_uring(7)`: two rings shared with the kernel. The program writes requests (SQEs) into the
+//! submission ring and tells the kernel how many with `io_uring_enter(2)`; the kernel writes results
+//! (CQEs) into the completion ring, which the program reads without any system call at all.
+//!
+//! Made here on raw system calls (`io_uring_setup`, `io_uring_enter`, `io_uring_register` through
+//! `syscall(2)`, the rings mapped with `mmap`), with the kernel's structs from `linux/io_uring.h`
+//! written out below because libc does not define them.
+//!
+//! What makes this module's API safe to call from safe code:
+//! - the only memory the kernel may *write* is owned here: the rings, and the provided buffers,
+//!   which [`Uring::register_buffers`] allocates and the kernel fills on a recv with buffer select;
+//! - requests are built only by the [`Sqe`] constructors below, none of which takes a pointer; a
+//!   send names a provided buffer by id and a range that is checked against it;
+//! - a buffer can be read ([`Uring::buffer`]) only between the completion that handed it to us and
+//!   [`Uring::recycle`], which hands it back (so we never read while the kernel may write);
+//! - `Drop` cancels every request still in flight and waits for their completions before the
+//!   memory goes; if they do not all come back, the buffers are leaked rather than freed under the
+//!   kernel's feet;
+//! - an accepted descriptor becomes an `OwnedFd` as it is reaped.
+//!
+//! Linux only (cfg `socklab_uring`).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::trace::{self, Arg};
+
+// Opcodes (enum io_uring_op).
+/// `IORING_OP_NOP`.
+pub const IORING_OP_NOP: u8 = 0;
+/// `IORING_OP_POLL_ADD`.
+pub const IORING_OP_POLL_ADD: u8 = 6;
+/// `IORING_OP_ACCEPT`.
+pub const IORING_OP_ACCEPT: u8 = 13;
+/// `IORING_OP_ASYNC_CANCEL`.
+pub const IORING_OP_ASYNC_CANCEL: u8 = 14;
+/// `IORING_OP_SEND`.
+pub const IORING_OP_SEND: u8 = 26;
+/// `IORING_OP_RECV`.
+pub const IORING_OP_RECV: u8 = 27;
+
+/// `IOSQE_BUFFER_SELECT`: the kernel picks a buffer from the group at completion time.
+pub const IOSQE_BUFFER_SELECT: u8 = 1 << 5;
+/// `IORING_ACCEPT_MULTISHOT` (in `ioprio`): one SQE, a CQE per accepted connection.
+pub const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
+/// `IORING_RECV_MULTISHOT` (in `ioprio`): one SQE, a CQE per arrival of data.
+pub const IORING_RECV_MULTISHOT: u16 = 1 << 1;
+/// `IORING_ASYNC_CANCEL_ALL`.
+pub const IORING_ASYNC_CANCEL_ALL: u32 = 1 << 0;
+/// `IORING_ASYNC_CANCEL_ANY`.
+pub const IORING_ASYNC_CANCEL_ANY: u32 = 1 << 2;
+
+/// `IORING_CQE_F_BUFFER`: the upper 16 bits of `flags` are the id of the provided buffer used.
+pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
+/// `IORING_CQE_F_MORE`: the request stays armed; more CQEs will come from it.
+pub const IORING_CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_CQE_F_SOCK_NONEMPTY`.
+pub const IORING_CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
+const IORING_CQE_BUFFER_SHIFT: u32 = 16;
+
+/// `IORING_SETUP_CQSIZE`.
+pub const IORING_SETUP_CQSIZE: u32 = 1 << 3;
+/// `IORING_SETUP_SUBMIT_ALL`.
+pub const IORING_SETUP_SUBMIT_ALL: u32 = 1 << 7;
+/// `IORING_SETUP_COOP_TASKRUN`.
+pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
+/// `IORING_SETUP_SINGLE_ISSUER`.
+pub const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
+/// `IORING_SETUP_DEFER_TASKRUN`: completion work runs only when we ask for events.
+pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
+
+/// `IORING_FEAT_SINGLE_MMAP`: both rings in one mapping (5.4).
+pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
+/// `IORING_FEAT_NODROP`: completions are never dropped when the CQ ring is full (5.5).
+pub const IORING_FEAT_NODROP: u32 = 1 << 1;
+/// `IORING_FEAT_EXT_ARG`: io_uring_enter takes a timeout (5.11).
+pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
+
+/// `IORING_ENTER_GETEVENTS`.
+pub const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
+/// `IORING_ENTER_EXT_ARG`.
+pub const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+
+/// `IORING_REGISTER_PBUF_RING`.
+pub const IORING_REGISTER_PBUF_RING: u32 = 22;
+/// `IORING_UNREGISTER_PBUF_RING`.
+pub const IORING_UNREGISTER_PBUF_RING: u32 = 23;
+
+const IORING_OFF_SQ_RING: libc::off_t = 0;
+const IORING_OFF_SQES: libc::off_t = 0x1000_0000;
+
+/// The kernel's `_NSIG / 8`: the sigset size liburing passes (strace prints it as the last argument).
+const NSIG_BYTES: usize = 8;
+
+/// `struct io_sqring_offsets`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct SqOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub flags: u32,
+    pub dropped: u32,
+    pub array: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
+}
+
+/// `struct io_cqring_offsets`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct CqOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub overflow: u32,
+    pub cqes: u32,
+    pub flags: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
+}
+
+/// `struct io_uring_params`: what we ask of io_uring_setup, and what the kernel answers.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct Params {
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub flags: u32,
+    pub sq_thread_cpu: u32,
+    pub sq_thread_idle: u32,
+    pub features: u32,
+    pub wq_fd: u32,
+    pub resv: [u32; 3],
+    pub sq_off: SqOffsets,
+    pub cq_off: CqOffsets,
+}
+
+/// `struct io_uring_sqe`: one request. Built only by the constructors below (none takes a pointer).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sqe {
+    opcode: u8,
+    flags: u8,
+    ioprio: u16,
+    fd: i32,
+    off: u64,
+    addr: u64,
+    len: u32,
+    op_flags: u32,
+    user_data: u64,
+    buf_group: u16,
+    personality: u16,
+    splice_fd_in: i32,
+    addr3: u64,
+    pad2: u64,
+}
+
+const _: () = assert!(size_of::<Sqe>() == 64 && size_of::<Params>() == 120 && size_of::<Cqe>() == 16);
+
+impl Sqe {
+    /// accept4 on a listener; `multishot`: stays armed and completes once per connection. The new
+    /// descriptors get `SOCK_CLOEXEC`. No address is asked for (a multishot accept would write
+    /// every peer into the same place); read it with getpeername.
+    pub fn accept(listener: BorrowedFd<'_>, multishot: bool, token: u64) -> Sqe {
+        let ioprio = if multishot { IORING_ACCEPT_MULTISHOT } else { 0 };
+        Sqe::new(IORING_OP_ACCEPT, listener.as_raw_fd(), token)
+            .with(|s| (s.ioprio, s.op_flags) = (ioprio, libc::SOCK_CLOEXEC as u32))
+    }
+
+    /// A multishot recv into buffers picked by the kernel from group `group`.
+    pub fn recv_multishot(fd: BorrowedFd<'_>, group: u16, token: u64) -> Sqe {
+        Sqe::new(IORING_OP_RECV, fd.as_raw_fd(), token)
+            .with(|s| (s.flags, s.ioprio, s.buf_group) = (IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, group))
+    }
+
+    /// A one-shot poll for `events` (`POLLIN`...).
+    pub fn poll_add(fd: BorrowedFd<'_>, events: libc::c_short, token: u64) -> Sqe {
+        Sqe::new(IORING_OP_POLL_ADD, fd.as_raw_fd(), token).with(|s| s.op_flags = events as u16 as u32)
+    }
+
+    /// Cancels the request whose user data is `target` (a `Completion::token` of ours).
+    pub fn cancel(target_token: u64, target_op: u8, token: u64) -> Sqe {
+        Sqe::new(IORING_OP_ASYNC_CANCEL, -1, token).with(|s| s.addr = user_data(target_token, target_op))
+    }
+
+    /// A request that does nothing but complete.
+    pub fn nop(token: u64) -> Sqe {
+        Sqe::new(IORING_OP_NOP, -1, token)
+    }
+
+    fn new(opcode: u8, fd: RawFd, token: u64) -> Sqe {
+        Sqe { opcode, fd, user_data: user_data(token, opcode), ..Sqe::default() }
+    }
+
+    fn with(mut self, set: impl FnOnce(&mut Sqe)) -> Sqe {
+        set(&mut self);
+        self
+    }
+
+    /// The operation, `IORING_OP_*`.
+    pub fn opcode(&self) -> u8 {
+        self.opcode
+    }
+    /// `IOSQE_*` flags.
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+    /// `ioprio` (where the multishot flags of accept and recv go).
+    pub fn ioprio(&self) -> u16 {
+        self.ioprio
+    }
+    /// The descriptor operated on.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+    /// The length (send).
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+    /// Whether the length is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The per-op flags word (accept flags, poll events, msg flags).
+    pub fn op_flags(&self) -> u32 {
+        self.op_flags
+    }
+    /// The address field (a cancel's target user data; a send's buffer address).
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+    /// The buffer group (recv with buffer select).
+    pub fn buf_group(&self) -> u16 {
+        self.buf_group
+    }
+    /// The user data the completion will carry.
+    pub fn user_data(&self) -> u64 {
+        self.user_data
+    }
+}
+
+/// `struct io_uring_cqe`: one result.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cqe {
+    /// The request's user data, unchanged.
+    pub user_data: u64,
+    /// What the syscall would have returned; `-errno` on failure.
+    pub res: i32,
+    /// `IORING_CQE_F_*`, and the buffer id in the upper 16 bits.
+    pub flags: u32,
+}
+
+/// The user data socklab puts in each SQE: the caller's token above the opcode, so a completion
+/// says which operation it ends without the caller keeping a table.
+fn user_data(token: u64, opcode: u8) -> u64 {
+    (token << 8) | u64::from(opcode)
+}
+
+/// One reaped completion, in safe terms.
+#[derive(Debug)]
+pub struct Completion {
+    /// The operation that completed, `IORING_OP_*`.
+    pub op: u8,
+    /// The caller's token given to the SQE's constructor.
+    pub token: u64,
+    /// `res` as a Result: `Ok(n)` (bytes, or 0), or the errno.
+    pub res: Result<u32, i32>,
+    /// More completions will come from this request (multishot).
+    pub more: bool,
+    /// The provided buffer the data went into (recv with buffer select).
+    pub buffer: Option<u16>,
+    /// An accepted connection.
+    pub accepted: Option<OwnedFd>,
+}
+
+/// `struct io_uring_buf`: one entry of a provided-buffer ring. Entry 0's last field is the ring's tail.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct BufEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+/// `struct io_uring_buf_reg`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct BufReg {
+    ring_addr: u64,
+    ring_entries: u32,
+    bgid: u16,
+    flags: u16,
+    resv: [u64; 3],
+}
+
+/// An anonymous or ring mapping, unmapped on drop.
+#[derive(Debug)]
+struct Map {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Map {
+    fn new(len: usize, fd: Option<(BorrowedFd<'_>, libc::off_t)>) -> io::Result<Map> {
+        let (flags, raw, offset) = match fd {
+            Some((fd, offset)) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd(), offset),
+            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0),
+        };
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL): no existing memory is affected.
+        let ptr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw, offset) };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Map { ptr: ptr.cast(), len })
+    }
+
+    /// A pointer `offset` bytes in, checked to leave room for a `T`.
+    fn at<T>(&self, offset: u32) -> *mut T {
+        assert!(offset as usize + size_of::<T>() <= self.len, "ring offset out of the mapping");
+        // SAFETY: in bounds of the mapping, checked just above.
+        unsafe { self.ptr.add(offset as usize).cast() }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: this mapping was made by Map::new with this length and is not used after drop.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// The provided buffers of one group: the ring of entries the kernel takes them from, the memory
+/// itself, and which buffers the program holds at the moment.
+#[derive(Debug)]
+struct Buffers {
+    group: u16,
+    ring: Map,
+    data: Option<Map>,
+    count: u16,
+    size: u32,
+    /// Our copy of the ring's tail (the kernel reads the shared one).
+    tail: u16,
+    /// Handed to us by a completion and not recycled yet.
+    lent: Vec<bool>,
+}
+
+impl Buffers {
+    fn tail(&self) -> &AtomicU16 {
+        // SAFETY: entry 0's `resv` (offset 14) is the tail, a u16 aligned to 2 in a page-aligned
+        // mapping; the kernel reads it concurrently, so it is only accessed atomically.
+        unsafe { AtomicU16::from_ptr(self.ring.at::<u16>(14)) }
+    }
+
+    /// Puts buffer `bid` at the tail of the ring and publishes it (release: the entry is written first).
+    fn give(&mut self, bid: u16) {
+        let slot = u32::from(self.tail & (self.count - 1)) * size_of::<BufEntry>() as u32;
+        let data = self.data.as_ref().expect("buffers are mapped while the ring lives");
+        let addr = data.at::<u8>(u32::from(bid) * self.size) as u64;
+        let entry = self.ring.at::<BufEntry>(slot);
+        // SAFETY: `entry` is in bounds (checked by `at`); the kernel does not read an entry beyond
+        // the published tail, so writing it before the release store below races with nothing. The
+        // `resv` field (the tail, in entry 0) is left alone: it is written only atomically.
+        unsafe {
+            ptr::addr_of_mut!((*entry).addr).write(addr);
+            ptr::addr_of_mut!((*entry).len).write(self.size);
+            ptr::addr_of_mut!((*entry).bid).write(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        self.tail().store(self.tail, Ordering::Release);
+    }
+}
+
+/// One io_uring instance: its descriptor, its two rings, and its provided buffers.
+#[derive(Debug)]
+pub struct Uring {
+    fd: OwnedFd,
+    ring: Map,
+    sqes: Map,
+    params: Params,
+    /// Our SQ tail: SQEs written but not yet handed to the kernel are between the kernel's head and it.
+    sq_tail: u32,
+    /// Requests submitted whose last completion has not been reaped.
+    in_flight: usize,
+    buffers: Option<Buffers>,
+}
+
+impl Uring {
+    /// `io_uring_setup(2)`, then the rings are mapped. `flags` are `IORING_SETUP_*`; `cq_entries`
+    /// is used with `IORING_SETUP_CQSIZE`. Needs `IORING_FEAT_SINGLE_MMAP` (Linux 5.4).
+    pub fn setup(entries: u32, cq_entries: u32, flags: u32) -> io::Result<Uring> {
+        let mut params = Params { flags, cq_entries, ..Params::default() };
+        let fd = io_uring_setup(entries, &mut params)?;
+        if params.features & IORING_FEAT_SINGLE_MMAP == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let sq_len = params.sq_off.array as usize + params.sq_entries as usize * 4;
+        let cq_len = params.cq_off.cqes as usize + params.cq_entries as usize * size_of::<Cqe>();
+        let ring = Map::new(sq_len.max(cq_len), Some((fd.as_fd(), IORING_OFF_SQ_RING)))?;
+        let sqes = Map::new(params.sq_entries as usize * size_of::<Sqe>(), Some((fd.as_fd(), IORING_OFF_SQES)))?;
+        let uring = Uring { fd, ring, sqes, params, sq_tail: 0, in_flight: 0, buffers: None };
+        // The SQ array maps ring slots to SQE indexes; socklab uses slot i for SQE i, always.
+        for i in 0..params.sq_entries {
+            let slot = uring.ring.at::<u32>(params.sq_off.array + i * 4);
+            // SAFETY: in bounds (checked by `at`); the kernel reads the array only for submitted slots.
+            unsafe { slot.write(i) };
+        }
+        uring.sq_tail_shared().store(uring.sq_head(), Ordering::Relaxed);
+        let mut uring = uring;
+        uring.sq_tail = uring.sq_head();
+        Ok(uring)
+    }
+
+    /// The kernel's answer to io_uring_setup: ring sizes and `IORING_FEAT_*`.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The ring's descriptor.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn atomic_u32(&self, offset: u32) -> &AtomicU32 {
+        // SAFETY: the offsets come from the kernel and point at aligned u32 ring indexes inside
+        // the mapping (bounds checked by `at`), shared with the kernel and so accessed atomically.
+        unsafe { AtomicU32::from_ptr(self.ring.at::<u32>(offset)) }
+    }
+    fn sq_head(&self) -> u32 {
+        self.atomic_u32(self.params.sq_off.head).load(Ordering::Acquire)
+    }
+    fn sq_tail_shared(&self) -> &AtomicU32 {
+        self.atomic_u32(self.params.sq_off.tail)
+    }
+    fn cq_head(&self) -> &AtomicU32 {
+        self.atomic_u32(self.params.cq_off.head)
+    }
+    fn cq_tail(&self) -> u32 {
+        self.atomic_u32(self.params.cq_off.tail).load(Ordering::Acquire)
+    }
+
+    /// Queues a request; `Err` gives it back when the submission ring is full (submit first).
+    pub fn push(&mut self, sqe: Sqe) -> Result<(), Sqe> {
+        if self.sq_tail.wrapping_sub(self.sq_head()) >= self.params.sq_entries {
+            return Err(sqe);
+        }
+        let index = self.sq_tail & (self.params.sq_entries - 1);
+        let slot = self.sqes.at::<Sqe>(index * size_of::<Sqe>() as u32);
+        // SAFETY: in bounds; the slot is between the kernel's head and our tail-to-be, so the
+        // kernel is not reading it (it reads only up to the published tail).
+        unsafe { slot.write(sqe) };
+        self.sq_tail = self.sq_tail.wrapping_add(1);
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Queues a send of `len` bytes of provided buffer `bid` starting at `offset`. The buffer must
+    /// be held by us (reaped, not recycled) and the range inside it.
+    pub fn push_send(&mut self, fd: BorrowedFd<'_>, bid: u16, offset: u32, len: u32, token: u64) -> io::Result<()> {
+        let bufs = self.buffers.as_ref().ok_or_else(|| io::Error::other("no provided buffers"))?;
+        let held = bufs.lent.get(usize::from(bid)).copied().unwrap_or(false);
+        if !held || offset.checked_add(len).is_none_or(|end| end > bufs.size) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "send of a buffer we do not hold"));
+        }
+        let data = bufs.data.as_ref().expect("buffers are mapped while the ring lives");
+        let addr = data.at::<u8>(u32::from(bid) * bufs.size + offset) as u64;
+        let mut sqe = Sqe::new(IORING_OP_SEND, fd.as_raw_fd(), token);
+        (sqe.addr, sqe.len, sqe.op_flags) = (addr, len, libc::MSG_NOSIGNAL as u32);
+        self.push(sqe).map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// SQEs queued and not yet handed to the kernel.
+    pub fn pending(&self) -> u32 {
+        self.sq_tail.wrapping_sub(self.sq_head())
+    }
+
+    /// Publishes the queued SQEs and calls `io_uring_enter(2)`: submits them, then (when `wait`)
+    /// blocks until a completion is ready or `timeout` passes. Returns how many were submitted.
+    pub fn enter(&mut self, wait: bool, timeout: Option<Duration>) -> io::Result<u32> {
+        let head = self.sq_head();
+        let to_submit = self.sq_tail.wrapping_sub(head);
+        // Release: the SQEs written above are visible to the kernel before it sees the new tail.
+        self.sq_tail_shared().store(self.sq_tail, Ordering::Release);
+        let mut flags = if wait { IORING_ENTER_GETEVENTS } else { 0 };
+        let ts =
+            timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
+        let ext =
+            ts.as_ref().map(|ts| GeteventsArg { sigmask: 0, sigmask_sz: 0, pad: 0, ts: ptr::from_ref(ts) as u64 });
+        let (arg, size) = match &ext {
+            Some(ext) if wait => {
+                flags |= IORING_ENTER_EXT_ARG;
+                (ptr::from_ref(ext).cast::<libc::c_void>(), size_of::<GeteventsArg>())
+            }
+            _ => (ptr::null(), NSIG_BYTES),
+        };
+        let min_complete = u32::from(wait);
+        // The SQEs handed over, for the narration only (an empty Vec does not allocate).
+        let sqes = if trace::enabled() { self.submitted_sqes(head, to_submit) } else { Vec::new() };
+        let arg_shown = if arg.is_null() { Arg::Null } else { Arg::Ptr(arg as usize) };
+        let fd = self.fd.as_raw_fd();
+        let (fd_arg, n_arg, min_arg, flags_arg, size_arg) = (
+            Arg::Fd(fd),
+            Arg::Int(to_submit.into()),
+            Arg::Int(min_complete.into()),
+            Arg::UringEnterFlags(flags),
+            Arg::Int(size as i64),
+        );
+        let res = syscall!(
+            "io_uring_enter",
+            // SAFETY: io_uring_enter reads the SQEs we published (ours, mapped) and, with EXT_ARG,
+            // `ext` and the timespec it points to, both alive on this stack for the whole call.
+            unsafe { libc::syscall(libc::SYS_io_uring_enter, fd, to_submit, min_complete, flags, arg, size) },
+            [fd_arg, n_arg, min_arg, flags_arg, arg_shown, size_arg, Arg::UringSubmitted(&sqes), Arg::UringCompleted(&[])]
+                => |_res| [fd_arg, n_arg, min_arg, flags_arg, arg_shown, size_arg, Arg::UringSubmitted(&sqes),
+                    Arg::UringCompleted(&self.ready_cqes())]
+        )
+        .map(|n| n as u32);
+        match res {
+            // The wait timed out or was interrupted after submitting: report what was submitted.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) && self.pending() < to_submit => {
+                Ok(to_submit - self.pending())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
+            other => other,
+        }
+    }
+
+    /// Copies of the SQEs about to be submitted, for the narration.
+    fn submitted_sqes(&self, head: u32, n: u32) -> Vec<Sqe> {
+        (0..n)
+            .map(|i| {
+                let index = head.wrapping_add(i) & (self.params.sq_entries - 1);
+                // SAFETY: in bounds; these SQEs were written by `push` and the kernel only reads them.
+                unsafe { self.sqes.at::<Sqe>(index * size_of::<Sqe>() as u32).read() }
+            })
+            .collect()
+    }
+
+    /// Copies of the CQEs ready now, not consumed (for the narration).
+    fn ready_cqes(&self) -> Vec<Cqe> {
+        let (head, tail) = (self.cq_head().load(Ordering::Relaxed), self.cq_tail());
+        (0..tail.wrapping_sub(head)).map(|i| self.cqe(head.wrapping_add(i))).collect()
+    }
+
+    fn cqe(&self, index: u32) -> Cqe {
+        let slot = index & (self.params.cq_entries - 1);
+        let at = self.params.cq_off.cqes + slot * size_of::<Cqe>() as u32;
+        // SAFETY: in bounds; a CQE between head and the tail loaded with acquire is fully written
+        // by the kernel, which does not touch it again until we move the head past it.
+        unsafe { self.ring.at::<Cqe>(at).read() }
+    }
+
+    /// Takes every ready completion off the ring into `out`, in the order the kernel posted them.
+    pub fn reap(&mut self, out: &mut Vec<Completion>) {
+        let head = self.cq_head().load(Ordering::Relaxed);
+        let tail = self.cq_tail();
+        for i in 0..tail.wrapping_sub(head) {
+            let cqe = self.cqe(head.wrapping_add(i));
+            out.push(self.completion(cqe));
+        }
+        // Release: we are done reading those CQEs before the kernel may reuse their slots.
+        self.cq_head().store(tail, Ordering::Release);
+    }
+
+    fn completion(&mut self, cqe: Cqe) -> Completion {
+        let (op, token) = ((cqe.user_data & 0xff) as u8, cqe.user_data >> 8);
+        let more = cqe.flags & IORING_CQE_F_MORE != 0;
+        if !more {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        let mut buffer = None;
+        if cqe.flags & IORING_CQE_F_BUFFER != 0 {
+            let bid = (cqe.flags >> IORING_CQE_BUFFER_SHIFT) as u16;
+            if let Some(lent) = self.buffers.as_mut().and_then(|b| b.lent.get_mut(usize::from(bid))) {
+                *lent = true;
+                buffer = Some(bid);
+            }
+        }
+        let accepted = (op == IORING_OP_ACCEPT && cqe.res >= 0)
+            // SAFETY: a successful accept's result is a new descriptor that nothing else owns.
+            .then(|| unsafe { OwnedFd::from_raw_fd(cqe.res) });
+        let res = if cqe.res < 0 { Err(-cqe.res) } else { Ok(cqe.res as u32) };
+        Completion { op, token, res, more, buffer, accepted }
+    }
+
+    /// `io_uring_register(IORING_REGISTER_PBUF_RING)`: `count` buffers (a power of two) of `size`
+    /// bytes each, as group `group`, all given to the kernel. Linux 5.19.
+    pub fn register_buffers(&mut self, group: u16, count: u16, size: u32) -> io::Result<()> {
+        if !count.is_power_of_two() || size == 0 || self.buffers.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let ring = Map::new(usize::from(count) * size_of::<BufEntry>(), None)?;
+        let data = Map::new(usize::from(count) * size as usize, None)?;
+        let reg = BufReg { ring_addr: ring.ptr as u64, ring_entries: count.into(), bgid: group, ..BufReg::default() };
+        io_uring_register_pbuf(self.fd.as_fd(), IORING_REGISTER_PBUF_RING, &reg)?;
+        let mut bufs = Buffers { group, ring, data: Some(data), count, size, tail: 0, lent: vec![false; count.into()] };
+        for bid in 0..count {
+            bufs.give(bid);
+        }
+        self.buffers = Some(bufs);
+        Ok(())
+    }
+
+    /// The first `len` bytes of provided buffer `bid`, while we hold it.
+    pub fn buffer(&self, bid: u16, len: u32) -> Option<&[u8]> {
+        let bufs = self.buffers.as_ref()?;
+        if !*bufs.lent.get(usize::from(bid))? || len > bufs.size {
+            return None;
+        }
+        let data = bufs.data.as_ref()?;
+        let start = data.at::<u8>(u32::from(bid) * bufs.size);
+        // SAFETY: in bounds (len <= size, the buffer is inside the mapping); we hold the buffer, so
+        // the kernel does not write it until `recycle`, which needs `&mut self`.
+        Some(unsafe { std::slice::from_raw_parts(start, len as usize) })
+    }
+
+    /// Gives provided buffer `bid` back to the kernel. Returns false if we did not hold it.
+    pub fn recycle(&mut self, bid: u16) -> bool {
+        let Some(bufs) = self.buffers.as_mut() else { return false };
+        match bufs.lent.get_mut(usize::from(bid)) {
+            Some(lent) if *lent => {
+                *lent = false;
+                bufs.give(bid);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The size and number of the provided buffers.
+    pub fn buffer_shape(&self) -> Option<(u32, u16)> {
+        self.buffers.as_ref().map(|b| (b.size, b.count))
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        // Cancel everything still armed and reap until each request has completed, so the kernel is
+        // done with our buffers before they are unmapped (bounded: about a second).
+        let mut out = Vec::new();
+        if self.in_flight > 0 {
+            let mut cancel = Sqe::new(IORING_OP_ASYNC_CANCEL, -1, 0);
+            cancel.op_flags = IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY;
+            if self.push(cancel).is_err() {
+                let _ = self.enter(false, None);
+                let _ = self.push(cancel);
+            }
+        }
+        for _ in 0..20 {
+            if self.in_flight == 0 {
+                break;
+            }
+            if self.enter(true, Some(Duration::from_millis(50))).is_err() && self.pending() > 0 {
+                break;
+            }
+            self.reap(&mut out);
+            out.clear(); // accepted descriptors are closed here
+        }
+        if let Some(mut bufs) = self.buffers.take() {
+            let reg = BufReg {
+                ring_addr: bufs.ring.ptr as u64,
+                ring_entries: bufs.count.into(),
+                bgid: bufs.group,
+                ..BufReg::default()
+            };
+            let _ = io_uring_register_pbuf(self.fd.as_fd(), IORING_UNREGISTER_PBUF_RING, &reg);
+            if self.in_flight > 0 {
+                // The kernel may still write into these buffers: never unmap them.
+                std::mem::forget(bufs.data.take());
+            }
+        }
+    }
+}
+
+/// `struct io_uring_getevents_arg`.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    pad: u32,
+    ts: u64,
+}
+
+/// `io_uring_setup(2)`: a new io_uring instance with rings of `entries` SQEs; the kernel fills in
+/// the rest of `params` (sizes, offsets into the mapping, features).
+pub fn io_uring_setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> {
+    let raw: *mut Params = params;
+    let fd = syscall!(
+        "io_uring_setup",
+        // SAFETY: `raw` is a valid, writable io_uring_params for the whole call.
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, raw) },
+        [Arg::Int(entries.into()), Arg::Ptr(raw as usize)] => |res| [
+            Arg::Int(entries.into()),
+            if res.is_ok() {
+                // SAFETY: `raw` points to `*params`, which the kernel no longer touches once the
+                // call returned; nothing writes it while this shared borrow lives.
+                Arg::UringParams(unsafe { &*raw })
+            } else {
+                Arg::Ptr(raw as usize)
+            },
+        ]
+    )?;
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `io_uring_register(2)` for (un)registering a provided-buffer ring.
+fn io_uring_register_pbuf(fd: BorrowedFd<'_>, op: u32, reg: &BufReg) -> io::Result<()> {
+    let shown = Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid };
+    syscall!(
+        "io_uring_register",
+        // SAFETY: `reg` is a valid io_uring_buf_reg, read by the kernel during the call only; the
+        // ring it names is a mapping owned by the caller's Buffers, which outlives the registration.
+        unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, ptr::from_ref(reg), 1) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::UringRegisterOp(op), shown, Arg::Int(1)]
+    )
+    .map(drop)
+}

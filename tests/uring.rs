@@ -1,0 +1,177 @@
+//! The io_uring model's two promises beyond echoing (which tests/models.rs checks for every model):
+//! - `--trace` prints io_uring_setup / io_uring_register / io_uring_enter exactly as real
+//!   `strace -f` prints them, and beneath each io_uring_enter the SQEs and CQEs strace cannot see;
+//! - where the kernel refuses io_uring, the server says why and what to use instead, and exits
+//!   non-zero. The refusals are real: strace's fault injection makes the syscall fail with that
+//!   errno (`-e inject=io_uring_setup:error=EPERM`), as a seccomp filter or the sysctl would.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{have, signal};
+
+/// strace output lines, "unfinished ... resumed" pairs joined, the pid prefix removed.
+fn strace_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut pending: Vec<(String, String)> = Vec::new(); // (pid, start of the call)
+    for raw in text.lines() {
+        let (pid, line) = raw.split_once(' ').unwrap_or(("", raw));
+        let line = line.trim_start();
+        if let Some(start) = line.strip_suffix(" <unfinished ...>") {
+            pending.push((pid.to_string(), start.to_string()));
+        } else if line.starts_with("<...") {
+            let rest = line.split_once("resumed>").map_or("", |(_, r)| r);
+            if let Some(i) = pending.iter().position(|(p, _)| p == pid) {
+                let (_, start) = pending.remove(i);
+                lines.push(format!("{start}{rest}"));
+            }
+        } else if !line.starts_with("+++") && !line.starts_with("---") {
+            lines.push(line.to_string());
+        }
+    }
+    lines
+}
+
+/// A line with strace's column padding collapsed and each `flags=` / `features=` set replaced by
+/// its numeric value: the strace on this machine may name fewer of the newest flag bits than
+/// socklab does (it prints those in hex), and that must not count as a difference.
+fn normalized(line: &str) -> String {
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::new();
+    let mut rest = line.as_str();
+    while let Some(i) = rest.find("flags=").or_else(|| rest.find("features=")) {
+        let j = rest.find("features=").filter(|&j| j < i).unwrap_or(i);
+        let key_end = j + rest[j..].find('=').unwrap() + 1;
+        out.push_str(&rest[..key_end]);
+        let value_end = rest[key_end..].find([',', '}', ')', ' ']).map_or(rest.len(), |e| key_end + e);
+        let value = &rest[key_end..value_end];
+        let mut n = 0u64;
+        for part in value.split('|') {
+            n |= match part.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).unwrap_or(u64::MAX),
+                None => name_value(part).unwrap_or_else(|| panic!("unknown flag name {part} in {line}")),
+            };
+        }
+        out.push_str(&format!("{n:#x}"));
+        rest = &rest[value_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn name_value(name: &str) -> Option<u64> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    (0..32).map(|b| 1u32 << b).find_map(|bit| {
+        let named = [socklab::trace::uring::setup_flags(bit), socklab::trace::uring::features(bit)];
+        named.contains(&name.to_string()).then_some(u64::from(bit))
+    })
+}
+
+#[test]
+fn io_uring_calls_are_narrated_as_strace_prints_them() {
+    if !have("strace") {
+        eprintln!("SKIP: strace is not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("socklab-uring-strace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("strace.txt");
+    let ready = common::ReadyFile::new();
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=io_uring_setup,io_uring_register,io_uring_enter", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_socklab"))
+        .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1"])
+        .args(["--trace", "--quiet"])
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strace");
+    let addr = ready.wait(&mut child);
+
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    client.write_all(b"Hello").unwrap();
+    let mut echo = [0u8; 5];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"Hello");
+    drop(client);
+
+    let strace_pid = child.id();
+    let children = std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let socklab_pid: u32 = children.split_whitespace().next().expect("socklab under strace").parse().unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // let the server see the client's FIN first
+    signal(socklab_pid, "TERM");
+    let mut narration = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut narration).unwrap();
+    assert!(child.wait().unwrap().success(), "{narration}");
+    let traced = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Lines carry strace's `[pid N]` mark once the server runs a second thread.
+    let ours: Vec<&str> =
+        narration.lines().map(|l| socklab::trace::split_pid_mark(l).1).filter(|l| l.starts_with("io_uring_")).collect();
+    let theirs: Vec<String> = strace_lines(&traced);
+    assert!(ours.len() >= 4, "too few io_uring calls narrated:\n{narration}");
+    assert_eq!(ours.len(), theirs.len(), "narration:\n{narration}\nstrace:\n{traced}");
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(normalized(a), normalized(b), "\nsocklab: {a}\nstrace:  {b}");
+    }
+    // Beneath the calls: the recv that got "Hello" and the send of it, which strace never shows.
+    assert!(narration.contains("#   complete IORING_OP_RECV"), "{narration}");
+    assert!(
+        narration.lines().any(|l| l.starts_with("#   submit  IORING_OP_SEND") && l.contains(" len=5 ")),
+        "{narration}"
+    );
+    assert!(!traced.contains("sendto") && !traced.contains("recvfrom"));
+}
+
+/// Runs `socklab server --model uring` with `call` failing with `errno` (strace's fault injection).
+fn refused(call: &str, errno: &str) -> (Option<i32>, String) {
+    let out = Command::new("timeout")
+        .args(["20", "strace", "-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={call}"))
+        .arg("-e")
+        .arg(format!("inject={call}:error={errno}"))
+        .arg(env!("CARGO_BIN_EXE_socklab"))
+        .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--quiet"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strace");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_refused_io_uring_is_named_and_epoll_suggested() {
+    if !have("strace") || !have("timeout") {
+        eprintln!("SKIP: needs strace and timeout");
+        return;
+    }
+    let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok();
+    let cases = [
+        ("io_uring_setup", "ENOSYS", "no io_uring"),
+        // What EPERM means depends on the sysctl: disabled (1, 2), or else a seccomp filter.
+        ("io_uring_setup", "EPERM", if sysctl.as_deref().map(str::trim) == Some("2") { "= 2" } else { "" }),
+        ("io_uring_setup", "EINVAL", "does not support"),
+        ("io_uring_register", "EINVAL", "IORING_REGISTER_PBUF_RING"),
+    ];
+    for (call, errno, why) in cases {
+        let (code, err) = refused(call, errno);
+        assert_eq!(code, Some(1), "{call} {errno}: exit code; stderr: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains(why) && err.contains("Use --model epoll instead."), "{call} {errno}: {err}");
+        if call == "io_uring_setup" {
+            assert!(err.contains(errno), "the errno is named: {err}");
+        }
+    }
+}
