@@ -62,6 +62,7 @@ macro_rules! syscall_noreturn {
 
 mod addr;
 pub mod clock;
+mod entry;
 #[cfg(socklab_epoll)]
 pub mod epoll;
 mod fcntl;
