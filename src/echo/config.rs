@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::endpoint::Transport;
 use super::limits::Limits;
 
 /// How the server serves several clients: the rungs of the ladder every networking course climbs.
@@ -96,8 +97,16 @@ pub fn somaxconn() -> i32 {
 /// How to run an echo server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Where to listen. Port 0: the kernel picks one (read it back with `Server::local_addr`).
+    /// Where to listen for TCP and UDP. Port 0: the kernel picks one (read it back with
+    /// `Server::local_addr`). Unused by the Unix transports, which carry their own name.
     pub addr: SocketAddr,
+    /// Which socket: TCP (the tutorial's), UDP, or a Unix stream / seqpacket / datagram socket.
+    pub transport: Transport,
+    /// IPV6_V6ONLY before bind on an IPv6 address: `Some(false)` dual-stack, `Some(true)` IPv6
+    /// only, `None` the system default.
+    pub only_v6: Option<bool>,
+    /// Remove a stale Unix socket file before binding (`--unlink`).
+    pub unlink: bool,
     /// listen(2)'s backlog: completed connections that may wait for accept. `None`: the model's
     /// default ([`Model::default_backlog`]).
     pub backlog: Option<i32>,
@@ -131,6 +140,9 @@ impl ServerConfig {
     pub fn for_model(addr: SocketAddr, model: Model) -> ServerConfig {
         ServerConfig {
             addr,
+            transport: Transport::Tcp,
+            only_v6: None,
+            unlink: false,
             backlog: None,
             buffer: None,
             model,
@@ -161,10 +173,16 @@ impl ServerConfig {
 /// The epoll model's thread count when none is given (`threads: 0`, `--threads auto`): one per
 /// CPU, except on a loopback address, where every client runs on this machine too and needs CPU
 /// time as well: there, half the CPUs, at least one. On 2 CPUs with `socklab bench` on the same
-/// machine, a second server thread only took CPU time from the load generator, woke five times
-/// as often per round trip and made throughput swing from round to round (BENCHMARKS.md); for
-/// clients on other machines the server may use every CPU.
+/// machine, a second server thread took CPU time from the load generator, woke about five times
+/// as often per round trip, and throughput swung with how the connections happened to split
+/// between the threads (BENCHMARKS.md); for clients on other machines the server may use every
+/// CPU.
 pub fn auto_threads(addr: &SocketAddr) -> usize {
+    auto_threads_for(addr.ip().is_loopback())
+}
+
+/// [`auto_threads`] by where the clients are: `local` for loopback and Unix sockets.
+pub(crate) fn auto_threads_for(local: bool) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if addr.ip().is_loopback() { (cpus / 2).max(1) } else { cpus }
+    if local { (cpus / 2).max(1) } else { cpus }
 }

@@ -19,9 +19,11 @@
 //! client costs a few dozen bytes (its socket, its address, an empty remainder), so 10,000 idle
 //! clients are cheap; in exchange the code is a state machine instead of a straight loop.
 //!
-//! How many threads: `config.threads`, or when 0 [`auto_threads`]: one per CPU, but half the
-//! CPUs on a loopback address, whose clients share this machine's CPUs (measured on 2 CPUs with
-//! the load generator on the same machine: one thread was steadier and no slower; BENCHMARKS.md).
+//! How many threads: `config.threads`, or when 0 [`auto_threads`](crate::echo::auto_threads):
+//! one per CPU, but half the CPUs on a loopback address or a Unix socket, whose clients share
+//! this machine's CPUs (measured on 2 CPUs with the load generator on the same machine: one
+//! thread was as fast within the noise and does not depend on how the connections split;
+//! BENCHMARKS.md).
 //!
 //! Threads share the one listener, each registering it with `EPOLLEXCLUSIVE` so a new connection
 //! wakes one waiting thread instead of all of them (the thundering herd). Whichever thread wakes
@@ -42,8 +44,8 @@
 //! listener readable, so waiting again would spin. The thread removes the listener from its epoll
 //! until one of its connections closes, or 100 ms pass.
 
+use crate::SockAddr;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,14 +53,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
-use crate::echo::config::{ServerConfig, auto_threads};
+use crate::echo::config::{ServerConfig, auto_threads_for};
+use crate::echo::endpoint::{Listener, Stream};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::session::{Conn, Want};
 use crate::echo::stop::Stop;
 use crate::ready::{self, Epoll, Events, Interest, Token};
 use crate::socket::{Socket, Type};
-use crate::tcp::{TcpListener, TcpStream};
 
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: Token = Token(usize::MAX);
@@ -66,7 +68,7 @@ const WAKE: Token = Token(usize::MAX - 1);
 
 /// What every thread shares.
 struct Shared<'a> {
-    listener: &'a TcpListener,
+    listener: &'a Listener,
     wake: &'a Socket,
     config: &'a ServerConfig,
     sink: &'a Sink,
@@ -77,11 +79,16 @@ struct Shared<'a> {
     exclusive: bool,
 }
 
-/// Serves with `config.threads` threads (0: [`auto_threads`]) until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+/// Serves with `config.threads` threads (0: [`auto_threads`](crate::echo::auto_threads)) until
+/// `stop` is requested.
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let threads = match config.threads {
-        0 => auto_threads(&listener.local_addr()?),
+        // A Unix socket's clients are on this machine by definition.
+        0 => auto_threads_for(match listener {
+            Listener::Tcp(tcp) => tcp.local_addr()?.ip().is_loopback(),
+            Listener::Unix(_) => true,
+        }),
         n => n,
     };
     let (wake, _other_end) = Socket::pair(Type::STREAM)?;
@@ -201,7 +208,7 @@ fn reserve(open: &AtomicUsize, max: usize) -> usize {
 }
 
 /// Registers a new connection for reading and keeps it in the slot of its descriptor number.
-fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: TcpStream, peer: SocketAddr) {
+fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: Stream, peer: SockAddr) {
     let fd = stream.as_raw_fd() as usize;
     if let Err(e) = epoll.add(&stream, Token(fd), Interest::READABLE) {
         // ENOMEM / ENOSPC (max_user_watches): this client cannot be served; it is closed.
