@@ -67,28 +67,29 @@ impl Server {
         sink(&Event::Listening(self.addr));
         let watch = self.stop.watch_listener(self.bound.clone());
         let (config, stop) = (&self.config, &self.stop);
-        let result = thread::scope(|scope| {
-            // The grace period's clock: after a stop request it waits `grace`, then cuts. Without
-            // it (no grace, or no thread to be had) a stop request cuts at once.
-            stop.set_graceful(!config.grace.is_zero());
-            let keeper = (!config.grace.is_zero())
-                .then(|| {
-                    thread::Builder::new()
-                        .name("socklab-grace".into())
-                        .spawn_scoped(scope, || stop.keep_grace(config.grace))
-                        .ok()
-                })
-                .flatten();
-            if keeper.is_none() {
-                stop.set_graceful(false);
-            }
-            let result = match &*self.bound {
-                Bound::Listener(listener) => model::serve(listener, config, stop, &sink),
-                Bound::Datagram(sock) => datagram::serve(sock, config, stop, &sink),
-            };
-            stop.server_ended();
-            result
-        });
+        // The grace period's clock: after a stop request it waits `grace`, then cuts. Without it
+        // (no grace, or no thread to be had) a stop request cuts at once. A plain thread joined
+        // below, not a scoped one: `thread::scope` allocates a handle for the calling thread that
+        // a program entered through C's main never frees (valgrind: "possibly lost").
+        let grace = config.grace;
+        stop.set_graceful(!grace.is_zero());
+        let keeper = (!grace.is_zero())
+            .then(|| {
+                let stop = Arc::clone(stop);
+                thread::Builder::new().name("socklab-grace".into()).spawn(move || stop.keep_grace(grace)).ok()
+            })
+            .flatten();
+        if keeper.is_none() {
+            stop.set_graceful(false);
+        }
+        let result = match &*self.bound {
+            Bound::Listener(listener) => model::serve(listener, config, stop, &sink),
+            Bound::Datagram(sock) => datagram::serve(sock, config, stop, &sink),
+        };
+        stop.server_ended();
+        if let Some(keeper) = keeper {
+            let _ = keeper.join();
+        }
         drop(watch);
         // How the connections open at a stop request ended; nothing to say when none was open.
         let drained = self.stop.drained();
