@@ -198,3 +198,15 @@ pub fn mark_fork_child() {
 pub fn in_fork_child() -> bool {
     IN_FORK_CHILD.load(Ordering::Relaxed)
 }
+
+/// A second descriptor for the same open file (`fcntl(F_DUPFD_CLOEXEC)`), e.g. for stdout: a
+/// thread writing through its own descriptor holds no lock of std's `Stdout`.
+pub fn duplicate(fd: impl AsFd) -> io::Result<OwnedFd> {
+    crate::sys::dup_cloexec(fd.as_fd())
+}
+
+/// close(2) of a descriptor of ours that is not a socket (a duplicate from [`duplicate`]),
+/// narrated like every other close.
+pub fn close(fd: OwnedFd) -> io::Result<()> {
+    crate::sys::close(fd)
+}

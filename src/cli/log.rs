@@ -48,14 +48,18 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     let (done_tx, flushed) = mpsc::channel();
     let (queued, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let count_written = written.clone();
+    // The writer writes to its own duplicate of descriptor 1, not through `io::stdout()`: blocked
+    // on a full pipe it would hold std's stdout lock, and the flush at the end of `main` would
+    // then wait for it for ever.
+    let mut out = socklab::process::duplicate(io::stdout()).map(std::fs::File::from)?;
     let writer = thread::Builder::new().name("socklab-log".into()).spawn(move || {
-        let mut out = io::stdout().lock();
         for line in rx {
-            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            if out.write_all(format!("{line}\n").as_bytes()).is_err() {
                 break; // stdout is closed: nothing more can be shown
             }
             count_written.fetch_add(1, Ordering::Relaxed);
         }
+        let _ = socklab::process::close(std::os::fd::OwnedFd::from(out));
         let _ = done_tx.send(());
     })?;
     let dropped = Arc::new(AtomicU64::new(0));
@@ -119,7 +123,9 @@ fn write_from_child(line: &str) {
     if set.wait(Some(Duration::ZERO)).is_err() || !set.readiness(0).writable {
         return;
     }
-    if let Ok(owned) = fd.try_clone_to_owned() {
-        let _ = std::fs::File::from(owned).write_all(format!("{line}\n").as_bytes());
+    if let Ok(owned) = socklab::process::duplicate(fd) {
+        let mut file = std::fs::File::from(owned);
+        let _ = file.write_all(format!("{line}\n").as_bytes());
+        let _ = socklab::process::close(std::os::fd::OwnedFd::from(file));
     }
 }

@@ -26,3 +26,17 @@ pub fn fcntl_set(fd: BorrowedFd<'_>, cmd: libc::c_int, flags: libc::c_int) -> io
     )
     .map(drop)
 }
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`: a new descriptor for the same open file, close-on-exec, the
+/// lowest number free.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let new = syscall!(
+        "fcntl",
+        // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory of ours.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Name("F_DUPFD_CLOEXEC"), Arg::Int(0)]
+    )?;
+    // SAFETY: fcntl returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}

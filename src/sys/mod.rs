@@ -85,7 +85,7 @@ pub mod uring;
 
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};
-pub use fcntl::{fcntl_get, fcntl_set};
+pub use fcntl::{dup_cloexec, fcntl_get, fcntl_set};
 pub use fs::unlink;
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{

@@ -92,6 +92,11 @@ fn a_stdout_nobody_reads_never_stalls_the_service() {
         eprintln!("[{}] {SESSIONS} sessions with an unread stdout in {:?}", model.name, started.elapsed());
         common::signal(child.id(), "TERM");
         let status = harness::wait_bounded(&mut child, Duration::from_secs(15));
+        if status.is_none() {
+            // Still running: kill it, so reading its stderr below cannot hang the test.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let mut err = String::new();
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         assert!(status.is_some_and(|s| s.success()), "[{}] exit {status:?}; stderr: {err}", model.name);
