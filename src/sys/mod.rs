@@ -4,7 +4,7 @@
 //! - **One function per system call**, named after it, with the man page in its doc. Where the
 //!   kernel receives a different call than the name suggests, the narration says so
 //!   (`recv` is made as `recvfrom(..., NULL, NULL)`; `accept` as `accept4` where it exists).
-//! - **One helper for every call**: [`syscall!`] makes the call, turns `-1` into
+//! - **One helper for every call**: `syscall!` makes the call, turns `-1` into
 //!   `io::Error::last_os_error()` (read at once, before anything else can touch errno) and reports
 //!   the call to the narration hook. With no hook listening that costs one relaxed atomic load and
 //!   one predictable branch; the argument list is built only inside the traced branch.
