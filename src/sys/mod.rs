@@ -87,7 +87,8 @@ pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{fcntl_get, fcntl_set};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
-    accept, bind, close, connect, getpeername, getsockname, listen, recv, send, shutdown, socket, socketpair,
+    accept, bind, close, connect, getpeername, getsockname, ioctl_fionread, listen, recv, send, shutdown, socket,
+    socketpair,
 };
 pub use sockopt::{
     getsockopt_bytes, getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger,
