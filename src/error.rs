@@ -19,6 +19,8 @@ pub struct CallError {
     pub call: &'static str,
     /// The address it was made with, when there was one.
     pub addr: Option<SocketAddr>,
+    /// The Unix socket name it was made with (`/tmp/echo.sock`, `@name`), for `AF_UNIX` calls.
+    pub unix: Option<String>,
     /// What the kernel (or resolver) said.
     pub source: io::Error,
 }
@@ -36,6 +38,9 @@ impl fmt::Display for CallError {
         if let Some(addr) = self.addr {
             write!(f, " {addr}")?;
         }
+        if let Some(name) = &self.unix {
+            write!(f, " {name}")?;
+        }
         match self.source.raw_os_error() {
             Some(errno) => write!(f, ": {}", names::errno_display(errno)),
             None => write!(f, ": {}", self.source),
@@ -51,7 +56,12 @@ impl StdError for CallError {
 
 /// Wraps `err` with the call and address it came from, keeping its `ErrorKind`.
 pub fn context(call: &'static str, addr: Option<SocketAddr>, err: io::Error) -> io::Error {
-    io::Error::new(err.kind(), CallError { call, addr, source: err })
+    io::Error::new(err.kind(), CallError { call, addr, unix: None, source: err })
+}
+
+/// Like [`context`], for a call on an `AF_UNIX` socket named `name` (a path or `@abstract`).
+pub fn context_unix(call: &'static str, name: &crate::sys::SockAddr, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), CallError { call, addr: None, unix: Some(name.to_string()), source: err })
 }
 
 /// The `CallError` inside an `io::Error` from this crate, if there is one.

@@ -15,6 +15,8 @@
 //!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
 //!          bench/        the load generator of `socklab bench`
 //! floor 3  tcp.rs        TcpListener / TcpStream (Read, Write, AsFd, std conversions)
+//!          udp.rs        UdpSocket (recvfrom/sendto, MSG_TRUNC)
+//!          unix.rs       UnixListener / UnixStream (stream, seqpacket) / UnixDatagram, SCM_RIGHTS
 //!          ready/        Epoll and PollSet: typed Interest, Token, Readiness
 //! floor 2  socket.rs     Socket of any family (typed Domain, Type, Protocol, options; closes on drop)
 //!          process.rs    fork, wait, kill, signal masks and sigwait, resource limits
@@ -57,9 +59,13 @@ pub mod tcp;
 mod testutil;
 pub mod timeline;
 pub mod trace;
+pub mod udp;
+pub mod unix;
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 pub mod walkthrough;
 
-pub use socket::{Connect, Domain, Protocol, Socket, Type};
+pub use socket::{Connect, Domain, PeerCred, Protocol, Socket, Type};
 pub use sys::{SockAddr, UnixName, clock, names};
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixKind, UnixListener, UnixStream};

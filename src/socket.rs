@@ -131,6 +131,23 @@ pub enum Connect {
     InProgress,
 }
 
+/// Who is at the other end of a Unix socket (SO_PEERCRED), as the kernel recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// The peer's process id.
+    pub pid: i32,
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+}
+
+impl fmt::Display for PeerCred {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}, uid {}, gid {}", self.pid, self.uid, self.gid)
+    }
+}
+
 /// An owned socket descriptor. Closed on drop.
 #[derive(Debug)]
 pub struct Socket {
@@ -303,6 +320,62 @@ impl Socket {
     /// `buf.len()`). Retries on EINTR.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         retry(|| sys::send(self.fd(), buf, SEND_FLAGS))
+    }
+
+    /// recvfrom(2) with the sender's address: one datagram (or, on a stream, up to `buf.len()`
+    /// bytes). Retries on EINTR.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+        retry(|| sys::recvfrom(self.fd(), buf, 0))
+    }
+
+    /// recvfrom(2) with `MSG_TRUNC`, for datagram and seqpacket sockets only (on a TCP socket
+    /// `MSG_TRUNC` would *discard* the bytes): returns the datagram's real length, which is more
+    /// than `buf.len()` when the kernel had to cut it to fit (the rest is lost). Retries on EINTR.
+    pub fn recv_from_trunc(&self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+        retry(|| sys::recvfrom(self.fd(), buf, libc::MSG_TRUNC))
+    }
+
+    /// recv(2) with `MSG_TRUNC` on a connected datagram or seqpacket socket: the message's real
+    /// length (see [`recv_from_trunc`](Self::recv_from_trunc)). Retries on EINTR.
+    pub fn recv_trunc(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(|| sys::recv(self.fd(), buf, libc::MSG_TRUNC))
+    }
+
+    /// sendto(2): one datagram to `addr`, with `MSG_NOSIGNAL`. Retries on EINTR.
+    pub fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+        retry(|| sys::sendto(self.fd(), buf, SEND_FLAGS, addr))
+    }
+
+    /// sendmsg(2) of `data` (at least one byte) with the descriptors `fds` attached as
+    /// `SCM_RIGHTS`: the receiving process gets its own descriptors for the same open sockets or
+    /// files. `AF_UNIX` only. Retries on EINTR.
+    pub fn send_fds(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "descriptors travel with at least one data byte"));
+        }
+        retry(|| sys::sendmsg_fds(self.fd(), data, fds, SEND_FLAGS))
+    }
+
+    /// recvmsg(2): data into `buf` and any descriptors passed with it (`SCM_RIGHTS`), owned and
+    /// close-on-exec. Fails with `InvalidData` if the kernel had to drop descriptors that did
+    /// not fit (`MSG_CTRUNC`). Retries on EINTR.
+    pub fn recv_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+        let got = retry(|| sys::recvmsg_fds(self.fd(), buf, 0))?;
+        if got.flags & libc::MSG_CTRUNC != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {} descriptors were passed; the kernel closed the rest (MSG_CTRUNC)", sys::MAX_FDS),
+            ));
+        }
+        Ok((got.len, got.fds))
+    }
+
+    /// SO_PEERCRED (Linux): the process at the other end of a connected `AF_UNIX` socket, as the
+    /// kernel recorded it at connect time.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn peer_cred(&self) -> io::Result<PeerCred> {
+        let (pid, uid, gid) = sys::getsockopt_peercred(self.fd())?;
+        Ok(PeerCred { pid, uid, gid })
     }
 
     /// Sends all of `buf`, looping over short writes (the tutorial's `sendall`, UNP's `writen`).

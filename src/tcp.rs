@@ -33,8 +33,19 @@ impl TcpListener {
     /// Like [`bind`](Self::bind) with an explicit listen backlog: how many connections that have
     /// completed the handshake may wait for accept.
     pub fn bind_with_backlog(addr: &SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+        TcpListener::bind_with(addr, backlog, None)
+    }
+
+    /// Like [`bind_with_backlog`](Self::bind_with_backlog), and on an IPv6 address with
+    /// `only_v6` set, IPV6_V6ONLY before bind: `Some(false)` makes a `::` listener dual-stack
+    /// (IPv4 clients arrive as `::ffff:a.b.c.d`), `Some(true)` refuses IPv4; `None` keeps the
+    /// system's default (`net.ipv6.bindv6only`, normally 0).
+    pub fn bind_with(addr: &SocketAddr, backlog: i32, only_v6: Option<bool>) -> io::Result<TcpListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
             .map_err(|e| context("socket", Some(*addr), e))?;
+        if let Some(on) = only_v6 {
+            socket.set_only_v6(on).map_err(|e| context("setsockopt IPV6_V6ONLY", Some(*addr), e))?;
+        }
         // Without SO_REUSEADDR a restarted server could not bind while old connections of its
         // port are still in TIME-WAIT.
         socket.set_reuse_address(true).map_err(|e| context("setsockopt SO_REUSEADDR", Some(*addr), e))?;

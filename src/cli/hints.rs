@@ -9,7 +9,10 @@ pub fn explain(err: &io::Error) -> String {
     let hint = call_error(err).and_then(|call| {
         let addr = call.addr.map_or_else(String::new, |a| a.to_string());
         let port = call.addr.map_or(0, |a| a.port());
-        hint(call.call, errno(err)?, &addr, port)
+        match &call.unix {
+            Some(name) => unix_hint(call.call, errno(err)?, name),
+            None => hint(call.call, errno(err)?, &addr, port),
+        }
     });
     match hint {
         Some(hint) => format!("{err}: {hint}"),
@@ -17,8 +20,39 @@ pub fn explain(err: &io::Error) -> String {
     }
 }
 
+/// Hints for calls on a Unix socket name.
+fn unix_hint(call: &str, errno: i32, name: &str) -> Option<String> {
+    let text = match (call, errno) {
+        ("bind", libc::EADDRINUSE) if name.starts_with('@') => {
+            "another socket is bound to this abstract name; choose another name".to_string()
+        }
+        ("bind", libc::EADDRINUSE) => format!(
+            "the file {name} already exists: a server is running there, or one ended without removing its socket \
+             file; remove a stale one with --unlink"
+        ),
+        ("bind", libc::ENOENT) => "the directory of that path does not exist".to_string(),
+        ("bind" | "connect", libc::EACCES) => "no permission on that path or its directory".to_string(),
+        ("connect", libc::ENOENT) => {
+            format!("there is no socket at {name}; start one with: socklab server --unix {name}")
+        }
+        ("connect", libc::ECONNREFUSED) => format!(
+            "nothing is listening on {name} (a stale socket file left by a server that ended, or a socket of \
+             another type: check --seqpacket/--dgram)"
+        ),
+        ("connect", libc::EPROTOTYPE) => {
+            "the server's socket is of another type; match its --seqpacket or --dgram".to_string()
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
 fn hint(call: &str, errno: i32, addr: &str, port: u16) -> Option<String> {
     let text = match (call, errno) {
+        ("recv (UDP)", libc::ECONNREFUSED) => format!(
+            "no UDP server on {addr}: the kernel answered our datagram with ICMP port unreachable, which a \
+             connected UDP socket reports as ECONNREFUSED; start one with: socklab server --udp --port {port}"
+        ),
         ("bind", libc::EADDRINUSE) => format!(
             "another process is listening on this port; choose another with --port (ss -ltnp 'sport = :{port}' shows who has it)"
         ),

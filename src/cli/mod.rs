@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
-use socklab::echo::{Event, Model, Server, ServerConfig, Sink};
+use socklab::echo::{Event, Model, Server, ServerConfig, Sink, Transport};
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -66,6 +66,9 @@ enum Command {
     Client(ClientArgs),
     /// Runs the server on a free port and the client against it, printing both sides.
     Demo,
+    /// Descriptor passing: this process accepts a TCP connection and hands it over a socketpair
+    /// (sendmsg with SCM_RIGHTS) to a forked worker process, which serves the echo.
+    PassFd(PassFdArgs),
     /// Server and client as two processes, their syscalls, the segments on lo and the socket
     /// states, in one timeline: the handshake, the accept queue, the data, the close, TIME-WAIT.
     ///
@@ -218,6 +221,68 @@ struct DrawArgs {
 }
 
 #[derive(Debug, Args)]
+struct PassFdArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Port to listen on (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Wait for outside clients (e.g. `socklab client`) instead of running one built-in client.
+    #[arg(long)]
+    external: bool,
+    /// How many connections to accept and hand over before ending.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    count: u32,
+    /// Write the listening address and a newline to PATH once listening.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+}
+
+/// Which socket: TCP by default; UDP; or a Unix socket (stream, seqpacket, datagram).
+#[derive(Debug, Args)]
+struct FamilyArgs {
+    /// A Unix domain socket at PATH instead of TCP (`@NAME`: the Linux abstract namespace, no
+    /// file). --host and --port are then unused.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+    unix: Option<String>,
+    /// With --unix: SOCK_SEQPACKET (messages with boundaries) instead of SOCK_STREAM.
+    #[arg(long, requires = "unix", conflicts_with = "dgram")]
+    seqpacket: bool,
+    /// With --unix: SOCK_DGRAM (datagrams, no connection).
+    #[arg(long, requires = "unix")]
+    dgram: bool,
+    /// UDP instead of TCP: a datagram echo with recvfrom/sendto.
+    #[arg(long, conflicts_with = "unix")]
+    udp: bool,
+}
+
+impl FamilyArgs {
+    fn transport(&self) -> io::Result<Transport> {
+        let Some(name) = &self.unix else {
+            return Ok(if self.udp { Transport::Udp } else { Transport::Tcp });
+        };
+        let addr = socklab::unix::unix_addr(name).map_err(|e| usage("--unix", e))?;
+        Ok(if self.dgram {
+            Transport::UnixDgram(addr)
+        } else if self.seqpacket {
+            Transport::Unix(addr, socklab::UnixKind::Seqpacket)
+        } else {
+            Transport::Unix(addr, socklab::UnixKind::Stream)
+        })
+    }
+}
+
+/// `--v6only on|off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{text}' is neither on nor off")),
+    }
+}
+
+#[derive(Debug, Args)]
 struct StatesArgs {
     /// Only sockets with this local or remote port.
     #[arg(long)]
@@ -267,6 +332,17 @@ struct ServerArgs {
     /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
     interrupt_every: Option<Duration>,
+    #[command(flatten)]
+    family: FamilyArgs,
+    /// With --unix PATH: remove a stale socket file at PATH before binding (only a socket file;
+    /// anything else is refused).
+    #[arg(long, requires = "unix")]
+    unlink: bool,
+    /// IPV6_V6ONLY, set before bind on an IPv6 address: off makes a listener on :: dual-stack
+    /// (IPv4 clients show up as ::ffff:a.b.c.d), on refuses IPv4 [default: the system's,
+    /// net.ipv6.bindv6only].
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    v6only: Option<bool>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
     /// in the accept queue (watch it with `ss -tln` or `socklab states`).
     #[arg(long, default_value = "0s", value_parser = parse_delay)]
@@ -301,9 +377,12 @@ struct ClientArgs {
     /// Message to send; `-` reads it from standard input (any bytes).
     #[arg(long, default_value = "Hello")]
     message: String,
-    /// How many bytes each recv(2) asks for.
+    /// How many bytes each recv(2) asks for (over UDP, --dgram and --seqpacket: the one buffer
+    /// the whole echo must fit in).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
     chunk: usize,
+    #[command(flatten)]
+    family: FamilyArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -423,6 +502,7 @@ fn run() -> u8 {
         Command::Server(args) => server(args),
         Command::Client(args) => client(args),
         Command::Demo => demo(),
+        Command::PassFd(args) => pass_fd(args),
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
         Command::Walkthrough(args) => walkthrough(args, cli.narration.explain),
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
@@ -544,6 +624,7 @@ fn printer(quiet: bool, json: bool) -> Sink {
 }
 
 fn server(args: ServerArgs) -> io::Result<()> {
+    let transport = args.family.transport()?;
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
     if !args.accept_delay.is_zero() && args.model != Model::Iterative {
@@ -553,11 +634,14 @@ fn server(args: ServerArgs) -> io::Result<()> {
         let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
         return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
     }
-    if !addr.ip().is_loopback() && !args.quiet {
+    if transport.unix_addr().is_none() && !addr.ip().is_loopback() && !args.quiet {
         let _ = writeln!(io::stderr(), "socklab: note: listening on {addr}, which is reachable from other machines");
     }
     let config = ServerConfig {
         addr,
+        transport,
+        only_v6: args.v6only,
+        unlink: args.unlink,
         backlog: args.backlog,
         buffer: args.buffer,
         model: args.model,
@@ -579,6 +663,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
     // With faults, the echo server listens on a private loopback port and the fault proxy on the
     // address asked for.
     let backlog = config.backlog();
+    let server_is_tcp = config.transport == Transport::Tcp;
     let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
@@ -592,7 +677,18 @@ fn server(args: ServerArgs) -> io::Result<()> {
         None
     } else {
         // Spawned after the signal thread, so its thread inherits the blocked SIGINT/SIGTERM.
-        let proxy = socklab::fixture::Proxy::builder(shown).listen(addr).backlog(backlog).faults(faults).spawn()?;
+        // The fault proxy forwards TCP; shown.to_socket() fails with a clear error for a Unix server.
+        if !server_is_tcp {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "faults apply to TCP servers only (not --unix or --udp)",
+            ));
+        }
+        let proxy = socklab::fixture::Proxy::builder(shown.to_socket()?)
+            .listen(addr)
+            .backlog(backlog)
+            .faults(faults)
+            .spawn()?;
         let (public, private) = (proxy.local_addr(), shown);
         if !args.quiet && !args.json {
             let _ = writeln!(
@@ -600,16 +696,16 @@ fn server(args: ServerArgs) -> io::Result<()> {
                 "socklab: note: faults on; clients connect to a fault proxy on {public}, which forwards to this echo server on {private}: the peers shown below are the proxy's connections"
             );
         }
-        shown = public;
+        shown = socklab::SockAddr::from(public);
         let inner = sink;
         sink = Arc::new(move |event: &Event<'_>| match event {
-            Event::Listening(_) => inner(&Event::Listening(public)),
+            Event::Listening(_) => inner(&Event::Listening(socklab::SockAddr::from(public))),
             event => inner(event),
         });
         Some(proxy)
     };
     #[cfg(not(socklab_epoll))]
-    let _ = backlog;
+    let _ = (backlog, server_is_tcp);
     // Last before serving: whoever reads the file may signal the server at once.
     if let Some(path) = &args.ready_file {
         write_ready_file(path, shown)?;
@@ -686,7 +782,7 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
 
 /// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
 /// no file or the whole line.
-fn write_ready_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
+fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -707,7 +803,7 @@ fn client(args: ClientArgs) -> io::Result<()> {
     } else {
         args.message.into_bytes()
     };
-    let config = ClientConfig { addrs, message, chunk: args.chunk };
+    let config = ClientConfig { addrs, transport: args.family.transport()?, message, chunk: args.chunk };
     let result = client::run(&config, &printer(args.quiet, args.json)).map(drop);
     if let (true, Err(e)) = (args.json, &result) {
         use socklab::timeline::json::{Value, object};
@@ -730,7 +826,8 @@ fn demo() -> io::Result<()> {
         }
     });
     let server = Server::bind(ServerConfig::new(addr))?.spawn(sink)?;
-    let config = ClientConfig { addrs: vec![server.addr()], message: b"Hello".to_vec(), chunk: 10 };
+    let config =
+        ClientConfig { addrs: vec![server.addr()], transport: Transport::Tcp, message: b"Hello".to_vec(), chunk: 10 };
     let result = client::run(&config, &printer(false, false));
     if result.is_ok() {
         let _ = ended.recv_timeout(Duration::from_secs(5));
@@ -738,6 +835,32 @@ fn demo() -> io::Result<()> {
     let stopped = server.stop();
     result?;
     stopped
+}
+
+fn pass_fd(args: PassFdArgs) -> io::Result<()> {
+    use socklab::echo::pass_fd::PassFd;
+    let addr = *resolve(&args.host, args.port)
+        .map_err(|e| usage("--host", e))?
+        .first()
+        .ok_or_else(|| io::Error::other("no address"))?;
+    let sink = printer(false, false);
+    // Forks the worker first, while this is the only thread.
+    let demo = PassFd::start(addr, &sink)?;
+    let addr = demo.local_addr();
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    let client = (!args.external).then(|| {
+        let config =
+            ClientConfig { addrs: vec![addr], transport: Transport::Tcp, message: b"Hello".to_vec(), chunk: 10 };
+        let sink = sink.clone();
+        std::thread::spawn(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
+    });
+    let served = demo.run(args.count as usize, &sink);
+    if let Some(client) = client {
+        client.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked")))?;
+    }
+    served
 }
 
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]

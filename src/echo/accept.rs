@@ -11,12 +11,13 @@
 //! - anything else (the listener was shut down by the stop switch: `EINVAL`) ends the server.
 
 use std::io;
-use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
+use super::endpoint::{Listener, Stream};
 use super::event::{Event, Sink};
 use super::stop::Stop;
+use crate::SockAddr;
 use crate::tcp::{TcpListener, TcpStream};
 
 /// What an accept failure means for the server.
@@ -55,16 +56,32 @@ pub fn survive_accept_error(err: io::Error, sink: &Sink) -> io::Result<()> {
 
 /// TCP_NODELAY on an accepted connection: an echo is a small reply that must leave at once, not
 /// wait for Nagle's algorithm to batch it with the next one (which would never come).
-pub fn no_delay(conn: &TcpStream) {
+pub fn no_delay(conn: &Stream) {
     // Fails only if the connection is already gone; its next recv reports why.
     let _ = conn.set_nodelay(true);
+}
+
+/// Reports a new connection: `Accepted`, and for a Unix peer who it is (SO_PEERCRED: the kernel
+/// recorded the peer's pid, uid and gid when it connected; the peer cannot forge them). Then
+/// TCP_NODELAY for a TCP connection.
+pub fn announce(conn: &Stream, peer: &SockAddr, sink: &Sink) {
+    announce_peer(conn, peer, sink);
+    no_delay(conn);
+}
+
+/// [`announce`] without TCP_NODELAY (the tutorial's own loop sets no options on a connection).
+pub fn announce_peer(conn: &Stream, peer: &SockAddr, sink: &Sink) {
+    sink(&Event::Accepted(*peer));
+    if let Some(Ok(cred)) = conn.peer_cred() {
+        sink(&Event::PeerCred(*peer, cred));
+    }
 }
 
 /// `--accept-delay`: waits until a finished handshake is queued (the listener polls readable),
 /// then leaves it there for `delay` before the caller accepts it, so the accept queue can be seen
 /// at work. Counting from the arrival, not from listen, keeps the delay visible however late the
 /// client starts. Returns false if the server was stopped meanwhile.
-pub fn hold_in_queue(listener: &TcpListener, delay: Duration, stop: &Stop) -> io::Result<bool> {
+pub fn hold_in_queue(listener: &Listener, delay: Duration, stop: &Stop) -> io::Result<bool> {
     if delay.is_zero() {
         return Ok(true);
     }
@@ -75,10 +92,41 @@ pub fn hold_in_queue(listener: &TcpListener, delay: Duration, stop: &Stop) -> io
 /// accept(2) for an event loop: the new connection is nonblocking too (`SOCK_NONBLOCK` in accept4;
 /// on Linux an accepted socket does not inherit O_NONBLOCK), with TCP_NODELAY. On an empty queue
 /// it fails with `WouldBlock`.
-pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    let (stream, peer) = listener.accept_nonblocking()?;
-    no_delay(&stream);
-    Ok((stream, peer))
+pub fn accept_nonblocking(listener: &Listener) -> io::Result<(Stream, SockAddr)> {
+    listener.accept_nonblocking()
+}
+
+/// A listener an event loop drains with [`accept_burst`]: the echo's [`Listener`] (any stream
+/// family) or a plain [`TcpListener`] (the fault proxy's).
+pub trait Accepts {
+    /// What accept hands out.
+    type Conn;
+    /// accept(2) of a nonblocking connection; `WouldBlock` on an empty queue.
+    fn accept_conn(&self) -> io::Result<(Self::Conn, SockAddr)>;
+    /// Reports the new connection and prepares it (TCP_NODELAY; SO_PEERCRED for Unix peers).
+    fn announce(conn: &Self::Conn, peer: &SockAddr, sink: &Sink);
+}
+
+impl Accepts for Listener {
+    type Conn = Stream;
+    fn accept_conn(&self) -> io::Result<(Stream, SockAddr)> {
+        accept_nonblocking(self)
+    }
+    fn announce(conn: &Stream, peer: &SockAddr, sink: &Sink) {
+        announce(conn, peer, sink)
+    }
+}
+
+impl Accepts for TcpListener {
+    type Conn = TcpStream;
+    fn accept_conn(&self) -> io::Result<(TcpStream, SockAddr)> {
+        let (stream, peer) = self.accept_nonblocking()?;
+        Ok((stream, SockAddr::from(peer)))
+    }
+    fn announce(conn: &TcpStream, peer: &SockAddr, sink: &Sink) {
+        sink(&Event::Accepted(*peer));
+        let _ = conn.set_nodelay(true);
+    }
 }
 
 /// How an accept burst ended.
@@ -94,16 +142,16 @@ pub enum Burst {
 
 /// Accepts until the queue is empty — one readiness event may stand for many connections — or
 /// `room` connections were taken. Each goes to `take`.
-pub fn accept_burst(
-    listener: &TcpListener,
+pub fn accept_burst<L: Accepts>(
+    listener: &L,
     room: usize,
     sink: &Sink,
-    mut take: impl FnMut(TcpStream, SocketAddr),
+    mut take: impl FnMut(L::Conn, SockAddr),
 ) -> io::Result<Burst> {
     for _ in 0..room {
-        match accept_nonblocking(listener) {
+        match listener.accept_conn() {
             Ok((stream, peer)) => {
-                sink(&Event::Accepted(peer));
+                L::announce(&stream, &peer, sink);
                 take(stream, peer);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Drained),

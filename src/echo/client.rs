@@ -1,18 +1,34 @@
 //! The tutorial's client: connect, send the message, read the echo back `chunk` bytes at a time
-//! until as many bytes came back as were sent, then close.
+//! until as many bytes came back as were sent, then close. Over a Unix stream socket the same.
+//!
+//! Over a *message* socket (UDP, Unix datagram, Unix seqpacket) the message goes out as one
+//! datagram and comes back as one: a single recv with a `chunk`-byte buffer, and `MSG_TRUNC` to
+//! learn the echo's real length, since whatever does not fit is cut off by the kernel and lost.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use super::endpoint::{Stream, Transport};
 use super::event::{Event, Sink};
+use crate::SockAddr;
+use crate::error::context;
 use crate::tcp::TcpStream;
+use crate::udp::UdpSocket;
+use crate::unix::{UnixDatagram, UnixKind, UnixStream};
+
+/// How long a datagram client waits for its echo: UDP does not retransmit, so a lost datagram
+/// would otherwise leave it waiting forever.
+pub const DATAGRAM_WAIT: Duration = Duration::from_secs(5);
 
 /// What the client does.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Addresses to try, in order (a resolved host name can give several).
+    /// Addresses to try, in order (a resolved host name can give several), for TCP and UDP.
     pub addrs: Vec<SocketAddr>,
+    /// TCP (the tutorial's), UDP, or a Unix socket (which carries its own name).
+    pub transport: Transport,
     /// The bytes to send. The tutorial's is `Hello`.
     pub message: Vec<u8>,
     /// The most one recv asks for. The tutorial's is 10.
@@ -22,6 +38,13 @@ pub struct ClientConfig {
 /// How an echo session went wrong after connecting.
 #[derive(Debug)]
 pub enum EchoError {
+    /// The echo datagram did not fit the receive buffer; the kernel cut it (`MSG_TRUNC`).
+    Truncated {
+        /// The echo's real length.
+        len: usize,
+        /// The buffer (`chunk`).
+        buffer: usize,
+    },
     /// The server closed before echoing everything.
     Short {
         /// Bytes that came back.
@@ -43,6 +66,12 @@ pub enum EchoError {
 impl fmt::Display for EchoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            EchoError::Truncated { len, buffer } => write!(
+                f,
+                "the echo message was {len} bytes but the receive buffer (--chunk) held {buffer}: the kernel cut \
+                 {} bytes (MSG_TRUNC); use --chunk {len} or more",
+                len - buffer
+            ),
             EchoError::Short { received, expected } => {
                 write!(f, "short echo: the server closed the connection after echoing {received} of {expected} bytes")
             }
@@ -58,8 +87,8 @@ impl std::error::Error for EchoError {}
 /// What a successful session did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientReport {
-    /// Where it connected.
-    pub server: SocketAddr,
+    /// Where it connected (or sent its datagram).
+    pub server: SockAddr,
     /// Bytes sent and echoed.
     pub bytes: usize,
     /// How many recv calls returned data.
@@ -72,9 +101,13 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
     if config.chunk == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "the receive chunk must be at least 1 byte"));
     }
-    let stream = TcpStream::connect_any(&config.addrs)?;
-    let server = stream.peer_addr()?;
-    sink(&Event::ClientConnected(stream.local_addr()?, server));
+    let stream = match config.transport {
+        Transport::Tcp => Stream::Tcp(TcpStream::connect_any(&config.addrs)?),
+        Transport::Unix(addr, UnixKind::Stream) => Stream::Unix(UnixStream::connect(&addr, UnixKind::Stream)?),
+        _ => return run_message(config, sink),
+    };
+    let server = stream.as_ref().peer_addr()?;
+    sink(&Event::ClientConnected(stream.as_ref().local_addr()?, server));
     let result = exchange(&stream, config, sink);
     sink(&Event::ClientClosing);
     let recvs = result?;
@@ -91,7 +124,7 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
 pub const INLINE_SEND_LIMIT: usize = 64 * 1024;
 
 /// sendall, then recv in chunks, comparing as bytes arrive. Returns the number of recvs.
-fn exchange(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
+fn exchange(stream: &Stream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
     if config.message.len() <= INLINE_SEND_LIMIT {
         stream.send_all(&config.message)?;
         sink(&Event::ClientSent(config.message.len()));
@@ -115,7 +148,7 @@ fn exchange(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Resul
 }
 
 /// recv `chunk` bytes at a time until the whole message came back, comparing as bytes arrive.
-fn receive(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
+fn receive(stream: &Stream, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
     let expected = config.message.len();
     let mut buf = vec![0u8; config.chunk];
     let (mut received, mut recvs) = (0, 0);
@@ -140,4 +173,101 @@ fn receive(stream: &TcpStream, config: &ClientConfig, sink: &Sink) -> io::Result
         recvs += 1;
     }
     Ok(recvs)
+}
+
+/// A message socket, connected to the server.
+enum Messages {
+    Udp(UdpSocket),
+    UnixDgram(UnixDatagram),
+    Seqpacket(UnixStream),
+}
+
+impl Messages {
+    fn send(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Messages::Udp(s) => s.send(data),
+            Messages::UnixDgram(s) => s.send(data),
+            Messages::Seqpacket(s) => s.send(data),
+        }
+    }
+
+    /// The message's real length (MSG_TRUNC).
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Messages::Udp(s) => s.recv(buf),
+            Messages::UnixDgram(s) => s.recv(buf),
+            Messages::Seqpacket(s) => s.recv_trunc(buf),
+        }
+    }
+}
+
+/// One message out, one echo back: UDP, Unix datagram, Unix seqpacket.
+fn run_message(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
+    let (sock, server) = match config.transport {
+        Transport::Udp => return run_udp(config, sink),
+        Transport::UnixDgram(addr) => (Messages::UnixDgram(UnixDatagram::connect_autobind(&addr)?), addr),
+        Transport::Unix(addr, kind) => (Messages::Seqpacket(UnixStream::connect(&addr, kind)?), addr),
+        Transport::Tcp => unreachable!("TCP is served by run"),
+    };
+    if let Messages::UnixDgram(s) = &sock {
+        s.socket().set_read_timeout(Some(DATAGRAM_WAIT))?;
+    }
+    let recvs = message_exchange(&sock, config, sink)?;
+    sink(&Event::ClientClosing);
+    Ok(ClientReport { server, bytes: config.message.len(), recvs })
+}
+
+/// UDP: connect (which only fixes the peer), send one datagram, wait for its echo. Tries each
+/// address in turn while the answer is ECONNREFUSED (localhost is 127.0.0.1 and ::1).
+fn run_udp(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
+    let mut first = None;
+    for addr in &config.addrs {
+        let sock = UdpSocket::connect(addr)?;
+        sock.set_read_timeout(Some(DATAGRAM_WAIT))?;
+        match message_exchange(&Messages::Udp(sock), config, sink) {
+            Ok(recvs) => {
+                sink(&Event::ClientClosing);
+                return Ok(ClientReport { server: SockAddr::from(addr), bytes: config.message.len(), recvs });
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                first = first.or(Some(context("recv (UDP)", Some(*addr), e)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send to")))
+}
+
+/// send the message as one datagram, recv the echo with a `chunk`-byte buffer, compare.
+fn message_exchange(sock: &Messages, config: &ClientConfig, sink: &Sink) -> io::Result<usize> {
+    sock.send(&config.message)?;
+    let mut buf = vec![0u8; config.chunk];
+    let len = match sock.recv(&mut buf) {
+        Ok(len) => len,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no echo within {} s: a datagram service does not retransmit, so the message or its echo may \
+                     have been lost, or the server is not answering",
+                    DATAGRAM_WAIT.as_secs()
+                ),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    if len > buf.len() {
+        sink(&Event::ClientReceived(&buf));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, EchoError::Truncated { len, buffer: buf.len() }));
+    }
+    sink(&Event::ClientReceived(&buf[..len]));
+    let expected = config.message.len();
+    if let Some(i) = (0..len.min(expected)).find(|&i| config.message[i] != buf[i]) {
+        let err = EchoError::Mismatch { offset: i, sent: config.message[i], got: buf[i] };
+        return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+    }
+    if len != expected {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, EchoError::Short { received: len, expected }));
+    }
+    Ok(1)
 }

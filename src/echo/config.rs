@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::endpoint::Transport;
 use super::limits::Limits;
 
 /// How the server serves several clients: the rungs of the ladder every networking course climbs.
@@ -94,8 +95,16 @@ pub fn somaxconn() -> i32 {
 /// How to run an echo server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Where to listen. Port 0: the kernel picks one (read it back with `Server::local_addr`).
+    /// Where to listen for TCP and UDP. Port 0: the kernel picks one (read it back with
+    /// `Server::local_addr`). Unused by the Unix transports, which carry their own name.
     pub addr: SocketAddr,
+    /// Which socket: TCP (the tutorial's), UDP, or a Unix stream / seqpacket / datagram socket.
+    pub transport: Transport,
+    /// IPV6_V6ONLY before bind on an IPv6 address: `Some(false)` dual-stack, `Some(true)` IPv6
+    /// only, `None` the system default.
+    pub only_v6: Option<bool>,
+    /// Remove a stale Unix socket file before binding (`--unlink`).
+    pub unlink: bool,
     /// listen(2)'s backlog: completed connections that may wait for accept. `None`: the model's
     /// default ([`Model::default_backlog`]).
     pub backlog: Option<i32>,
@@ -128,6 +137,9 @@ impl ServerConfig {
     pub fn for_model(addr: SocketAddr, model: Model) -> ServerConfig {
         ServerConfig {
             addr,
+            transport: Transport::Tcp,
+            only_v6: None,
+            unlink: false,
             backlog: None,
             buffer: None,
             model,

@@ -2,31 +2,44 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
+
+use crate::{PeerCred, SockAddr};
 
 /// Something that happened in the echo server or client.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {
-    /// The server is listening (after socket, setsockopt, bind, listen).
-    Listening(SocketAddr),
-    /// accept returned a connection from this peer.
-    Accepted(SocketAddr),
-    /// The server's recv returned these bytes.
-    ServerReceived(SocketAddr, &'a [u8]),
+    /// The server is listening (after socket, setsockopt, bind, listen), or for a datagram
+    /// server, bound (no listen: there are no connections).
+    Listening(SockAddr),
+    /// accept returned a connection from this peer (any family: `127.0.0.1:40000`, `[::1]:40000`,
+    /// `(unnamed)` for a Unix client that did not bind).
+    Accepted(SockAddr),
+    /// SO_PEERCRED of a Unix connection: the process that connected.
+    PeerCred(SockAddr, PeerCred),
+    /// The server's recv returned these bytes (a datagram server: one datagram from this sender).
+    ServerReceived(SockAddr, &'a [u8]),
     /// The server is sending these bytes back.
-    ServerSending(SocketAddr, &'a [u8]),
+    ServerSending(SockAddr, &'a [u8]),
+    /// A datagram did not fit the buffer: `(sender, bytes kept, the datagram's real length)`;
+    /// the kernel dropped the rest (recvfrom with MSG_TRUNC reported the real length).
+    Truncated(SockAddr, usize, usize),
+    /// pass-fd: the connection from this peer (our descriptor `.1`) was sent to process `.2`
+    /// with SCM_RIGHTS.
+    HandedOff(SockAddr, i32, i32),
+    /// pass-fd: process `.2` received the connection from this peer as its descriptor `.1`.
+    TookOver(SockAddr, i32, i32),
     /// recv returned 0: the peer closed its side; the server closes the connection.
-    ServerRecvOver(SocketAddr),
+    ServerRecvOver(SockAddr),
     /// A connection ended with an error (reset, broken pipe); the server goes on.
-    ConnectionError(SocketAddr, &'a io::Error),
+    ConnectionError(SockAddr, &'a io::Error),
     /// accept failed in a way the server survives (aborted connection, out of descriptors).
     AcceptError(&'a io::Error),
     /// The server stopped and closed its listener.
     Stopped,
     /// The client connected: its own address, then the server's.
-    ClientConnected(SocketAddr, SocketAddr),
+    ClientConnected(SockAddr, SockAddr),
     /// The client's sendall handed this many bytes to the kernel.
     ClientSent(usize),
     /// The client's recv returned these bytes.
@@ -67,8 +80,23 @@ impl fmt::Display for Event<'_> {
     /// The tutorial's lines, with the peer's address added.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Listening(addr) => write!(f, "Server start, listening {} (on {addr})", addr.port()),
+            Event::Listening(addr) => match addr.as_socket() {
+                Some(ip) => write!(f, "Server start, listening {} (on {addr})", ip.port()),
+                None => write!(f, "Server start, listening on {addr}"),
+            },
             Event::Accepted(peer) => write!(f, "Server Accept: {peer}"),
+            Event::PeerCred(peer, cred) => write!(f, "Server peer {peer} is {cred} (SO_PEERCRED)"),
+            Event::HandedOff(peer, fd, pid) => {
+                write!(f, "Server handed fd {fd} (the connection from {peer}) to pid {pid} with SCM_RIGHTS")
+            }
+            Event::TookOver(peer, fd, pid) => {
+                write!(f, "Server [pid {pid}] received fd {fd} (SCM_RIGHTS): the connection from {peer}; serving it")
+            }
+            Event::Truncated(peer, kept, total) => write!(
+                f,
+                "Server Recv cut: the datagram from {peer} was {total} bytes, the buffer held {kept}; {} bytes were lost (MSG_TRUNC)",
+                total - kept
+            ),
             Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),
             Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
@@ -97,7 +125,7 @@ impl Event<'_> {
     pub fn json(&self) -> String {
         use crate::timeline::json::{Value, object};
         let s = |text: String| Value::Str(text);
-        let addr = |a: &SocketAddr| Value::Str(a.to_string());
+        let addr = |a: &SockAddr| Value::Str(a.to_string());
         let bytes = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
         let errno = |e: &io::Error| match crate::error::errno(e) {
             Some(n) => Value::Str(crate::names::errno_name(n)),
@@ -105,9 +133,11 @@ impl Event<'_> {
         };
         let event = |name: &str| ("event", Value::Str(name.to_string()));
         match self {
-            Event::Listening(a) => {
-                object(&[event("listening"), ("addr", addr(a)), ("port", Value::Int(a.port().into()))])
-            }
+            Event::Listening(a) => object(&[
+                event("listening"),
+                ("addr", addr(a)),
+                ("port", a.as_socket().map_or(Value::Null, |s| Value::Int(s.port().into()))),
+            ]),
             Event::Accepted(p) => object(&[event("accepted"), ("peer", addr(p))]),
             Event::ServerReceived(p, d) => {
                 object(&[event("data"), ("dir", s("in".into())), ("peer", addr(p)), ("bytes", bytes(d.len()))])
@@ -130,6 +160,28 @@ impl Event<'_> {
             Event::ClientSent(n) => object(&[event("data"), ("dir", s("out".into())), ("bytes", bytes(*n))]),
             Event::ClientReceived(d) => object(&[event("data"), ("dir", s("in".into())), ("bytes", bytes(d.len()))]),
             Event::ClientClosing => object(&[event("closed"), ("by", s("client".into()))]),
+            Event::PeerCred(p, c) => object(&[
+                event("peercred"),
+                ("peer", addr(p)),
+                ("pid", Value::Int(c.pid.into())),
+                ("uid", Value::Int(c.uid.into())),
+                ("gid", Value::Int(c.gid.into())),
+            ]),
+            Event::Truncated(p, kept, total) => {
+                object(&[event("truncated"), ("peer", addr(p)), ("kept", bytes(*kept)), ("bytes", bytes(*total))])
+            }
+            Event::HandedOff(p, fd, pid) => object(&[
+                event("handed_off"),
+                ("peer", addr(p)),
+                ("fd", Value::Int((*fd).into())),
+                ("pid", Value::Int((*pid).into())),
+            ]),
+            Event::TookOver(p, fd, pid) => object(&[
+                event("took_over"),
+                ("peer", addr(p)),
+                ("fd", Value::Int((*fd).into())),
+                ("pid", Value::Int((*pid).into())),
+            ]),
         }
     }
 }
@@ -149,7 +201,7 @@ mod tests {
 
     #[test]
     fn errors_are_shown_by_errno_name() {
-        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let peer = SockAddr::from("127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap());
         let err = io::Error::from_raw_os_error(libc::EPIPE);
         assert_eq!(
             Event::ConnectionError(peer, &err).to_string(),

@@ -14,7 +14,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::tcp::TcpStream;
+use super::endpoint::Stream;
 
 /// The limits a server applies to each connection. `None`: no limit (the tutorial's behaviour).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Deadline {
 
 impl Deadline {
     /// Starts the clock and sets the idle timeout on `conn` (once: it never changes).
-    pub fn start(conn: &TcpStream, limits: Limits) -> io::Result<Deadline> {
+    pub fn start(conn: &Stream, limits: Limits) -> io::Result<Deadline> {
         if limits.total.is_none() && limits.idle.is_some() {
             conn.set_read_timeout(limits.idle)?;
             conn.set_write_timeout(limits.idle)?;
@@ -44,7 +44,7 @@ impl Deadline {
 
     /// Call before each blocking recv/send. With a total budget, lowers the socket timeouts to
     /// what is left of it (or fails with `TimedOut` once it is spent).
-    pub fn before_io(&self, conn: &TcpStream) -> io::Result<()> {
+    pub fn before_io(&self, conn: &Stream) -> io::Result<()> {
         let Some(total) = self.limits.total else { return Ok(()) };
         let left = total.saturating_sub(self.started.elapsed());
         if left.is_zero() {

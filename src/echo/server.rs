@@ -7,17 +7,19 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::config::ServerConfig;
+use super::config::{Model, ServerConfig};
+use super::datagram;
+use super::endpoint::{Bound, Transport};
 use super::event::{Event, Sink};
 use super::model;
 use super::stop::Stop;
-use crate::tcp::TcpListener;
+use crate::{SockAddr, UnixName};
 
 /// A bound, listening echo server that has not started serving yet.
 #[derive(Debug)]
 pub struct Server {
-    listener: Arc<TcpListener>,
-    addr: SocketAddr,
+    bound: Arc<Bound>,
+    addr: SockAddr,
     config: ServerConfig,
     stop: Arc<Stop>,
 }
@@ -34,13 +36,24 @@ impl Server {
         if config.idle_timeout == Some(Duration::ZERO) || config.max_conn_time == Some(Duration::ZERO) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a time limit of zero is not allowed; use None"));
         }
-        let listener = TcpListener::bind_with_backlog(&config.addr, config.backlog())?;
-        let addr = listener.local_addr()?;
-        Ok(Server { listener: Arc::new(listener), addr, config, stop: Stop::new() })
+        if config.transport.is_datagram() && !matches!(config.model, Model::Iterative | Model::Epoll) {
+            return Err(datagram::refused(config.model));
+        }
+        let is_ip = matches!(config.transport, Transport::Tcp | Transport::Udp);
+        if config.only_v6.is_some() && !(is_ip && config.addr.is_ipv6()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IPV6_V6ONLY applies to IPv6 sockets only: listen on an IPv6 address (e.g. --host ::) to use it",
+            ));
+        }
+        let bound = Bound::bind(&config.transport, config.addr, config.backlog(), config.only_v6, config.unlink)?;
+        let addr = bound.local_addr()?;
+        Ok(Server { bound: Arc::new(bound), addr, config, stop: Stop::new() })
     }
 
-    /// The address it listens on, with the real port.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address it listens on (getsockname): with the real port for TCP/UDP; the path or
+    /// `@name` for a Unix socket.
+    pub fn local_addr(&self) -> SockAddr {
         self.addr
     }
 
@@ -52,14 +65,22 @@ impl Server {
     /// Serves clients until the stop is requested, reporting to `sink`. Closes the listener.
     pub fn run(self, sink: Sink) -> io::Result<()> {
         sink(&Event::Listening(self.addr));
-        let watch = self.stop.watch(self.listener.clone());
-        let (listener, config, stop) = (&*self.listener, &self.config, &self.stop);
-        let result = model::serve(listener, config, stop, &sink);
+        let watch = self.stop.watch(self.bound.clone());
+        let (config, stop) = (&self.config, &self.stop);
+        let result = match &*self.bound {
+            Bound::Listener(listener) => model::serve(listener, config, stop, &sink),
+            Bound::Datagram(sock) => datagram::serve(sock, config, stop, &sink),
+        };
         drop(watch);
         // Close explicitly (not just drop) so a close error is not silently lost.
-        match Arc::try_unwrap(self.listener) {
-            Ok(listener) => listener.close()?,
+        match Arc::try_unwrap(self.bound) {
+            Ok(bound) => bound.close()?,
             Err(shared) => drop(shared),
+        }
+        // A Unix socket's file outlives the socket; remove the one this server created, so the
+        // next server can bind the same path without --unlink.
+        if let Some(UnixName::Path(_)) = self.addr.as_unix() {
+            crate::unix::unlink_stale(&self.addr)?;
         }
         sink(&Event::Stopped);
         result
@@ -68,10 +89,11 @@ impl Server {
     /// Runs the server on its own thread. The handle stops and joins it.
     pub fn spawn(self, sink: Sink) -> io::Result<ServerHandle> {
         let addr = self.addr;
+        let ip = addr.as_socket().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let stop = self.stop_handle();
         let thread =
-            thread::Builder::new().name(format!("socklab-echo-{}", addr.port())).spawn(move || self.run(sink))?;
-        Ok(ServerHandle { addr, stop, thread: Some(thread) })
+            thread::Builder::new().name(format!("socklab-echo-{}", ip.port())).spawn(move || self.run(sink))?;
+        Ok(ServerHandle { addr: ip, local: addr, stop, thread: Some(thread) })
     }
 }
 
@@ -79,6 +101,7 @@ impl Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    local: SockAddr,
     stop: Arc<Stop>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -96,9 +119,15 @@ impl ServerHandle {
         Server::bind(config)?.spawn(Arc::new(|_: &Event<'_>| {}))
     }
 
-    /// Where clients should connect.
+    /// Where clients should connect, for a TCP or UDP server. A Unix server has no IP address
+    /// (this is then `0.0.0.0:0`): use [`local`](Self::local).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of any family: `127.0.0.1:40000`, `/tmp/echo.sock`, `@name`.
+    pub fn local(&self) -> SockAddr {
+        self.local
     }
 
     /// Stops the server, waits for its thread, and returns how it ended.

@@ -20,26 +20,26 @@
 //! the remainder is gone (it waits for writability instead). A client that never reads thus costs
 //! at most one buffer's worth of memory, not unbounded buffering.
 
+use crate::SockAddr;
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::endpoint::Stream;
 use super::event::{Event, Sink};
 use super::limits::{Clock, Deadline, Limits};
-use crate::tcp::TcpStream;
 
 /// A blocking connection with the server's time limits: its recv and send give up with a
 /// `TimedOut` error that names the limit.
 #[derive(Debug)]
 pub struct Limited<'a> {
-    stream: &'a TcpStream,
+    stream: &'a Stream,
     deadline: Deadline,
 }
 
 impl<'a> Limited<'a> {
     /// Starts the connection's clocks (and sets the kernel's socket timeouts they need).
-    pub fn new(stream: &'a TcpStream, limits: Limits) -> io::Result<Limited<'a>> {
+    pub fn new(stream: &'a Stream, limits: Limits) -> io::Result<Limited<'a>> {
         Ok(Limited { stream, deadline: Deadline::start(stream, limits)? })
     }
 
@@ -66,7 +66,7 @@ impl<'a> Limited<'a> {
 }
 
 /// The tutorial's echo loop over `conn`, reporting what it does to `sink`.
-pub fn echo(conn: &Limited<'_>, peer: SocketAddr, buf: &mut [u8], sink: &Sink) -> io::Result<()> {
+pub fn echo(conn: &Limited<'_>, peer: SockAddr, buf: &mut [u8], sink: &Sink) -> io::Result<()> {
     loop {
         let n = conn.recv(buf)?;
         if n == 0 {
@@ -82,7 +82,7 @@ pub fn echo(conn: &Limited<'_>, peer: SocketAddr, buf: &mut [u8], sink: &Sink) -
 
 /// Serves one blocking connection to its end. Errors end this connection only and are reported
 /// once, as `ConnectionError`.
-pub fn serve(stream: &TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) {
+pub fn serve(stream: &Stream, peer: SockAddr, buf: &mut [u8], limits: Limits, sink: &Sink) {
     if let Err(e) = Limited::new(stream, limits).and_then(|conn| echo(&conn, peer, buf, sink)) {
         sink(&Event::ConnectionError(peer, &e));
     }
@@ -103,8 +103,8 @@ pub enum Want {
 #[derive(Debug)]
 pub struct Conn {
     /// The connected, nonblocking socket.
-    pub stream: TcpStream,
-    peer: SocketAddr,
+    pub stream: Stream,
+    peer: SockAddr,
     /// Echo bytes that did not fit into the send buffer yet. Empty (no allocation) normally.
     unsent: Vec<u8>,
     /// `--idle-timeout` / `--max-conn-time`: a nonblocking socket never waits in recv, so the
@@ -114,7 +114,7 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted nonblocking connection; its clock starts now.
-    pub fn new(stream: TcpStream, peer: SocketAddr, limits: Limits) -> Conn {
+    pub fn new(stream: Stream, peer: SockAddr, limits: Limits) -> Conn {
         Conn { stream, peer, unsent: Vec::new(), clock: Clock::new(limits) }
     }
 

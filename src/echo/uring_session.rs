@@ -16,14 +16,14 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
+use super::endpoint::Stream;
 use super::event::{Event, Sink};
 use super::limits::{Clock, Limits};
+use crate::SockAddr;
 use crate::ready::uring::{Done, RECV, Ring};
-use crate::tcp::TcpStream;
 
 /// Received buffers a connection may hold before its recv is cancelled (backpressure).
 pub const MAX_QUEUED: usize = 4;
@@ -34,8 +34,8 @@ pub const CANCEL_TOKEN: u64 = 1 << 40;
 /// One client.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: SockAddr,
     clock: Clock,
     /// Received, not yet sent in full, oldest first: (buffer id, length).
     queue: VecDeque<(u16, u32)>,
@@ -57,7 +57,7 @@ pub struct Conn {
 
 impl Conn {
     /// A new connection; its clock starts now. Call [`Conn::resume`] to start receiving.
-    pub fn new(stream: TcpStream, peer: SocketAddr, limits: Limits) -> Conn {
+    pub fn new(stream: Stream, peer: SockAddr, limits: Limits) -> Conn {
         Conn {
             stream,
             peer,

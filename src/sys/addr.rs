@@ -131,6 +131,13 @@ impl SockAddr {
         Ok(SockAddr::unix_raw(&with_nul, SUN_PATH_OFFSET + with_nul.len()))
     }
 
+    /// An `AF_UNIX` address with no name at all (length 2: the family only). Binding it asks Linux
+    /// to *autobind*: the kernel picks a unique abstract name (five hex digits), which is how an
+    /// unnamed datagram client gets an address a server can reply to.
+    pub fn unix_unnamed() -> SockAddr {
+        SockAddr::unix_raw(&[], SUN_PATH_OFFSET)
+    }
+
     fn unix_raw(path: &[u8], len: usize) -> SockAddr {
         // SAFETY: sockaddr_un is a plain C struct; all-zero bytes are a valid value.
         let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };

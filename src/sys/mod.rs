@@ -66,6 +66,7 @@ mod entry;
 #[cfg(socklab_epoll)]
 pub mod epoll;
 mod fcntl;
+mod fs;
 pub mod names;
 #[cfg(socklab_sock_diag)]
 pub mod netlink;
@@ -85,11 +86,14 @@ pub mod uring;
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{fcntl_get, fcntl_set};
+pub use fs::unlink;
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
-    accept, bind, close, connect, getpeername, getsockname, ioctl_fionread, listen, recv, send, shutdown, socket,
-    socketpair,
+    MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, ioctl_fionread, listen, recv,
+    recvfrom, recvmsg_fds, send, sendmsg_fds, sendto, shutdown, socket, socketpair,
 };
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use sockopt::getsockopt_peercred;
 pub use sockopt::{
     getsockopt_bytes, getsockopt_int, getsockopt_linger, getsockopt_timeval, setsockopt_int, setsockopt_linger,
     setsockopt_timeval,

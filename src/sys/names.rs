@@ -88,8 +88,12 @@ const MSG_FLAGS: &[(i32, &str)] = &[
     (libc::MSG_PEEK, "MSG_PEEK"),
     (libc::MSG_DONTWAIT, "MSG_DONTWAIT"),
     (libc::MSG_WAITALL, "MSG_WAITALL"),
+    (libc::MSG_TRUNC, "MSG_TRUNC"),
+    (libc::MSG_CTRUNC, "MSG_CTRUNC"),
     #[cfg(socklab_msg_nosignal)]
     (libc::MSG_NOSIGNAL, "MSG_NOSIGNAL"),
+    #[cfg(target_os = "linux")]
+    (libc::MSG_CMSG_CLOEXEC, "MSG_CMSG_CLOEXEC"),
 ];
 
 /// `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
@@ -134,6 +138,8 @@ pub fn sockopt(level: i32, name: i32) -> String {
         #[cfg(socklab_tcp_info)]
         (libc::IPPROTO_TCP, libc::TCP_INFO) => "TCP_INFO".to_string(),
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY".to_string(),
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        (libc::SOL_SOCKET, libc::SO_PEERCRED) => "SO_PEERCRED".to_string(),
         (_, other) => other.to_string(),
     };
     format!("{level_name}, {opt_name}")

@@ -8,6 +8,7 @@
 //! - addresses go in and come out as [`SockAddr`], whatever the family.
 
 use std::io;
+use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use super::addr::SockAddr;
@@ -156,7 +157,8 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Resul
 /// strace shows it.
 fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
     match res {
-        Ok(n) => Arg::Data(&buf[..*n as usize]),
+        // With MSG_TRUNC the result may be the datagram's real length, more than the buffer holds.
+        Ok(n) => Arg::Data(&buf[..(*n as usize).min(buf.len())]),
         Err(_) => Arg::Ptr(buf.as_ptr() as usize),
     }
 }
@@ -256,4 +258,192 @@ fn name_call(name: &'static str, fd: BorrowedFd<'_>, call: NameFn) -> io::Result
             => |res| [Arg::Fd(fd.as_raw_fd()), written(&res, &addr)]
     )?;
     Ok(addr)
+}
+
+/// `recvfrom(2)` with the sender's address: for datagram sockets, where each datagram may come
+/// from a different peer. With `MSG_TRUNC` in `flags` (Linux, UDP and Unix datagrams) the call
+/// returns the datagram's *real* length even when the buffer was shorter and the rest was cut.
+pub fn recvfrom(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<(usize, SockAddr)> {
+    let (len, ptr) = (buf.len(), buf.as_mut_ptr());
+    let mut from = SockAddr::for_kernel();
+    let (storage, addr_len) = from.out_ptrs();
+    let n = syscall!(
+        "recvfrom",
+        // SAFETY: `buf` is valid for writes of `len` bytes; `storage` is a writable
+        // sockaddr_storage and `*addr_len` holds its size, so the kernel writes at most that many
+        // bytes and stores the real length back.
+        unsafe { libc::recvfrom(fd.as_raw_fd(), ptr.cast(), len, flags, storage, addr_len) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Data(&[]), Arg::Int(len as i64), Arg::MsgFlags(flags), Arg::AddrOut(None, SockAddr::capacity(), None)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), filled(&res, buf), Arg::Int(len as i64), Arg::MsgFlags(flags), written_n(&res, &from)]
+    )?;
+    Ok((n as usize, from))
+}
+
+/// [`written`] for calls returning `ssize_t`.
+fn written_n<'a>(res: &io::Result<isize>, addr: &'a SockAddr) -> Arg<'a> {
+    written(&res.as_ref().map(|_| 0).map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))), addr)
+}
+
+/// `sendto(2)` to `addr`: one datagram to that peer (an unconnected UDP or Unix datagram socket).
+/// A datagram goes out whole or not at all (`EMSGSIZE` when it is too big).
+pub fn sendto(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int, addr: &SockAddr) -> io::Result<usize> {
+    let n = syscall!(
+        "sendto",
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes and `addr` is a valid sockaddr of
+        // `addr.len()` bytes, both alive for the whole call.
+        unsafe { libc::sendto(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags, addr.as_ptr(), addr.len()) },
+        [
+            Arg::Fd(fd.as_raw_fd()),
+            Arg::Data(buf),
+            Arg::Int(buf.len() as i64),
+            Arg::MsgFlags(flags),
+            Arg::Addr(addr),
+            Arg::Int(addr.len().into())
+        ]
+    )?;
+    Ok(n as usize)
+}
+
+/// `CMSG_LEN(4 * n)`: the `cmsg_len` of an SCM_RIGHTS message carrying `n` descriptors.
+pub fn cmsg_len(n: usize) -> usize {
+    // SAFETY: CMSG_LEN is pure arithmetic on its argument.
+    unsafe { libc::CMSG_LEN((n * mem::size_of::<libc::c_int>()) as u32) as usize }
+}
+
+/// `CMSG_SPACE(4 * n)`: the control buffer for `n` descriptors, padded to alignment.
+fn cmsg_space(n: usize) -> usize {
+    // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
+    unsafe { libc::CMSG_SPACE((n * mem::size_of::<libc::c_int>()) as u32) as usize }
+}
+
+/// The most descriptors [`recvmsg_fds`] takes from one message.
+pub const MAX_FDS: usize = 4;
+
+/// `sendmsg(2)` of `data` with an `SCM_RIGHTS` control message carrying `fds`: the kernel
+/// installs *copies* of these descriptors in the receiving process (new numbers, same open
+/// sockets or files), as dup(2) would across processes. Needs an `AF_UNIX` socket and at least
+/// one data byte (Linux does not pass control messages with an empty stream send).
+pub fn sendmsg_fds(fd: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>], flags: libc::c_int) -> io::Result<usize> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    // u64 words keep the buffer aligned for `struct cmsghdr`.
+    let space = if raw.is_empty() { 0 } else { cmsg_space(raw.len()) };
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: msghdr is a plain C struct; all-zero bytes are a valid value (no name, no control).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !raw.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: `msg` points at a control buffer of `space` = CMSG_SPACE(4n) bytes, so
+        // CMSG_FIRSTHDR is non-null and the header plus 4n data bytes fit inside it; the copy
+        // reads `raw` (4n bytes) into that space.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = cmsg_len(raw.len()) as _;
+            std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), raw.len());
+        }
+    }
+    let shown = Arg::Msg { data: Some(data), iov_len: data.len(), fds: &raw, controllen: space, flags: 0 };
+    let n = syscall!(
+        "sendmsg",
+        // SAFETY: `msg` points at `iov` (valid for `data.len()` bytes of reads) and at `control`,
+        // all alive for the whole call; the kernel only reads them.
+        unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) },
+        [Arg::Fd(fd.as_raw_fd()), shown, Arg::MsgFlags(flags)]
+    )?;
+    Ok(n as usize)
+}
+
+/// What [`recvmsg_fds`] received.
+#[derive(Debug)]
+pub struct Received {
+    /// Data bytes written into the buffer.
+    pub len: usize,
+    /// The descriptors that came with them, already owned (close-on-exec: `MSG_CMSG_CLOEXEC`).
+    pub fds: Vec<OwnedFd>,
+    /// `msg_flags`: `MSG_CTRUNC` when descriptors did not fit and the kernel closed them.
+    pub flags: libc::c_int,
+}
+
+/// `recvmsg(2)` into `buf`, taking up to [`MAX_FDS`] descriptors from an `SCM_RIGHTS` message.
+/// Each becomes an `OwnedFd` at once, so none can leak. `MSG_CMSG_CLOEXEC` (Linux) makes them
+/// close-on-exec atomically, like every other descriptor socklab opens.
+pub fn recvmsg_fds(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<Received> {
+    #[cfg(target_os = "linux")]
+    let flags = flags | libc::MSG_CMSG_CLOEXEC;
+    let space = cmsg_space(MAX_FDS);
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is a plain C struct; all-zero bytes are a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let msg_ptr: *mut libc::msghdr = &mut msg;
+    let mut raw: Vec<RawFd> = Vec::new();
+    let n = syscall!(
+        "recvmsg",
+        // SAFETY: `msg` points at `iov` (writable for `buf.len()` bytes) and `control` (writable
+        // for `space` bytes), alive for the whole call; the kernel writes at most those sizes and
+        // updates `msg_controllen` and `msg_flags`.
+        unsafe { libc::recvmsg(fd.as_raw_fd(), msg_ptr, flags) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Msg { data: None, iov_len: buf.len(), fds: &[], controllen: space, flags: 0 }, Arg::MsgFlags(flags)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), received_msg(&res, &msg, buf, &mut raw), Arg::MsgFlags(flags)]
+    );
+    if n.is_ok() && raw.is_empty() {
+        // Parsed only here when narration was off (the traced branch parsed it already).
+        raw = control_fds(&msg);
+    }
+    // Own every descriptor before anything can fail.
+    let fds: Vec<OwnedFd> = raw.into_iter().map(owned).collect();
+    let n = n?;
+    Ok(Received { len: n as usize, fds, flags: msg.msg_flags })
+}
+
+/// The descriptors in the SCM_RIGHTS messages the kernel wrote into `msg`'s control buffer.
+fn control_fds(msg: &libc::msghdr) -> Vec<RawFd> {
+    let mut fds = Vec::new();
+    if msg.msg_control.is_null() || (msg.msg_controllen as usize) < mem::size_of::<libc::cmsghdr>() {
+        return fds;
+    }
+    // SAFETY: the kernel filled `msg_controllen` bytes of the control buffer with well-formed
+    // cmsghdrs; CMSG_FIRSTHDR/NXTHDR stay within that length, and each header's `cmsg_len`
+    // bounds the data read after it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = ((*cmsg).cmsg_len as usize).saturating_sub(cmsg_len(0));
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..bytes / mem::size_of::<RawFd>() {
+                    fds.push(std::ptr::read_unaligned(data.add(i)));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    fds
+}
+
+/// The `Arg` strace shows for a returned recvmsg; also collects the descriptors into `raw`.
+fn received_msg<'a>(res: &io::Result<isize>, msg: &libc::msghdr, buf: &'a [u8], raw: &'a mut Vec<RawFd>) -> Arg<'a> {
+    match res {
+        Ok(n) => {
+            *raw = control_fds(msg);
+            let raw: &'a Vec<RawFd> = raw;
+            Arg::Msg {
+                data: Some(&buf[..(*n as usize).min(buf.len())]),
+                iov_len: buf.len(),
+                fds: raw,
+                controllen: msg.msg_controllen as usize,
+                flags: msg.msg_flags,
+            }
+        }
+        Err(_) => Arg::Ptr(msg as *const libc::msghdr as usize),
+    }
 }

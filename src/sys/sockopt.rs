@@ -120,3 +120,13 @@ pub fn getsockopt_bytes(
     )?;
     Ok((len as usize).min(buf.len()))
 }
+
+/// `getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, [12])` (Linux): who is at the other end of a
+/// connected `AF_UNIX` socket — the pid, uid and gid the kernel recorded when the peer called
+/// connect (or socketpair). Not forgeable by the peer: the kernel filled it in.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn getsockopt_peercred(fd: BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
+    let mut value = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    get(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, &mut value, |v| Arg::PeerCred { pid: v.pid, uid: v.uid, gid: v.gid })?;
+    Ok((value.pid, value.uid, value.gid))
+}

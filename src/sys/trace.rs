@@ -110,6 +110,31 @@ pub enum Arg<'a> {
     /// epoll_wait's output array (empty before the call returns).
     #[cfg(socklab_epoll)]
     EpollEvents(&'a [libc::epoll_event]),
+    /// A `struct ucred` (SO_PEERCRED): `{pid=1234, uid=1000, gid=1000}`.
+    PeerCred {
+        /// The peer's process id (when it connected).
+        pid: i32,
+        /// Its user id.
+        uid: u32,
+        /// Its group id.
+        gid: u32,
+    },
+    /// A file system path: `"/tmp/echo.sock"`.
+    Path(&'a [u8]),
+    /// A `struct msghdr` of sendmsg/recvmsg with no name, one iovec and at most one `SCM_RIGHTS`
+    /// control message. `data: None` before a recvmsg returns (shown as `...`).
+    Msg {
+        /// The bytes in the one iovec (sent, or received).
+        data: Option<&'a [u8]>,
+        /// `iov_len`: the buffer's size.
+        iov_len: usize,
+        /// The descriptors in the `SCM_RIGHTS` message (none: no control message).
+        fds: &'a [RawFd],
+        /// `msg_controllen`: the control buffer's size (sendmsg) or what the kernel filled (recvmsg).
+        controllen: usize,
+        /// `msg_flags` as the kernel wrote them (recvmsg: `MSG_TRUNC`, `MSG_CTRUNC`).
+        flags: i32,
+    },
     /// A `siginfo_t` the kernel wrote back: `{si_signo=SIGINT, si_code=SI_USER, si_pid=N, si_uid=N}`.
     SigInfo {
         /// The signal.

@@ -133,7 +133,8 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
             update(*fd, |k| k.wr_shut = true);
         }
         ("recvfrom", [Arg::Fd(fd), ..]) if ret == 0 => {
-            update(*fd, |k| k.peer_eof = true);
+            // 0 from a datagram socket is an empty datagram, not an end of stream.
+            update(*fd, |k| k.peer_eof = k.ty == libc::SOCK_STREAM);
         }
         _ => {}
     }

@@ -182,6 +182,11 @@ fn arg(out: &mut String, a: &Arg<'_>) {
                 fds.iter().map(|p| format!("{{fd={}, events={}}}", p.fd, names::poll_events(p.events))).collect();
             write!(out, "[{}]", each.join(", "))
         }
+        Arg::PeerCred { pid, uid, gid } => write!(out, "{{pid={pid}, uid={uid}, gid={gid}}}"),
+        Arg::Path(p) => write!(out, "{}", quote_all(p)),
+        Arg::Msg { data, iov_len, fds, controllen, flags } => {
+            write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags))
+        }
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
         Arg::SigInfo { signo, code, pid, uid } => {
             let code = match *code {
@@ -281,6 +286,29 @@ fn quote_all(bytes: &[u8]) -> String {
         out.pop();
         out.push_str(&quote(&bytes[MAX_STRLEN..])[1..]);
     }
+    out
+}
+
+/// A `struct msghdr` as strace prints it, for socklab's one shape (no name, one iovec, at most one
+/// SCM_RIGHTS message): `{msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="x", iov_len=1}],
+/// msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS,
+/// cmsg_data=[7]}], msg_controllen=24, msg_flags=0}`.
+fn msghdr(data: Option<&[u8]>, iov_len: usize, fds: &[i32], controllen: usize, flags: i32) -> String {
+    let Some(data) = data else { return "...".to_string() };
+    let mut out = format!(
+        "{{msg_name=NULL, msg_namelen=0, msg_iov=[{{iov_base={}, iov_len={iov_len}}}], msg_iovlen=1, ",
+        quote(data)
+    );
+    if !fds.is_empty() {
+        let list: Vec<String> = fds.iter().map(i32::to_string).collect();
+        let _ = write!(
+            out,
+            "msg_control=[{{cmsg_len={}, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[{}]}}], ",
+            crate::sys::cmsg_len(fds.len()),
+            list.join(", ")
+        );
+    }
+    let _ = write!(out, "msg_controllen={controllen}, msg_flags={}}}", names::msg_flags(flags));
     out
 }
 
@@ -415,6 +443,66 @@ mod tests {
         assert_eq!(sockaddr(&unix), "{sa_family=AF_UNIX, sun_path=\"/tmp/echo.sock\"}");
         let abs = SockAddr::unix_abstract(b"socklab").unwrap();
         assert_eq!(sockaddr(&abs), "{sa_family=AF_UNIX, sun_path=@\"socklab\"}");
+    }
+
+    #[test]
+    fn new_family_calls_look_like_strace() {
+        // Lines copied from `strace -f socklab pass-fd` and `strace socklab server --unix`.
+        let send = [
+            Arg::Fd(3),
+            Arg::Msg { data: Some(b"F"), iov_len: 1, fds: &[5], controllen: 24, flags: 0 },
+            Arg::MsgFlags(libc::MSG_NOSIGNAL),
+        ];
+        assert_eq!(
+            exit("sendmsg", &send, &Ok(1)),
+            "sendmsg(3, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"F\", iov_len=1}], msg_iovlen=1, \
+             msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[5]}], \
+             msg_controllen=24, msg_flags=0}, MSG_NOSIGNAL) = 1"
+        );
+        let eof = [
+            Arg::Fd(4),
+            Arg::Msg { data: Some(b""), iov_len: 1, fds: &[], controllen: 0, flags: libc::MSG_CMSG_CLOEXEC },
+            Arg::MsgFlags(libc::MSG_CMSG_CLOEXEC),
+        ];
+        assert_eq!(
+            exit("recvmsg", &eof, &Ok(0)),
+            "recvmsg(4, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"\", iov_len=1}], msg_iovlen=1, \
+             msg_controllen=0, msg_flags=MSG_CMSG_CLOEXEC}, MSG_CMSG_CLOEXEC) = 0"
+        );
+        let cred = [
+            Arg::Fd(4),
+            Arg::SockOpt(libc::SOL_SOCKET, libc::SO_PEERCRED),
+            Arg::PeerCred { pid: 9473, uid: 0, gid: 0 },
+            Arg::OptLen(12),
+        ];
+        assert_eq!(
+            exit("getsockopt", &cred, &Ok(0)),
+            "getsockopt(4, SOL_SOCKET, SO_PEERCRED, {pid=9473, uid=0, gid=0}, [12]) = 0"
+        );
+        assert_eq!(
+            exit("unlink", &[Arg::Path(b"/tmp/s2.sock")], &Ok(0)),
+            "unlink(\"/tmp/s2.sock\")                  = 0"
+        );
+        let from = SockAddr::from("127.0.0.1:54191".parse::<std::net::SocketAddr>().unwrap());
+        let recv = [
+            Arg::Fd(3),
+            Arg::Data(b"Hel"),
+            Arg::Int(3),
+            Arg::MsgFlags(libc::MSG_TRUNC),
+            Arg::AddrOut(Some(&from), 128, Some(16)),
+        ];
+        assert_eq!(
+            exit("recvfrom", &recv, &Ok(5)),
+            "recvfrom(3, \"Hel\", 3, MSG_TRUNC, {sa_family=AF_INET, sin_port=htons(54191), \
+             sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16]) = 5"
+        );
+        let pair = [
+            Arg::Domain(libc::AF_UNIX),
+            Arg::SockType(libc::SOCK_STREAM | libc::SOCK_CLOEXEC),
+            Arg::Protocol(0),
+            Arg::FdPair(Some((3, 4))),
+        ];
+        assert_eq!(exit("socketpair", &pair, &Ok(0)), "socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [3, 4]) = 0");
     }
 
     #[test]

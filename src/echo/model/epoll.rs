@@ -36,8 +36,8 @@
 //! listener readable, so waiting again would spin. The thread removes the listener from its epoll
 //! until one of its connections closes, or 100 ms pass.
 
+use crate::SockAddr;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,13 +46,13 @@ use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
 use crate::echo::config::ServerConfig;
+use crate::echo::endpoint::{Listener, Stream};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::session::{Conn, Want};
 use crate::echo::stop::Stop;
 use crate::ready::{self, Epoll, Events, Interest, Token};
 use crate::socket::{Socket, Type};
-use crate::tcp::{TcpListener, TcpStream};
 
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: Token = Token(usize::MAX);
@@ -60,7 +60,7 @@ const WAKE: Token = Token(usize::MAX - 1);
 
 /// What every thread shares.
 struct Shared<'a> {
-    listener: &'a TcpListener,
+    listener: &'a Listener,
     wake: &'a Socket,
     config: &'a ServerConfig,
     sink: &'a Sink,
@@ -72,7 +72,7 @@ struct Shared<'a> {
 }
 
 /// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let threads = match config.threads {
         0 => thread::available_parallelism().map_or(1, |n| n.get()),
@@ -195,7 +195,7 @@ fn reserve(open: &AtomicUsize, max: usize) -> usize {
 }
 
 /// Registers a new connection for reading and keeps it in the slot of its descriptor number.
-fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: TcpStream, peer: SocketAddr) {
+fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: Stream, peer: SockAddr) {
     let fd = stream.as_raw_fd() as usize;
     if let Err(e) = epoll.add(&stream, Token(fd), Interest::READABLE) {
         // ENOMEM / ENOSPC (max_user_watches): this client cannot be served; it is closed.

@@ -19,24 +19,24 @@
 //! `waitpid(-1, WNOHANG)`: in a program that also runs other children (a test harness), `-1` would
 //! steal their exit statuses.
 
+use crate::SockAddr;
 use std::io;
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::echo::accept::{no_delay, survive_accept_error};
+use crate::echo::accept::{announce, survive_accept_error};
 use crate::echo::config::ServerConfig;
+use crate::echo::endpoint::{Listener, Stream};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::session;
 use crate::echo::stop::Stop;
 use crate::process::{self, Disposition, Forked, Pid, SIGCHLD, SIGKILL};
 use crate::ready::{Interest, PollSet, Token};
-use crate::tcp::{TcpListener, TcpStream};
 
 /// Forks a child per client until `stop` is requested; then ends and reaps every child.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     // Keep a SIG_IGN the program chose (the kernel then reaps for us); replace the default.
     if process::set_disposition(SIGCHLD, Disposition::Interrupt)? == Disposition::Ignore {
         process::set_disposition(SIGCHLD, Disposition::Ignore)?;
@@ -73,8 +73,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
                 Err(e) => break Err(e),
             },
         };
-        sink(&Event::Accepted(peer));
-        no_delay(&conn);
+        announce(&conn, &peer, sink);
         match process::fork() {
             Ok(Forked::Child) => child(listener, conn, peer, &mut buf, config.limits(), sink),
             Ok(Forked::Parent(pid)) => children.push(pid),
@@ -102,7 +101,7 @@ fn reap(children: &mut Vec<Pid>) {
 /// The child: only this thread exists here. It restores the signal mask it inherited (the CLI
 /// blocks SIGINT/SIGTERM), closes its copy of the listener, echoes, and `_exit`s without
 /// returning into the parent's code or running its destructors.
-fn child(listener: &TcpListener, conn: TcpStream, peer: SocketAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
+fn child(listener: &Listener, conn: Stream, peer: SockAddr, buf: &mut [u8], limits: Limits, sink: &Sink) -> ! {
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
         let _ = process::set_signal_mask(&[]);
         let _ = process::close_inherited(listener);

@@ -21,15 +21,15 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::echo::accept::{hold_in_queue, survive_accept_error};
+use crate::echo::accept::{announce_peer, hold_in_queue, survive_accept_error};
 use crate::echo::config::ServerConfig;
-use crate::echo::event::{Event, Sink};
+use crate::echo::endpoint::Listener;
+use crate::echo::event::Sink;
 use crate::echo::session;
 use crate::echo::stop::{Stop, unless_stopped};
-use crate::tcp::TcpListener;
 
 /// Serves clients one after another until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer()];
     let quiet_at_stop = unless_stopped(stop, sink);
     loop {
@@ -42,7 +42,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
         }
         match accepted {
             Ok((conn, peer)) => {
-                sink(&Event::Accepted(peer));
+                announce_peer(&conn, &peer, sink);
                 // No TCP_NODELAY here: the tutorial's server sets none, and this loop makes its calls.
                 // The stop switch shuts this connection down, which ends its recv at once.
                 let conn = Arc::new(conn);

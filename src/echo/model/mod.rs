@@ -17,10 +17,10 @@ use std::sync::Arc;
 use super::config::{Model, ServerConfig};
 use super::event::Sink;
 use super::stop::Stop;
-use crate::tcp::TcpListener;
+use crate::echo::endpoint::Listener;
 
 /// Serves clients of `listener` with `config.model` until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     match config.model {
         Model::Iterative => iterative::serve(listener, config, stop, sink),
         Model::Fork => fork::serve(listener, config, stop, sink),

@@ -21,17 +21,17 @@ use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
 use crate::echo::config::ServerConfig;
+use crate::echo::endpoint::Listener;
 use crate::echo::event::Sink;
 use crate::echo::session::{Conn, Want};
 use crate::echo::stop::Stop;
 use crate::ready::{self, Interest, PollSet, Token};
-use crate::tcp::TcpListener;
 
 /// The listener's entry; connection `i` is `Token(i)` and entry `i + 1`.
 const LISTENER: Token = Token(usize::MAX);
 
 /// Serves every client from this one thread until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let max = config.max_conns.unwrap_or(usize::MAX);
     let mut buf = vec![0u8; config.buffer()];

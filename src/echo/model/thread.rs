@@ -19,16 +19,16 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
-use crate::echo::accept::{no_delay, survive_accept_error};
+use crate::echo::accept::{announce, survive_accept_error};
 use crate::echo::config::{DEFAULT_MAX_THREADS, ServerConfig};
+use crate::echo::endpoint::Listener;
 use crate::echo::event::{Event, Sink};
 use crate::echo::session;
 use crate::echo::stop::{Stop, unless_stopped};
-use crate::tcp::TcpListener;
 
 /// Spawns a thread per client, at most `config.max_conns` at once, until `stop` is requested;
 /// then waits for every thread (the stop shut their connections down, so they end at once).
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let max = config.max_conns.unwrap_or(DEFAULT_MAX_THREADS);
     // Each thread sends its id when it is done, so the loop can join it (and wait at the bound).
     let (done_tx, done_rx) = mpsc::channel();
@@ -47,8 +47,7 @@ pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, si
                 Err(e) => break Err(e),
             },
         };
-        sink(&Event::Accepted(peer));
-        no_delay(&conn);
+        announce(&conn, &peer, sink);
         let conn = Arc::new(conn);
         let watch = stop.watch(conn.clone());
         let (id, done, conn_sink, size, limits) =

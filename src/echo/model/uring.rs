@@ -34,8 +34,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::echo::accept::{Failure, classify, no_delay};
+use crate::echo::accept::{Failure, announce, classify};
 use crate::echo::config::ServerConfig;
+use crate::echo::endpoint::{Listener, Stream};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::stop::Stop;
@@ -43,7 +44,8 @@ use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
 use crate::ready::uring::{RECV, Ring, SEND, too_old};
 use crate::socket::Socket;
 use crate::sys;
-use crate::tcp::{TcpListener, TcpStream};
+use crate::tcp::TcpStream;
+use crate::unix::UnixStream;
 
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: u64 = 1 << 41;
@@ -58,7 +60,7 @@ const POOL_BYTES: usize = 4 << 20;
 
 /// What every thread shares.
 struct Shared<'a> {
-    listener: &'a TcpListener,
+    listener: &'a Listener,
     wake: &'a Socket,
     config: &'a ServerConfig,
     sink: &'a Sink,
@@ -68,7 +70,7 @@ struct Shared<'a> {
 }
 
 /// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
-pub fn serve(listener: &TcpListener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
+pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let threads = match config.threads {
         0 => thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -143,7 +145,12 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                     match (c.res, c.accepted.take()) {
                         (Ok(_), Some(fd)) => {
                             first_accept = false;
-                            add_conn(&mut ring, &mut conns, shared, TcpStream::from_socket(Socket::from(fd)));
+                            let socket = Socket::from(fd);
+                            let stream = match shared.listener {
+                                Listener::Tcp(_) => Stream::Tcp(TcpStream::from_socket(socket)),
+                                Listener::Unix(_) => Stream::Unix(UnixStream::from_socket(socket)),
+                            };
+                            add_conn(&mut ring, &mut conns, shared, stream);
                         }
                         // The stop shut the listener down before this thread saw the wake line.
                         _ if shared.stop.requested() => return Ok(()),
@@ -207,16 +214,15 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
 }
 
 /// Takes a new connection: TCP_NODELAY, its peer's address, and a multishot recv.
-fn add_conn(ring: &mut Ring, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: TcpStream) {
+fn add_conn(ring: &mut Ring, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, stream: Stream) {
     if shared.config.max_conns.is_none() {
         shared.open.fetch_add(1, Ordering::Relaxed); // with a bound the slot was reserved before accepting
     }
-    no_delay(&stream);
-    let Ok(peer) = stream.peer_addr() else {
+    let Ok(peer) = stream.as_ref().peer_addr() else {
         shared.open.fetch_sub(1, Ordering::Relaxed); // it reset before we looked: nothing to serve
         return;
     };
-    (shared.sink)(&Event::Accepted(peer));
+    announce(&stream, &peer, shared.sink);
     let fd = stream.as_raw_fd() as usize;
     if conns.len() <= fd {
         conns.resize_with(fd + 1, || None);

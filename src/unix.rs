@@ -1,0 +1,309 @@
+//! Floor 3: Unix domain sockets — processes on one machine talking through the kernel, named by a
+//! file system path or (Linux) an abstract name (`@name`, no file at all).
+//!
+//! Three types, as in std's `std::os::unix::net` (and convertible to and from them):
+//! [`UnixListener`] and [`UnixStream`] for `SOCK_STREAM` (a byte stream, like TCP without a
+//! network) and `SOCK_SEQPACKET` (the same connection sequence, but each send arrives as one
+//! message with its boundaries kept); [`UnixDatagram`] for `SOCK_DGRAM` (reliable datagrams: on a
+//! Unix socket nothing is ever lost, a full receiver makes the sender wait).
+//!
+//! A path-bound socket leaves its file behind when closed. The next bind to that path fails with
+//! `EADDRINUSE` until the file is removed ([`unlink_stale`]), and a connect to it fails with
+//! `ECONNREFUSED`: nobody is listening behind the name.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use crate::error::context_unix;
+use crate::socket::{Domain, PeerCred, Socket, Type, socket_type_traits};
+use crate::sys::{self, SockAddr, UnixName};
+
+/// Which connection-oriented Unix socket type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnixKind {
+    /// `SOCK_STREAM`: bytes, no boundaries.
+    #[default]
+    Stream,
+    /// `SOCK_SEQPACKET`: messages, boundaries kept, in order, connection-oriented.
+    Seqpacket,
+}
+
+impl UnixKind {
+    fn ty(self) -> Type {
+        match self {
+            UnixKind::Stream => Type::STREAM,
+            UnixKind::Seqpacket => Type::SEQPACKET,
+        }
+    }
+}
+
+/// `PATH` or `@name` (the Linux abstract namespace) as an `AF_UNIX` address. Fails with a clear
+/// error when the name does not fit in `sun_path` (108 bytes with its NUL).
+pub fn unix_addr(name: &str) -> io::Result<SockAddr> {
+    match name.strip_prefix('@') {
+        Some(abstract_name) => SockAddr::unix_abstract(abstract_name.as_bytes()),
+        None => SockAddr::unix(name),
+    }
+}
+
+/// Removes a stale socket file at `addr`'s path (`unlink(2)`), so a server can bind it again.
+/// Refuses to remove anything that is not a socket (a typo must not delete a regular file). A
+/// missing file or an abstract name is fine: there is nothing to remove.
+pub fn unlink_stale(addr: &SockAddr) -> io::Result<()> {
+    let Some(UnixName::Path(bytes)) = addr.as_unix() else { return Ok(()) };
+    let path = Path::new(OsStr::from_bytes(bytes));
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(context_unix("stat", addr, e)),
+        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket; refusing to remove it (choose another path)", path.display()),
+        )),
+        Ok(_) => sys::unlink(path).map_err(|e| context_unix("unlink", addr, e)),
+    }
+}
+
+/// A listening Unix stream or seqpacket socket.
+#[derive(Debug)]
+pub struct UnixListener {
+    socket: Socket,
+}
+
+impl UnixListener {
+    /// socket(AF_UNIX, kind), bind, listen. No SO_REUSEADDR: a Unix name has no TIME-WAIT; a
+    /// leftover *file* is what blocks a new bind (`EADDRINUSE`, see [`unlink_stale`]).
+    pub fn bind(addr: &SockAddr, kind: UnixKind, backlog: i32) -> io::Result<UnixListener> {
+        let socket = Socket::new(Domain::UNIX, kind.ty(), None).map_err(|e| context_unix("socket", addr, e))?;
+        socket.bind(addr).map_err(|e| context_unix("bind", addr, e))?;
+        socket.listen(backlog).map_err(|e| context_unix("listen", addr, e))?;
+        Ok(UnixListener { socket })
+    }
+
+    /// The next connection and its peer's address (usually unnamed: clients rarely bind).
+    pub fn accept(&self) -> io::Result<(UnixStream, SockAddr)> {
+        let (socket, addr) = self.socket.accept()?;
+        Ok((UnixStream { socket }, addr))
+    }
+
+    /// accept for an event loop: nonblocking connection; `WouldBlock` on an empty queue.
+    pub fn accept_nonblocking(&self) -> io::Result<(UnixStream, SockAddr)> {
+        let (socket, addr) = self.socket.accept_nonblocking()?;
+        Ok((UnixStream { socket }, addr))
+    }
+
+    /// accept that returns `Interrupted` on EINTR instead of retrying.
+    pub fn accept_interruptible(&self) -> io::Result<(UnixStream, SockAddr)> {
+        let (socket, addr) = self.socket.accept_interruptible()?;
+        Ok((UnixStream { socket }, addr))
+    }
+
+    /// Blocks until a connection waits in the accept queue (poll(2) readable), without taking it.
+    pub fn wait_for_connection(&self) -> io::Result<()> {
+        self.socket.wait_for(sys::POLLIN, None).map(drop)
+    }
+
+    /// The bound name (getsockname).
+    pub fn local_addr(&self) -> io::Result<SockAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// close(2), reporting its error. The socket *file* stays; see [`unlink_stale`].
+    pub fn close(self) -> io::Result<()> {
+        self.socket.close()
+    }
+}
+
+/// A connected Unix stream or seqpacket socket (a client, an accepted connection, or one end of
+/// a socketpair).
+#[derive(Debug)]
+pub struct UnixStream {
+    socket: Socket,
+}
+
+impl UnixStream {
+    /// socket(AF_UNIX, kind) + connect. There is no handshake on the wire: connect succeeds at
+    /// once if a listener's queue has room, `ECONNREFUSED` if the file exists but nobody listens,
+    /// `ENOENT` if there is no such file.
+    pub fn connect(addr: &SockAddr, kind: UnixKind) -> io::Result<UnixStream> {
+        let socket = Socket::new(Domain::UNIX, kind.ty(), None).map_err(|e| context_unix("socket", addr, e))?;
+        socket.connect(addr).map_err(|e| context_unix("connect", addr, e))?;
+        Ok(UnixStream { socket })
+    }
+
+    /// socketpair(2): two connected sockets, no name, no listener.
+    pub fn pair(kind: UnixKind) -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = Socket::pair(kind.ty())?;
+        Ok((UnixStream { socket: a }, UnixStream { socket: b }))
+    }
+
+    /// Builds a stream from a connected `AF_UNIX` socket.
+    pub fn from_socket(socket: Socket) -> UnixStream {
+        UnixStream { socket }
+    }
+
+    /// recv(2); `Ok(0)` once the peer closed. On seqpacket, one message (cut to `buf.len()`).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+
+    /// recv(2) with `MSG_TRUNC` (seqpacket): the message's real length, more than `buf.len()`
+    /// when it was cut.
+    pub fn recv_trunc(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv_trunc(buf)
+    }
+
+    /// send(2) once.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send(buf)
+    }
+
+    /// Sends every byte, looping over short writes.
+    pub fn send_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.socket.send_all(buf)
+    }
+
+    /// sendmsg(2) with `SCM_RIGHTS`: passes `fds` to the peer process along with `data`.
+    pub fn send_fds(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        self.socket.send_fds(data, fds)
+    }
+
+    /// recvmsg(2): data and any descriptors passed with it.
+    pub fn recv_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+        self.socket.recv_fds(buf)
+    }
+
+    /// SO_PEERCRED: the pid, uid and gid of the peer process (Linux).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn peer_cred(&self) -> io::Result<PeerCred> {
+        self.socket.peer_cred()
+    }
+
+    /// shutdown(2).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.socket.shutdown(how)
+    }
+
+    /// Our name (usually unnamed for a client).
+    pub fn local_addr(&self) -> io::Result<SockAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The peer's name (the server's path for a client).
+    pub fn peer_addr(&self) -> io::Result<SockAddr> {
+        self.socket.peer_addr()
+    }
+
+    /// The underlying socket (timeouts, nonblocking mode).
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// close(2), reporting its error.
+    pub fn close(self) -> io::Result<()> {
+        self.socket.close()
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A Unix datagram socket.
+#[derive(Debug)]
+pub struct UnixDatagram {
+    socket: Socket,
+}
+
+impl UnixDatagram {
+    /// socket(AF_UNIX, SOCK_DGRAM) + bind to `addr`: a server others can send to.
+    pub fn bind(addr: &SockAddr) -> io::Result<UnixDatagram> {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(|e| context_unix("socket", addr, e))?;
+        socket.bind(addr).map_err(|e| context_unix("bind", addr, e))?;
+        Ok(UnixDatagram { socket })
+    }
+
+    /// A client: socket, bind to no name (Linux *autobinds* a unique abstract name, so the server
+    /// has an address to reply to; an unbound datagram socket could send but never be answered),
+    /// then connect to `server`.
+    pub fn connect_autobind(server: &SockAddr) -> io::Result<UnixDatagram> {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(|e| context_unix("socket", server, e))?;
+        socket.bind(&SockAddr::unix_unnamed()).map_err(|e| context_unix("bind (autobind)", server, e))?;
+        socket.connect(server).map_err(|e| context_unix("connect", server, e))?;
+        Ok(UnixDatagram { socket })
+    }
+
+    /// recvfrom(2) with `MSG_TRUNC`: `(real length, sender)`; a length over `buf.len()` means the
+    /// datagram was cut.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+        self.socket.recv_from_trunc(buf)
+    }
+
+    /// sendto(2): one datagram to `addr`.
+    pub fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+        self.socket.send_to(buf, addr)
+    }
+
+    /// send(2) on a connected socket.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send(buf)
+    }
+
+    /// recv(2) with `MSG_TRUNC` on a connected socket: the real length.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv_trunc(buf)
+    }
+
+    /// Our name.
+    pub fn local_addr(&self) -> io::Result<SockAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+}
+
+socket_type_traits!(UnixListener, std::os::unix::net::UnixListener);
+socket_type_traits!(UnixStream, std::os::unix::net::UnixStream);
+socket_type_traits!(UnixDatagram, std::os::unix::net::UnixDatagram);
+
+impl AsRef<Socket> for UnixListener {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
+}
+
+impl AsRef<Socket> for UnixStream {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
+}
+
+impl AsRef<Socket> for UnixDatagram {
+    fn as_ref(&self) -> &Socket {
+        &self.socket
+    }
+}
