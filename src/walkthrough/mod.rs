@@ -493,7 +493,7 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
             let keep = seen.contains(key);
             if !keep {
                 let (local, remote) = *key;
-                let gone = What::State { role, local, remote, state: "CLOSED".into(), recv_q: 0, send_q: 0 };
+                let gone = What::Gone { role, local, remote };
                 changes.push((end_ns, gone));
             }
             keep
