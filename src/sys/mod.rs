@@ -89,8 +89,8 @@ pub use fcntl::{fcntl_get, fcntl_set};
 pub use fs::unlink;
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
-    MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, listen, recv, recvfrom,
-    recvmsg_fds, send, sendmsg_fds, sendto, shutdown, socket, socketpair,
+    MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, ioctl_fionread, listen, recv,
+    recvfrom, recvmsg_fds, send, sendmsg_fds, sendto, shutdown, socket, socketpair,
 };
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use sockopt::getsockopt_peercred;
