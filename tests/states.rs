@@ -145,7 +145,7 @@ fn cookies_are_unique_and_survive_into_time_wait() {
             .filter(|s| {
                 (s.local.port() == port && s.state == socklab::diag::TcpState::Listen)
                     || (s.local == server_addr && s.remote == client_addr)
-                    || s.local == client_addr
+                    || (s.local == client_addr && s.remote == server_addr)
             })
             .collect()
     };
@@ -156,7 +156,7 @@ fn cookies_are_unique_and_survive_into_time_wait() {
     cookies.dedup();
     assert_eq!(cookies.len(), 3, "three distinct cookies: {before:?}");
     assert!(cookies.iter().all(|&c| c != 0));
-    let client_cookie = before.iter().find(|s| s.local == client_addr).unwrap().cookie;
+    let client_cookie = before.iter().find(|s| s.local == client_addr && s.remote == server_addr).unwrap().cookie;
     // The client closes first, so its side ends in TIME-WAIT.
     drop(client);
     let mut buf = [0u8; 1];
