@@ -102,10 +102,28 @@ fn strace_calls(text: &str) -> Vec<String> {
     calls
 }
 
-/// socklab's own narration: the lines of its stderr that are calls.
+/// socklab's own narration: the lines of its stderr that are calls. Like the strace side, the
+/// `close` of a file (the `--ready-file`, opened with a narrated `openat`) is left out: this test
+/// compares sockets (tests/narration.rs compares the files too).
 fn narrated(stderr: &str) -> Vec<String> {
+    let mut files: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
     // Once the server runs a second thread each line carries strace's `[pid N] ` mark.
-    stderr.lines().map(|l| socklab::trace::split_pid_mark(l).1).filter(|l| call_name(l).is_some()).map(normal).collect()
+    for line in stderr.lines().map(|l| socklab::trace::split_pid_mark(l).1) {
+        if line.starts_with("openat(") {
+            files.insert(line.rsplit(" = ").next().unwrap_or("").trim().to_string());
+            continue;
+        }
+        if let Some(fd) = line.strip_prefix("close(").and_then(|r| r.split(')').next()) {
+            if files.remove(fd) {
+                continue;
+            }
+        }
+        if call_name(line).is_some() {
+            out.push(normal(line));
+        }
+    }
+    out
 }
 
 /// The same calls on both sides, each exactly once: compared as multisets, because the server's

@@ -795,23 +795,14 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
 /// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
 /// no file or the whole line.
 fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let context = |e: io::Error| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display()));
-    std::fs::write(&tmp, format!("{addr}\n")).map_err(context)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        context(e)
-    })
+    socklab::file::write_atomically(path, format!("{addr}\n").as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display())))
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {
     let addrs: Vec<SocketAddr> = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let message = if args.message == "-" {
-        let mut bytes = Vec::new();
-        io::stdin().lock().read_to_end(&mut bytes)?;
-        bytes
+        socklab::file::read_stdin().map_err(|e| io::Error::new(e.kind(), format!("--message -: reading stdin: {e}")))?
     } else {
         args.message.into_bytes()
     };
