@@ -134,6 +134,8 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let notes = sampling_notes(&events);
     events.extend(notes);
     events.sort_by_key(|e| e.t_ns);
+    // Return times put an effect first when two calls overlap: the kernel's order where known.
+    crate::timeline::model::order_causes(&mut events);
     if !client_ok {
         return Err(io::Error::other(format!("the client failed: {}", complaints(&client_err))));
     }
