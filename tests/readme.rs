@@ -122,3 +122,32 @@ fn explain_block_is_the_start_of_what_explain_prints() {
     let shown = &want[..want.len() - 1];
     assert_eq!(shown, &got[..shown.len().min(got.len())]);
 }
+
+/// The walkthrough sample was recorded from a real run: each process makes the same calls (by name,
+/// as many of each) in a new run. Compared as a multiset: the server's signal thread and main
+/// thread interleave differently from run to run; segments and socket samples depend on timing.
+#[test]
+fn walkthrough_block_has_the_calls_a_real_run_makes() {
+    let calls = |text: &str, side: &str| -> Vec<String> {
+        text.lines()
+            .map(normal)
+            .filter_map(|l| {
+                let mut words = l.splitn(3, ' ');
+                let (_, who, rest) = (words.next()?, words.next()?, words.next()?);
+                (who == side).then(|| rest.split('(').next().unwrap_or("").to_string())
+            })
+            .collect()
+    };
+    let out = socklab().args(["walkthrough"]).stderr(Stdio::null()).output().unwrap();
+    assert!(out.status.success());
+    let got = String::from_utf8_lossy(&out.stdout);
+    let want = block("$ sudo target/release/socklab walkthrough").join("\n");
+    for side in ["server", "client"] {
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        assert!(!calls(&want, side).is_empty(), "the README's sample has no {side} calls");
+        assert_eq!(sorted(calls(&want, side)), sorted(calls(&got, side)), "{side}'s calls differ; this run:\n{got}");
+    }
+}
