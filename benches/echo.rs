@@ -9,7 +9,7 @@ fn main() {
     use socklab::bench::{self, BenchConfig, Mode};
     use socklab::echo::{Event, Model, Server, ServerConfig};
 
-    // The epoll model's own defaults: the kernel's somaxconn backlog and a 64 KiB buffer.
+    // The epoll model's own defaults: the kernel's somaxconn backlog and a 256 KiB buffer.
     let config = ServerConfig::for_model(([127, 0, 0, 1], 0).into(), Model::Epoll);
     let server = Server::bind(config).expect("bind").spawn(Arc::new(|_: &Event<'_>| {})).expect("spawn");
     for (mode, conns, size) in

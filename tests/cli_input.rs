@@ -132,6 +132,9 @@ fn bad_limits_name_the_limit() {
     for bad in ["0", "-3", "many", "1000001"] {
         assert_usage_error(&["server", "--max-conns", bad], "--max-conns");
     }
+    for bad in ["0", "-1", "1025", "Auto", "", "1.5"] {
+        assert_usage_error(&["server", "--model", "epoll", "--threads", bad], "--threads");
+    }
 }
 
 #[test]

@@ -294,3 +294,15 @@ fn unknown_model_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown model 'select'") && err.contains("epoll"), "{err}");
 }
+
+#[test]
+fn auto_threads_leave_cpus_to_local_clients() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let at = |ip: &str| socklab::echo::auto_threads(&SocketAddr::new(ip.parse().unwrap(), 0));
+    // Clients from other machines: one thread per CPU.
+    assert_eq!(at("0.0.0.0"), cpus);
+    assert_eq!(at("::"), cpus);
+    // Clients on this machine share its CPUs: half of them, at least one.
+    assert_eq!(at("127.0.0.1"), (cpus / 2).max(1));
+    assert_eq!(at("::1"), (cpus / 2).max(1));
+}

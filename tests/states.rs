@@ -136,9 +136,18 @@ fn cookies_are_unique_and_survive_into_time_wait() {
     let client_addr = client.local_addr().unwrap();
     let (server, _) = listener.accept().unwrap();
     let mut diag = socklab::diag::Diag::open().unwrap();
+    // Only this test's three sockets: the port may carry TIME-WAIT records of an earlier test that
+    // had the same ephemeral port, which is exactly why the walkthrough needs cookies.
+    let server_addr = server.local_addr().unwrap();
     let ours = |diag: &mut socklab::diag::Diag| -> Vec<socklab::diag::SockInfo> {
         let all = diag.dump(libc::AF_INET, false).unwrap();
-        all.into_iter().filter(|s| s.local.port() == port || s.remote.port() == port).collect()
+        all.into_iter()
+            .filter(|s| {
+                (s.local.port() == port && s.state == socklab::diag::TcpState::Listen)
+                    || (s.local == server_addr && s.remote == client_addr)
+                    || (s.local == client_addr && s.remote == server_addr)
+            })
+            .collect()
     };
     let before = ours(&mut diag);
     assert_eq!(before.len(), 3, "listener, server and client: {before:?}");
@@ -147,7 +156,7 @@ fn cookies_are_unique_and_survive_into_time_wait() {
     cookies.dedup();
     assert_eq!(cookies.len(), 3, "three distinct cookies: {before:?}");
     assert!(cookies.iter().all(|&c| c != 0));
-    let client_cookie = before.iter().find(|s| s.local == client_addr).unwrap().cookie;
+    let client_cookie = before.iter().find(|s| s.local == client_addr && s.remote == server_addr).unwrap().cookie;
     // The client closes first, so its side ends in TIME-WAIT.
     drop(client);
     let mut buf = [0u8; 1];

@@ -510,3 +510,29 @@ fn many_clients_fill_the_accept_queue_to_backlog_plus_one() {
         }
     }
 }
+
+/// Only what sock_diag reported is a state: a socket that left its table is "gone", never a
+/// CLOSED state; the accept queue's drop is tied to the accept4 that caused it, with the sample's
+/// lag; closing states no dump caught are named as not seen; the --accept-delay note says it
+/// comes from the configuration.
+#[test]
+fn states_are_observed_or_said_not_to_be() {
+    let _serial = serial();
+    let (events, _) = walkthrough(&[]);
+    assert!(!events.iter().any(|e| e.str("state") == "CLOSED"), "a CLOSED state was shown");
+    assert!(
+        events.iter().any(|e| e.str("source") == "gone" && e.str("socket") == "server"),
+        "the server's connection never left the table"
+    );
+    let notes: Vec<String> = events.iter().filter(|e| e.str("source") == "note").map(|e| e.str("text")).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("accept queue's drop to 0") && n.contains("after accept4 returned")),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|n| n.starts_with("configured, not observed:")), "{notes:?}");
+    let seen: Vec<String> = events.iter().map(|e| e.str("state")).collect();
+    for state in ["FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK"] {
+        let said = notes.iter().any(|n| n.starts_with("not seen:") && n.contains(state));
+        assert!(seen.contains(&state.to_string()) != said, "{state}: seen {seen:?}, notes {notes:?}");
+    }
+}

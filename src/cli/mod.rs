@@ -344,14 +344,15 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 65536 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
+    /// 262144 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
     /// recvs each take a whole buffer from a 4 MiB pool per thread].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
     buffer: Option<usize>,
-    /// epoll and uring models: threads, each with its own epoll or io_uring instance [default: one
-    /// per CPU].
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    threads: Option<u32>,
+    /// epoll and uring models: threads, each with its own epoll or io_uring instance: N (1 to 1024)
+    /// or auto [default: auto: one per CPU; for epoll on a loopback address half the CPUs (at
+    /// least 1), leaving the others to the clients, which then run on this machine too].
+    #[arg(long, value_name = "auto|N", allow_negative_numbers = true, value_parser = parse_threads)]
+    threads: Option<usize>,
     /// The most clients served at once; more wait in the listen queue until one ends [default:
     /// 1024 for thread, otherwise only the descriptor limit].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -465,6 +466,17 @@ fn parse_buffer(text: &str) -> Result<usize, String> {
     const MAX: usize = 64 << 20;
     let n: usize = text.parse().map_err(|_| format!("'{text}' is not a whole number of bytes"))?;
     if (1..=MAX).contains(&n) { Ok(n) } else { Err(format!("{n} is out of range: use 1 to {MAX} bytes")) }
+}
+
+/// `--threads`: `auto` (0 in [`ServerConfig::threads`]) or 1 to 1024.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    if text == "auto" {
+        return Ok(0);
+    }
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err(format!("'{text}' is not auto or a number of threads from 1 to 1024")),
+    }
 }
 
 /// A delay: `1s`, `250ms`, `1.5s`, or a bare number of seconds; 0 to one hour.
@@ -679,7 +691,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
         backlog: args.backlog,
         buffer: args.buffer,
         model: args.model,
-        threads: args.threads.map_or(0, |n| n as usize),
+        threads: args.threads.unwrap_or(0),
         max_conns: args.max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         idle_timeout: args.idle_timeout,
         max_conn_time: args.max_conn_time,

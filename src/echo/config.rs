@@ -54,8 +54,10 @@ impl Model {
     }
 
     /// The recv buffer when none is given: the tutorial's 2048 for the blocking models (each
-    /// connection has its own); 64 KiB for the event loops, whose one buffer per thread serves
-    /// every connection and so can be large for free.
+    /// connection has its own); 256 KiB for poll and epoll, whose one buffer per thread serves
+    /// every connection and so can be large for free. Against 64 KiB, one bulk stream took 6-7
+    /// recv/send/epoll_wait per MiB instead of 16, and 25 % less server CPU per MiB
+    /// (BENCHMARKS.md).
     ///
     /// io_uring's recvs each take a whole buffer from a pool per thread, which the kernel writes
     /// all of over time (see `model/uring.rs`): 4 KiB buffers keep that pool at 4 MiB.
@@ -63,7 +65,7 @@ impl Model {
         match self {
             _ if self.is_blocking() => 2048,
             Model::Uring => 4096,
-            _ => 65536,
+            _ => 256 << 10,
         }
     }
 }
@@ -113,7 +115,8 @@ pub struct ServerConfig {
     pub buffer: Option<usize>,
     /// How clients are served together.
     pub model: Model,
-    /// Threads of the epoll model, each with its own epoll instance. 0: one per CPU.
+    /// Threads of the epoll model, each with its own epoll instance. 0: automatic
+    /// ([`auto_threads`]).
     pub threads: usize,
     /// Close a connection after this long without progress (`--idle-timeout`). `None`: never.
     pub idle_timeout: Option<Duration>,
@@ -165,4 +168,21 @@ impl ServerConfig {
     pub fn limits(&self) -> Limits {
         Limits { idle: self.idle_timeout, total: self.max_conn_time }
     }
+}
+
+/// The epoll model's thread count when none is given (`threads: 0`, `--threads auto`): one per
+/// CPU, except on a loopback address, where every client runs on this machine too and needs CPU
+/// time as well: there, half the CPUs, at least one. On 2 CPUs with `socklab bench` on the same
+/// machine, a second server thread took CPU time from the load generator, woke about five times
+/// as often per round trip, and throughput swung with how the connections happened to split
+/// between the threads (BENCHMARKS.md); for clients on other machines the server may use every
+/// CPU.
+pub fn auto_threads(addr: &SocketAddr) -> usize {
+    auto_threads_for(addr.ip().is_loopback())
+}
+
+/// [`auto_threads`] by where the clients are: `local` for loopback and Unix sockets.
+pub(crate) fn auto_threads_for(local: bool) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if local { (cpus / 2).max(1) } else { cpus }
 }

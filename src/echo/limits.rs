@@ -94,9 +94,13 @@ impl Clock {
         Clock { limits, accepted: now, last_progress: now }
     }
 
-    /// Bytes moved (received, or taken by send): the idle clock starts again.
+    /// Bytes moved (received, or taken by send): the idle clock starts again. Without an idle
+    /// limit nothing reads that clock, so it is not read either (once per recv and per send on
+    /// the event loops' hot path, about 2 % of the epoll server's CPU samples in pingpong).
     pub fn progress(&mut self) {
-        self.last_progress = Instant::now();
+        if self.limits.idle.is_some() {
+            self.last_progress = Instant::now();
+        }
     }
 
     /// The error that ends the connection, if a limit has passed at `now`.

@@ -37,7 +37,7 @@ mod stop;
 #[cfg(socklab_uring)]
 mod uring_session;
 
-pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, somaxconn};
+pub use config::{DEFAULT_MAX_THREADS, Model, ServerConfig, auto_threads, somaxconn};
 pub use endpoint::{Bound, Datagram, Listener, Stream, Transport};
 pub use event::{Event, Sink, show_data};
 pub use server::{Server, ServerHandle};

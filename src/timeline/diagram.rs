@@ -146,8 +146,8 @@ fn draw(ladder: &Ladder, pen: &Pen) -> String {
                     Some((waiting, backlog)) => {
                         format!("[LISTEN] queue {} {waiting}/{backlog}", queue_cells(pen, *waiting, *backlog))
                     }
-                    None if *inferred && role == "server" => "[conn CLOSED: gone, inferred]".to_string(),
-                    None if *inferred => format!("[{role} CLOSED: gone, inferred]"),
+                    None if *inferred && role == "server" => "[conn gone from sock_diag]".to_string(),
+                    None if *inferred => format!("[{role} gone from sock_diag]"),
                     None if role == "server" => format!("[conn {state}]"),
                     None if role == "listener" => format!("[listener {state}]"),
                     None => format!("[{state}]"),

@@ -58,6 +58,13 @@ pub fn render(timeline: &Timeline) -> String {
                 ("recv_q", Value::Int(i64::from(*recv_q))),
                 ("send_q", Value::Int(i64::from(*send_q))),
             ]),
+            What::Gone { role, local, remote } => json::object(&[
+                t,
+                ("source", Value::Str("gone".into())),
+                ("socket", Value::Str((*role).into())),
+                ("local", Value::Str(local.to_string())),
+                ("remote", Value::Str(remote.to_string())),
+            ]),
             What::Note(n) => json::object(&[t, ("source", Value::Str("note".into())), ("text", Value::Str(n.clone()))]),
         };
         out.push_str(&line);
@@ -115,6 +122,12 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
             "client" => Ok(Side::Client),
             other => Err(fail(format!("\"{k}\" is {other:?}, not server or client"))),
         };
+        let role = || match text("socket")?.as_str() {
+            "listener" => Ok("listener"),
+            "server" => Ok("server"),
+            "client" => Ok("client"),
+            other => Err(fail(format!("unknown socket role {other:?}"))),
+        };
         let t_ns = ns("t")?;
         let what = match text("source")?.as_str() {
             "session" => {
@@ -147,13 +160,13 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
                 };
                 What::Segment { from: side("from")?, segment, rel_seq, rel_ack, note: opt_text("note")? }
             }
+            // Files written before "gone" existed said state "CLOSED" for a socket that left the table.
+            "gone" => What::Gone { role: role()?, local: addr("local")?, remote: addr("remote")? },
+            "state" if text("state")? == "CLOSED" => {
+                What::Gone { role: role()?, local: addr("local")?, remote: addr("remote")? }
+            }
             "state" => What::State {
-                role: match text("socket")?.as_str() {
-                    "listener" => "listener",
-                    "server" => "server",
-                    "client" => "client",
-                    other => return Err(fail(format!("unknown socket role {other:?}"))),
-                },
+                role: role()?,
                 local: addr("local")?,
                 remote: addr("remote")?,
                 state: text("state")?,
@@ -185,4 +198,19 @@ fn parse_tcpdump_flags(text: &str) -> Option<Flags> {
         };
     }
     Some(Flags(bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_closed_state_reads_back_as_gone() {
+        let old = "{\"t\": 0.0, \"source\": \"session\", \"port\": 5000, \"capture_error\": null}\n\
+                   {\"t\": 1.5, \"source\": \"state\", \"socket\": \"server\", \"local\": \"127.0.0.1:5000\", \
+                   \"remote\": \"127.0.0.1:40000\", \"state\": \"CLOSED\", \"recv_q\": 0, \"send_q\": 0}\n";
+        let timeline = read(old).unwrap();
+        assert!(matches!(timeline.events[0].what, What::Gone { role: "server", .. }), "{:?}", timeline.events);
+        assert!(render(&timeline).contains("\"source\": \"gone\""));
+    }
 }

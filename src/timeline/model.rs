@@ -55,7 +55,7 @@ pub enum What {
         /// The tutorial's words for it, for the handshake and the close.
         note: Option<String>,
     },
-    /// A socket's state or queues changed (`state` is `CLOSED` once it left the kernel's table).
+    /// A socket's state or queues changed, as sock_diag reported them.
     State {
         /// `listener`, `server` (the accepted connection) or `client`.
         role: &'static str,
@@ -63,12 +63,23 @@ pub enum What {
         local: SocketAddr,
         /// Remote address.
         remote: SocketAddr,
-        /// `LISTEN`, `ESTAB`, `TIME-WAIT`, ..., `CLOSED`.
+        /// `LISTEN`, `ESTAB`, `TIME-WAIT`, ... as sock_diag named it.
         state: String,
         /// Recv-Q: for a listener, connections waiting for accept.
         recv_q: u32,
         /// Send-Q: for a listener, its backlog.
         send_q: u32,
+    },
+    /// A socket left sock_diag's table between two dumps: the kernel destroyed it. This is an
+    /// absence, not a reported state (sock_diag never reports `CLOSED`); its last reported state
+    /// is the [`What::State`] before it.
+    Gone {
+        /// `listener`, `server` or `client`.
+        role: &'static str,
+        /// Local address.
+        local: SocketAddr,
+        /// Remote address.
+        remote: SocketAddr,
     },
     /// Something the walkthrough itself says.
     Note(String),

@@ -161,7 +161,7 @@ fn draw(ladder: &Ladder) -> String {
                     }
                     None => {
                         let label = if *inferred {
-                            format!("{role}: CLOSED (gone from sock_diag; inferred)")
+                            format!("{role}: gone from sock_diag")
                         } else if role == "client" {
                             state.clone()
                         } else {

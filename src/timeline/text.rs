@@ -45,6 +45,12 @@ pub fn render(timeline: &Timeline) -> String {
                 }
                 text
             }
+            What::Gone { role, local, remote } => format!(
+                "{t}  ss      {role:<8} {:<10} {} {}  (left sock_diag's table: the kernel destroyed the socket)",
+                "gone",
+                ss_addr(local),
+                ss_addr(remote)
+            ),
             What::Note(n) => format!("{t}  note    {n}"),
         };
         out.push_str(&line);

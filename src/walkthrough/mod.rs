@@ -158,7 +158,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let listen = events.iter().find(|e| is_call(e, Side::Server, "listen("));
     if let Some(listen) = listen.filter(|_| !config.accept_delay.is_zero()) {
         let note = format!(
-            "the server now waits for a connection to be queued (poll), then {} ms more before calling accept (--accept-delay): watch the accept queue",
+            "configured, not observed: the server waits for a connection to be queued (poll), then {} ms more before calling accept (--accept-delay): watch the accept queue",
             config.accept_delay.as_millis()
         );
         events.push(Event { t_ns: listen.t_ns + 1, what: What::Note(note) });
@@ -175,6 +175,9 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
             events.push(Event { t_ns: monotonic_ns(), what: What::Note(format!("{} said: {line}", side.name())) });
         }
     }
+    events.sort_by_key(|e| e.t_ns);
+    let notes = sampling_notes(&events);
+    events.extend(notes);
     events.sort_by_key(|e| e.t_ns);
     if !client_ok {
         return Err(io::Error::other(format!("the client failed: {}", complaints(&client_err))));
@@ -203,6 +206,52 @@ const EXPLAIN_INDENT: &str = "    # ";
 fn complaints(stderr: &str) -> String {
     let lines: Vec<&str> = messages(stderr).map(|l| l.strip_prefix("socklab: ").unwrap_or(l)).collect();
     if lines.is_empty() { "it exited without saying why".into() } else { lines.join("; ") }
+}
+
+/// What the polled socket table could not show exactly, said from what it did show:
+/// - each drop of the listener's accept queue comes from an accept4 that returned earlier; the
+///   sample that shows it lags the call by the polling interval, and the note says by how much;
+/// - the closing states (FIN-WAIT-1/2, CLOSE-WAIT, LAST-ACK) usually last less than the time between
+///   two dumps on loopback: those that no dump reported are named as not seen.
+fn sampling_notes(events: &[Event]) -> Vec<Event> {
+    let mut notes = Vec::new();
+    let mut last_queue: Option<u32> = None;
+    let mut last_accept: Option<u64> = None;
+    let mut seen: Vec<&str> = Vec::new();
+    for e in events {
+        if is_call(e, Side::Server, "accept4(") || is_call(e, Side::Server, "accept(") {
+            last_accept = Some(e.t_ns);
+        }
+        if let What::State { role, state, recv_q, .. } = &e.what {
+            seen.push(state);
+            if *role != "listener" || state != "LISTEN" {
+                continue;
+            }
+            if let (Some(before), Some(accepted)) = (last_queue, last_accept.take()) {
+                if *recv_q < before {
+                    let lag = e.t_ns.saturating_sub(accepted) as f64 / 1e6;
+                    let note = format!(
+                        "the accept queue's drop to {recv_q} happened when accept4 took the connection; sock_diag \
+                         is polled, so this sample was taken {lag:.1} ms after accept4 returned"
+                    );
+                    notes.push(Event { t_ns: e.t_ns + 1, what: What::Note(note) });
+                }
+            }
+            last_queue = Some(*recv_q);
+        }
+    }
+    let closing = ["FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK"];
+    let missed: Vec<&str> = closing.iter().copied().filter(|c| !seen.contains(c)).collect();
+    if !seen.is_empty() && !missed.is_empty() {
+        let note = format!(
+            "not seen: {} - no dump of the socket table (about one per millisecond) caught these closing states; \
+             they lasted less than that here. The FIN and ACK segments show when they began and ended.",
+            missed.join(", ")
+        );
+        let t_ns = events.last().map_or(0, |e| e.t_ns + 1);
+        notes.push(Event { t_ns, what: What::Note(note) });
+    }
+    notes
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
@@ -548,7 +597,7 @@ fn poll_states(
             let keep = seen.contains(key);
             if !keep {
                 let (local, remote) = *key;
-                let gone = What::State { role, local, remote, state: "CLOSED".into(), recv_q: 0, send_q: 0 };
+                let gone = What::Gone { role, local, remote };
                 changes.push((end_ns, gone));
             }
             keep

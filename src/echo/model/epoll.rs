@@ -19,14 +19,22 @@
 //! client costs a few dozen bytes (its socket, its address, an empty remainder), so 10,000 idle
 //! clients are cheap; in exchange the code is a state machine instead of a straight loop.
 //!
+//! How many threads: `config.threads`, or when 0 [`auto_threads`](crate::echo::auto_threads):
+//! one per CPU, but half the CPUs on a loopback address or a Unix socket, whose clients share
+//! this machine's CPUs (measured on 2 CPUs with the load generator on the same machine: one
+//! thread was as fast within the noise and does not depend on how the connections split;
+//! BENCHMARKS.md).
+//!
 //! Threads share the one listener, each registering it with `EPOLLEXCLUSIVE` so a new connection
-//! wakes one waiting thread instead of all of them (the thundering herd). The alternative,
-//! one `SO_REUSEPORT` listener per thread, lets the kernel hash each connection to a thread: that
-//! would need a different bind sequence, cannot move a connection queued on a busy thread to an
-//! idle one, and resets connections still queued on a listener when it closes. Measured side by
-//! side (2 threads, pingpong 100 conns x 64 B, 3 runs each on a 2-core machine), the shared
-//! listener did 149k/125k/178k round trips/s and SO_REUSEPORT 105k/115k/125k, with connrate equal
-//! (14.1k/s both): the shared listener is kept. See BENCHMARKS.md.
+//! wakes one waiting thread instead of all of them (the thundering herd). Whichever thread wakes
+//! accepts until the queue is empty, so a burst of connects can land on one thread: 100
+//! connections opened at once were split anywhere from 100/0 to 50/50 between 2 threads. The
+//! alternative, one `SO_REUSEPORT` listener per thread, hashes each connection to a thread (the
+//! C echo's split stayed within 39/61), but would need a different bind sequence, cannot move a
+//! connection queued on a busy thread to an idle one, and resets connections still queued on a
+//! listener when it closes. A trial build with it, in the same interleaved rounds as the shared
+//! listener (2 threads, pingpong 100 conns), was no faster (paired with the C echo: 1.03, 0.95
+//! and 0.99x against 1.10, 1.02 and 0.93x), so the shared listener is kept. See BENCHMARKS.md.
 //!
 //! Stop: `EPOLLEXCLUSIVE` wakes only some waiters, so the listener's shutdown cannot be the stop
 //! signal here. Each epoll also watches one end of a socketpair, which the stop switch shuts
@@ -45,7 +53,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
-use crate::echo::config::ServerConfig;
+use crate::echo::config::{ServerConfig, auto_threads_for};
 use crate::echo::endpoint::{Listener, Stream};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
@@ -71,11 +79,16 @@ struct Shared<'a> {
     exclusive: bool,
 }
 
-/// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
+/// Serves with `config.threads` threads (0: [`auto_threads`](crate::echo::auto_threads)) until
+/// `stop` is requested.
 pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let threads = match config.threads {
-        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        // A Unix socket's clients are on this machine by definition.
+        0 => auto_threads_for(match listener {
+            Listener::Tcp(tcp) => tcp.local_addr()?.ip().is_loopback(),
+            Listener::Unix(_) => true,
+        }),
         n => n,
     };
     let (wake, _other_end) = Socket::pair(Type::STREAM)?;
