@@ -321,6 +321,12 @@ struct StatesArgs {
     /// Only sockets with this local or remote port.
     #[arg(long)]
     port: Option<u16>,
+    /// Only IPv4 sockets (like `ss -4`).
+    #[arg(long, short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// Only IPv6 sockets (like `ss -6`), IPv4-mapped peers of a dual-stack listener included.
+    #[arg(long, short = '6')]
+    ipv6: bool,
     /// One JSON object per socket instead of a table.
     #[arg(long)]
     json: bool,
@@ -554,7 +560,14 @@ fn run() -> u8 {
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
         Command::Draw(args) => draw(args),
         #[cfg(socklab_sock_diag)]
-        Command::States(args) => states::print(args.port, args.json),
+        Command::States(args) => {
+            let family = match (args.ipv4, args.ipv6) {
+                (true, _) => Some(libc::AF_INET),
+                (_, true) => Some(libc::AF_INET6),
+                _ => None,
+            };
+            states::print(args.port, family, args.json)
+        }
         #[cfg(socklab_epoll)]
         Command::Bench(args) => bench(args),
         #[cfg(socklab_epoll)]
