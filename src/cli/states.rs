@@ -12,10 +12,14 @@ use socklab::diag::{Diag, TcpState, ss_addr};
 use socklab::file;
 use socklab::timeline::json::{self, Value};
 
-/// Prints the table (or JSON lines) for every TCP socket, or those with `port` at either end.
-pub fn print(port: Option<u16>, as_json: bool) -> io::Result<()> {
+/// Prints the table (or JSON lines) for every TCP socket, or those with `port` at either end;
+/// of one address family (`AF_INET`, `AF_INET6`) or both.
+pub fn print(port: Option<u16>, family: Option<i32>, as_json: bool) -> io::Result<()> {
     let mut diag = Diag::open()?;
-    let mut sockets = diag.dump_all(true)?;
+    let mut sockets = match family {
+        Some(family) => diag.dump(family, true)?,
+        None => diag.dump_all(true)?,
+    };
     if let Some(p) = port {
         sockets.retain(|s| s.local.port() == p || s.remote.port() == p);
     }

@@ -106,8 +106,8 @@ fn queue_cells(pen: &Pen, waiting: u32, backlog: u32) -> String {
 fn draw(ladder: &Ladder, pen: &Pen) -> String {
     let mut out = Vec::new();
     out.push(pen.text(&format!(
-        "Sequence diagram of this session: echo client and server on 127.0.0.1:{} (time: s since start)",
-        ladder.port
+        "Sequence diagram of this session: echo client and server on {} (time: s since start)",
+        ladder.server_addr()
     )));
     for c in &ladder.caveats {
         for (i, l) in wrap(&pen.text(c), WIDTH - 2).into_iter().enumerate() {

@@ -68,6 +68,8 @@ pub struct Row {
 /// Everything a diagram shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ladder {
+    /// The server's address.
+    pub host: std::net::IpAddr,
     /// The server's port.
     pub port: u16,
     /// In time order.
@@ -77,6 +79,11 @@ pub struct Ladder {
 }
 
 impl Ladder {
+    /// The server's address and port: `127.0.0.1:5000`, `[::1]:5000`.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+
     /// The arrows, in captured order.
     pub fn arrows(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().filter(|r| matches!(r.item, Item::Arrow { .. }))
@@ -162,7 +169,7 @@ pub fn build(timeline: &Timeline) -> Ladder {
     } else {
         caveats.push("no socket states were observed (sock_diag); none are drawn".into());
     }
-    Ladder { port: timeline.port, rows, caveats }
+    Ladder { host: timeline.host, port: timeline.port, rows, caveats }
 }
 
 /// `C: 约么?  (SYN: the client's kernel asks to connect)` → (`C: 约么?`, `SYN: the client's ...`).

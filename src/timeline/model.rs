@@ -5,7 +5,7 @@
 //! note. Recording is [`crate::walkthrough`]'s job; turning it into text or JSON is the renderers'
 //! ([`super::text`], [`super::jsonl`]), which only read it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::capture::Segment;
 
@@ -97,6 +97,8 @@ pub struct Event {
 /// The merged result.
 #[derive(Debug)]
 pub struct Timeline {
+    /// The server's address (127.0.0.1, ::1, or a wildcard for a dual-stack listener).
+    pub host: IpAddr,
     /// The server's port.
     pub port: u16,
     /// Time zero of the relative timestamps.
@@ -108,6 +110,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// The server's address and port: `127.0.0.1:5000`, `[::1]:5000`.
+    pub fn server_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
     /// Seconds from [`Timeline::start_ns`] to `t_ns` (0 for earlier times).
     pub fn seconds(&self, t_ns: u64) -> f64 {
         t_ns.saturating_sub(self.start_ns) as f64 / 1e9

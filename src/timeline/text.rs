@@ -6,10 +6,10 @@ use crate::diag::ss_addr;
 /// The whole timeline as text: a header, then each event with its time since the start.
 pub fn render(timeline: &Timeline) -> String {
     let mut out = format!(
-        "socklab walkthrough: echo server on 127.0.0.1:{} and its client, as two processes.\n\
+        "socklab walkthrough: echo server on {} and its client, as two processes.\n\
          Sources: server/client = system calls (strace's syntax), wire = TCP segments on lo, \
          ss = socket states and queues (sock_diag).\n\n",
-        timeline.port
+        timeline.server_addr()
     );
     for e in &timeline.events {
         let t = format!("{:+.6}", timeline.seconds(e.t_ns));

@@ -87,7 +87,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         // A Unix socket's clients are on this machine by definition.
         0 => auto_threads_for(match listener {
             Listener::Tcp(tcp) => tcp.local_addr()?.ip().is_loopback(),
-            Listener::Unix(_) => true,
+            Listener::Unix(_) | Listener::Seqpacket(_) => true,
         }),
         n => n,
     };

@@ -44,8 +44,6 @@ use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
 use crate::ready::uring::{RECV, Ring, SEND, too_old};
 use crate::socket::Socket;
 use crate::sys;
-use crate::tcp::TcpStream;
-use crate::unix::UnixStream;
 
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: u64 = 1 << 41;
@@ -146,11 +144,7 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                         (Ok(_), Some(fd)) => {
                             first_accept = false;
                             let socket = Socket::from(fd);
-                            let stream = match shared.listener {
-                                Listener::Tcp(_) => Stream::Tcp(TcpStream::from_socket(socket)),
-                                Listener::Unix(_) => Stream::Unix(UnixStream::from_socket(socket)),
-                            };
-                            add_conn(&mut ring, &mut conns, shared, stream);
+                            add_conn(&mut ring, &mut conns, shared, shared.listener.stream(socket));
                         }
                         // The stop shut the listener down before this thread saw the wake line.
                         _ if shared.stop.requested() => return Ok(()),
