@@ -44,6 +44,8 @@ pub mod echo;
 pub mod error;
 #[cfg(socklab_epoll)]
 pub mod fault;
+#[cfg(target_os = "linux")]
+pub mod file;
 #[cfg(socklab_epoll)]
 pub mod fixture;
 #[cfg(socklab_epoll)]

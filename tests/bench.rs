@@ -83,6 +83,38 @@ fn cli_reports_json_against_the_fork_model() {
     drain.join().unwrap().unwrap();
 }
 
+/// `socklab bench --addr [::1]:PORT`: every mode over IPv6 through the CLI, byte-exact (connrate
+/// without spreading source addresses: IPv6 has only the one loopback address).
+#[test]
+fn cli_benches_an_ipv6_server_in_every_mode() {
+    if !common::hosts().contains(&"::1") {
+        eprintln!("SKIPPED cli_benches_an_ipv6_server_in_every_mode: no IPv6 loopback here");
+        return;
+    }
+    let ready = common::ReadyFile::new();
+    let mut server = common::socklab()
+        .args(["server", "--host", "::1", "--port", "0", "--model", "epoll", "--threads", "2", "-q"])
+        .args(ready.args())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut server).to_string();
+    assert!(addr.starts_with("[::1]:"), "{addr}");
+    for mode in ["pingpong", "bulk", "connrate"] {
+        let out = common::socklab()
+            .args(["bench", "--addr", &addr, "--mode", mode, "--conns", "4", "--duration", "0.2", "--json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("\"mismatches\":0,\"lost_bytes\":0"), "{mode}: {text}");
+        assert!(text.contains(&format!("\"addr\":\"{addr}\"")), "{mode}: {text}");
+        assert!(!text.contains("\"served\":0,"), "{mode}: {text}");
+    }
+    common::signal(server.id(), "TERM");
+    assert!(server.wait().unwrap().success());
+}
+
 #[test]
 fn a_corrupting_server_is_caught() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -63,6 +63,15 @@ fn a_saved_session_reads_back_without_loss() {
     }
     let timeline = jsonl::read(&read("session.jsonl")).unwrap();
     assert_ne!(timeline.port, 0);
+    assert_eq!(timeline.server_addr().to_string(), format!("127.0.0.1:{}", timeline.port));
+    // A session saved before walkthroughs had --host has no "host": it was 127.0.0.1.
+    let older = read("session.jsonl").replacen("\"host\": \"127.0.0.1\", ", "", 1);
+    assert_eq!(jsonl::read(&older).unwrap().host, timeline.host);
+    // An IPv6 session names its server [::1]:PORT in the diagram's title.
+    let v6 = read("session.jsonl").replacen("\"host\": \"127.0.0.1\"", "\"host\": \"::1\"", 1);
+    let v6 = jsonl::read(&v6).unwrap();
+    assert!(jsonl::render(&v6).lines().next().unwrap().contains("\"host\": \"::1\""));
+    assert!(diagram::render_ascii(&v6).contains(&format!("echo client and server on [::1]:{}", v6.port)));
     assert!(timeline.capture_error.is_none());
     let timeline = jsonl::read(&read("session-no-capture.jsonl")).unwrap();
     assert!(timeline.capture_error.unwrap().contains("CAP_NET_RAW"));

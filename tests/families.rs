@@ -156,6 +156,45 @@ fn seqpacket_keeps_message_boundaries_and_reports_truncation() {
     assert!(stop(srv).0);
 }
 
+/// A seqpacket message longer than the server's --buffer: the kernel keeps what fits and drops the
+/// rest; recv with MSG_TRUNC returns the real length, and the server says so (every model that
+/// calls recv itself; the uring model's recvs run inside the kernel and are not checked).
+#[test]
+fn seqpacket_messages_longer_than_the_server_buffer_are_reported() {
+    let dir = TempDir::new("seqcut");
+    for model in ["iterative", "fork", "thread", "poll", "epoll"] {
+        let path = dir.path(&format!("{model}.sock"));
+        let (srv, _) = server(&["--unix", &path, "--seqpacket", "--buffer", "4", "--model", model, "--json"]);
+        // A real peer: Python sends one 10-byte message and gets back the 4 bytes the server kept.
+        let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n\
+                      s.connect(sys.argv[1])\ns.send(b'0123456789')\nprint(s.recv(100))";
+        let (ok, out, err) = python(script, &[&path]);
+        assert!(ok && out.trim() == "b'0123'", "{model}: {out}{err}");
+        let (ok, events) = stop(srv);
+        assert!(ok, "{model}: {events}");
+        let cut: Vec<&str> = events.lines().filter(|l| l.contains("\"event\": \"truncated\"")).collect();
+        assert_eq!(cut.len(), 1, "{model}: {events}");
+        assert!(cut[0].contains("\"kept\": 4") && cut[0].contains("\"bytes\": 10"), "{model}: {}", cut[0]);
+    }
+    // The text form names the lost bytes; a message that fits is not reported.
+    let path = dir.path("text.sock");
+    let (srv, _) = server(&["--unix", &path, "--seqpacket", "--buffer", "4"]);
+    let (ok, _, err) =
+        run(socklab().args(["client", "--unix", &path, "--seqpacket", "--message", "0123456789", "--chunk", "64"]));
+    assert!(!ok && err.contains("echoing 4 of 10 bytes"), "{err}");
+    let (ok, _, err) = run(socklab().args(["client", "--unix", &path, "--seqpacket", "--message", "abcd"]));
+    assert!(ok, "{err}");
+    let (ok, out) = stop(srv);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "Server Recv cut: the message from (unnamed) was 10 bytes, the buffer held 4; 6 bytes were lost (MSG_TRUNC)"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("Recv cut").count(), 1, "{out}");
+}
+
 #[test]
 fn unix_datagram_echo_in_iterative_and_epoll() {
     let dir = TempDir::new("dgram");

@@ -136,9 +136,18 @@ fn cookies_are_unique_and_survive_into_time_wait() {
     let client_addr = client.local_addr().unwrap();
     let (server, _) = listener.accept().unwrap();
     let mut diag = socklab::diag::Diag::open().unwrap();
+    // Only this test's three sockets: the port may carry TIME-WAIT records of an earlier test that
+    // had the same ephemeral port, which is exactly why the walkthrough needs cookies.
+    let server_addr = server.local_addr().unwrap();
     let ours = |diag: &mut socklab::diag::Diag| -> Vec<socklab::diag::SockInfo> {
         let all = diag.dump(libc::AF_INET, false).unwrap();
-        all.into_iter().filter(|s| s.local.port() == port || s.remote.port() == port).collect()
+        all.into_iter()
+            .filter(|s| {
+                (s.local.port() == port && s.state == socklab::diag::TcpState::Listen)
+                    || (s.local == server_addr && s.remote == client_addr)
+                    || (s.local == client_addr && s.remote == server_addr)
+            })
+            .collect()
     };
     let before = ours(&mut diag);
     assert_eq!(before.len(), 3, "listener, server and client: {before:?}");
@@ -147,7 +156,7 @@ fn cookies_are_unique_and_survive_into_time_wait() {
     cookies.dedup();
     assert_eq!(cookies.len(), 3, "three distinct cookies: {before:?}");
     assert!(cookies.iter().all(|&c| c != 0));
-    let client_cookie = before.iter().find(|s| s.local == client_addr).unwrap().cookie;
+    let client_cookie = before.iter().find(|s| s.local == client_addr && s.remote == server_addr).unwrap().cookie;
     // The client closes first, so its side ends in TIME-WAIT.
     drop(client);
     let mut buf = [0u8; 1];
@@ -164,4 +173,66 @@ fn cookies_are_unique_and_survive_into_time_wait() {
         assert!(Instant::now() < deadline, "the client never reached TIME-WAIT: {after:?}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The first five columns of table lines (state, Recv-Q, Send-Q, local, peer) with `port` at
+/// either end, sorted: the text both `ss -tanH` and `socklab states` print. TIME-WAIT rows are left
+/// out: an earlier test's connection to a server that had this port may still be there.
+fn table_rows(text: &str, port: u16) -> Vec<Vec<String>> {
+    let at_port = |a: &str| a.rsplit_once(':').is_some_and(|(_, p)| p == port.to_string());
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split_whitespace().take(5).map(str::to_string).collect::<Vec<_>>())
+        .filter(|f| f.len() == 5 && f[0] != "TIME-WAIT" && (at_port(&f[3]) || at_port(&f[4])))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A dual-stack listener on `::` and an IPv4 client: `socklab states -6` shows the listener as
+/// `*:PORT` and the accepted connection between IPv4-mapped addresses, `-4` the client's own
+/// socket, each exactly as `ss -tan -6` / `ss -tan -4` print them.
+#[test]
+fn states_of_one_family_agree_with_ss_for_a_dual_stack_listener() {
+    if !hosts().contains(&"::1") {
+        eprintln!("SKIPPED states_of_one_family: no IPv6 here");
+        return;
+    }
+    if !have("ss") {
+        eprintln!("SKIPPED states_of_one_family: ss (iproute2) is not installed");
+        return;
+    }
+    let server = ServerProcess::start("::", &["--v6only", "off", "--accept-delay", "60s", "-q"]);
+    let port = server.addr.port();
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let local = client.local_addr().unwrap();
+    let states = |flag: &str| {
+        let out = socklab().args(["states", flag, "--port", &port.to_string()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        table_rows(&String::from_utf8_lossy(&out.stdout), port)
+    };
+    let ss = |flag: &str| {
+        let out = Command::new("ss").args(["-tanH", flag]).output().expect("run ss");
+        table_rows(&String::from_utf8_lossy(&out.stdout), port)
+    };
+    // The handshake's last ACK may be handled a moment after connect returned: wait for the queue.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut v6 = states("-6");
+    while !v6.iter().any(|r| r[0] == "LISTEN" && r[1] == "1") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        v6 = states("-6");
+    }
+    let mapped = format!("[::ffff:127.0.0.1]:{}", local.port());
+    let expected_v6 = vec![
+        vec!["ESTAB".into(), "0".into(), "0".into(), format!("[::ffff:127.0.0.1]:{port}"), mapped],
+        vec!["LISTEN".into(), "1".into(), "5".into(), format!("*:{port}"), "*:*".into()],
+    ];
+    assert_eq!(v6, expected_v6);
+    assert_eq!(v6, ss("-6"), "socklab states -6 and ss -tan -6 disagree");
+    let v4 = states("-4");
+    assert_eq!(v4, vec![vec!["ESTAB".into(), "0".into(), "0".into(), local.to_string(), format!("127.0.0.1:{port}")]]);
+    assert_eq!(v4, ss("-4"), "socklab states -4 and ss -tan -4 disagree");
+    drop(client);
+    let (status, _, err) = server.terminate();
+    assert!(status.success(), "{err}");
 }

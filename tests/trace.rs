@@ -102,10 +102,28 @@ fn strace_calls(text: &str) -> Vec<String> {
     calls
 }
 
-/// socklab's own narration: the lines of its stderr that are calls.
+/// socklab's own narration: the lines of its stderr that are calls. Like the strace side, the
+/// `close` of a file (the `--ready-file`, opened with a narrated `openat`) is left out: this test
+/// compares sockets (tests/narration.rs compares the files too).
 fn narrated(stderr: &str) -> Vec<String> {
+    let mut files: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
     // Once the server runs a second thread each line carries strace's `[pid N] ` mark.
-    stderr.lines().map(|l| socklab::trace::split_pid_mark(l).1).filter(|l| call_name(l).is_some()).map(normal).collect()
+    for line in stderr.lines().map(|l| socklab::trace::split_pid_mark(l).1) {
+        if line.starts_with("openat(") {
+            files.insert(line.rsplit(" = ").next().unwrap_or("").trim().to_string());
+            continue;
+        }
+        if let Some(fd) = line.strip_prefix("close(").and_then(|r| r.split(')').next()) {
+            if files.remove(fd) {
+                continue;
+            }
+        }
+        if call_name(line).is_some() {
+            out.push(normal(line));
+        }
+    }
+    out
 }
 
 /// The same calls on both sides, each exactly once: compared as multisets, because the server's
@@ -261,4 +279,54 @@ fn step_waits_for_enter_on_a_terminal() {
         assert!(text.contains(call), "no prompt for {call}: {text}");
     }
     assert!(text.contains("= -1 ECONNREFUSED (Connection refused)"), "{text}");
+}
+
+/// `server --model fork --step` with stdin not a terminal: every prompt (the parent's and the
+/// child's, each naming its own pid) is answered with one SIGUSR1 to that pid. The child is
+/// stepped through the whole session: it must survive being stepped, and the client gets its echo.
+#[test]
+fn a_stepped_fork_child_serves_its_client_to_the_end() {
+    use std::io::{BufRead, Read, Write};
+    let ready = common::ReadyFile::new();
+    let mut server = socklab()
+        .args(["server", "--model", "fork", "--step", "--host", "127.0.0.1", "--port", "0"])
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = std::io::BufReader::new(server.stderr.take().unwrap());
+    // Answers each prompt as it comes; bounded by the stream's end (the server exits).
+    let answerer = std::thread::spawn(move || {
+        let mut prompts = Vec::new();
+        for line in err.lines().map_while(Result::ok).take(2000) {
+            if let Some(pid) = line.strip_prefix("[step] next: ").and_then(|l| l.rsplit_once("kill -USR1 ")) {
+                let pid: u32 = pid.1.trim_end_matches(')').trim().parse().expect("a pid in the prompt");
+                prompts.push((pid, line.clone()));
+                signal(pid, "USR1");
+            }
+        }
+        prompts
+    });
+    let addr = ready.wait(&mut server);
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    client.write_all(b"Hello").unwrap();
+    let mut echo = [0u8; 5];
+    client.read_exact(&mut echo).expect("the stepped child echoed");
+    assert_eq!(&echo, b"Hello");
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    // The child sees our FIN, closes and exits: end-of-file, not a reset.
+    let mut rest = Vec::new();
+    assert_eq!(client.read_to_end(&mut rest).expect("no reset from the child"), 0);
+    signal(server.id(), "INT");
+    let status = server.wait().unwrap();
+    let prompts = answerer.join().unwrap();
+    assert!(status.success(), "server: {status}; prompts: {prompts:?}");
+    let parent = server.id();
+    let child: Vec<&String> = prompts.iter().filter(|(pid, _)| *pid != parent).map(|(_, l)| l).collect();
+    for call in ["recvfrom(", "sendto(", "close("] {
+        assert!(child.iter().any(|l| l.contains(call)), "the child was not stepped through {call}: {child:?}");
+    }
 }

@@ -248,7 +248,9 @@ impl Run<'_> {
     /// TIME-WAIT for 60 s, holding one of the ~28,000 ephemeral ports toward the server's address,
     /// so after a couple of seconds every connect waits for a port. The whole 127.0.0.0/8 is
     /// loopback, so connections go out from 127.0.0.2 to 127.0.0.251 in turn, each with its own
-    /// set of ports.
+    /// set of ports. IPv6 has one loopback address (::1/128), so against [::1] every connection
+    /// goes out from ::1; there connect reuses ports in TIME-WAIT when net.ipv4.tcp_tw_reuse
+    /// allows it (it covers IPv6 too; its default, 2, allows it on loopback only).
     fn source_address(&self) -> Option<SocketAddr> {
         let std::net::IpAddr::V4(ip) = self.config.addr.ip() else { return None };
         if self.config.mode != Mode::Connrate || !ip.is_loopback() {

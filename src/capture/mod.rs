@@ -96,7 +96,10 @@ fn open_loopback() -> io::Result<Socket> {
 
 /// `lo`'s interface index, from sysfs (it is 1 on Linux unless someone renumbered it).
 fn loopback_index() -> i32 {
-    std::fs::read_to_string("/sys/class/net/lo/ifindex").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1)
+    crate::file::read_to_string(std::path::Path::new("/sys/class/net/lo/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 /// CLOCK_MONOTONIC minus CLOCK_REALTIME, in nanoseconds, read back to back.

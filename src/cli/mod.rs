@@ -7,7 +7,7 @@ mod signals;
 mod states;
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +179,18 @@ fn parse_fault(text: &str) -> Result<socklab::fault::Fault, String> {
 
 #[derive(Debug, Args)]
 struct WalkthroughArgs {
+    /// The address the server listens on: 127.0.0.1, ::1 (the IPv6 handshake), or a wildcard
+    /// (0.0.0.0, ::); loopback or wildcard only, the capture watches lo.
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_walkthrough_host)]
+    host: IpAddr,
+    /// The address the client connects to, a loopback address [default: --host; for a wildcard
+    /// --host, its family's loopback]. With `--host :: --connect 127.0.0.1` the IPv4 client
+    /// reaches a dual-stack listener and the server's sockets show it as ::ffff:127.0.0.1.
+    #[arg(long, value_parser = parse_walkthrough_connect)]
+    connect: Option<IpAddr>,
+    /// The server's IPV6_V6ONLY for an IPv6 --host (on, off) [default: the system's].
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    v6only: Option<bool>,
     /// The server's port (0: let the kernel choose a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -274,6 +286,28 @@ impl FamilyArgs {
     }
 }
 
+/// The walkthrough's `--host`: an IP address, loopback or wildcard (it captures on lo only).
+fn parse_walkthrough_host(text: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("'{text}' is not an IP address: use 127.0.0.1, ::1, 0.0.0.0 or ::"))?;
+    if ip.is_loopback() || ip.is_unspecified() {
+        Ok(ip)
+    } else {
+        Err(format!("{ip} is neither a loopback nor a wildcard address: the walkthrough captures on lo only"))
+    }
+}
+
+/// The walkthrough's `--connect`: a loopback IP address.
+fn parse_walkthrough_connect(text: &str) -> Result<IpAddr, String> {
+    match parse_walkthrough_host(text)? {
+        ip if ip.is_loopback() => Ok(ip),
+        ip => Err(format!("{ip} is a wildcard: connect to a loopback address (127.0.0.1 or ::1)")),
+    }
+}
+
 /// `--v6only on|off`.
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {
@@ -288,6 +322,12 @@ struct StatesArgs {
     /// Only sockets with this local or remote port.
     #[arg(long)]
     port: Option<u16>,
+    /// Only IPv4 sockets (like `ss -4`).
+    #[arg(long, short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// Only IPv6 sockets (like `ss -6`), IPv4-mapped peers of a dual-stack listener included.
+    #[arg(long, short = '6')]
+    ipv6: bool,
     /// One JSON object per socket instead of a table.
     #[arg(long)]
     json: bool,
@@ -536,7 +576,14 @@ fn run() -> u8 {
         #[cfg(all(socklab_af_packet, socklab_sock_diag))]
         Command::Draw(args) => draw(args),
         #[cfg(socklab_sock_diag)]
-        Command::States(args) => states::print(args.port, args.json),
+        Command::States(args) => {
+            let family = match (args.ipv4, args.ipv6) {
+                (true, _) => Some(libc::AF_INET),
+                (_, true) => Some(libc::AF_INET6),
+                _ => None,
+            };
+            states::print(args.port, family, args.json)
+        }
         #[cfg(socklab_epoll)]
         Command::Bench(args) => bench(args),
         #[cfg(socklab_epoll)]
@@ -822,23 +869,14 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
 /// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
 /// no file or the whole line.
 fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let context = |e: io::Error| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display()));
-    std::fs::write(&tmp, format!("{addr}\n")).map_err(context)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        context(e)
-    })
+    socklab::file::write_atomically(path, format!("{addr}\n").as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display())))
 }
 
 fn client(args: ClientArgs) -> io::Result<()> {
     let addrs: Vec<SocketAddr> = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let message = if args.message == "-" {
-        let mut bytes = Vec::new();
-        io::stdin().lock().read_to_end(&mut bytes)?;
-        bytes
+        socklab::file::read_stdin().map_err(|e| io::Error::new(e.kind(), format!("--message -: reading stdin: {e}")))?
     } else {
         args.message.into_bytes()
     };
@@ -925,7 +963,20 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     let timeline = match args.clients {
         None => {
             let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
-            walkthrough::run(&exe, &Config { port: args.port, accept_delay, explain })?
+            let config = Config {
+                host: args.host,
+                connect: args.connect,
+                v6only: args.v6only,
+                port: args.port,
+                accept_delay,
+                explain,
+            };
+            walkthrough::run(&exe, &config)?
+        }
+        Some(_) if args.host != IpAddr::from([127, 0, 0, 1]) || args.connect.is_some() || args.v6only.is_some() => {
+            let why =
+                "the crowd of --clients runs on 127.0.0.1 only; drop --host, --connect and --v6only, or --clients";
+            return Err(usage("--clients", io::Error::new(io::ErrorKind::InvalidInput, why)));
         }
         Some(n) => {
             let config = crowd::Config {

@@ -6,14 +6,20 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
+use std::path::Path;
 
 use socklab::diag::{Diag, TcpState, ss_addr};
+use socklab::file;
 use socklab::timeline::json::{self, Value};
 
-/// Prints the table (or JSON lines) for every TCP socket, or those with `port` at either end.
-pub fn print(port: Option<u16>, as_json: bool) -> io::Result<()> {
+/// Prints the table (or JSON lines) for every TCP socket, or those with `port` at either end;
+/// of one address family (`AF_INET`, `AF_INET6`) or both.
+pub fn print(port: Option<u16>, family: Option<i32>, as_json: bool) -> io::Result<()> {
     let mut diag = Diag::open()?;
-    let mut sockets = diag.dump_all(true)?;
+    let mut sockets = match family {
+        Some(family) => diag.dump(family, true)?,
+        None => diag.dump_all(true)?,
+    };
     if let Some(p) = port {
         sockets.retain(|s| s.local.port() == p || s.remote.port() == p);
     }
@@ -71,16 +77,19 @@ pub fn print(port: Option<u16>, as_json: bool) -> io::Result<()> {
 /// The inodes of the sockets that socklab processes hold open (this one included).
 fn socklab_inodes() -> HashSet<u32> {
     let mut inodes = HashSet::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return inodes };
-    for p in procs.flatten() {
-        let path = p.path();
-        let is_socklab = std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "socklab");
+    let Ok(procs) = file::read_dir(Path::new("/proc")) else { return inodes };
+    // Only the numbered entries are processes.
+    for pid in procs.iter().filter(|p| p.to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))) {
+        let path = Path::new("/proc").join(pid);
+        let is_socklab = file::read_to_string(&path.join("comm")).is_ok_and(|c| c.trim() == "socklab");
         if !is_socklab {
             continue;
         }
-        let Ok(fds) = std::fs::read_dir(path.join("fd")) else { continue };
-        for fd in fds.flatten() {
-            let target = std::fs::read_link(fd.path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+        let Ok(fds) = file::read_dir(&path.join("fd")) else { continue };
+        for fd in fds {
+            let target = file::read_link(&path.join("fd").join(fd))
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if let Some(n) = target.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
                 if let Ok(n) = n.parse() {
                     inodes.insert(n);

@@ -91,7 +91,7 @@ pub const DEFAULT_MAX_THREADS: usize = 1024;
 /// The kernel's cap on listen backlogs (`net.core.somaxconn`), read from /proc; 4096 (the Linux
 /// default since 5.4) where it cannot be read. listen(2) silently lowers larger backlogs to it.
 pub fn somaxconn() -> i32 {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+    crate::file::read_to_string(std::path::Path::new("/proc/sys/net/core/somaxconn"))
         .ok()
         .and_then(|text| text.trim().parse().ok())
         .filter(|&n: &i32| n > 0)

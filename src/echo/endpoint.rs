@@ -68,7 +68,12 @@ impl Bound {
         }
         Ok(match transport {
             Transport::Tcp => Bound::Listener(Listener::Tcp(TcpListener::bind_with(&addr, backlog, only_v6)?)),
-            Transport::Unix(name, kind) => Bound::Listener(Listener::Unix(UnixListener::bind(name, *kind, backlog)?)),
+            Transport::Unix(name, UnixKind::Stream) => {
+                Bound::Listener(Listener::Unix(UnixListener::bind(name, UnixKind::Stream, backlog)?))
+            }
+            Transport::Unix(name, UnixKind::Seqpacket) => {
+                Bound::Listener(Listener::Seqpacket(UnixListener::bind(name, UnixKind::Seqpacket, backlog)?))
+            }
             Transport::Udp => Bound::Datagram(Datagram::Udp(UdpSocket::bind(&addr, only_v6)?)),
             Transport::UnixDgram(name) => Bound::Datagram(Datagram::Unix(UnixDatagram::bind(name)?)),
         })
@@ -91,7 +96,7 @@ impl Bound {
     pub fn close(self) -> io::Result<()> {
         match self {
             Bound::Listener(Listener::Tcp(l)) => l.close(),
-            Bound::Listener(Listener::Unix(l)) => l.close(),
+            Bound::Listener(Listener::Unix(l) | Listener::Seqpacket(l)) => l.close(),
             Bound::Datagram(Datagram::Udp(d)) => Socket::from(std::os::fd::OwnedFd::from(d)).close(),
             Bound::Datagram(Datagram::Unix(d)) => Socket::from(std::os::fd::OwnedFd::from(d)).close(),
         }
@@ -109,15 +114,23 @@ impl AsRef<Socket> for Bound {
 pub enum Listener {
     /// TCP, IPv4 or IPv6.
     Tcp(TcpListener),
-    /// Unix stream or seqpacket.
+    /// Unix stream.
     Unix(UnixListener),
+    /// Unix seqpacket.
+    Seqpacket(UnixListener),
 }
 
 impl Listener {
     fn wrap(&self, (socket, peer): (Socket, SockAddr)) -> (Stream, SockAddr) {
+        (self.stream(socket), peer)
+    }
+
+    /// A connection this listener accepted (by any means: accept(2), io_uring), typed as its kind.
+    pub fn stream(&self, socket: Socket) -> Stream {
         match self {
-            Listener::Tcp(_) => (Stream::Tcp(TcpStream::from_socket(socket)), peer),
-            Listener::Unix(_) => (Stream::Unix(UnixStream::from_socket(socket)), peer),
+            Listener::Tcp(_) => Stream::Tcp(TcpStream::from_socket(socket)),
+            Listener::Unix(_) => Stream::Unix(UnixStream::from_socket(socket)),
+            Listener::Seqpacket(_) => Stream::Seqpacket(UnixStream::from_socket(socket)),
         }
     }
 
@@ -140,7 +153,7 @@ impl Listener {
     pub fn wait_for_connection(&self) -> io::Result<()> {
         match self {
             Listener::Tcp(l) => l.wait_for_connection(),
-            Listener::Unix(l) => l.wait_for_connection(),
+            Listener::Unix(l) | Listener::Seqpacket(l) => l.wait_for_connection(),
         }
     }
 
@@ -154,7 +167,7 @@ impl AsRef<Socket> for Listener {
     fn as_ref(&self) -> &Socket {
         match self {
             Listener::Tcp(l) => l.socket(),
-            Listener::Unix(l) => l.socket(),
+            Listener::Unix(l) | Listener::Seqpacket(l) => l.socket(),
         }
     }
 }
@@ -170,15 +183,28 @@ impl AsFd for Listener {
 pub enum Stream {
     /// TCP.
     Tcp(TcpStream),
-    /// Unix stream or seqpacket.
+    /// Unix stream.
     Unix(UnixStream),
+    /// Unix seqpacket: a connection that keeps message boundaries.
+    Seqpacket(UnixStream),
 }
 
 impl Stream {
-    /// recv(2).
+    /// recv(2). On seqpacket: one message, cut to `buf.len()` (see [`recv_message`](Self::recv_message)).
     #[inline]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.as_ref().recv(buf)
+    }
+
+    /// recv(2) that tells a cut message: `(bytes in buf, the message's real length)`. On
+    /// seqpacket, recv with `MSG_TRUNC` returns the real length (Linux) and the kernel drops the
+    /// part that did not fit; a byte stream is never cut (the rest waits for the next recv), so
+    /// there both are the count.
+    pub fn recv_message(&self, buf: &mut [u8]) -> io::Result<(usize, usize)> {
+        match self {
+            Stream::Seqpacket(s) => s.recv_trunc(buf).map(|real| (real.min(buf.len()), real)),
+            _ => self.recv(buf).map(|n| (n, n)),
+        }
     }
 
     /// send(2) once.
@@ -207,7 +233,7 @@ impl Stream {
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nodelay(on),
-            Stream::Unix(_) => Ok(()),
+            Stream::Unix(_) | Stream::Seqpacket(_) => Ok(()),
         }
     }
 
@@ -215,7 +241,7 @@ impl Stream {
     pub fn peer_cred(&self) -> Option<io::Result<crate::PeerCred>> {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Stream::Unix(s) => Some(s.peer_cred()),
+            Stream::Unix(s) | Stream::Seqpacket(s) => Some(s.peer_cred()),
             _ => None,
         }
     }
@@ -229,7 +255,7 @@ impl Stream {
     pub fn close(self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.close(),
-            Stream::Unix(s) => s.close(),
+            Stream::Unix(s) | Stream::Seqpacket(s) => s.close(),
         }
     }
 }
@@ -239,7 +265,7 @@ impl AsRef<Socket> for Stream {
     fn as_ref(&self) -> &Socket {
         match self {
             Stream::Tcp(s) => s.socket(),
-            Stream::Unix(s) => s.socket(),
+            Stream::Unix(s) | Stream::Seqpacket(s) => s.socket(),
         }
     }
 }

@@ -22,8 +22,8 @@ pub enum Event<'a> {
     ServerReceived(SockAddr, &'a [u8]),
     /// The server is sending these bytes back.
     ServerSending(SockAddr, &'a [u8]),
-    /// A datagram did not fit the buffer: `(sender, bytes kept, the datagram's real length)`;
-    /// the kernel dropped the rest (recvfrom with MSG_TRUNC reported the real length).
+    /// A datagram or a seqpacket message did not fit the buffer: `(sender, bytes kept, its real
+    /// length)`; the kernel dropped the rest (recv/recvfrom with MSG_TRUNC reported the real length).
     Truncated(SockAddr, usize, usize),
     /// pass-fd: the connection from this peer (our descriptor `.1`) was sent to process `.2`
     /// with SCM_RIGHTS.
@@ -97,7 +97,7 @@ impl fmt::Display for Event<'_> {
             }
             Event::Truncated(peer, kept, total) => write!(
                 f,
-                "Server Recv cut: the datagram from {peer} was {total} bytes, the buffer held {kept}; {} bytes were lost (MSG_TRUNC)",
+                "Server Recv cut: the message from {peer} was {total} bytes, the buffer held {kept}; {} bytes were lost (MSG_TRUNC)",
                 total - kept
             ),
             Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),

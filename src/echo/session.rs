@@ -43,10 +43,11 @@ impl<'a> Limited<'a> {
         Ok(Limited { stream, deadline: Deadline::start(stream, limits)? })
     }
 
-    /// recv(2), within the limits.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// recv(2), within the limits: `(bytes in buf, real length)`, which differ only for a
+    /// seqpacket message longer than `buf` (see [`Stream::recv_message`]).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, usize)> {
         self.deadline.before_io(self.stream)?;
-        self.stream.recv(buf).map_err(|e| self.deadline.explain(e))
+        self.stream.recv_message(buf).map_err(|e| self.deadline.explain(e))
     }
 
     /// send(2) until every byte is taken, within the limits: the budget is checked before every
@@ -68,11 +69,15 @@ impl<'a> Limited<'a> {
 /// The tutorial's echo loop over `conn`, reporting what it does to `sink`.
 pub fn echo(conn: &Limited<'_>, peer: SockAddr, buf: &mut [u8], sink: &Sink) -> io::Result<()> {
     loop {
-        let n = conn.recv(buf)?;
-        if n == 0 {
+        let (n, real) = conn.recv(buf)?;
+        if real == 0 {
             // The client sent FIN: its side is closed, and so everything was echoed.
             sink(&Event::ServerRecvOver(peer));
             return Ok(());
+        }
+        if real > n {
+            // A seqpacket message longer than the buffer: the kernel dropped the rest.
+            sink(&Event::Truncated(peer, n, real));
         }
         sink(&Event::ServerReceived(peer, &buf[..n]));
         sink(&Event::ServerSending(peer, &buf[..n]));
@@ -147,12 +152,18 @@ impl Conn {
 
     /// One recv into the thread's buffer, then echo as much as the socket takes.
     fn readable(&mut self, buf: &mut [u8], sink: &Sink) -> Want {
-        let n = match self.stream.recv(buf) {
-            Ok(0) => {
+        let n = match self.stream.recv_message(buf) {
+            Ok((_, 0)) => {
                 sink(&Event::ServerRecvOver(self.peer));
                 return Want::Close;
             }
-            Ok(n) => n,
+            Ok((n, real)) => {
+                if real > n {
+                    // A seqpacket message longer than the buffer: the kernel dropped the rest.
+                    sink(&Event::Truncated(self.peer, n, real));
+                }
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Want::Read, // a spurious wake-up
             Err(e) => return self.failed(&e, sink),
         };

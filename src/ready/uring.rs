@@ -160,7 +160,7 @@ pub fn refusal(call: &str, errno: i32, disabled: Option<u32>) -> String {
 
 /// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 group-restricted, 2 off.
 pub fn disabled_sysctl() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok()?.trim().parse().ok()
+    crate::file::read_to_string(std::path::Path::new("/proc/sys/kernel/io_uring_disabled")).ok()?.trim().parse().ok()
 }
 
 fn explained(err: &io::Error, call: &str) -> io::Error {

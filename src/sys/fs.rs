@@ -1,24 +1,149 @@
-//! The one file system call socklab makes on its own: removing a Unix socket's file.
+//! The file system calls socklab makes on its own: reading a /proc or /sys file (somaxconn, a
+//! process's `comm`), reading standard input (`client --message -`), writing and renaming the
+//! `--ready-file`, listing a directory (the /proc scan of `states`), and removing a Unix socket's
+//! file. They go through `syscall!` like the socket calls, so `--trace` shows them as strace does:
+//! `openat(AT_FDCWD, "/proc/sys/net/core/somaxconn", O_RDONLY|O_CLOEXEC) = 3`.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::trace::Arg;
 
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path cannot contain a NUL byte"))
+}
+
 /// `unlink(2)`: removes a name from the file system. A Unix socket bound to a path leaves that
 /// file behind when it is closed; the next bind to the same path fails with `EADDRINUSE` until
 /// someone unlinks it. (Connecting to such a stale file fails with `ECONNREFUSED`.)
 pub fn unlink(path: &Path) -> io::Result<()> {
-    let bytes = path.as_os_str().as_bytes();
-    let c = CString::new(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path cannot contain a NUL byte"))?;
+    let c = c_path(path)?;
     syscall!(
         "unlink",
         // SAFETY: `c` is a NUL-terminated string alive for the whole call.
         unsafe { libc::unlink(c.as_ptr()) },
-        [Arg::Path(bytes)]
+        [Arg::Path(path.as_os_str().as_bytes())]
     )
     .map(drop)
+}
+
+/// `openat(2)` relative to the current directory (`AT_FDCWD`), which is what glibc's `open` makes
+/// too. `mode` is the permission of a file `O_CREAT` creates (less the umask); it is passed, and
+/// shown, only with `O_CREAT`.
+pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let c = c_path(path)?;
+    let bytes = path.as_os_str().as_bytes();
+    let fd = if flags & libc::O_CREAT != 0 {
+        syscall!(
+            "openat",
+            // SAFETY: `c` is a NUL-terminated string alive for the whole call.
+            unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), flags, mode as libc::c_uint) },
+            [Arg::Name("AT_FDCWD"), Arg::Path(bytes), Arg::OpenFlags(flags), Arg::Mode(mode as u32)]
+        )?
+    } else {
+        syscall!(
+            "openat",
+            // SAFETY: `c` is a NUL-terminated string alive for the whole call.
+            unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), flags) },
+            [Arg::Name("AT_FDCWD"), Arg::Path(bytes), Arg::OpenFlags(flags)]
+        )?
+    };
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `read(2)`: up to `buf.len()` bytes from a file (or a pipe, a terminal); 0 at end of file.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let (len, ptr) = (buf.len(), buf.as_mut_ptr());
+    let n = syscall!(
+        "read",
+        // SAFETY: `buf` is valid for writes of `len` bytes.
+        unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Data(&[]), Arg::Int(len as i64)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), filled(&res, buf), Arg::Int(len as i64)]
+    )?;
+    Ok(n as usize)
+}
+
+fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
+    match res {
+        Ok(n) => Arg::Data(&buf[..(*n as usize).min(buf.len())]),
+        Err(_) => Arg::Ptr(buf.as_ptr() as usize),
+    }
+}
+
+/// `write(2)`: copies bytes into a file; may take fewer than offered (callers loop).
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let n = syscall!(
+        "write",
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+        unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Data(buf), Arg::Int(buf.len() as i64)]
+    )?;
+    Ok(n as usize)
+}
+
+/// `rename(2)`: gives a file a new name, replacing any file already there in one step — a reader
+/// opening `to` sees the old file or the new one, never a half-written one.
+pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    let (a, b) = (c_path(from)?, c_path(to)?);
+    syscall!(
+        "rename",
+        // SAFETY: `a` and `b` are NUL-terminated strings alive for the whole call.
+        unsafe { libc::rename(a.as_ptr(), b.as_ptr()) },
+        [Arg::Path(from.as_os_str().as_bytes()), Arg::Path(to.as_os_str().as_bytes())]
+    )
+    .map(drop)
+}
+
+/// `readlink(2)`: where a symbolic link points (`/proc/PID/fd/N` → `socket:[12345]`), at most
+/// `buf.len()` bytes of it, not NUL-terminated.
+pub fn readlink(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    let c = c_path(path)?;
+    let (len, ptr) = (buf.len(), buf.as_mut_ptr());
+    let bytes = path.as_os_str().as_bytes();
+    let n = syscall!(
+        "readlink",
+        // SAFETY: `c` is a NUL-terminated string and `buf` is valid for writes of `len` bytes.
+        unsafe { libc::readlink(c.as_ptr(), ptr.cast(), len) },
+        [Arg::Path(bytes), Arg::Data(&[]), Arg::Int(len as i64)]
+            => |res| [Arg::Path(bytes), filled(&res, buf), Arg::Int(len as i64)]
+    )?;
+    Ok(n as usize)
+}
+
+/// `getdents64(2)`: the next directory entries of an open directory, packed into `buf` as
+/// `struct linux_dirent64` records; 0 when the listing is done. Returns the bytes filled.
+pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let (len, ptr) = (buf.len(), buf.as_mut_ptr());
+    let n = syscall!(
+        "getdents64",
+        // SAFETY: `buf` is valid for writes of `len` bytes.
+        unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), ptr, len) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Dirents(ptr as usize, None), Arg::Int(len as i64)]
+            => |res| [
+                Arg::Fd(fd.as_raw_fd()),
+                Arg::Dirents(ptr as usize, res.as_ref().ok().map(|&n| dirents(&buf[..n as usize]).count())),
+                Arg::Int(len as i64),
+            ]
+    )?;
+    Ok(n as usize)
+}
+
+/// The names in a buffer getdents64 filled: each `struct linux_dirent64` is `d_ino` (8 bytes),
+/// `d_off` (8), `d_reclen` (2), `d_type` (1), then the NUL-terminated name, padded to `d_reclen`.
+pub fn dirents(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let head = buf.get(at..at + 19)?;
+        let reclen = usize::from(u16::from_ne_bytes([head[16], head[17]]));
+        let record = buf.get(at + 19..at + reclen)?;
+        at += reclen.max(19);
+        let end = record.iter().position(|&b| b == 0).unwrap_or(record.len());
+        Some(&record[..end])
+    })
 }

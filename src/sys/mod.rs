@@ -4,7 +4,7 @@
 //! - **One function per system call**, named after it, with the man page in its doc. Where the
 //!   kernel receives a different call than the name suggests, the narration says so
 //!   (`recv` is made as `recvfrom(..., NULL, NULL)`; `accept` as `accept4` where it exists).
-//! - **One helper for every call**: [`syscall!`] makes the call, turns `-1` into
+//! - **One helper for every call**: `syscall!` makes the call, turns `-1` into
 //!   `io::Error::last_os_error()` (read at once, before anything else can touch errno) and reports
 //!   the call to the narration hook. With no hook listening that costs one relaxed atomic load and
 //!   one predictable branch; the argument list is built only inside the traced branch.
@@ -86,11 +86,11 @@ pub mod uring;
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{dup_cloexec, fcntl_get, fcntl_set};
-pub use fs::unlink;
+pub use fs::{dirents, getdents64, open, read, readlink, rename, unlink, write};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
-    MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, listen, recv, recvfrom,
-    recvmsg_fds, send, sendmsg_fds, sendto, shutdown, socket, socketpair,
+    MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, ioctl_fionread, listen, recv,
+    recvfrom, recvmsg_fds, send, sendmsg_fds, sendto, shutdown, socket, socketpair,
 };
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use sockopt::getsockopt_peercred;

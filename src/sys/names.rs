@@ -231,6 +231,29 @@ pub fn open_flags(v: i32) -> String {
     if rest == "0" { access.to_string() } else { format!("{access}|{rest}") }
 }
 
+/// openat(2)'s flags in strace's order: `O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY`,
+/// `O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC`.
+pub fn openat_flags(v: i32) -> String {
+    let access = match v & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        _ => "O_RDWR",
+    };
+    let rest = flag_names(
+        v & !libc::O_ACCMODE,
+        &[
+            (libc::O_CREAT, "O_CREAT"),
+            (libc::O_EXCL, "O_EXCL"),
+            (libc::O_TRUNC, "O_TRUNC"),
+            (libc::O_APPEND, "O_APPEND"),
+            (libc::O_NONBLOCK, "O_NONBLOCK"),
+            (libc::O_CLOEXEC, "O_CLOEXEC"),
+            (libc::O_DIRECTORY, "O_DIRECTORY"),
+        ],
+    );
+    if rest == "0" { access.to_string() } else { format!("{access}|{rest}") }
+}
+
 /// poll(2) event bits: `POLLIN|POLLOUT`.
 pub fn poll_events(v: i16) -> String {
     const TABLE: &[(i32, &str)] = &[

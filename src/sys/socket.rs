@@ -212,6 +212,28 @@ pub fn close(fd: OwnedFd) -> io::Result<()> {
     .map(drop)
 }
 
+/// `ioctl(fd, FIONREAD, &n)` (the same request as `SIOCINQ`): how many bytes wait unread in a
+/// socket's receive queue. Fails with `EINVAL` on a listener (it has no byte stream).
+///
+/// Takes a plain descriptor number: `--explain` asks it about a descriptor the program is about
+/// to close, which the narration knows only by number. Asking about a closed or reused number
+/// cannot touch memory; at worst the kernel answers `EBADF` or `ENOTTY`.
+pub fn ioctl_fionread(fd: RawFd) -> io::Result<i32> {
+    let mut n: libc::c_int = 0;
+    let ptr: *mut libc::c_int = &mut n;
+    syscall!(
+        "ioctl",
+        // SAFETY: FIONREAD writes one int through `ptr`, which is valid for it.
+        unsafe { libc::ioctl(fd, libc::FIONREAD as _, ptr) },
+        [Arg::Fd(fd), Arg::Name("FIONREAD"), Arg::OptOut]
+            => |res| [Arg::Fd(fd), Arg::Name("FIONREAD"), match res {
+                Ok(_) => Arg::OptInt(n),
+                Err(_) => Arg::Ptr(ptr as usize),
+            }]
+    )?;
+    Ok(n)
+}
+
 /// `getsockname(2)`: the local address, e.g. the port the kernel chose after binding port 0.
 pub fn getsockname(fd: BorrowedFd<'_>) -> io::Result<SockAddr> {
     name_call("getsockname", fd, libc::getsockname)

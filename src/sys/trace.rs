@@ -121,6 +121,13 @@ pub enum Arg<'a> {
     },
     /// A file system path: `"/tmp/echo.sock"`.
     Path(&'a [u8]),
+    /// open's flags: `O_RDONLY|O_CLOEXEC`.
+    OpenFlags(i32),
+    /// A file's permission bits (open with `O_CREAT`): `0666`.
+    Mode(u32),
+    /// getdents64's buffer: its address and, once filled, how many entries it holds
+    /// (`0x55... /* 12 entries */`).
+    Dirents(usize, Option<usize>),
     /// A `struct msghdr` of sendmsg/recvmsg with no name, one iovec and at most one `SCM_RIGHTS`
     /// control message. `data: None` before a recvmsg returns (shown as `...`).
     Msg {

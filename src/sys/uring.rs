@@ -21,6 +21,7 @@
 //! Linux only (cfg `socklab_uring`).
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
@@ -384,7 +385,9 @@ impl Buffers {
 /// One io_uring instance: its descriptor, its two rings, and its provided buffers.
 #[derive(Debug)]
 pub struct Uring {
-    fd: OwnedFd,
+    /// Closed at the end of `drop` through `close`, so the narration shows it (ManuallyDrop keeps
+    /// OwnedFd's own, silent, close from running).
+    fd: ManuallyDrop<OwnedFd>,
     ring: Map,
     sqes: Map,
     params: Params,
@@ -408,7 +411,7 @@ impl Uring {
         let cq_len = params.cq_off.cqes as usize + params.cq_entries as usize * size_of::<Cqe>();
         let ring = Map::new(sq_len.max(cq_len), Some((fd.as_fd(), IORING_OFF_SQ_RING)))?;
         let sqes = Map::new(params.sq_entries as usize * size_of::<Sqe>(), Some((fd.as_fd(), IORING_OFF_SQES)))?;
-        let uring = Uring { fd, ring, sqes, params, sq_tail: 0, in_flight: 0, buffers: None };
+        let uring = Uring { fd: ManuallyDrop::new(fd), ring, sqes, params, sq_tail: 0, in_flight: 0, buffers: None };
         // The SQ array maps ring slots to SQE indexes; socklab uses slot i for SQE i, always.
         for i in 0..params.sq_entries {
             let slot = uring.ring.at::<u32>(params.sq_off.array + i * 4);
@@ -679,6 +682,9 @@ impl Drop for Uring {
                 std::mem::forget(bufs.data.take());
             }
         }
+        // SAFETY: this is the end of `drop`; nothing reads `self.fd` after it is taken here.
+        let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
+        let _ = super::close(fd);
     }
 }
 

@@ -106,8 +106,8 @@ fn queue_cells(pen: &Pen, waiting: u32, backlog: u32) -> String {
 fn draw(ladder: &Ladder, pen: &Pen) -> String {
     let mut out = Vec::new();
     out.push(pen.text(&format!(
-        "Sequence diagram of this session: echo client and server on 127.0.0.1:{} (time: s since start)",
-        ladder.port
+        "Sequence diagram of this session: echo client and server on {} (time: s since start)",
+        ladder.server_addr()
     )));
     for c in &ladder.caveats {
         for (i, l) in wrap(&pen.text(c), WIDTH - 2).into_iter().enumerate() {
@@ -146,8 +146,8 @@ fn draw(ladder: &Ladder, pen: &Pen) -> String {
                     Some((waiting, backlog)) => {
                         format!("[LISTEN] queue {} {waiting}/{backlog}", queue_cells(pen, *waiting, *backlog))
                     }
-                    None if *inferred && role == "server" => "[conn CLOSED: gone, inferred]".to_string(),
-                    None if *inferred => format!("[{role} CLOSED: gone, inferred]"),
+                    None if *inferred && role == "server" => "[conn gone from sock_diag]".to_string(),
+                    None if *inferred => format!("[{role} gone from sock_diag]"),
                     None if role == "server" => format!("[conn {state}]"),
                     None if role == "listener" => format!("[listener {state}]"),
                     None => format!("[{state}]"),

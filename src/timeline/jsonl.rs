@@ -1,12 +1,12 @@
 //! Floor 4: the timeline for scripts — one JSON object per event, one per line (JSON Lines).
 //!
 //! Every line has `t` (seconds since the start) and `source`: `session` (the first line: the
-//! server's port and why segments are missing, if they are), `syscall`, `segment`, `state` or
+//! server's address and port and why segments are missing, if they are), `syscall`, `segment`, `state` or
 //! `note`; the other keys depend on the source. Written with [`super::json`], read back into a
 //! [`Timeline`] by [`read`] (so a saved session can be drawn later: `socklab draw FILE`).
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::json::{self, Value};
 use super::{Event, Side, Timeline, What};
@@ -17,6 +17,7 @@ pub fn render(timeline: &Timeline) -> String {
     let mut out = json::object(&[
         ("t", Value::Num(0.0)),
         ("source", Value::Str("session".into())),
+        ("host", Value::Str(timeline.host.to_string())),
         ("port", Value::Int(i64::from(timeline.port))),
         ("capture_error", timeline.capture_error.clone().map_or(Value::Null, Value::Str)),
     ]);
@@ -57,6 +58,13 @@ pub fn render(timeline: &Timeline) -> String {
                 ("recv_q", Value::Int(i64::from(*recv_q))),
                 ("send_q", Value::Int(i64::from(*send_q))),
             ]),
+            What::Gone { role, local, remote } => json::object(&[
+                t,
+                ("source", Value::Str("gone".into())),
+                ("socket", Value::Str((*role).into())),
+                ("local", Value::Str(local.to_string())),
+                ("remote", Value::Str(remote.to_string())),
+            ]),
             What::Note(n) => json::object(&[t, ("source", Value::Str("note".into())), ("text", Value::Str(n.clone()))]),
         };
         out.push_str(&line);
@@ -85,9 +93,10 @@ impl std::error::Error for ReadError {}
 /// Reads what [`render`] wrote back into a [`Timeline`] whose time zero is 0 (times are kept to
 /// the microsecond, as written). Absolute sequence numbers are not in the file: a segment's `seq`
 /// and `ack` are its relative ones. Blank lines are skipped; a file without a `session` line (an
-/// older one) gets port 0 and no capture error.
+/// older one) gets port 0 and no capture error; one without `host` (older) gets 127.0.0.1.
 pub fn read(text: &str) -> Result<Timeline, ReadError> {
-    let mut timeline = Timeline { port: 0, start_ns: 0, events: Vec::new(), capture_error: None };
+    let mut timeline =
+        Timeline { host: Ipv4Addr::LOCALHOST.into(), port: 0, start_ns: 0, events: Vec::new(), capture_error: None };
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let fail = |what: String| ReadError { line: i + 1, what };
         let v = json::parse(line).map_err(|e| fail(e.to_string()))?;
@@ -113,10 +122,20 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
             "client" => Ok(Side::Client),
             other => Err(fail(format!("\"{k}\" is {other:?}, not server or client"))),
         };
+        let role = || match text("socket")?.as_str() {
+            "listener" => Ok("listener"),
+            "server" => Ok("server"),
+            "client" => Ok("client"),
+            other => Err(fail(format!("unknown socket role {other:?}"))),
+        };
         let t_ns = ns("t")?;
         let what = match text("source")?.as_str() {
             "session" => {
                 timeline.port = int("port", i64::from(u16::MAX))? as u16;
+                // Sessions saved before IPv6 walkthroughs have no host: theirs was 127.0.0.1.
+                if let Some(host) = opt_text("host")? {
+                    timeline.host = host.parse::<IpAddr>().map_err(|_| fail("\"host\" is not an IP address".into()))?;
+                }
                 timeline.capture_error = opt_text("capture_error")?;
                 continue;
             }
@@ -141,13 +160,13 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
                 };
                 What::Segment { from: side("from")?, segment, rel_seq, rel_ack, note: opt_text("note")? }
             }
+            // Files written before "gone" existed said state "CLOSED" for a socket that left the table.
+            "gone" => What::Gone { role: role()?, local: addr("local")?, remote: addr("remote")? },
+            "state" if text("state")? == "CLOSED" => {
+                What::Gone { role: role()?, local: addr("local")?, remote: addr("remote")? }
+            }
             "state" => What::State {
-                role: match text("socket")?.as_str() {
-                    "listener" => "listener",
-                    "server" => "server",
-                    "client" => "client",
-                    other => return Err(fail(format!("unknown socket role {other:?}"))),
-                },
+                role: role()?,
                 local: addr("local")?,
                 remote: addr("remote")?,
                 state: text("state")?,
@@ -179,4 +198,19 @@ fn parse_tcpdump_flags(text: &str) -> Option<Flags> {
         };
     }
     Some(Flags(bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_closed_state_reads_back_as_gone() {
+        let old = "{\"t\": 0.0, \"source\": \"session\", \"port\": 5000, \"capture_error\": null}\n\
+                   {\"t\": 1.5, \"source\": \"state\", \"socket\": \"server\", \"local\": \"127.0.0.1:5000\", \
+                   \"remote\": \"127.0.0.1:40000\", \"state\": \"CLOSED\", \"recv_q\": 0, \"send_q\": 0}\n";
+        let timeline = read(old).unwrap();
+        assert!(matches!(timeline.events[0].what, What::Gone { role: "server", .. }), "{:?}", timeline.events);
+        assert!(render(&timeline).contains("\"source\": \"gone\""));
+    }
 }

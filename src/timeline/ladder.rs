@@ -39,15 +39,15 @@ pub enum Item {
         /// The whole strace line.
         line: String,
     },
-    /// A socket state sock_diag reported (or, for `CLOSED`, the socket's absence from its table).
+    /// A socket state sock_diag reported (or, when `inferred`, the socket's absence from its table).
     State {
         /// The lifeline it belongs to (the listener and the accepted connection are the server's).
         side: Side,
         /// `listener`, `server` or `client`.
         role: String,
-        /// `ESTAB`, `TIME-WAIT`, ... or `CLOSED`.
+        /// `ESTAB`, `TIME-WAIT`, ... or `gone`.
         state: String,
-        /// True for `CLOSED`: inferred from the socket having left the table, not a reported state.
+        /// True for `gone`: the socket left the table; not a state the kernel reported.
         inferred: bool,
         /// For a listener: (connections waiting for accept, backlog).
         queue: Option<(u32, u32)>,
@@ -68,6 +68,8 @@ pub struct Row {
 /// Everything a diagram shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ladder {
+    /// The server's address.
+    pub host: std::net::IpAddr,
     /// The server's port.
     pub port: u16,
     /// In time order.
@@ -77,6 +79,11 @@ pub struct Ladder {
 }
 
 impl Ladder {
+    /// The server's address and port: `127.0.0.1:5000`, `[::1]:5000`.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+
     /// The arrows, in captured order.
     pub fn arrows(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().filter(|r| matches!(r.item, Item::Arrow { .. }))
@@ -85,7 +92,7 @@ impl Ladder {
 
 /// What sock_diag polling can and cannot see, said under every diagram that has states.
 pub const STATES_CAVEAT: &str = "states are what sock_diag reported, polled about every millisecond: a state \
-     that lasted less (SYN-SENT usually does) is not drawn; CLOSED is inferred (the socket left the kernel's table)";
+     that lasted less (SYN-SENT usually does) is not drawn; 'gone' means the socket left the kernel's table (sock_diag never reports CLOSED)";
 
 /// The rows of `timeline`.
 pub fn build(timeline: &Timeline) -> Ladder {
@@ -134,7 +141,12 @@ pub fn build(timeline: &Timeline) -> Ladder {
                 any_state = true;
                 let side = if *role == "client" { Side::Client } else { Side::Server };
                 let queue = (*role == "listener" && state == "LISTEN").then_some((*recv_q, *send_q));
-                Item::State { side, role: role.to_string(), state: state.clone(), inferred: state == "CLOSED", queue }
+                Item::State { side, role: role.to_string(), state: state.clone(), inferred: false, queue }
+            }
+            What::Gone { role, .. } => {
+                any_state = true;
+                let side = if *role == "client" { Side::Client } else { Side::Server };
+                Item::State { side, role: role.to_string(), state: "gone".into(), inferred: true, queue: None }
             }
             What::Note(n) => {
                 // The capture error is already the first caveat.
@@ -157,7 +169,7 @@ pub fn build(timeline: &Timeline) -> Ladder {
     } else {
         caveats.push("no socket states were observed (sock_diag); none are drawn".into());
     }
-    Ladder { port: timeline.port, rows, caveats }
+    Ladder { host: timeline.host, port: timeline.port, rows, caveats }
 }
 
 /// `C: 约么?  (SYN: the client's kernel asks to connect)` → (`C: 约么?`, `SYN: the client's ...`).

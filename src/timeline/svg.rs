@@ -82,7 +82,7 @@ fn side_x(side: Side) -> (f64, &'static str) {
 fn draw(ladder: &Ladder) -> String {
     let mut body = String::new();
     let mut y = 24.0;
-    let title = format!("socklab walkthrough: echo client and server on 127.0.0.1:{}", ladder.port);
+    let title = format!("socklab walkthrough: echo client and server on {}", ladder.server_addr());
     text(&mut body, 12.0, y, "start", "title", &title);
     y += 16.0;
     let legend = "time runs down (s since start; gaps compressed, long ones marked); arrows: segments captured on lo, \
@@ -161,7 +161,7 @@ fn draw(ladder: &Ladder) -> String {
                     }
                     None => {
                         let label = if *inferred {
-                            format!("{role}: CLOSED (gone from sock_diag; inferred)")
+                            format!("{role}: gone from sock_diag")
                         } else if role == "client" {
                             state.clone()
                         } else {

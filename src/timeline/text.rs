@@ -6,10 +6,10 @@ use crate::diag::ss_addr;
 /// The whole timeline as text: a header, then each event with its time since the start.
 pub fn render(timeline: &Timeline) -> String {
     let mut out = format!(
-        "socklab walkthrough: echo server on 127.0.0.1:{} and its client, as two processes.\n\
+        "socklab walkthrough: echo server on {} and its client, as two processes.\n\
          Sources: server/client = system calls (strace's syntax), wire = TCP segments on lo, \
          ss = socket states and queues (sock_diag).\n\n",
-        timeline.port
+        timeline.server_addr()
     );
     for e in &timeline.events {
         let t = format!("{:+.6}", timeline.seconds(e.t_ns));
@@ -45,6 +45,12 @@ pub fn render(timeline: &Timeline) -> String {
                 }
                 text
             }
+            What::Gone { role, local, remote } => format!(
+                "{t}  ss      {role:<8} {:<10} {} {}  (left sock_diag's table: the kernel destroyed the socket)",
+                "gone",
+                ss_addr(local),
+                ss_addr(remote)
+            ),
             What::Note(n) => format!("{t}  note    {n}"),
         };
         out.push_str(&line);

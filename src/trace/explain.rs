@@ -1,11 +1,29 @@
 //! `--explain`: one plain sentence per call saying what the kernel just did, for a student.
 
+use super::fds::Known;
 use crate::sys::trace::{Arg, Call};
 use crate::sys::{SockAddr, names};
 use std::io;
 
-/// The sentence for a finished call, or `None` for calls with nothing worth saying.
+/// What the narration knew when the call was made, beyond its arguments.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// What the program's earlier narrated calls did to the call's descriptor (`None`: the
+    /// narration never saw it created).
+    pub fd: Option<Known>,
+    /// For close: the answer of `ioctl(fd, FIONREAD)` asked just before it (bytes left unread in
+    /// the receive queue), when it was asked.
+    pub unread: Option<io::Result<i32>>,
+}
+
+/// The sentence for a finished call, or `None` for calls with nothing worth saying, knowing
+/// nothing beyond the call itself.
 pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
+    sentence_in(call, result, &Context::default())
+}
+
+/// The sentence for a finished call, using what the narration knew about its descriptor.
+pub fn sentence_in(call: &Call<'_>, result: &io::Result<i64>, cx: &Context) -> Option<String> {
     let addr = call.args.iter().find_map(|a| match a {
         Arg::Addr(a) | Arg::AddrOut(Some(a), _, _) => Some(*a),
         _ => None,
@@ -16,7 +34,7 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
     };
     let ret = match result {
         Ok(n) => *n,
-        Err(e) => return failure(call.name, e.raw_os_error().unwrap_or(0), addr),
+        Err(e) => return failure(call, e.raw_os_error().unwrap_or(0), addr, cx),
     };
     let text = match call.name {
         "socket" => format!(
@@ -35,10 +53,16 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
                  which).",
                 a.ip()
             ),
-            Some(a) => format!(
-                "The socket now owns the local address {a}. Until listen is called, a SYN sent there is answered with a \
-                 RST (connection refused)."
+            Some(a) if cx.fd.is_some_and(|k| k.ty == libc::SOCK_DGRAM) => {
+                format!(
+                    "The socket now owns the local address {a}: datagrams sent there now queue in its receive buffer."
+                )
+            }
+            Some(a) if cx.fd.is_some_and(|k| k.ty == libc::SOCK_STREAM) => format!(
+                "The socket now owns the local address {a}, but it does not accept connections yet: until listen is \
+                 called, a SYN sent there is answered with a RST (connection refused)."
             ),
+            Some(a) => format!("The socket now owns the local address {a}."),
             None => "The socket now owns a local address.".into(),
         },
         "listen" => format!(
@@ -74,22 +98,16 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
             "The kernel copied {ret} bytes into this socket's send buffer and sends them as a TCP segment; returning \
              does not mean the peer has read them."
         ),
-        "shutdown" => match call.args.get(1) {
-            Some(Arg::How(libc::SHUT_WR)) => {
-                "The kernel sends a FIN: we will write no more, but can still read what the peer sends.".into()
+        "shutdown" => shutdown(call, cx.fd),
+        "close" => close(cx),
+        "ioctl" if matches!(call.args.get(1), Some(Arg::Name("FIONREAD"))) => format!(
+            "--explain asked the kernel how many bytes wait unread in this socket's receive queue before the close \
+             that follows: {}.",
+            match call.args.get(2) {
+                Some(Arg::OptInt(n)) => n.to_string(),
+                _ => "unknown".into(),
             }
-            Some(Arg::How(libc::SHUT_RD)) => "Further input on this socket is discarded; nothing is sent.".into(),
-            _ => "Both directions are shut and blocked calls on this socket wake up. What goes on the wire depends on \
-                  the socket: a connected TCP socket sends a FIN (if not sent already); a listener resets (RST) the \
-                  connections waiting in its queue and its blocked accept fails with EINVAL; an AF_UNIX socket sends \
-                  nothing, its peer just reads end-of-file."
-                .into(),
-        },
-        "close" => "The descriptor is released. If it was the last one for a connected TCP socket, the kernel sends \
-            a FIN (the side that closes first ends in TIME-WAIT) — unless unread data was still in its receive \
-            queue: then it sends a RST and the connection is gone at once. A listener's queued connections are \
-            reset."
-            .into(),
+        ),
         "getsockopt" => "The kernel reported one option of this socket.".into(),
         "poll" => format!("{ret} of the watched descriptors became ready."),
         _ => return None,
@@ -97,8 +115,12 @@ pub fn sentence(call: &Call<'_>, result: &io::Result<i64>) -> Option<String> {
     Some(text)
 }
 
-fn failure(call: &str, errno: i32, addr: Option<&SockAddr>) -> Option<String> {
-    let text = match (call, errno) {
+fn failure(call: &Call<'_>, errno: i32, addr: Option<&SockAddr>, cx: &Context) -> Option<String> {
+    let flags = call.args.iter().find_map(|a| match a {
+        Arg::MsgFlags(f) => Some(*f),
+        _ => None,
+    });
+    let text = match (call.name, errno) {
         ("connect", libc::ECONNREFUSED) => {
             format!("The kernel sent a SYN to {} and got a RST back: no socket is listening on that port.", show(addr))
         }
@@ -110,13 +132,141 @@ fn failure(call: &str, errno: i32, addr: Option<&SockAddr>) -> Option<String> {
         ("sendto", libc::EPIPE) => {
             "The connection is closed for writing; MSG_NOSIGNAL turned SIGPIPE into EPIPE.".into()
         }
+        ("ioctl", libc::EINVAL) if cx.fd.is_some_and(|k| k.listening) => {
+            "A listener has no receive queue of bytes, so FIONREAD does not apply to it.".into()
+        }
         (_, libc::EINTR) => "A signal interrupted the call before it did anything.".into(),
-        (_, libc::EAGAIN) => "Nothing to do yet: this descriptor is nonblocking (or has a timeout), so instead of \
-            waiting the kernel returned at once; the program waits for readiness and tries again."
-            .into(),
-        (_, errno) => format!("The kernel refused the call: {}.", names::errno_text(errno)),
+        (name, libc::EAGAIN) => {
+            let what = match name {
+                "accept" | "accept4" => "no finished connection was waiting in the accept queue",
+                "recvfrom" | "read" => "no data was waiting in the receive queue",
+                "sendto" | "write" => "the send buffer was full",
+                "connect" => "the listener's queue was full",
+                _ => "the call could not be done at once",
+            };
+            let dontwait = flags.is_some_and(|f| f & libc::MSG_DONTWAIT != 0);
+            let why = match cx.fd {
+                _ if dontwait => "MSG_DONTWAIT asked the kernel not to wait, so it returned at once".to_string(),
+                Some(k) if k.nonblocking => "this descriptor is nonblocking, so the kernel returned at once \
+                    instead of waiting"
+                    .to_string(),
+                Some(k) if k.recv_timeout && name == "recvfrom" => {
+                    "the kernel waited until the socket's SO_RCVTIMEO timeout ran out".to_string()
+                }
+                _ => "the descriptor is nonblocking or has a timeout, so the kernel did not wait (longer)".to_string(),
+            };
+            format!("Not an error in the connection: {what}, and {why} (EAGAIN: try again later).")
+        }
+        (_, errno) => format!("The call failed: {}.", names::errno_text(errno)),
     };
     Some(text)
+}
+
+/// shutdown's sentence: what goes on the wire depends on what the socket is.
+fn shutdown(call: &Call<'_>, fd: Option<Known>) -> String {
+    let how = match call.args.get(1) {
+        Some(Arg::How(h)) => *h,
+        _ => libc::SHUT_RDWR,
+    };
+    match fd {
+        // A listener: SHUT_RD or SHUT_RDWR makes the kernel disconnect it (inet_shutdown calls
+        // tcp_disconnect); SHUT_WR alone does nothing to it.
+        Some(k) if k.listening && k.is_tcp() && how == libc::SHUT_WR => {
+            "This socket is a listener: SHUT_WR does nothing to it (it sends no data, so it has no FIN to send).".into()
+        }
+        Some(k) if k.listening && k.is_tcp() => "This socket is a listener (listen was called on it): the kernel \
+            stops listening, answers each connection still waiting in its accept queue with a RST (no FIN: they \
+            were never accepted), and a blocked accept fails with EINVAL."
+            .into(),
+        Some(k) if k.domain == libc::AF_UNIX => match how {
+            libc::SHUT_RD => "AF_UNIX: nothing is sent; reads on this end now return end-of-file.".into(),
+            _ => "AF_UNIX has no wire and no FIN: the kernel only marks this end shut, so the peer's reads return \
+                end-of-file (and pollers watching it wake up)."
+                .into(),
+        },
+        Some(k) if k.is_tcp() => match how {
+            libc::SHUT_RD => "Further input on this TCP socket is discarded; nothing is sent to the peer.".into(),
+            _ if k.wr_shut => "Our FIN was already sent by an earlier shutdown; nothing new goes on the wire.".into(),
+            libc::SHUT_WR => {
+                "The kernel sends a FIN: we will write no more, but can still read what the peer sends.".into()
+            }
+            _ => "The kernel sends a FIN (we will write no more) and discards further input; the descriptor stays \
+                open until close."
+                .into(),
+        },
+        _ => match how {
+            libc::SHUT_WR => "We will write no more on this socket; a connected TCP socket sends a FIN.".into(),
+            libc::SHUT_RD => "Further input on this socket is discarded.".into(),
+            _ => "Both directions are shut and blocked calls on this socket wake up (the narration did not see \
+                this socket created, so it cannot say what goes on the wire)."
+                .into(),
+        },
+    }
+}
+
+/// close's sentence, from what was asked of the kernel just before (FIONREAD) and what the
+/// program's own calls did to the socket.
+fn close(cx: &Context) -> String {
+    let Some(k) = cx.fd else {
+        return "The descriptor is released.".into();
+    };
+    if k.listening {
+        return if k.is_tcp() {
+            "The listener is closed: the kernel answers each connection still waiting in its accept queue with a \
+             RST, and new SYNs to its port now get a RST too."
+                .into()
+        } else {
+            "The listener is closed: connections still waiting in its queue are dropped (their peers read an \
+             error)."
+                .into()
+        };
+    }
+    let unread = match &cx.unread {
+        Some(Ok(n)) => Some(*n),
+        _ => None,
+    };
+    if k.domain == libc::AF_UNIX {
+        return match unread {
+            Some(0) => "FIONREAD found nothing unread. AF_UNIX has no wire and no FIN: the peer's reads now return \
+                end-of-file."
+                .into(),
+            Some(n) => format!(
+                "FIONREAD found {n} bytes never read; they are thrown away. AF_UNIX has no wire: the peer's next \
+                 read fails with ECONNRESET."
+            ),
+            None => "The descriptor is released; an AF_UNIX peer reads end-of-file (nothing goes on a wire).".into(),
+        };
+    }
+    if !k.is_tcp() {
+        return "The descriptor is released; nothing is sent for this kind of socket.".into();
+    }
+    if k.linger_zero {
+        return "SO_LINGER was set to {l_onoff=1, l_linger=0} on this socket: the kernel sends a RST instead of a \
+            FIN and forgets the connection at once (no TIME-WAIT)."
+            .into();
+    }
+    match unread {
+        Some(n) if n > 0 => format!(
+            "FIONREAD found {n} bytes still unread in the receive queue, so the kernel throws them away and sends \
+             a RST, not a FIN: the connection is gone at once and the peer's next call fails with ECONNRESET."
+        ),
+        Some(_) if k.wr_shut => "FIONREAD found no unread bytes, and our FIN was already sent by shutdown, so \
+            nothing new goes on the wire: the close finishes as the shutdown started it."
+            .into(),
+        Some(_) => {
+            let fin = "the kernel sends a FIN (if the socket is connected)";
+            let end = if k.peer_eof {
+                "The peer had closed first (recv returned 0), so this side waits in LAST-ACK for its ACK and keeps \
+                 no TIME-WAIT."
+            } else {
+                "If the peer has not closed yet, this side closes first and will end in TIME-WAIT."
+            };
+            format!("FIONREAD found no unread bytes, so {fin}. {end}")
+        }
+        None => "The descriptor is released. For a connected TCP socket the kernel sends a FIN, or a RST if unread \
+            data was still in its receive queue (it was not checked)."
+            .into(),
+    }
 }
 
 fn show(addr: Option<&SockAddr>) -> String {
@@ -139,5 +289,40 @@ mod tests {
         let refused = Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
         let call = Call { name: "connect", args: &[Arg::Fd(3), Arg::Addr(&addr)], phase: Phase::Exit(&refused) };
         assert!(sentence(&call, &refused).unwrap().contains("RST"));
+    }
+
+    #[test]
+    fn eagain_says_which_queue_was_empty_and_why_the_kernel_did_not_wait() {
+        let again = Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        let args = [Arg::Fd(3), Arg::PtrLen(0x1000, 128), Arg::AcceptFlags(libc::SOCK_CLOEXEC)];
+        let call = Call { name: "accept4", args: &args, phase: Phase::Exit(&again) };
+        let nonblocking = Known { domain: libc::AF_INET, ty: libc::SOCK_STREAM, nonblocking: true, ..Known::default() };
+        let text = sentence_in(&call, &again, &Context { fd: Some(nonblocking), unread: None }).unwrap();
+        assert!(text.contains("accept queue") && text.contains("nonblocking") && !text.contains("refused"), "{text}");
+        let args = [Arg::Fd(3), Arg::Ptr(0x1000), Arg::Int(10), Arg::MsgFlags(0), Arg::Null, Arg::Null];
+        let call = Call { name: "recvfrom", args: &args, phase: Phase::Exit(&again) };
+        let timed = Known { domain: libc::AF_INET, ty: libc::SOCK_STREAM, recv_timeout: true, ..Known::default() };
+        let text = sentence_in(&call, &again, &Context { fd: Some(timed), unread: None }).unwrap();
+        assert!(text.contains("SO_RCVTIMEO") && text.contains("receive queue"), "{text}");
+    }
+
+    #[test]
+    fn close_and_shutdown_depend_on_what_the_socket_is() {
+        let ok = Ok(0);
+        let call = Call { name: "close", args: &[Arg::Fd(4)], phase: Phase::Exit(&ok) };
+        let tcp = Known { domain: libc::AF_INET, ty: libc::SOCK_STREAM, ..Known::default() };
+        let unix = Known { domain: libc::AF_UNIX, ..tcp };
+        let with = |fd, unread| Context { fd: Some(fd), unread: Some(Ok(unread)) };
+        assert!(sentence_in(&call, &ok, &with(tcp, 3)).unwrap().contains("RST"));
+        assert!(!sentence_in(&call, &ok, &with(tcp, 0)).unwrap().contains("RST"));
+        assert!(!sentence_in(&call, &ok, &with(unix, 0)).unwrap().contains("sends a FIN"));
+        let unknown = sentence_in(&call, &ok, &Context::default()).unwrap();
+        assert!(!unknown.contains("FIN"), "nothing known, nothing claimed: {unknown}");
+        let args = [Arg::Fd(4), Arg::How(libc::SHUT_RDWR)];
+        let call = Call { name: "shutdown", args: &args, phase: Phase::Exit(&ok) };
+        assert!(sentence_in(&call, &ok, &Context { fd: Some(unix), unread: None }).unwrap().contains("no FIN"));
+        let listener = Known { listening: true, ..tcp };
+        let text = sentence_in(&call, &ok, &Context { fd: Some(listener), unread: None }).unwrap();
+        assert!(text.contains("RST") && text.contains("EINVAL"), "{text}");
     }
 }

@@ -93,7 +93,7 @@ pub fn args(call: &Call<'_>) -> String {
                 _ => arg(&mut out, a),
             },
             // Before recvfrom returns there is nothing to show in its buffer yet.
-            Arg::Data(_) if entering && call.name == "recvfrom" => out.push_str("..."),
+            Arg::Data(_) if entering && matches!(call.name, "recvfrom" | "read" | "readlink") => out.push_str("..."),
             Arg::Protocol(p) => out.push_str(&protocol(domain.unwrap_or(0), *p)),
             other => arg(&mut out, other),
         }
@@ -184,6 +184,10 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         }
         Arg::PeerCred { pid, uid, gid } => write!(out, "{{pid={pid}, uid={uid}, gid={gid}}}"),
         Arg::Path(p) => write!(out, "{}", quote_all(p)),
+        Arg::OpenFlags(f) => write!(out, "{}", names::openat_flags(*f)),
+        Arg::Mode(m) => write!(out, "0{m:o}"),
+        Arg::Dirents(p, None) => write!(out, "{p:#x}"),
+        Arg::Dirents(p, Some(n)) => write!(out, "{p:#x} /* {n} entries */"),
         Arg::Msg { data, iov_len, fds, controllen, flags } => {
             write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags))
         }

@@ -13,6 +13,7 @@
 //! (the CLI passes stderr), one `write_all` per call so lines of several threads never interleave.
 
 pub mod explain;
+pub mod fds;
 pub mod format;
 mod step;
 #[cfg(socklab_uring)]
@@ -56,6 +57,8 @@ thread_local! {
     /// threads (shutdown, kill) until its line is written: the woken thread's line (an `accept4`
     /// failing with EINVAL) waits, so an effect is never printed before its cause.
     static HELD: RefCell<Option<MutexGuard<'static, Box<dyn Write + Send>>>> = const { RefCell::new(None) };
+    /// `--explain`'s FIONREAD answer for the close this thread is making (asked at its Enter).
+    static UNREAD: RefCell<Option<io::Result<i32>>> = const { RefCell::new(None) };
 }
 
 /// The process's id (its main thread's id), learned at [`start`] and in a fork child.
@@ -133,6 +136,9 @@ fn on_call(call: &Call<'_>) {
     let options = OPTIONS.get().copied().unwrap_or_default();
     match call.phase {
         Phase::Enter => {
+            if options.explain && call.name == "close" {
+                probe_before_close(call);
+            }
             if options.step && !PAUSING.with(Cell::get) {
                 PAUSING.with(|p| p.set(true));
                 step::pause(call);
@@ -170,15 +176,36 @@ fn on_call(call: &Call<'_>) {
             text.push_str(&format::line(call));
             text.push('\n');
             if options.explain {
-                if let Some(sentence) = explain::sentence(call, result) {
+                let fd = match call.args.first() {
+                    Some(hook::Arg::Fd(fd)) => fds::known(*fd),
+                    _ => None,
+                };
+                let unread = if call.name == "close" { UNREAD.with(|u| u.borrow_mut().take()) } else { None };
+                let cx = explain::Context { fd, unread };
+                if let Some(sentence) = explain::sentence_in(call, result, &cx) {
                     text.push_str(&format!("    # {sentence}\n"));
                 }
             }
+            fds::learn(call, result);
             // One write per call, so lines from several threads do not interleave mid-line.
             emit(&text);
             HELD.with(|held| drop(held.borrow_mut().take()));
         }
     }
+}
+
+/// `--explain` only: before closing a connected socket, asks the kernel how many bytes wait
+/// unread in its receive queue (`ioctl(fd, FIONREAD)`, narrated like any call), because that
+/// decides what close sends: a FIN when nothing is unread, a RST when something is. Listeners and
+/// descriptors the narration never saw created are not asked.
+fn probe_before_close(call: &Call<'_>) {
+    let Some(hook::Arg::Fd(fd)) = call.args.first() else { return };
+    let Some(known) = fds::known(*fd) else { return };
+    if known.listening || known.linger_zero {
+        return;
+    }
+    let unread = crate::sys::ioctl_fionread(*fd);
+    UNREAD.with(|u| *u.borrow_mut() = Some(unread));
 }
 
 /// Splits strace's `[pid N] ` mark off a narrated line: `(Some(N), rest)`, or `(None, line)`.

@@ -199,7 +199,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
             return Err(io::Error::other(format!("the server did not start: {}", why.unwrap_or(err))));
         }
     };
-    let states = Poller::start(port);
+    let states = Poller::start(port, vec![libc::AF_INET]);
     let server_pid = server.child.id() as i32;
     let mut events = Vec::new();
     let note =
@@ -315,7 +315,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
         events.push(Event { t_ns: end, what: What::Note(line) });
     }
     events.sort_by_key(|e| e.t_ns);
-    Ok((Timeline { port, start_ns, events, capture_error }, report))
+    Ok((Timeline { host: std::net::Ipv4Addr::LOCALHOST.into(), port, start_ns, events, capture_error }, report))
 }
 
 /// Waits up to `limit`; false (after killing it) if it had to be killed.

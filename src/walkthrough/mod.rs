@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +41,14 @@ pub mod crowd;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The address the server listens on: 127.0.0.1, ::1, or a wildcard (`::` with v6only off
+    /// is a dual-stack listener).
+    pub host: IpAddr,
+    /// The address the client connects to (None: `host`, or for a wildcard `host` the loopback
+    /// address of its family).
+    pub connect: Option<IpAddr>,
+    /// The server's `--v6only` (None: the system's default).
+    pub v6only: Option<bool>,
     /// The server's port (0: let the kernel choose).
     pub port: u16,
     /// How long the server waits before accept.
@@ -51,7 +59,37 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { port: 0, accept_delay: Duration::from_secs(1), explain: false }
+        Config {
+            host: Ipv4Addr::LOCALHOST.into(),
+            connect: None,
+            v6only: None,
+            port: 0,
+            accept_delay: Duration::from_secs(1),
+            explain: false,
+        }
+    }
+}
+
+impl Config {
+    /// Where the client connects.
+    pub fn client_target(&self) -> IpAddr {
+        match (self.connect, self.host) {
+            (Some(ip), _) => ip,
+            (None, IpAddr::V4(ip)) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+            (None, IpAddr::V6(ip)) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+            (None, ip) => ip,
+        }
+    }
+
+    /// The sock_diag families to poll: the server's and the client's (different for an IPv4
+    /// client of a dual-stack listener).
+    fn families(&self) -> Vec<i32> {
+        let family = |ip: IpAddr| if ip.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let mut families = vec![family(self.host)];
+        if family(self.client_target()) != families[0] {
+            families.push(family(self.client_target()));
+        }
+        families
     }
 }
 
@@ -74,8 +112,14 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let ready = ReadyDir::create()?;
     let ready_path = ready.path();
     let ready_arg = ready_path.to_string_lossy();
-    let mut server_args = vec!["server", "--host", "127.0.0.1", "--port", &port, "--accept-delay", &delay];
+    let host = config.host.to_string();
+    let mut server_args = vec!["server", "--host", &host, "--port", &port, "--accept-delay", &delay];
     server_args.extend(["--ready-file", &ready_arg, "--trace-machine"]);
+    match config.v6only {
+        Some(true) => server_args.extend(["--v6only", "on"]),
+        Some(false) => server_args.extend(["--v6only", "off"]),
+        None => {}
+    }
     if config.explain {
         server_args.push("--explain");
     }
@@ -89,9 +133,10 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     };
     drop(ready);
 
-    let states = Poller::start(port);
+    let states = Poller::start(port, config.families());
     let port_text = port.to_string();
-    let mut client_args = vec!["client", "--host", "127.0.0.1", "--port", &port_text, "--message", "Hello"];
+    let target = config.client_target().to_string();
+    let mut client_args = vec!["client", "--host", &target, "--port", &port_text, "--message", "Hello"];
     client_args.push("--trace-machine");
     if config.explain {
         client_args.push("--explain");
@@ -113,7 +158,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let listen = events.iter().find(|e| is_call(e, Side::Server, "listen("));
     if let Some(listen) = listen.filter(|_| !config.accept_delay.is_zero()) {
         let note = format!(
-            "the server now waits for a connection to be queued (poll), then {} ms more before calling accept (--accept-delay): watch the accept queue",
+            "configured, not observed: the server waits for a connection to be queued (poll), then {} ms more before calling accept (--accept-delay): watch the accept queue",
             config.accept_delay.as_millis()
         );
         events.push(Event { t_ns: listen.t_ns + 1, what: What::Note(note) });
@@ -131,10 +176,15 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
         }
     }
     events.sort_by_key(|e| e.t_ns);
+    let notes = sampling_notes(&events);
+    events.extend(notes);
+    events.sort_by_key(|e| e.t_ns);
+    // Return times put an effect first when two calls overlap: the kernel's order where known.
+    crate::timeline::model::order_causes(&mut events);
     if !client_ok {
         return Err(io::Error::other(format!("the client failed: {}", complaints(&client_err))));
     }
-    Ok(Timeline { port, start_ns, events, capture_error })
+    Ok(Timeline { host: config.host, port, start_ns, events, capture_error })
 }
 
 /// The lines of a child's stderr that are not narration: its own messages (errors, notes).
@@ -158,6 +208,52 @@ const EXPLAIN_INDENT: &str = "    # ";
 fn complaints(stderr: &str) -> String {
     let lines: Vec<&str> = messages(stderr).map(|l| l.strip_prefix("socklab: ").unwrap_or(l)).collect();
     if lines.is_empty() { "it exited without saying why".into() } else { lines.join("; ") }
+}
+
+/// What the polled socket table could not show exactly, said from what it did show:
+/// - each drop of the listener's accept queue comes from an accept4 that returned earlier; the
+///   sample that shows it lags the call by the polling interval, and the note says by how much;
+/// - the closing states (FIN-WAIT-1/2, CLOSE-WAIT, LAST-ACK) usually last less than the time between
+///   two dumps on loopback: those that no dump reported are named as not seen.
+fn sampling_notes(events: &[Event]) -> Vec<Event> {
+    let mut notes = Vec::new();
+    let mut last_queue: Option<u32> = None;
+    let mut last_accept: Option<u64> = None;
+    let mut seen: Vec<&str> = Vec::new();
+    for e in events {
+        if is_call(e, Side::Server, "accept4(") || is_call(e, Side::Server, "accept(") {
+            last_accept = Some(e.t_ns);
+        }
+        if let What::State { role, state, recv_q, .. } = &e.what {
+            seen.push(state);
+            if *role != "listener" || state != "LISTEN" {
+                continue;
+            }
+            if let (Some(before), Some(accepted)) = (last_queue, last_accept.take()) {
+                if *recv_q < before {
+                    let lag = e.t_ns.saturating_sub(accepted) as f64 / 1e6;
+                    let note = format!(
+                        "the accept queue's drop to {recv_q} happened when accept4 took the connection; sock_diag \
+                         is polled, so this sample was taken {lag:.1} ms after accept4 returned"
+                    );
+                    notes.push(Event { t_ns: e.t_ns + 1, what: What::Note(note) });
+                }
+            }
+            last_queue = Some(*recv_q);
+        }
+    }
+    let closing = ["FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK"];
+    let missed: Vec<&str> = closing.iter().copied().filter(|c| !seen.contains(c)).collect();
+    if !seen.is_empty() && !missed.is_empty() {
+        let note = format!(
+            "not seen: {} - no dump of the socket table (about one per millisecond) caught these closing states; \
+             they lasted less than that here. The FIN and ACK segments show when they began and ended.",
+            missed.join(", ")
+        );
+        let t_ns = events.last().map_or(0, |e| e.t_ns + 1);
+        notes.push(Event { t_ns, what: What::Note(note) });
+    }
+    notes
 }
 
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
@@ -384,13 +480,14 @@ struct Polled {
 }
 
 impl Poller {
-    fn start(port: u16) -> Poller {
+    /// Polls the sockets on `port` of each address family in `families` (`AF_INET`, `AF_INET6`).
+    fn start(port: u16, families: Vec<i32>) -> Poller {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Polled::default()));
         let (flag, out) = (Arc::clone(&stop), Arc::clone(&shared));
         let (ready, first_dump) = mpsc::channel();
         let thread = thread::spawn(move || {
-            if let Err(e) = poll_states(port, &flag, &out, ready) {
+            if let Err(e) = poll_states(port, &families, &flag, &out, ready) {
                 let note = What::Note(format!("socket states unavailable: sock_diag failed: {e}"));
                 lock(&out).events.push(Event { t_ns: monotonic_ns(), what: note });
             }
@@ -445,7 +542,13 @@ fn lock(m: &Mutex<Polled>) -> std::sync::MutexGuard<'_, Polled> {
 
 type Key = (SocketAddr, SocketAddr);
 
-fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<()>) -> io::Result<()> {
+fn poll_states(
+    port: u16,
+    families: &[i32],
+    stop: &AtomicBool,
+    out: &Mutex<Polled>,
+    ready: Sender<()>,
+) -> io::Result<()> {
     let mut ready = Some(ready);
     let mut diag = Diag::open()?;
     let mut last: HashMap<Key, (&'static str, TcpState, u32, u32)> = HashMap::new();
@@ -455,7 +558,10 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
     let mut earlier: Option<Vec<u64>> = None;
     let until = Instant::now() + Duration::from_secs(2 * 3600);
     while !stop.load(Ordering::Acquire) && Instant::now() < until {
-        let sockets = diag.dump_timed(libc::AF_INET, false)?;
+        let mut sockets = Vec::new();
+        for family in families {
+            sockets.extend(diag.dump_timed(*family, false)?);
+        }
         let end_ns = monotonic_ns();
         let ours = |s: &crate::diag::SockInfo| s.local.port() == port || s.remote.port() == port;
         let earlier = earlier.get_or_insert_with(|| {
@@ -493,7 +599,7 @@ fn poll_states(port: u16, stop: &AtomicBool, out: &Mutex<Polled>, ready: Sender<
             let keep = seen.contains(key);
             if !keep {
                 let (local, remote) = *key;
-                let gone = What::State { role, local, remote, state: "CLOSED".into(), recv_q: 0, send_q: 0 };
+                let gone = What::Gone { role, local, remote };
                 changes.push((end_ns, gone));
             }
             keep

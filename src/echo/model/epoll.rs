@@ -52,7 +52,6 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Burst, accept_burst};
@@ -92,7 +91,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         // A Unix socket's clients are on this machine by definition.
         0 => auto_threads_for(match listener {
             Listener::Tcp(tcp) => tcp.local_addr()?.ip().is_loopback(),
-            Listener::Unix(_) => true,
+            Listener::Unix(_) | Listener::Seqpacket(_) => true,
         }),
         n => n,
     };
@@ -105,24 +104,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
     let open = AtomicUsize::new(0);
     let shared = Shared { listener, wake: &wake, drain: &drain, config, sink, stop, open, exclusive: threads > 1 };
     // A failing thread stops the others, so the server ends as a whole.
-    let work = || worker(&shared).inspect_err(|_| stop.abort());
-    thread::scope(|scope| {
-        // This thread is one of the N, so `--threads 1` runs no extra thread at all.
-        let others: Vec<_> = (1..threads)
-            .map(|i| thread::Builder::new().name(format!("socklab-epoll-{i}")).spawn_scoped(scope, work))
-            .collect();
-        let mut result = if others.iter().any(|spawned| spawned.is_err()) {
-            stop.abort();
-            Err(io::Error::other("could not start the epoll threads"))
-        } else {
-            work()
-        };
-        for handle in others.into_iter().flatten() {
-            let joined = handle.join().unwrap_or_else(|_| Err(io::Error::other("an epoll thread panicked")));
-            result = result.and(joined);
-        }
-        result
-    })
+    super::on_threads("epoll", threads, stop, || worker(&shared).inspect_err(|_| stop.abort()))
 }
 
 /// One thread's event loop over its own epoll instance.

@@ -36,3 +36,31 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         Model::Uring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux-only; use --model poll")),
     }
 }
+
+/// Runs `work` on `threads` threads (this one and `threads - 1` more, named `socklab-NAME-i`, so
+/// `--threads 1` runs no extra thread at all) and returns the first error. If a thread cannot be
+/// started, the stop switch ends the ones that were. For the models with a loop per thread.
+pub(crate) fn on_threads(
+    name: &str,
+    threads: usize,
+    stop: &Stop,
+    work: impl Fn() -> io::Result<()> + Sync,
+) -> io::Result<()> {
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads)
+            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped(scope, &work))
+            .collect();
+        let mut result = if others.iter().any(|spawned| spawned.is_err()) {
+            stop.abort(); // no grace: the server cannot run as configured
+            Err(io::Error::other(format!("could not start the {name} threads")))
+        } else {
+            work()
+        };
+        for handle in others.into_iter().flatten() {
+            let joined = handle.join().unwrap_or_else(|_| Err(io::Error::other(format!("a {name} thread panicked"))));
+            // The first error is the one worth reading (the others stopped because of it).
+            result = result.and(joined);
+        }
+        result
+    })
+}

@@ -28,6 +28,7 @@
 //! connections closes, or after 100 ms. The connection's state machine is in `../uring_session.rs`.
 
 use std::io;
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,10 +43,7 @@ use crate::echo::limits::Limits;
 use crate::echo::stop::Stop;
 use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
 use crate::ready::uring::{RECV, Ring, SEND, too_old};
-use crate::socket::Socket;
-use crate::sys;
-use crate::tcp::TcpStream;
-use crate::unix::UnixStream;
+use crate::socket::{Socket, Type};
 
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: u64 = 1 << 41;
@@ -75,32 +73,14 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         0 => thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let (wake, other_end) = sys::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
-    // A Socket, so its close goes through sys and is narrated like every other.
-    let _other_end = Socket::from(other_end);
-    let wake = Arc::new(Socket::from(wake));
+    let (wake, _other_end) = Socket::pair(Type::STREAM)?;
+    let wake = Arc::new(wake);
     let _watch = stop.watch(wake.clone());
     let shared = Shared { listener, wake: &wake, config, sink, stop, open: AtomicUsize::new(0) };
     // A failing thread (no io_uring here...) ends the others through the wake line, not the stop
     // switch: the server ends with the error, and nobody asked it to stop.
-    let work = || worker(&shared).inspect_err(|_| drop(sys::shutdown(wake.as_fd(), libc::SHUT_RDWR)));
-    thread::scope(|scope| {
-        let others: Vec<_> = (1..threads)
-            .map(|i| thread::Builder::new().name(format!("socklab-uring-{i}")).spawn_scoped(scope, work))
-            .collect();
-        let mut result = if others.iter().any(|spawned| spawned.is_err()) {
-            stop.abort();
-            Err(io::Error::other("could not start the io_uring threads"))
-        } else {
-            work()
-        };
-        for handle in others.into_iter().flatten() {
-            let joined = handle.join().unwrap_or_else(|_| Err(io::Error::other("an io_uring thread panicked")));
-            // The first error is the one worth reading (the others stopped because of it).
-            result = result.and(joined);
-        }
-        result
-    })
+    let work = || worker(&shared).inspect_err(|_| drop(wake.shutdown(Shutdown::Both)));
+    super::on_threads("uring", threads, stop, work)
 }
 
 /// One thread's loop over its own ring.
@@ -156,11 +136,7 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                         (Ok(_), Some(fd)) => {
                             first_accept = false;
                             let socket = Socket::from(fd);
-                            let stream = match shared.listener {
-                                Listener::Tcp(_) => Stream::Tcp(TcpStream::from_socket(socket)),
-                                Listener::Unix(_) => Stream::Unix(UnixStream::from_socket(socket)),
-                            };
-                            add_conn(&mut ring, &mut conns, shared, stream);
+                            add_conn(&mut ring, &mut conns, shared, shared.listener.stream(socket));
                         }
                         // The stop shut the listener down: no accept is armed again.
                         _ if shared.stop.requested() => accepting = false,

@@ -1,0 +1,190 @@
+//! Floor 2: the few files socklab reads and writes itself, through `sys` so that `--trace` narrates
+//! every call (std's `fs` would make the same calls unseen). Small on purpose: whole-file reads of
+//! /proc and /sys entries, standard input, the `--ready-file`, and directory listings of /proc.
+//!
+//! Each open file is closed by its `Drop` through `sys::close`, so even the close is narrated.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use crate::socket::retry;
+use crate::sys;
+
+/// How much each `read` asks for.
+const CHUNK: usize = 4096;
+/// How much each `getdents64` asks for (what std and glibc use).
+const DIR_CHUNK: usize = 32768;
+
+/// An open file, closed (and narrated) on drop.
+#[derive(Debug)]
+pub struct File {
+    fd: Option<OwnedFd>,
+}
+
+impl File {
+    fn with_flags(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
+        let fd = retry(|| sys::open(path, flags | libc::O_CLOEXEC, mode as libc::mode_t))?;
+        Ok(File { fd: Some(fd) })
+    }
+
+    /// Opens a file for reading.
+    pub fn open(path: &Path) -> io::Result<File> {
+        File::with_flags(path, libc::O_RDONLY, 0)
+    }
+
+    /// Creates a file (or empties one) for writing, with permissions 0666 less the umask.
+    pub fn create(path: &Path) -> io::Result<File> {
+        File::with_flags(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o666)
+    }
+
+    /// Appends everything up to the end of the file to `out`.
+    pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        read_all(self.as_fd(), out)
+    }
+
+    /// Writes all of `bytes` (looping over short writes).
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n = retry(|| sys::write(self.as_fd(), bytes))?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Closes the file, reporting what close(2) said (a drop cannot).
+    pub fn close(mut self) -> io::Result<()> {
+        self.fd.take().map_or(Ok(()), sys::close)
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.fd {
+            Some(fd) => fd.as_fd(),
+            // `fd` is only taken by `close(self)` and `drop`, after which nobody can call this.
+            None => unreachable!("a File is used after close"),
+        }
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = sys::close(fd);
+        }
+    }
+}
+
+fn read_all(fd: BorrowedFd<'_>, out: &mut Vec<u8>) -> io::Result<usize> {
+    let start = out.len();
+    let mut buf = [0u8; CHUNK];
+    loop {
+        match retry(|| sys::read(fd, &mut buf))? {
+            0 => return Ok(out.len() - start),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A whole file as text (a /proc or /sys entry). Bytes that are not UTF-8 are an `InvalidData` error.
+pub fn read_to_string(path: &Path) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Everything on standard input, up to its end (`read(0, ...)` until it returns 0).
+pub fn read_stdin() -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    read_all(io::stdin().as_fd(), &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `PATH.tmp`, closes it, and renames it to `path`: a reader sees no file or the
+/// whole of it, never a part. The temporary file is removed if the rename fails.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.close()?;
+    sys::rename(&tmp, path).inspect_err(|_| {
+        let _ = sys::unlink(&tmp);
+    })
+}
+
+/// The names in a directory, `.` and `..` left out, in the order the kernel lists them.
+pub fn read_dir(path: &Path) -> io::Result<Vec<OsString>> {
+    let dir = File::with_flags(path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_DIRECTORY, 0)?;
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; DIR_CHUNK];
+    loop {
+        let n = retry(|| sys::getdents64(dir.as_fd(), &mut buf))?;
+        if n == 0 {
+            return Ok(names);
+        }
+        for name in sys::dirents(&buf[..n]) {
+            if name != b"." && name != b".." {
+                names.push(OsString::from_vec(name.to_vec()));
+            }
+        }
+    }
+}
+
+/// Where a symbolic link points (`/proc/PID/fd/N` → `socket:[12345]`).
+pub fn read_link(path: &Path) -> io::Result<OsString> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        let n = sys::readlink(path, &mut buf)?;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(OsString::from_vec(buf));
+        }
+        // It may have been cut off: ask again with more room (bounded by PATH_MAX).
+        if buf.len() >= libc::PATH_MAX as usize {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "link target longer than PATH_MAX"));
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_writes_renames_and_lists() {
+        let dir = std::env::temp_dir().join(format!("socklab-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let target = dir.join("ready");
+        write_atomically(&target, b"127.0.0.1:5000\n").unwrap();
+        assert_eq!(read_to_string(&target).unwrap(), "127.0.0.1:5000\n");
+        assert!(!dir.join("ready.tmp").exists(), "the temporary file was renamed away");
+        let names = read_dir(&dir).unwrap();
+        assert_eq!(names, vec![OsString::from("ready")]);
+        std::os::unix::fs::symlink("ready", dir.join("link")).unwrap();
+        assert_eq!(read_link(&dir.join("link")).unwrap(), OsString::from("ready"));
+        let err = read_to_string(&dir.join("missing")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lists_a_directory_bigger_than_one_getdents_buffer() {
+        // /proc has a directory per process: usually more than fits in one small read, and always
+        // the entry of this process.
+        let names = read_dir(Path::new("/proc")).unwrap();
+        assert!(names.iter().any(
+            |n| std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()) == std::process::id().to_string().as_bytes()
+        ));
+        assert!(names.iter().all(|n| n != "." && n != ".."));
+    }
+}

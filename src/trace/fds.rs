@@ -1,0 +1,146 @@
+//! What `--explain` knows about each descriptor: only what it saw the program's own narrated calls
+//! do to it (socket's family and type, listen, SOCK_NONBLOCK / O_NONBLOCK, SO_RCVTIMEO,
+//! SO_LINGER). Nothing here is guessed: a descriptor the narration never saw created is unknown,
+//! and its sentences say less.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+use crate::sys::trace::{Arg, Call};
+
+/// What the narrated calls did to one descriptor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    /// `AF_INET`, `AF_UNIX`... as passed to socket/socketpair (inherited by accept's descriptor).
+    pub domain: i32,
+    /// `SOCK_STREAM`, `SOCK_DGRAM`... without the flag bits.
+    pub ty: i32,
+    /// listen was called on it and succeeded.
+    pub listening: bool,
+    /// Created with SOCK_NONBLOCK or switched with fcntl(F_SETFL, O_NONBLOCK).
+    pub nonblocking: bool,
+    /// A non-zero SO_RCVTIMEO was set.
+    pub recv_timeout: bool,
+    /// SO_LINGER was set to `{l_onoff=1, l_linger=0}`: close sends a RST.
+    pub linger_zero: bool,
+    /// shutdown(SHUT_WR or SHUT_RDWR) succeeded on it: our FIN (TCP) was already sent.
+    pub wr_shut: bool,
+    /// A recv on it returned 0: the peer's FIN (or end-of-file) arrived and was read.
+    pub peer_eof: bool,
+}
+
+impl Known {
+    /// A TCP socket (stream socket of an IP family).
+    pub fn is_tcp(&self) -> bool {
+        matches!(self.domain, libc::AF_INET | libc::AF_INET6) && self.ty == libc::SOCK_STREAM
+    }
+}
+
+static FDS: Mutex<Option<HashMap<RawFd, Known>>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut HashMap<RawFd, Known>) -> R) -> R {
+    let mut fds = FDS.lock().unwrap_or_else(|p| p.into_inner());
+    f(fds.get_or_insert_with(HashMap::new))
+}
+
+/// Changes what is known about `fd`, if anything is.
+fn update(fd: RawFd, change: impl FnOnce(&mut Known)) {
+    with(|m| m.get_mut(&fd).map(change));
+}
+
+/// What is known about `fd`, if the narration saw it created.
+pub fn known(fd: RawFd) -> Option<Known> {
+    with(|m| m.get(&fd).copied())
+}
+
+fn fd_arg(call: &Call<'_>, i: usize) -> Option<RawFd> {
+    match call.args.get(i) {
+        Some(Arg::Fd(fd)) => Some(*fd),
+        _ => None,
+    }
+}
+
+const FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+
+/// Learns from one finished call.
+pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
+    if let ("close", [Arg::Fd(fd)]) = (call.name, call.args) {
+        // Gone even when close reports an error (Linux releases the number first).
+        forget(*fd);
+        return;
+    }
+    let Ok(ret) = result else { return };
+    let ret = *ret;
+    match (call.name, call.args) {
+        ("socket", [Arg::Domain(domain), Arg::SockType(ty), ..]) => with(|m| {
+            let k = Known {
+                domain: *domain,
+                ty: ty & !FLAGS,
+                nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+                ..Known::default()
+            };
+            m.insert(ret as RawFd, k);
+        }),
+        ("socketpair", [Arg::Domain(domain), Arg::SockType(ty), _, Arg::FdPair(Some((a, b)))]) => with(|m| {
+            let k = Known {
+                domain: *domain,
+                ty: ty & !FLAGS,
+                nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+                ..Known::default()
+            };
+            m.insert(*a, k);
+            m.insert(*b, k);
+        }),
+        ("accept4" | "accept", [Arg::Fd(listener), .., flags]) => with(|m| {
+            let flags = match flags {
+                Arg::AcceptFlags(f) => *f,
+                _ => 0,
+            };
+            let Some(parent) = m.get(listener).copied() else { return };
+            let k = Known {
+                domain: parent.domain,
+                ty: parent.ty,
+                nonblocking: flags & libc::SOCK_NONBLOCK != 0,
+                ..Known::default()
+            };
+            m.insert(ret as RawFd, k);
+        }),
+        ("listen", _) => {
+            if let Some(fd) = fd_arg(call, 0) {
+                update(fd, |k| k.listening = true);
+            }
+        }
+        ("fcntl", [Arg::Fd(fd), Arg::Int(cmd), Arg::Int(flags)]) if *cmd == i64::from(libc::F_SETFL) => {
+            update(*fd, |k| k.nonblocking = flags & i64::from(libc::O_NONBLOCK) != 0);
+        }
+        (
+            "setsockopt",
+            [Arg::Fd(fd), Arg::SockOpt(libc::SOL_SOCKET, libc::SO_RCVTIMEO), Arg::OptTimeval { sec, usec }, ..],
+        ) => {
+            let on = *sec != 0 || *usec != 0;
+            update(*fd, |k| k.recv_timeout = on);
+        }
+        (
+            "setsockopt",
+            [Arg::Fd(fd), Arg::SockOpt(libc::SOL_SOCKET, libc::SO_LINGER), Arg::OptLinger { onoff, linger }, ..],
+        ) => {
+            let zero = *onoff != 0 && *linger == 0;
+            update(*fd, |k| k.linger_zero = zero);
+        }
+        ("shutdown", [Arg::Fd(fd), Arg::How(how)]) if *how != libc::SHUT_RD => {
+            update(*fd, |k| k.wr_shut = true);
+        }
+        ("recvfrom", [Arg::Fd(fd), ..]) if ret == 0 => {
+            // 0 from a datagram socket is an empty datagram, not an end of stream.
+            update(*fd, |k| k.peer_eof = k.ty == libc::SOCK_STREAM);
+        }
+        _ => {}
+    }
+}
+
+/// Forgets a descriptor closed whatever the result (close never leaves it open on Linux).
+pub fn forget(fd: RawFd) {
+    with(|m| m.remove(&fd));
+}
