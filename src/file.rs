@@ -40,6 +40,11 @@ impl File {
         File::with_flags(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o666)
     }
 
+    /// Wraps a descriptor already open (a duplicate of stdout, say); its close is narrated too.
+    pub fn from_fd(fd: OwnedFd) -> File {
+        File { fd: Some(fd) }
+    }
+
     /// Appends everything up to the end of the file to `out`.
     pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
         read_all(self.as_fd(), out)

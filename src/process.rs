@@ -204,9 +204,3 @@ pub fn in_fork_child() -> bool {
 pub fn duplicate(fd: impl AsFd) -> io::Result<OwnedFd> {
     crate::sys::dup_cloexec(fd.as_fd())
 }
-
-/// close(2) of a descriptor of ours that is not a socket (a duplicate from [`duplicate`]),
-/// narrated like every other close.
-pub fn close(fd: OwnedFd) -> io::Result<()> {
-    crate::sys::close(fd)
-}

@@ -51,7 +51,7 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     // The writer writes to its own duplicate of descriptor 1, not through `io::stdout()`: blocked
     // on a full pipe it would hold std's stdout lock, and the flush at the end of `main` would
     // then wait for it for ever.
-    let mut out = socklab::process::duplicate(io::stdout()).map(std::fs::File::from)?;
+    let mut out = socklab::process::duplicate(io::stdout()).map(socklab::file::File::from_fd)?;
     let writer = thread::Builder::new().name("socklab-log".into()).spawn(move || {
         for line in rx {
             if out.write_all(format!("{line}\n").as_bytes()).is_err() {
@@ -59,7 +59,7 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
             }
             count_written.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = socklab::process::close(std::os::fd::OwnedFd::from(out));
+        drop(out); // close(2), narrated
         let _ = done_tx.send(());
     })?;
     let dropped = Arc::new(AtomicU64::new(0));
@@ -124,8 +124,7 @@ fn write_from_child(line: &str) {
         return;
     }
     if let Ok(owned) = socklab::process::duplicate(fd) {
-        let mut file = std::fs::File::from(owned);
+        let mut file = socklab::file::File::from_fd(owned);
         let _ = file.write_all(format!("{line}\n").as_bytes());
-        let _ = socklab::process::close(std::os::fd::OwnedFd::from(file));
     }
 }
