@@ -127,30 +127,28 @@ impl TcpStream {
         Ok(TcpStream { socket })
     }
 
-    /// socket + connect, giving up after `timeout`: the handshake is started nonblocking and
-    /// poll(2) waits for it (a listener whose accept queue is full drops our SYNs, and connect(2)
-    /// alone would wait for the kernel's retries, over two minutes). The stream is blocking again
-    /// when returned. A timeout is `TimedOut`, naming the call and address.
+    /// socket + connect, giving up after `timeout` (a listener whose accept queue is full drops our
+    /// SYNs, and connect(2) alone would wait for the kernel's retries, over two minutes). The
+    /// timeout stays on the stream as SO_RCVTIMEO / SO_SNDTIMEO, so every later recv and send is
+    /// bounded too. A timeout is `TimedOut`, naming the call, the address and `--timeout`.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
             .map_err(|e| context("socket", Some(*addr), e))?;
-        socket.set_nonblocking(true)?;
-        let started =
-            socket.connect_nonblocking(&SockAddr::from(addr)).map_err(|e| context("connect", Some(*addr), e))?;
-        if started == crate::socket::Connect::InProgress {
-            let ready = socket.wait_for(libc::POLLOUT, Some(timeout))?;
-            if ready == 0 {
+        // Two socket options, and the rest is the tutorial's blocking sequence: on Linux
+        // SO_SNDTIMEO also bounds a blocking connect (one that outlives it fails with EINPROGRESS,
+        // the handshake abandoned), and SO_RCVTIMEO bounds every recv.
+        socket.set_write_timeout(Some(timeout))?;
+        socket.set_read_timeout(Some(timeout))?;
+        match socket.connect(&SockAddr::from(addr)) {
+            Ok(()) => Ok(TcpStream { socket }),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
                 let msg = format!(
-                    "connect {addr}: no answer within {timeout:?} (the server's accept queue may be full, or nothing routes there)"
+                    "connect {addr}: no answer within {timeout:?} (--timeout; the server's accept queue may be full, or nothing routes there)"
                 );
-                return Err(io::Error::new(io::ErrorKind::TimedOut, msg));
+                Err(io::Error::new(io::ErrorKind::TimedOut, msg))
             }
-            if let Some(e) = socket.take_error()? {
-                return Err(context("connect", Some(*addr), e));
-            }
+            Err(e) => Err(context("connect", Some(*addr), e)),
         }
-        socket.set_nonblocking(false)?;
-        Ok(TcpStream { socket })
     }
 
     /// Tries each address in turn (as a resolver returns them). If none answers, returns the

@@ -243,3 +243,30 @@ fn the_non_loopback_notice_names_the_bound_address_even_when_quiet() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.contains(&format!("listening on 0.0.0.0:{}", addr.port())) && addr.port() != 0, "{err}");
 }
+
+/// `client --tutorial` makes the tutorial's calls: no `--timeout` socket options, no
+/// `shutdown(SHUT_WR)` and end-of-stream read after the echo; the default client makes both.
+#[test]
+fn the_tutorial_flag_makes_the_tutorials_calls() {
+    let addr = peer(2, |mut conn| {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = std::io::Read::read(&mut conn, &mut buf) {
+            if n == 0 || std::io::Write::write_all(&mut conn, &buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let port = addr.port().to_string();
+    let calls = |extra: &[&str]| -> String {
+        let mut args = vec!["client", "--host", "127.0.0.1", "--port", &port, "--trace"];
+        args.extend_from_slice(extra);
+        let (out, _) = run_bounded(&args, Duration::from_secs(20));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let tutorial = calls(&["--tutorial"]);
+    assert!(!tutorial.contains("setsockopt(") && !tutorial.contains("shutdown("), "{tutorial}");
+    assert!(tutorial.contains("connect(") && tutorial.contains("recvfrom(3, \"Hello\", 10"), "{tutorial}");
+    let default = calls(&[]);
+    assert!(default.contains("SO_RCVTIMEO") && default.contains("shutdown(3, SHUT_WR)"), "{default}");
+}

@@ -93,13 +93,9 @@ fn strace_calls(text: &str) -> Vec<(i32, String)> {
 /// restorer (which the program cannot know).
 fn normal(line: &str) -> String {
     // strace 6.1 prints an SO_RCVTIMEO_OLD / SO_SNDTIMEO_OLD value as raw bytes, newer ones (and
-    // the narration) as `{tv_sec=..., tv_usec=...}`: compare everything but that value.
-    if line.contains("setsockopt(") && line.contains("TIMEO_OLD, ") && !line.contains("TIMEO_OLD, VALUE") {
-        if let (Some(start), Some(end)) = (line.find("TIMEO_OLD, "), line.rfind(", 16)")) {
-            let line = format!("{}TIMEO_OLD, VALUE{}", &line[..start], &line[end..]);
-            return normal(&line);
-        }
-    }
+    // the narration) as `{tv_sec=..., tv_usec=...}`: decode the bytes, compare the values.
+    let decoded = common::decode_timeo(line);
+    let line = decoded.as_str();
     let (call, ret) = match line.rfind(") = ") {
         Some(i) => (line[..i].trim_end(), line[i + 4..].trim()),
         None => match line.rsplit_once(" = ") {

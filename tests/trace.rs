@@ -62,7 +62,8 @@ fn call_name(line: &str) -> Option<&str> {
 /// Lines compared with runs of spaces collapsed (strace pads to a column that moves with its
 /// `PID ` prefix).
 fn normal(line: &str) -> String {
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    // strace 6.1 spells a socket timeout as raw bytes; compare the decoded values.
+    common::decode_timeo(line).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// strace -f's file: joins `<unfinished ...>` / `<... resumed>` halves and returns, per pid,
@@ -102,26 +103,29 @@ fn strace_calls(text: &str) -> Vec<String> {
     calls
 }
 
-/// socklab's own narration: the lines of its stderr that are calls. Like the strace side, the
-/// `close` of a file (the `--ready-file`, opened with a narrated `openat`) is left out: this test
-/// compares sockets (tests/narration.rs compares the files too).
+/// socklab's own narration: the lines of its stderr that are calls. Like the strace side, a
+/// `close` counts only for descriptors made by socket/accept4: files (the `--ready-file`), the
+/// log writer's copy of stdout, socketpairs and signalfds are compared in tests/narration.rs.
 fn narrated(stderr: &str) -> Vec<String> {
-    let mut files: HashSet<String> = HashSet::new();
+    let mut sockets: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     // Once the server runs a second thread each line carries strace's `[pid N] ` mark.
     for line in stderr.lines().map(|l| socklab::trace::split_pid_mark(l).1) {
-        if line.starts_with("openat(") {
-            files.insert(line.rsplit(" = ").next().unwrap_or("").trim().to_string());
-            continue;
-        }
-        if let Some(fd) = line.strip_prefix("close(").and_then(|r| r.split(')').next()) {
-            if files.remove(fd) {
-                continue;
+        let Some(name) = call_name(line) else { continue };
+        let ret = line.rsplit(" = ").next().unwrap_or("").split(' ').next().unwrap_or("").to_string();
+        match name {
+            "socket" | "accept4" if !ret.starts_with('-') => {
+                sockets.insert(ret);
             }
+            "close" => {
+                let fd = line["close(".len()..].split(')').next().unwrap_or("");
+                if !sockets.remove(fd) {
+                    continue;
+                }
+            }
+            _ => {}
         }
-        if call_name(line).is_some() {
-            out.push(normal(line));
-        }
+        out.push(normal(line));
     }
     out
 }
@@ -273,8 +277,9 @@ fn step_waits_for_enter_on_a_terminal() {
     let text = String::from_utf8_lossy(&out.stdout);
     // The terminal echoes the newlines whenever they arrive, even in the middle of a prompt, so
     // count the prompts in the whole text rather than line by line.
-    assert_eq!(text.matches("[step] next: ").count(), 4, "rt_sigaction, socket, connect, close: {text}");
-    assert_eq!(text.matches("(press Enter to make it)").count(), 4, "{text}");
+    // rt_sigaction, socket, the two --timeout socket options, connect, close.
+    assert_eq!(text.matches("[step] next: ").count(), 6, "rt_sigaction, socket, 2 setsockopt, connect, close: {text}");
+    assert_eq!(text.matches("(press Enter to make it)").count(), 6, "{text}");
     for call in ["socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP)  (press", "close(3)  (press"] {
         assert!(text.contains(call), "no prompt for {call}: {text}");
     }

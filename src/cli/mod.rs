@@ -437,6 +437,11 @@ struct ClientArgs {
     /// server that accepts and never answers, a full accept queue): 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_duration)]
     timeout: Duration,
+    /// Make exactly the tutorial's calls: socket, connect, send, recv(10)..., close. No --timeout
+    /// socket options (a server that never answers makes it wait for ever, as the tutorial's client
+    /// would) and no end-of-stream check after the echo (extra bytes go unnoticed).
+    #[arg(long, conflicts_with = "timeout")]
+    tutorial: bool,
     /// One JSON object per event instead of text: connected, data (out, then in), closed, error.
     #[arg(long)]
     json: bool,
@@ -885,7 +890,9 @@ fn client(args: ClientArgs) -> io::Result<()> {
         transport: args.family.transport()?,
         message,
         chunk: args.chunk,
-        timeout: Some(args.timeout),
+        // --tutorial: exactly the tutorial's calls (no timeout options, no end-of-stream check).
+        timeout: (!args.tutorial).then_some(args.timeout),
+        check_end: !args.tutorial,
     };
     let result = client::run(&config, &printer(args.quiet, args.json)).map(drop);
     if let (true, Err(e)) = (args.json, &result) {
@@ -915,6 +922,7 @@ fn demo() -> io::Result<()> {
         message: b"Hello".to_vec(),
         chunk: 10,
         timeout: Some(client::DEFAULT_TIMEOUT),
+        check_end: true,
     };
     let result = client::run(&config, &printer(false, false));
     if result.is_ok() {
@@ -945,6 +953,7 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
             message: b"Hello".to_vec(),
             chunk: 10,
             timeout: Some(client::DEFAULT_TIMEOUT),
+            check_end: true,
         };
         let sink = sink.clone();
         std::thread::spawn(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))

@@ -37,6 +37,11 @@ pub struct ClientConfig {
     /// How long to wait for a TCP connection, and for each send and recv of a stream to make
     /// progress, before giving up with `TimedOut`. `None`: wait for ever (the tutorial's client).
     pub timeout: Option<Duration>,
+    /// After the echo, send our FIN (`shutdown(SHUT_WR)`) and read to the end of the stream: an
+    /// echo server then closes, so any byte before that is one it should not have sent, and the
+    /// session fails with [`EchoError::Extra`]. `false`: stop reading once the message came back,
+    /// as the tutorial's client does (extra bytes after it go unnoticed).
+    pub check_end: bool,
 }
 
 /// The client's timeout when none is given (`--timeout`).
@@ -127,8 +132,11 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
         _ => return run_message(config, sink),
     };
     let server = stream.as_ref().peer_addr()?;
-    stream.set_read_timeout(config.timeout)?;
-    stream.set_write_timeout(config.timeout)?;
+    // A TCP stream got its timeouts before connect (`TcpStream::connect_timeout`).
+    if let (Some(timeout), false) = (config.timeout, matches!(config.transport, Transport::Tcp)) {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+    }
     sink(&Event::ClientConnected(stream.as_ref().local_addr()?, server));
     let result = exchange(&stream, &server, config, sink);
     sink(&Event::ClientClosing);
@@ -194,6 +202,9 @@ fn receive(stream: &Stream, config: &ClientConfig, sink: &Sink) -> io::Result<us
         }
         received += n;
         recvs += 1;
+    }
+    if !config.check_end {
+        return Ok(recvs);
     }
     // The echo is complete; it must also be all there is. Send our FIN (shutdown(SHUT_WR)) and
     // read until the server's: an echo server that got EOF closes, so anything before that is

@@ -45,6 +45,24 @@ pub fn sentence_in(call: &Call<'_>, result: &io::Result<i64>, cx: &Context) -> O
             Some(Arg::SockOpt(libc::SOL_SOCKET, libc::SO_REUSEADDR)) => "SO_REUSEADDR lets this port be bound \
                 again at once even while old connections on it are still in TIME-WAIT."
                 .into(),
+            Some(Arg::SockOpt(libc::SOL_SOCKET, libc::SO_RCVTIMEO)) => match call.args.get(2) {
+                Some(Arg::OptTimeval { sec: 0, usec: 0 }) => "recv on this socket waits for ever again.".into(),
+                Some(Arg::OptTimeval { sec, usec }) => format!(
+                    "From now on a recv on this socket that gets no byte for {} fails with EAGAIN instead of waiting \
+                     for ever.",
+                    show_timeval(*sec, *usec)
+                ),
+                _ => "The kernel changed this socket's receive timeout.".into(),
+            },
+            Some(Arg::SockOpt(libc::SOL_SOCKET, libc::SO_SNDTIMEO)) => match call.args.get(2) {
+                Some(Arg::OptTimeval { sec: 0, usec: 0 }) => "send on this socket waits for ever again.".into(),
+                Some(Arg::OptTimeval { sec, usec }) => format!(
+                    "From now on a send on this socket that can queue no byte for {0} fails with EAGAIN, and on \
+                     Linux a blocking connect that is not answered within {0} gives up with EINPROGRESS.",
+                    show_timeval(*sec, *usec)
+                ),
+                _ => "The kernel changed this socket's send timeout.".into(),
+            },
             _ => "The kernel changed one option of this socket.".into(),
         },
         "bind" => match addr.and_then(SockAddr::as_socket) {
@@ -271,6 +289,15 @@ fn close(cx: &Context) -> String {
 
 fn show(addr: Option<&SockAddr>) -> String {
     addr.map_or_else(|| "the peer".into(), |a| a.to_string())
+}
+
+/// `10 s`, `1.5 s`, `200 ms`.
+fn show_timeval(sec: i64, usec: i64) -> String {
+    match (sec, usec) {
+        (s, 0) => format!("{s} s"),
+        (0, u) if u % 1000 == 0 => format!("{} ms", u / 1000),
+        (s, u) => format!("{:.3} s", s as f64 + u as f64 / 1e6),
+    }
 }
 
 #[cfg(test)]

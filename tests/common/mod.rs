@@ -186,3 +186,49 @@ pub fn have(program: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// strace 6.1 prints an `SO_RCVTIMEO_OLD` / `SO_SNDTIMEO_OLD` value as its 16 raw bytes
+/// (`"\n\0\0\0..."`), newer versions (and socklab's narration) as `{tv_sec=10, tv_usec=0}`.
+/// Rewrites the first form into the second, decoding the bytes (x86-64 `struct timeval`: two
+/// little-endian i64), so the values are still compared.
+pub fn decode_timeo(line: &str) -> String {
+    let Some(at) = line.find("TIMEO_OLD, \"") else { return line.to_string() };
+    let start = at + "TIMEO_OLD, ".len();
+    let mut bytes = Vec::new();
+    let mut chars = line[start + 1..].char_indices().peekable();
+    let mut end = None;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                end = Some(start + 1 + i + 1);
+                break;
+            }
+            '\\' => match chars.next() {
+                Some((_, 'n')) => bytes.push(b'\n'),
+                Some((_, 't')) => bytes.push(b'\t'),
+                Some((_, 'r')) => bytes.push(b'\r'),
+                Some((_, 'v')) => bytes.push(0x0b),
+                Some((_, 'f')) => bytes.push(0x0c),
+                Some((_, d)) if d.is_digit(8) => {
+                    let mut v = d.to_digit(8).unwrap();
+                    for _ in 0..2 {
+                        match chars.peek() {
+                            Some((_, d)) if d.is_digit(8) => {
+                                v = v * 8 + d.to_digit(8).unwrap();
+                                chars.next();
+                            }
+                            _ => break,
+                        }
+                    }
+                    bytes.push(v as u8);
+                }
+                Some((_, other)) => bytes.push(other as u8),
+                None => break,
+            },
+            c => bytes.push(c as u8),
+        }
+    }
+    let (Some(end), true) = (end, bytes.len() == 16) else { return line.to_string() };
+    let word = |i: usize| i64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+    format!("{}{{tv_sec={}, tv_usec={}}}{}", &line[..start], word(0), word(8), &line[end..])
+}
