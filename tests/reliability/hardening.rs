@@ -201,6 +201,10 @@ fn the_grace_period_ends_in_a_cut_and_a_second_signal_cuts_at_once() {
         let (status, took, server) = server.stop_with("INT", Duration::from_secs(20));
         assert!(status.success(), "[{name}] exit {status:?}");
         assert!(took < Duration::from_secs(20), "[{name}] second signal: took {took:?}");
-        assert_eq!(server.out.matching("Server stopping:"), ["Server stopping: finished 0, cut 1"], "[{name}]");
+        // The idle client is cut. A probe of the loop above may have been accepted in the moment
+        // between the signal and the listener's close; it closed at once, so it counts as finished.
+        let stopping = server.out.matching("Server stopping:");
+        assert_eq!(stopping.len(), 1, "[{name}] {stopping:?}");
+        assert!(stopping[0].ends_with(", cut 1"), "[{name}] {stopping:?}");
     }
 }
