@@ -17,9 +17,10 @@
 //! floor 3  tcp.rs        TcpListener / TcpStream (Read, Write, AsFd, std conversions)
 //!          udp.rs        UdpSocket (recvfrom/sendto, MSG_TRUNC)
 //!          unix.rs       UnixListener / UnixStream (stream, seqpacket) / UnixDatagram, SCM_RIGHTS
-//!          ready/        Epoll and PollSet: typed Interest, Token, Readiness
+//!          ready/        Epoll, PollSet and the io_uring Ring: typed Interest, Token, Readiness
 //! floor 2  socket.rs     Socket of any family (typed Domain, Type, Protocol, options; closes on drop)
-//!          process.rs    fork, wait, kill, signal masks and sigwait, resource limits
+//!          process.rs    fork, wait, kill, signal masks, sigwait, signalfd, resource limits
+//!          file.rs       the few files socklab itself reads and writes, closed through sys
 //! floor 1  sys/          one fn per syscall through one syscall! helper; SockAddr for every
 //!                        family; the only `unsafe` in the crate
 //! ```
