@@ -262,14 +262,7 @@ fn client_narration_equals_strace() {
         return;
     }
     // A server that is not traced, for the client to talk to.
-    let ready = ReadyFile::new();
-    let mut server = socklab()
-        .args(["server", "--host", "127.0.0.1", "--port", "0", "--quiet"])
-        .args(ready.args())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = ready.wait(&mut server);
+    let (mut server, addr) = common::quiet_server();
     compare("client", &["client", "--host", "127.0.0.1", "--port", &addr.port().to_string()]);
     signal(server.id(), "INT");
     let _ = server.wait();
@@ -281,14 +274,7 @@ fn client_reading_stdin_narration_equals_strace() {
     if !tools() {
         return;
     }
-    let ready = ReadyFile::new();
-    let mut server = socklab()
-        .args(["server", "--host", "127.0.0.1", "--port", "0", "--quiet"])
-        .args(ready.args())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = ready.wait(&mut server);
+    let (mut server, addr) = common::quiet_server();
     let port = addr.port().to_string();
     let narration = compare_with_input(
         "client-stdin",

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{ReadyFile, have, signal, socklab};
+use common::{have, signal, socklab};
 
 const README: &str = include_str!("../README.md");
 
@@ -91,14 +91,8 @@ fn client_trace_block_is_what_strace_and_trace_print() {
         eprintln!("skipped: needs strace");
         return;
     }
-    let ready = ReadyFile::new();
-    let mut server = socklab()
-        .args(["server", "--host", "127.0.0.1", "--port", "0", "--quiet"])
-        .args(ready.args())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let port = ready.wait(&mut server).port().to_string();
+    let (mut server, addr) = common::quiet_server();
+    let port = addr.port().to_string();
     // One pipe for both streams, so their lines interleave as in a terminal.
     let script = format!(
         "strace -f -e trace=%network,close '{}' client --trace --port {port} 2>&1",

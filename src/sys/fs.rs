@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::socket::filled;
 use super::trace::Arg;
 
 fn c_path(path: &Path) -> io::Result<CString> {
@@ -67,13 +68,6 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
             => |res| [Arg::Fd(fd.as_raw_fd()), filled(&res, buf), Arg::Int(len as i64)]
     )?;
     Ok(n as usize)
-}
-
-fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
-    match res {
-        Ok(n) => Arg::Data(&buf[..(*n as usize).min(buf.len())]),
-        Err(_) => Arg::Ptr(buf.as_ptr() as usize),
-    }
 }
 
 /// `write(2)`: copies bytes into a file; may take fewer than offered (callers loop).

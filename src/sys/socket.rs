@@ -155,7 +155,7 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Resul
 
 /// What the kernel wrote into a buffer: its bytes, or (a failed call) the buffer's address, as
 /// strace shows it.
-fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
+pub(super) fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
     match res {
         // With MSG_TRUNC the result may be the datagram's real length, more than the buffer holds.
         Ok(n) => Arg::Data(&buf[..(*n as usize).min(buf.len())]),

@@ -232,3 +232,17 @@ pub fn decode_timeo(line: &str) -> String {
     let word = |i: usize| i64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
     format!("{}{{tv_sec={}, tv_usec={}}}{}", &line[..start], word(0), word(8), &line[end..])
 }
+
+/// An untraced `socklab server --quiet` on 127.0.0.1 and a kernel-chosen port, for a client test
+/// to talk to: the child (stop it with SIGINT and wait) and the address from its ready file.
+pub fn quiet_server() -> (Child, SocketAddr) {
+    let ready = ReadyFile::new();
+    let mut server = socklab()
+        .args(["server", "--host", "127.0.0.1", "--port", "0", "--quiet"])
+        .args(ready.args())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut server);
+    (server, addr)
+}
