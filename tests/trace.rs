@@ -315,16 +315,20 @@ fn a_stepped_fork_child_serves_its_client_to_the_end() {
         prompts
     });
     let addr = ready.wait(&mut server);
-    let mut client = std::net::TcpStream::connect(addr).unwrap();
-    client.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
-    client.write_all(b"Hello").unwrap();
-    let mut echo = [0u8; 5];
-    client.read_exact(&mut echo).expect("the stepped child echoed");
-    assert_eq!(&echo, b"Hello");
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    // The child sees our FIN, closes and exits: end-of-file, not a reset.
-    let mut rest = Vec::new();
-    assert_eq!(client.read_to_end(&mut rest).expect("no reset from the child"), 0);
+    // Several clients: each fork races the log thread's own stepped write ("Server Accept"), and
+    // a child forked while that thread held the narration's lock used to hang at its first call.
+    for round in 0..3 {
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        client.write_all(b"Hello").unwrap();
+        let mut echo = [0u8; 5];
+        client.read_exact(&mut echo).unwrap_or_else(|e| panic!("client {round}: the stepped child echoed: {e}"));
+        assert_eq!(&echo, b"Hello");
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        // The child sees our FIN, closes and exits: end-of-file, not a reset.
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).expect("no reset from the child"), 0);
+    }
     signal(server.id(), "INT");
     let status = server.wait().unwrap();
     let prompts = answerer.join().unwrap();

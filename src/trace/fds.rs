@@ -40,6 +40,12 @@ impl Known {
 
 static FDS: Mutex<Option<HashMap<RawFd, Known>>> = Mutex::new(None);
 
+/// Holds the table's lock, for [`super::ForkLocks`]: a fork made while another thread holds it
+/// would leave the child's copy locked for ever.
+pub(super) fn hold() -> std::sync::MutexGuard<'static, Option<HashMap<RawFd, Known>>> {
+    FDS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn with<R>(f: impl FnOnce(&mut HashMap<RawFd, Known>) -> R) -> R {
     let mut fds = FDS.lock().unwrap_or_else(|p| p.into_inner());
     f(fds.get_or_insert_with(HashMap::new))

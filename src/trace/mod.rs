@@ -57,6 +57,8 @@ thread_local! {
     /// threads (shutdown, kill) until its line is written: the woken thread's line (an `accept4`
     /// failing with EINVAL) waits, so an effect is never printed before its cause.
     static HELD: RefCell<Option<MutexGuard<'static, Box<dyn Write + Send>>>> = const { RefCell::new(None) };
+    /// The narration's locks, held by a thread across its fork (see [`ForkLocks`]).
+    static FORK_LOCKS: RefCell<Option<ForkLocks>> = const { RefCell::new(None) };
     /// `--explain`'s FIONREAD answer for the close this thread is making (asked at its Enter).
     static UNREAD: RefCell<Option<io::Result<i32>>> = const { RefCell::new(None) };
 }
@@ -66,6 +68,16 @@ static PID: AtomicI32 = AtomicI32::new(0);
 /// More than one thread or process of ours exists (or existed): from then on every line carries
 /// `[pid N]`, as `strace -f` marks lines once it traces more than one task.
 static MANY: AtomicBool = AtomicBool::new(false);
+
+/// The narration's own locks, taken by the thread about to fork and let go right after the fork
+/// in both processes. fork(2) copies memory but only the calling thread: a lock another thread
+/// held at that instant (the log thread paused in `--step`, or printing its line) would stay
+/// locked in the child for ever, and the child would hang at its first narrated call. Taken in
+/// the order every thread takes them (pause, then stream, then descriptor table).
+struct ForkLocks {
+    _pause: MutexGuard<'static, ()>,
+    _fds: MutexGuard<'static, Option<std::collections::HashMap<std::os::fd::RawFd, fds::Known>>>,
+}
 
 /// Calls after which other threads may run at once: their narration waits for this call's line.
 fn wakes_others(name: &str) -> bool {
@@ -144,7 +156,16 @@ fn on_call(call: &Call<'_>) {
                 step::pause(call);
                 PAUSING.with(|p| p.set(false));
             }
-            if wakes_others(call.name)
+            let forks = call.name == "clone";
+            if forks {
+                let pause = step::hold();
+                if let Some(out) = OUT.get() {
+                    let guard = out.lock().unwrap_or_else(|p| p.into_inner());
+                    HELD.with(|held| *held.borrow_mut() = Some(guard));
+                }
+                let locks = ForkLocks { _pause: pause, _fds: fds::hold() };
+                FORK_LOCKS.with(|l| *l.borrow_mut() = Some(locks));
+            } else if wakes_others(call.name)
                 && let Some(out) = OUT.get()
             {
                 let guard = out.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,9 +176,13 @@ fn on_call(call: &Call<'_>) {
         }
         Phase::Exit(result) => {
             if call.name == "clone" {
+                // Both processes let go of their copy of the locks (a futex lock has no owner to
+                // check, so the child may unlock what the parent's thread locked).
+                FORK_LOCKS.with(|l| drop(l.borrow_mut().take()));
                 // fork: both processes are followed from here on; the child has a new id.
                 MANY.store(true, Ordering::Relaxed);
                 if matches!(result, Ok(0)) {
+                    HELD.with(|held| drop(held.borrow_mut().take()));
                     TID.with(|t| t.set(0));
                     PID.store(tid(), Ordering::Relaxed);
                     // strace prints a fork once, in the parent, with the child's pid.

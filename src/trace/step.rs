@@ -5,7 +5,7 @@
 //! process, never happens) and the paused thread waits for it with sigwait(3).
 
 use std::io::{self, BufRead, IsTerminal};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use super::format;
 use crate::process::{self, SIGUSR1};
@@ -13,6 +13,11 @@ use crate::sys::trace::Call;
 
 /// One pause at a time, even when several threads make calls.
 static PAUSE: Mutex<()> = Mutex::new(());
+
+/// Holds the one-pause lock, for [`super::ForkLocks`].
+pub(super) fn hold() -> MutexGuard<'static, ()> {
+    PAUSE.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Blocks SIGUSR1 in the calling thread (and so in every thread it spawns later).
 pub(super) fn prepare() -> io::Result<()> {
