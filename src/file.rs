@@ -107,8 +107,39 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
 /// Everything on standard input, up to its end (`read(0, ...)` until it returns 0).
 pub fn read_stdin() -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    read_all(io::stdin().as_fd(), &mut bytes)?;
+    read_all(Stdin::new().as_fd(), &mut bytes)?;
     Ok(bytes)
+}
+
+/// Standard input as a stream, for reading it a chunk at a time (`client --message -` streams it
+/// rather than holding it whole). Each read is a narrated `read(0, ...)`; fd 0 is borrowed, never
+/// closed.
+#[derive(Debug)]
+pub struct Stdin(io::Stdin);
+
+impl Stdin {
+    /// Standard input (fd 0).
+    pub fn new() -> Stdin {
+        Stdin(io::stdin())
+    }
+}
+
+impl Default for Stdin {
+    fn default() -> Stdin {
+        Stdin::new()
+    }
+}
+
+impl io::Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(|| sys::read(self.as_fd(), buf))
+    }
+}
+
+impl AsFd for Stdin {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// Writes `bytes` to `PATH.tmp`, closes it, and renames it to `path`: a reader sees no file or the

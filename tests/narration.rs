@@ -268,7 +268,8 @@ fn client_narration_equals_strace() {
     let _ = server.wait();
 }
 
-/// `client --message -` reads its message from standard input through `read(0, ...)`, narrated.
+/// `client --message -` streams standard input: poll(0 and the socket), then `read(0, ...)` a
+/// chunk at a time from the sending thread, all narrated, then its FIN at stdin's end.
 #[test]
 fn client_reading_stdin_narration_equals_strace() {
     if !tools() {
@@ -284,8 +285,10 @@ fn client_reading_stdin_narration_equals_strace() {
     );
     signal(server.id(), "INT");
     let _ = server.wait();
-    assert!(narration.contains("read(0, \"from stdin\\n\", 4096)"), "read(0) is not narrated:\n{narration}");
-    assert!(narration.contains("read(0, \"\", 4096)"), "the end of stdin is not narrated:\n{narration}");
+    assert!(narration.contains("read(0, \"from stdin\\n\", 65536)"), "read(0) is not narrated:\n{narration}");
+    assert!(narration.contains("read(0, \"\", 65536)"), "the end of stdin is not narrated:\n{narration}");
+    assert!(narration.contains("poll([{fd=0, events=POLLIN}, {fd=3, events=0}], 2, -1)"), "{narration}");
+    assert!(narration.contains("shutdown(3, SHUT_WR)"), "no FIN at stdin's end:\n{narration}");
 }
 
 /// `states`: the sock_diag dump and the /proc scan that finds socklab's own sockets.

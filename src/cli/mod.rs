@@ -421,9 +421,16 @@ struct ClientArgs {
     /// Server port.
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
-    /// Message to send; `-` reads it from standard input (any bytes).
+    /// Message to send; `-` streams standard input (any bytes), as nc does: each chunk is sent
+    /// as it is read while the echo comes back, and at its end the client sends its FIN
+    /// (SHUT_WR) and reads to the server's (over UDP, --dgram, --seqpacket and with --tutorial,
+    /// stdin is read whole first, as one message).
     #[arg(long, default_value = "Hello")]
     message: String,
+    /// Write the echo's bytes to stdout as they arrive, unchanged and nothing else (the human
+    /// lines go to stderr), as nc does: `socklab client --message - --raw < f | cmp - f`.
+    #[arg(long, conflicts_with = "json")]
+    raw: bool,
     /// How many bytes each recv(2) asks for (over UDP, --dgram and --seqpacket: the one buffer
     /// the whole echo must fit in).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
@@ -705,6 +712,36 @@ fn printer(quiet: bool, json: bool) -> Sink {
     })
 }
 
+/// `client --raw`: the echo's bytes to stdout as they arrive, unchanged; the tutorial's lines to
+/// stderr (unless --quiet). Written at once (stdout is line-buffered), so a pipe sees each chunk.
+fn raw_printer(quiet: bool) -> Sink {
+    Arc::new(move |event: &Event<'_>| {
+        if let Event::ClientReceived(data) = event {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(data).and_then(|()| out.flush());
+        }
+        let needed = matches!(event, Event::ConnectionError(..));
+        if (!quiet || needed) && event.in_tutorial() {
+            let _ = writeln!(io::stderr().lock(), "{event}");
+        }
+    })
+}
+
+/// Standard input for `client --message -`, its read errors named after the option.
+struct NamedStdin(socklab::file::Stdin);
+
+impl io::Read for NamedStdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| io::Error::new(e.kind(), format!("--message -: reading stdin: {e}")))
+    }
+}
+
+impl std::os::fd::AsFd for NamedStdin {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 fn server(args: ServerArgs) -> io::Result<()> {
     let transport = args.family.transport()?;
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
@@ -880,21 +917,31 @@ fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()>
 
 fn client(args: ClientArgs) -> io::Result<()> {
     let addrs: Vec<SocketAddr> = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
-    let message = if args.message == "-" {
+    let transport = args.family.transport()?;
+    // Streamed: a stream socket and the end-of-stream check (which --tutorial leaves out).
+    let stream_stdin = args.message == "-" && !transport.is_datagram() && !args.tutorial;
+    let message = if args.message == "-" && !stream_stdin {
         socklab::file::read_stdin().map_err(|e| io::Error::new(e.kind(), format!("--message -: reading stdin: {e}")))?
+    } else if stream_stdin {
+        Vec::new()
     } else {
         args.message.into_bytes()
     };
     let config = ClientConfig {
         addrs,
-        transport: args.family.transport()?,
+        transport,
         message,
         chunk: args.chunk,
         // --tutorial: exactly the tutorial's calls (no timeout options, no end-of-stream check).
         timeout: (!args.tutorial).then_some(args.timeout),
         check_end: !args.tutorial,
     };
-    let result = client::run(&config, &printer(args.quiet, args.json)).map(drop);
+    let sink = if args.raw { raw_printer(args.quiet) } else { printer(args.quiet, args.json) };
+    let result = if stream_stdin {
+        client::run_stream(&config, NamedStdin(socklab::file::Stdin::new()), &sink).map(drop)
+    } else {
+        client::run(&config, &sink).map(drop)
+    };
     if let (true, Err(e)) = (args.json, &result) {
         use socklab::timeline::json::{Value, object};
         let errno = socklab::error::errno(e).map_or(Value::Null, |n| Value::Str(socklab::names::errno_name(n)));

@@ -2,19 +2,28 @@
 //! until as many bytes came back as were sent, check that nothing more comes (shutdown(SHUT_WR),
 //! then recv until the server's FIN), then close. Over a Unix stream socket the same.
 //!
+//! [`run_stream`] is the client used as `nc` is: the message is an input read a chunk at a time
+//! (standard input for `--message -`) and sent while the echo streams back, each chunk compared
+//! as its echo arrives, so memory stays bounded however long the input is.
+//!
 //! Over a *message* socket (UDP, Unix datagram, Unix seqpacket) the message goes out as one
 //! datagram and comes back as one: a single recv with a `chunk`-byte buffer, and `MSG_TRUNC` to
 //! learn the echo's real length, since whatever does not fit is cut off by the kernel and lost.
 
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::time::Duration;
 
 use super::endpoint::{Stream, Transport};
 use super::event::{Event, Sink};
 use crate::SockAddr;
 use crate::error::context;
+use crate::ready::{Interest, PollSet, Token};
 use crate::tcp::TcpStream;
 use crate::udp::UdpSocket;
 use crate::unix::{UnixDatagram, UnixKind, UnixStream};
@@ -123,26 +132,250 @@ pub fn run(config: &ClientConfig, sink: &Sink) -> io::Result<ClientReport> {
     if config.chunk == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "the receive chunk must be at least 1 byte"));
     }
-    let stream = match config.transport {
-        Transport::Tcp => Stream::Tcp(match config.timeout {
-            None => TcpStream::connect_any(&config.addrs)?,
-            Some(timeout) => connect_any_within(&config.addrs, timeout)?,
-        }),
-        Transport::Unix(addr, UnixKind::Stream) => Stream::Unix(UnixStream::connect(&addr, UnixKind::Stream)?),
-        _ => return run_message(config, sink),
-    };
+    let Some(stream) = connect(config)? else { return run_message(config, sink) };
     let server = stream.as_ref().peer_addr()?;
-    // A TCP stream got its timeouts before connect (`TcpStream::connect_timeout`).
-    if let (Some(timeout), false) = (config.timeout, matches!(config.transport, Transport::Tcp)) {
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-    }
     sink(&Event::ClientConnected(stream.as_ref().local_addr()?, server));
     let result = exchange(&stream, &server, config, sink);
     sink(&Event::ClientClosing);
     let recvs = result?;
     stream.close()?;
     Ok(ClientReport { server, bytes: config.message.len(), recvs })
+}
+
+/// Connects a stream socket (TCP, Unix stream) with the configured timeouts; `None` for a message
+/// transport.
+fn connect(config: &ClientConfig) -> io::Result<Option<Stream>> {
+    let stream = match config.transport {
+        Transport::Tcp => Stream::Tcp(match config.timeout {
+            None => TcpStream::connect_any(&config.addrs)?,
+            Some(timeout) => connect_any_within(&config.addrs, timeout)?,
+        }),
+        Transport::Unix(addr, UnixKind::Stream) => Stream::Unix(UnixStream::connect(&addr, UnixKind::Stream)?),
+        _ => return Ok(None),
+    };
+    // A TCP stream got its timeouts before connect (`TcpStream::connect_timeout`).
+    if let (Some(timeout), false) = (config.timeout, matches!(config.transport, Transport::Tcp)) {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+    }
+    Ok(Some(stream))
+}
+
+/// How much one read of the input asks for, and so the most one send carries.
+pub const STREAM_CHUNK: usize = 64 * 1024;
+
+/// How many input chunks may be sent and not yet echoed before the sender waits for the echo to
+/// catch up. With [`STREAM_CHUNK`] this bounds what the client holds at about 1 MiB, whatever the
+/// input's length (the rest in flight sits in the kernel's socket buffers).
+pub const STREAM_WINDOW: usize = 16;
+
+/// The client as `nc` is used: connect, then send `input` a chunk at a time from a second thread
+/// while this one receives the echo `chunk` bytes at a time, comparing each byte with the one
+/// sent at its offset. At the input's end: shutdown(SHUT_WR), then read to the server's FIN; the
+/// echo must be exactly the input (a short echo, a wrong byte, an extra byte fail the session
+/// with an [`EchoError`]); an error reading `input` comes back as it is. `config.message` is not
+/// used. Stream transports only (TCP, Unix
+/// stream); a datagram's message is read whole.
+///
+/// Memory is bounded: sent chunks wait in a queue of [`STREAM_WINDOW`] until their echo has been
+/// compared; when it is full, the sender waits for the echo rather than reading more input.
+///
+/// `--timeout` applies while bytes are due: an echo not yet back, or the server's FIN after ours.
+/// While the input is idle (a terminal nobody types into) nothing is due and the client waits,
+/// as `nc` does.
+pub fn run_stream(config: &ClientConfig, input: impl Read + AsFd + Send, sink: &Sink) -> io::Result<ClientReport> {
+    if config.chunk == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the receive chunk must be at least 1 byte"));
+    }
+    let Some(stream) = connect(config)? else {
+        let why =
+            "streaming the input needs a stream socket (TCP or a Unix stream); a datagram's message is read whole";
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    };
+    let server = stream.as_ref().peer_addr()?;
+    sink(&Event::ClientConnected(stream.as_ref().local_addr()?, server));
+    let result = stream_exchange(&stream, &server, config, input, sink);
+    sink(&Event::ClientClosing);
+    let (bytes, recvs) = result?;
+    stream.close()?;
+    Ok(ClientReport { server, bytes, recvs })
+}
+
+/// How the receiving side of a stream session ended, when it did not end well.
+enum Ended {
+    /// The server's FIN came with `received` bytes echoed and more sent.
+    Early { received: usize },
+    /// Anything else: a wrong or extra byte, a reset, a timeout.
+    Failed(io::Error),
+}
+
+/// Returns (bytes sent and echoed, recvs).
+fn stream_exchange(
+    stream: &Stream,
+    server: &SockAddr,
+    config: &ClientConfig,
+    input: impl Read + AsFd + Send,
+    sink: &Sink,
+) -> io::Result<(usize, usize)> {
+    let named = |call: &'static str| move |e: io::Error| name_error(call, server, config.timeout, e);
+    let (queue, sent) = mpsc::sync_channel::<Arc<[u8]>>(STREAM_WINDOW);
+    // Set just before our FIN: every chunk is queued by then, so an EOF from the server after it
+    // with nothing left in the queue is the end of a complete echo.
+    let fin_sent = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| send_input(stream, input, queue, &fin_sent, sink));
+        let received = receive_stream(stream, config.chunk, sent, &fin_sent, sink);
+        if received.is_err() {
+            // Unblock the sender: a send to a server that stopped reading, or its wait for input
+            // (poll reports the hang-up of a socket shut down both ways).
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        let (total, sending) =
+            sender.join().unwrap_or_else(|_| (0, Err(io::Error::other("the sending thread panicked"))));
+        match received {
+            Ok(recvs) => sending.map_err(named("send")).map(|()| (total, recvs)),
+            Err(Ended::Early { received }) => {
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, EchoError::Short { received, expected: total }))
+            }
+            Err(Ended::Failed(e)) => Err(named("recv")(e)),
+        }
+    })
+}
+
+/// The sending thread: waits for input (or for the socket to be shut down under it), reads a
+/// chunk, queues it for the receiver's comparison, sends it. At the input's end sends our FIN.
+/// Returns the bytes sent, and how sending ended.
+fn send_input(
+    stream: &Stream,
+    mut input: impl Read + AsFd,
+    queue: SyncSender<Arc<[u8]>>,
+    fin_sent: &AtomicBool,
+    sink: &Sink,
+) -> (usize, io::Result<()>) {
+    let mut total = 0;
+    let mut set = PollSet::new();
+    loop {
+        // A read of a terminal or an idle pipe blocks for as long as nobody writes; poll also
+        // watches the socket (hang-ups and errors only) so that a receiver that gave up, or a
+        // reset, ends this wait.
+        set.clear();
+        set.push(&input, Token(0), Interest::READABLE);
+        set.push(stream, Token(1), Interest::NONE);
+        if let Err(e) = set.wait(None) {
+            return (total, Err(e));
+        }
+        if set.readiness(1).any() {
+            // The receiver reports why (reset, mismatch, timeout).
+            return (total, Ok(()));
+        }
+        if !set.readiness(0).any() {
+            continue; // interrupted
+        }
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        let n = match input.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => return (total, Err(e)),
+        };
+        if n == 0 {
+            fin_sent.store(true, Ordering::Release);
+            // Our FIN: the server echoes what it still has, then closes its side.
+            return (total, stream.shutdown(Shutdown::Write));
+        }
+        buf.truncate(n);
+        let chunk: Arc<[u8]> = buf.into();
+        // Queued before it is sent, so its echo always finds it; blocks while the window is full.
+        if queue.send(Arc::clone(&chunk)).is_err() {
+            return (total, Ok(())); // the receiver ended; it says why
+        }
+        if let Err(e) = stream.send_all(&chunk) {
+            return (total, Err(e));
+        }
+        total += n;
+        sink(&Event::ClientSent(n));
+    }
+}
+
+/// The receiving side: recv `chunk` bytes at a time until the server's FIN, comparing each byte
+/// with the queued chunk it echoes. Returns the number of recvs that returned data.
+fn receive_stream(
+    stream: &Stream,
+    chunk: usize,
+    queue: Receiver<Arc<[u8]>>,
+    fin_sent: &AtomicBool,
+    sink: &Sink,
+) -> Result<usize, Ended> {
+    let mut buf = vec![0u8; chunk];
+    // The chunk being compared, and the offset in it of the next byte due.
+    let mut due: Option<(Arc<[u8]>, usize)> = None;
+    let (mut received, mut recvs) = (0, 0);
+    loop {
+        let n = match stream.recv(&mut buf) {
+            Ok(n) => n,
+            // SO_RCVTIMEO ran out. A timeout only if something was due: an echo, or the FIN
+            // after ours; otherwise the input is idle and there is nothing to wait for yet.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if next_due(&mut due, &queue) || fin_sent.load(Ordering::Acquire) {
+                    return Err(Ended::Failed(e));
+                }
+                continue;
+            }
+            Err(e) => return Err(Ended::Failed(e)),
+        };
+        if n == 0 {
+            // The server's FIN. The end of a whole echo only if ours went first and every
+            // queued chunk came back.
+            if fin_sent.load(Ordering::Acquire) && !next_due(&mut due, &queue) {
+                return Ok(recvs);
+            }
+            return Err(Ended::Early { received });
+        }
+        recvs += 1;
+        sink(&Event::ClientReceived(&buf[..n]));
+        let mut got = &buf[..n];
+        while !got.is_empty() {
+            if !next_due(&mut due, &queue) {
+                let unmatched = got.len();
+                return Err(Ended::Failed(extra(stream, &mut buf, received, unmatched, fin_sent)));
+            }
+            let (sent, at) = due.as_mut().expect("next_due filled it");
+            let k = got.len().min(sent.len() - *at);
+            if let Some(i) = (0..k).find(|&i| sent[*at + i] != got[i]) {
+                let err = EchoError::Mismatch { offset: received + i, sent: sent[*at + i], got: got[i] };
+                return Err(Ended::Failed(io::Error::new(io::ErrorKind::InvalidData, err)));
+            }
+            (*at, received, got) = (*at + k, received + k, &got[k..]);
+            if *at == sent.len() {
+                due = None;
+            }
+        }
+    }
+}
+
+/// Whether bytes are due: fills `due` from the queue if it is empty.
+fn next_due(due: &mut Option<(Arc<[u8]>, usize)>, queue: &Receiver<Arc<[u8]>>) -> bool {
+    if due.is_none() {
+        match queue.try_recv() {
+            Ok(chunk) => *due = Some((chunk, 0)),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
+
+/// Bytes came that were never sent. After our FIN, read to the server's to count them all (as
+/// the whole-message client does); before it, the server is sending on its own: stop at once.
+fn extra(stream: &Stream, buf: &mut [u8], echoed: usize, unmatched: usize, fin_sent: &AtomicBool) -> io::Error {
+    let mut extra = unmatched;
+    if fin_sent.load(Ordering::Acquire) {
+        loop {
+            match stream.recv(buf) {
+                Ok(0) => break,
+                Ok(more) => extra += more,
+                Err(e) => return e,
+            }
+        }
+    }
+    io::Error::new(io::ErrorKind::InvalidData, EchoError::Extra { expected: echoed, extra })
 }
 
 /// Messages up to this size are sent before reading, exactly as the tutorial does.

@@ -177,6 +177,15 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Says that `test` skipped (all or part of its checks) and why, where a default `cargo test`
+/// shows it: libtest captures `eprintln!` and prints it only for failed tests, so a green run would
+/// hide that its strace checks never ran. A write to the stderr handle itself is not captured.
+/// The line reads `SKIPPED test: why` (name the missing tool in `why`).
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Whether a program is on PATH.
 pub fn have(program: &str) -> bool {
     Command::new("sh")
