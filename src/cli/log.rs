@@ -67,7 +67,12 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     let count_queued = queued.clone();
     let tx: SyncSender<String> = tx;
     let sink: Sink = Arc::new(move |event: &Event<'_>| {
-        if quiet && !matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+        if quiet
+            && !matches!(
+                event,
+                Event::Listening(_) | Event::ConnectionError(..) | Event::SpawnDeferred(..) | Event::AcceptError(_)
+            )
+        {
             return;
         }
         // The same lines as the CLI's printer: `--json` every event, else the tutorial's.

@@ -693,7 +693,10 @@ fn say(line: &dyn std::fmt::Display) {
 /// object per line (--quiet then keeps the same events as in text).
 fn printer(quiet: bool, json: bool) -> Sink {
     Arc::new(move |event: &Event<'_>| {
-        let needed = matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_));
+        let needed = matches!(
+            event,
+            Event::Listening(_) | Event::ConnectionError(..) | Event::SpawnDeferred(..) | Event::AcceptError(_)
+        );
         if quiet && !needed {
             return;
         }
