@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use common::{ReadyFile, have, pattern, signal};
 
 const NOBODY: &str = "65534";
+
+/// RLIMIT_NPROC counts every task of the user: the tests here run their servers as nobody one
+/// at a time, or they would share the limit.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const CLIENTS: usize = 6;
 /// How long each client keeps its connection (and so its server process or thread) after its echo.
 const HOLD: Duration = Duration::from_millis(700);
@@ -58,8 +62,9 @@ fn client(addr: SocketAddr, seed: u64) -> Result<(), String> {
     if rest.is_empty() { Ok(()) } else { Err(format!("{} extra bytes", rest.len())) }
 }
 
-/// `socklab server --model MODEL` as nobody, with RLIMIT_NPROC `nproc` if given; its address.
-fn start(model: &str, nproc: Option<usize>) -> (std::process::Child, SocketAddr) {
+/// `socklab server --model MODEL EXTRA...` as nobody, with RLIMIT_NPROC `nproc` if given; its
+/// address.
+fn start(model: &str, nproc: Option<usize>, extra: &[&str]) -> (std::process::Child, SocketAddr) {
     let ready = ReadyFile::new();
     // The server, running as nobody, writes its ready file into this directory.
     let dir = ready.path.parent().unwrap();
@@ -73,6 +78,7 @@ fn start(model: &str, nproc: Option<usize>) -> (std::process::Child, SocketAddr)
         .arg(env!("CARGO_BIN_EXE_socklab"))
         .args(["server", "--model", model, "--host", "127.0.0.1", "--port", "0"])
         .args(ready.args())
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -82,15 +88,21 @@ fn start(model: &str, nproc: Option<usize>) -> (std::process::Child, SocketAddr)
     (child, addr)
 }
 
-fn run_model(model: &str, call: &str) {
-    // The limit is set before exec (root may not lower another process's limit here), so it is
-    // computed first: the tasks nobody has now (those of a first server of this model included),
-    // plus two. The first server then ends, and the second starts at the same count.
-    let (mut probe, _) = start(model, None);
-    let limit = nobody_tasks() + 2;
+/// The tasks nobody has while a server of `model` runs: started as nobody without a limit, counted,
+/// and ended. The limit is set before exec (root may not lower another process's limit here), so
+/// it is computed from this first server; the next starts at the same count.
+fn tasks_with(model: &str) -> usize {
+    let (mut probe, _) = start(model, None, &[]);
+    let tasks = nobody_tasks();
     probe.kill().unwrap();
     probe.wait().unwrap();
-    let (mut child, addr) = start(model, Some(limit));
+    tasks
+}
+
+fn run_model(model: &str, call: &str) {
+    // Two clients at a time.
+    let limit = tasks_with(model) + 2;
+    let (mut child, addr) = start(model, Some(limit), &[]);
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS).map(|i| std::thread::spawn(move || client(addr, 7 + i as u64))).collect();
     let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
@@ -130,14 +142,77 @@ fn run_model(model: &str, call: &str) {
     eprintln!("{model}: {} clients served in {elapsed:?}; {} retry lines", CLIENTS, deferred.len());
 }
 
-/// Both models in one test, one after the other: RLIMIT_NPROC counts every task of the user, so
-/// two servers as nobody at once would share the limit.
 #[test]
 fn fork_and_thread_keep_clients_queued_at_the_process_limit() {
     if !is_root() || !have("setpriv") || !have("prlimit") {
         eprintln!("skipped: needs root, setpriv and prlimit to run the server as nobody under RLIMIT_NPROC");
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     run_model("fork", "clone");
     run_model("thread", "clone3");
+}
+
+/// A stop while a client waits for its process: the grace period is for it too, and at the cut it
+/// is closed and counted as cut (with the one being served): the server ends, the client is not
+/// left hanging.
+fn stop_while_waiting(model: &str) {
+    let limit = tasks_with(model) + 1; // one client at a time
+    let (mut child, addr) = start(model, Some(limit), &["--grace", "1s"]);
+    let mut served = TcpStream::connect(addr).unwrap();
+    served.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    served.write_all(b"Hello").unwrap();
+    let mut echo = [0u8; 5];
+    served.read_exact(&mut echo).unwrap(); // it has its process now
+    let mut waiting = TcpStream::connect(addr).unwrap();
+    waiting.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    waiting.write_all(b"Hello").unwrap();
+    // The log is read on a thread of its own, so every wait below is bounded.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut out = String::new();
+    while !out.contains("cannot serve") {
+        let left = until.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => out += &(line + "\n"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{model}: no retry line within 30 s; the log:\n{out}");
+            }
+        }
+    }
+    signal(child.id(), "TERM");
+    let until = Instant::now() + Duration::from_secs(30);
+    while let Ok(line) = lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        out += &(line + "\n");
+    }
+    if child.try_wait().unwrap().is_none() && Instant::now() >= until {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{model}: {status}\n{out}");
+    assert!(out.contains("Server stopping: finished 0, cut 2"), "{model}:\n{out}");
+    // Both clients see their connection end (EOF or reset), not a hang.
+    for (name, mut s) in [("served", served), ("waiting", waiting)] {
+        let mut rest = Vec::new();
+        let ended = s.read_to_end(&mut rest);
+        assert!(
+            ended.is_ok() || ended.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{model}: {name}: {ended:?}"
+        );
+    }
+}
+
+#[test]
+fn a_client_waiting_for_its_process_is_cut_at_the_end_of_the_grace_period() {
+    if !is_root() || !have("setpriv") || !have("prlimit") {
+        eprintln!("skipped: needs root, setpriv and prlimit to run the server as nobody under RLIMIT_NPROC");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    stop_while_waiting("fork");
+    stop_while_waiting("thread");
 }
