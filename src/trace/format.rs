@@ -95,6 +95,11 @@ pub fn args(call: &Call<'_>) -> String {
             // Before recvfrom returns there is nothing to show in its buffer yet.
             Arg::Data(_) if entering && matches!(call.name, "recvfrom" | "read" | "readlink") => out.push_str("..."),
             Arg::Protocol(p) => out.push_str(&protocol(domain.unwrap_or(0), *p)),
+            // A netlink socket's messages, decoded as strace decodes them (see `netlink.rs`).
+            #[cfg(socklab_sock_diag)]
+            Arg::Data(bytes) if i == 1 && matches!(call.name, "sendto" | "recvfrom") && netlink_fd(call).is_some() => {
+                out.push_str(&super::netlink::decode(bytes, netlink_fd(call).flatten()))
+            }
             other => arg(&mut out, other),
         }
     }
@@ -212,6 +217,15 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         #[allow(unreachable_patterns)]
         other => write!(out, "{other:?}"),
     };
+}
+
+/// `Some(protocol)` when the call's descriptor is a netlink socket strace can name the protocol
+/// of (it has an address), `Some(None)` for one it cannot yet; `None` for any other descriptor.
+#[cfg(socklab_sock_diag)]
+fn netlink_fd(call: &Call<'_>) -> Option<Option<i32>> {
+    let Some(Arg::Fd(fd)) = call.args.first() else { return None };
+    let known = super::fds::known(*fd)?;
+    (known.domain == libc::AF_NETLINK).then_some(known.nl_bound.then_some(known.protocol))
 }
 
 /// socket(2)'s protocol, which means something different in each family.

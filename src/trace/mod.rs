@@ -15,6 +15,8 @@
 pub mod explain;
 pub mod fds;
 pub mod format;
+#[cfg(socklab_sock_diag)]
+mod netlink;
 mod step;
 #[cfg(socklab_uring)]
 pub mod uring;
