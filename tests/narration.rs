@@ -396,3 +396,76 @@ fn uring_server_narration_equals_strace() {
         );
     }
 }
+
+/// strace -f marks a line `[pid N]` while it follows more than one task, deciding when the call
+/// starts. `pass-fd` forks its worker while it is the only task: strace prints that `clone`
+/// unmarked and marks the lines of both processes from then on, while the worker lives (its
+/// `wait4` started while the worker lived, so it is marked too). The narration must agree.
+/// (Right after a fork strace itself leaves a few of the parent's lines unmarked, until it has
+/// seen the new child stop for the first time: those lines are not compared.)
+#[test]
+fn pid_marks_follow_strace_count_of_tasks() {
+    if !tools() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("socklab-narration-{}-marks", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let narration_file = dir.join("narration");
+    // strace writes to its stderr (with `-o` it would print `PID ` on every line instead of its
+    // `[pid N]` marks); the shell sends socklab's own stderr, the narration, to a file.
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-s", "32", "sh", "-c", "exec \"$0\" --trace pass-fd --host 127.0.0.1 --port 0 2>\"$1\""])
+        .arg(env!("CARGO_BIN_EXE_socklab"))
+        .arg(&narration_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pass-fd under strace failed");
+    let strace = String::from_utf8_lossy(&out.stderr).into_owned();
+    let narration = fs::read_to_string(&narration_file).unwrap();
+    let _ = fs::remove_dir_all(&dir);
+
+    // `(mark, call)` of each call socklab narrates, in order; a resumed half is not a new line.
+    let lines = |text: &str, skip_to_main: bool| -> Vec<(Option<i32>, String)> {
+        let mut after_main = !skip_to_main;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let (pid, rest) = socklab::trace::split_pid_mark(line);
+            if rest.contains("rt_sigaction(SIGPIPE") {
+                after_main = true;
+            }
+            let n = name(rest);
+            let output = rest.starts_with("write(1,") || rest.starts_with("write(2,");
+            if after_main && OURS.contains(&n) && !output && !rest.starts_with("<...") {
+                out.push((pid, n.to_string()));
+            }
+        }
+        out
+    };
+    let theirs = lines(&strace, true);
+    let ours = lines(&narration, false);
+    let fork_at = |calls: &[(Option<i32>, String)]| calls.iter().position(|c| c.1 == "clone").expect("no fork seen");
+    let (their_fork, our_fork) = (fork_at(&theirs), fork_at(&ours));
+    // Up to and including the fork: one task, no mark, the same calls.
+    assert_eq!(
+        ours[..=our_fork],
+        theirs[..=their_fork],
+        "before the fork:\n--- narration:\n{narration}\n--- strace:\n{strace}"
+    );
+    assert!(ours[..=our_fork].iter().all(|c| c.0.is_none()));
+    // From the fork to the reap: two processes, every narrated line marked, as strace marks
+    // every line once it has seen the child.
+    let reap = ours.iter().rposition(|c| c.1 == "wait4").expect("no wait4 narrated");
+    assert!(
+        ours[our_fork + 1..=reap].iter().all(|c| c.0.is_some()),
+        "a line between the fork and the reap is not marked:\n{narration}"
+    );
+    let child_first = theirs.iter().skip(their_fork + 1).position(|c| c.0.is_some()).unwrap() + their_fork + 1;
+    assert!(
+        theirs[child_first..].iter().take_while(|c| c.1 != "wait4").all(|c| c.0.is_some())
+            && theirs.iter().rfind(|c| c.1 == "wait4").is_some_and(|c| c.0.is_some()),
+        "strace left a line unmarked while both processes lived:\n{strace}"
+    );
+}

@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
 use socklab::echo::{Event, Model, Server, ServerConfig, Sink, Transport};
+use socklab::process::SpawnCounted;
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -956,8 +957,10 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
             check_end: true,
         };
         let sink = sink.clone();
-        std::thread::spawn(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
+        std::thread::Builder::new()
+            .spawn_counted(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
     });
+    let client = client.transpose()?;
     let served = demo.run(args.count as usize, &sink);
     if let Some(client) = client {
         client.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked")))?;

@@ -19,6 +19,7 @@
 //! and the connection then waits in the listener's accept queue (Recv-Q 1) until accept takes it
 //! (Recv-Q 0). The client closes first, so it is the side left in TIME-WAIT.
 
+use crate::process::SpawnCounted;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -386,7 +387,7 @@ struct Process {
 }
 
 fn read_all(mut r: impl Read + Send + 'static) -> io::Result<JoinHandle<String>> {
-    thread::Builder::new().name("socklab-pipe".into()).spawn(move || {
+    thread::Builder::new().name("socklab-pipe".into()).spawn_counted(move || {
         let mut bytes = Vec::new();
         let _ = r.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()

@@ -11,6 +11,7 @@ pub mod thread;
 #[cfg(socklab_uring)]
 pub mod uring;
 
+use crate::process::SpawnCounted;
 use std::io;
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ pub(crate) fn on_threads(
 ) -> io::Result<()> {
     std::thread::scope(|scope| {
         let others: Vec<_> = (1..threads)
-            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped(scope, &work))
+            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped_counted(scope, &work))
             .collect();
         let mut result = if others.iter().any(|spawned| spawned.is_err()) {
             stop.abort(); // no grace: the server cannot run as configured

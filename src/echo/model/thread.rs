@@ -13,6 +13,7 @@
 //! but each client costs a thread (a stack, a kernel task, a context switch per message), so the
 //! number of threads is bounded, and a slow client holds one for as long as it stays connected.
 
+use crate::process::SpawnCounted;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         let (id, done, conn_sink, size, limits, conn_stop) =
             (next_id, done_tx.clone(), unless_stopped(stop, sink), config.buffer(), config.limits(), Arc::clone(stop));
         next_id += 1;
-        let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
+        let spawned = thread::Builder::new().name(format!("socklab-conn-{id}")).spawn_counted(move || {
             // Declared first, dropped last: the loop hears "done" after the connection is
             // closed, and even if this thread panics.
             let _done = Done(done, id);
