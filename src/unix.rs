@@ -16,7 +16,6 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use crate::error::context_unix;
@@ -57,10 +56,10 @@ pub fn unix_addr(name: &str) -> io::Result<SockAddr> {
 pub fn unlink_stale(addr: &SockAddr) -> io::Result<()> {
     let Some(UnixName::Path(bytes)) = addr.as_unix() else { return Ok(()) };
     let path = Path::new(OsStr::from_bytes(bytes));
-    match std::fs::symlink_metadata(path) {
+    match crate::file::mode_of(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(context_unix("stat", addr, e)),
-        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
+        Ok(mode) if mode & libc::S_IFMT != libc::S_IFSOCK => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!("{} exists and is not a socket; refusing to remove it (choose another path)", path.display()),
         )),

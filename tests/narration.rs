@@ -58,6 +58,9 @@ const OURS: &[&str] = &[
     "unlink",
     "readlink",
     "getdents64",
+    "newfstatat",
+    "mkdir",
+    "rmdir",
 ];
 // io_uring_* calls are left out: socklab names flags newer than this machine's strace 6.1 knows
 // (strace prints IORING_SETUP_SINGLE_ISSUER as 0x1000), so the two cannot agree letter for letter.
@@ -136,8 +139,11 @@ fn run(args: &[&str], dir: &Path, stdin: Option<&[u8]>) -> (String, String) {
     let is_server = args[0] == "server";
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-qq", "-s", "32", "-o"]).arg(&log).arg(env!("CARGO_BIN_EXE_socklab")).arg("--trace").args(args);
+    if is_server && !args.contains(&"--unix") {
+        cmd.args(["--host", "127.0.0.1", "--port", "0"]);
+    }
     if is_server {
-        cmd.args(["--host", "127.0.0.1", "--port", "0", "--quiet"]).args(ready.args());
+        cmd.arg("--quiet").args(ready.args());
     }
     let input = if stdin.is_some() { Stdio::piped() } else { Stdio::null() };
     let mut child = cmd.stdin(input).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
@@ -148,8 +154,15 @@ fn run(args: &[&str], dir: &Path, stdin: Option<&[u8]>) -> (String, String) {
         drop(pipe); // end of file: the client stops reading
     }
     if is_server {
-        let addr = ready.wait(&mut child);
-        let out = socklab().args(["client", "--port", &addr.port().to_string()]).output().unwrap();
+        // A Unix socket server (`--unix PATH`) is reached by its path, a TCP one by its port.
+        let client: Vec<String> = match args.iter().position(|a| *a == "--unix") {
+            Some(i) => {
+                let _ = ready.text(&mut child);
+                vec!["client".into(), "--unix".into(), args[i + 1].into()]
+            }
+            None => vec!["client".into(), "--port".into(), ready.wait(&mut child).port().to_string()],
+        };
+        let out = socklab().args(&client).output().unwrap();
         assert!(out.status.success(), "client: {}", String::from_utf8_lossy(&out.stderr));
         // Let the server finish that session, then stop it with SIGINT (sent to socklab, not strace).
         thread::sleep(Duration::from_millis(300));
@@ -467,5 +480,45 @@ fn pid_marks_follow_strace_count_of_tasks() {
         theirs[child_first..].iter().take_while(|c| c.1 != "wait4").all(|c| c.0.is_some())
             && theirs.iter().rfind(|c| c.1 == "wait4").is_some_and(|c| c.0.is_some()),
         "strace left a line unmarked while both processes lived:\n{strace}"
+    );
+}
+
+/// `draw` reads the saved session and writes the SVG through narrated calls (not std::fs, whose
+/// openat/statx/read/write would be made unseen): every one of them equals strace's line.
+#[test]
+fn draw_narration_equals_strace() {
+    if !tools() {
+        return;
+    }
+    let session = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/session.jsonl");
+    let svg = std::env::temp_dir().join(format!("socklab-narration-{}-draw.svg", std::process::id()));
+    let svg_arg = svg.to_str().unwrap();
+    let narration = compare("draw", &["draw", session, "--svg", svg_arg]);
+    let written = fs::read_to_string(&svg).unwrap_or_default();
+    let _ = fs::remove_file(&svg);
+    assert!(written.starts_with("<svg") || written.starts_with("<?xml"), "no SVG written");
+    assert!(
+        narration.contains(&format!("openat(AT_FDCWD, \"{session}\", O_RDONLY|O_CLOEXEC)"))
+            && narration
+                .contains(&format!("openat(AT_FDCWD, \"{svg_arg}\", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666)")),
+        "the session's read or the SVG's write is not narrated:\n{narration}"
+    );
+}
+
+/// A Unix socket server first checks what is at its path (`newfstatat`, so that it removes a
+/// stale socket file but never a regular file), then binds: that check is narrated as strace
+/// shows it, with the rest of the server's calls.
+#[test]
+fn unix_server_narration_equals_strace() {
+    if !tools() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("socklab-narration-{}-unix.sock", std::process::id()));
+    let path_arg = path.to_str().unwrap();
+    let narration = compare("unix", &["server", "--unix", path_arg]);
+    let _ = fs::remove_file(&path);
+    assert!(
+        narration.contains(&format!("newfstatat(AT_FDCWD, \"{path_arg}\", ")),
+        "the stale-socket check is not narrated:\n{narration}"
     );
 }

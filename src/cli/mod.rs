@@ -6,7 +6,7 @@ mod signals;
 #[cfg(socklab_sock_diag)]
 mod states;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1024,7 +1024,7 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
 
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 fn write_svg(path: &Path, timeline: &socklab::timeline::Timeline) -> io::Result<()> {
-    std::fs::write(path, socklab::timeline::svg::render(timeline))
+    socklab::file::write(path, socklab::timeline::svg::render(timeline).as_bytes())
         .map_err(|e| io::Error::new(e.kind(), format!("--svg {}: {e}", path.display())))
 }
 
@@ -1033,11 +1033,10 @@ fn draw(args: DrawArgs) -> io::Result<()> {
     use socklab::timeline::{diagram, jsonl};
     let name = args.session.display().to_string();
     let saved = if name == "-" {
-        let mut s = String::new();
-        io::stdin().lock().read_to_string(&mut s)?;
-        s
+        let bytes = socklab::file::read_stdin()?;
+        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stdin: not UTF-8 text"))?
     } else {
-        std::fs::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
+        socklab::file::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
     };
     let timeline = jsonl::read(&saved).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a saved `walkthrough --json` session: {e}"))

@@ -153,6 +153,16 @@ pub enum Arg<'a> {
         /// The sender's user id.
         uid: u32,
     },
+    /// A `struct stat` the kernel wrote back: strace shows its type and permissions, and its size
+    /// (or, for a device, its device number).
+    Stat {
+        /// `st_mode`.
+        mode: u32,
+        /// `st_size`.
+        size: i64,
+        /// `st_rdev`.
+        rdev: u64,
+    },
     /// A `struct timespec` the kernel wrote back.
     Timespec {
         /// `tv_sec`.
