@@ -16,7 +16,6 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use crate::error::CallError;
@@ -57,11 +56,11 @@ pub fn unix_addr(name: &str) -> io::Result<SockAddr> {
 pub fn unlink_stale(addr: &SockAddr) -> Result<(), CallError> {
     let Some(UnixName::Path(bytes)) = addr.as_unix() else { return Ok(()) };
     let path = Path::new(OsStr::from_bytes(bytes));
-    match std::fs::symlink_metadata(path) {
+    match crate::file::mode_of(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(CallError::unix("stat", addr, e)),
         // Named for the option that asked for the removal: no unlink(2) was made.
-        Ok(meta) if !meta.file_type().is_socket() => Err(CallError::unix(
+        Ok(mode) if mode & libc::S_IFMT != libc::S_IFSOCK => Err(CallError::unix(
             "--unlink",
             addr,
             io::Error::new(

@@ -11,6 +11,7 @@ pub mod thread;
 #[cfg(socklab_uring)]
 pub mod uring;
 
+use crate::process::SpawnCounted;
 use std::io;
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ pub(crate) fn on_threads(
 ) -> io::Result<()> {
     std::thread::scope(|scope| {
         let (others, failed): (Vec<_>, Vec<_>) = (1..threads)
-            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped(scope, &work))
+            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped_counted(scope, &work))
             .partition(Result::is_ok);
         let mut result = match failed.into_iter().find_map(Result::err) {
             Some(e) => {

@@ -15,6 +15,7 @@
 //! but each client costs a thread (a stack, a kernel task, a context switch per message), so the
 //! number of threads is bounded, and a slow client holds one for as long as it stays connected.
 
+use crate::process::SpawnCounted;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -114,7 +115,7 @@ fn spawn_session(
     let watch = stop.watch(conn.clone());
     let (done, conn_sink, size, limits, conn_stop) =
         (done.clone(), unless_stopped(stop, sink), config.buffer(), config.limits(), Arc::clone(stop));
-    thread::Builder::new().name(format!("socklab-conn-{id}")).spawn(move || {
+    thread::Builder::new().name(format!("socklab-conn-{id}")).spawn_counted(move || {
         // Declared first, dropped last: the loop hears "done" after the connection is closed,
         // and even if this thread panics.
         let _done = Done(done, id);
