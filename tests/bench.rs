@@ -88,7 +88,7 @@ fn cli_reports_json_against_the_fork_model() {
 #[test]
 fn cli_benches_an_ipv6_server_in_every_mode() {
     if !common::hosts().contains(&"::1") {
-        eprintln!("SKIPPED cli_benches_an_ipv6_server_in_every_mode: no IPv6 loopback here");
+        common::skip("no IPv6 loopback here");
         return;
     }
     let ready = common::ReadyFile::new();

@@ -88,7 +88,7 @@ fn empty_and_malformed_hosts_name_the_host() {
 #[test]
 fn bad_socket_addresses_name_the_address() {
     if !socklab().args(["bench", "--help"]).output().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: no bench command on this platform");
+        common::skip("no bench command on this platform");
         return;
     }
     for bad in [
@@ -163,12 +163,12 @@ fn privileged_port_as_non_root_says_eacces_with_a_hint() {
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1).map(String::from)))
         .flatten();
     if uid.as_deref() != Some("0") || !common::have("setpriv") {
-        eprintln!("skipped: needs root and setpriv to run the server as nobody");
+        common::skip("needs root and setpriv to run the server as nobody");
         return;
     }
     let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap_or_default();
     if start.trim().parse::<u32>().map_or(true, |p| p <= 80) {
-        eprintln!("skipped: net.ipv4.ip_unprivileged_port_start is {start:?}, so port 80 is not privileged here");
+        common::skip(&format!("net.ipv4.ip_unprivileged_port_start is {start:?}, so port 80 is not privileged here"));
         return;
     }
     for host in common::hosts() {

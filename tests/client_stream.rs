@@ -167,7 +167,7 @@ fn a_64_mib_stream_is_echoed_exactly_in_bounded_memory() {
 #[test]
 fn streams_through_the_tutorials_python_server() {
     if !have("python3") {
-        return skip("streams_through_the_tutorials_python_server", "needs python3");
+        return skip("needs python3 (the tutorial's server)");
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tutorial_server.py");
     let mut py = Command::new("python3")

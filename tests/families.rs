@@ -89,7 +89,7 @@ fn unix_stream_echo_with_socklab_python_and_socat_peers_and_peercred() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "socat-hello");
     } else {
-        eprintln!("skipping the socat peer: socat is not installed");
+        common::skip("the socat peer: socat is not installed");
     }
     let (ok, log) = stop(srv);
     assert!(ok, "{log}");
@@ -240,6 +240,8 @@ fn udp_echo_on_ipv4_and_ipv6_with_python_and_socat() {
                     .output()
                     .unwrap();
                 assert_eq!(String::from_utf8_lossy(&out.stdout), "socat-udp", "{host} {model}");
+            } else {
+                common::skip("the socat UDP peer: socat is not installed");
             }
             // Too big for the server's buffer: it says how much the kernel cut.
             let (ok, _, err) = python(
@@ -295,7 +297,7 @@ fn datagram_sockets_are_refused_by_connection_models() {
 #[test]
 fn dual_stack_listener_shows_ipv4_mapped_peers_and_v6only_refuses_them() {
     if !hosts().contains(&"::1") {
-        eprintln!("skipping: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     let (srv, ready) = server(&["--host", "::", "--port", "0", "--v6only", "off", "-q"]);
@@ -431,7 +433,7 @@ fn trace_narrates_the_new_calls_as_strace_does() {
                 assert!(ours.contains(call.split(" = ").next().unwrap()), "strace: {call}\nours:\n{ours}");
             }
         } else {
-            eprintln!("skipping the strace comparison: strace could not run here");
+            common::skip("the strace comparison: strace could not run here");
         }
     }
     let _ = SockAddr::unix_unnamed();

@@ -12,7 +12,7 @@ fn python_ok() -> bool {
     if have("python3") {
         return true;
     }
-    eprintln!("SKIP: python3 is not installed (.ci/run installs it)");
+    common::skip("python3 is not installed (.ci/run installs it)");
     false
 }
 

@@ -263,7 +263,7 @@ fn assert_files_narrated(what: &str, narration: &str, reads_somaxconn: bool) {
 
 fn tools() -> bool {
     if !have("strace") {
-        eprintln!("skipped: needs strace");
+        common::skip("needs strace");
         return false;
     }
     true

@@ -33,10 +33,7 @@ fn missing() -> Option<String> {
 macro_rules! require_netns {
     () => {
         if let Some(why) = missing() {
-            println!("SKIPPED: {why}");
-            // Straight to the stderr handle: the harness captures print macros, not this, so
-            // the reason shows in a plain `cargo test` run.
-            let _ = writeln!(std::io::stderr(), "SKIPPED (tests/netns.rs): {why}");
+            common::skip(&why);
             return;
         }
     };

@@ -88,7 +88,7 @@ fn demo_block_is_what_demo_prints() {
 #[test]
 fn client_trace_block_is_what_strace_and_trace_print() {
     if !have("strace") {
-        eprintln!("skipped: needs strace");
+        common::skip("needs strace");
         return;
     }
     let (mut server, addr) = common::quiet_server();

@@ -145,7 +145,7 @@ fn run_model(model: &str, call: &str) {
 #[test]
 fn fork_and_thread_keep_clients_queued_at_the_process_limit() {
     if !is_root() || !have("setpriv") || !have("prlimit") {
-        eprintln!("skipped: needs root, setpriv and prlimit to run the server as nobody under RLIMIT_NPROC");
+        common::skip("needs root, setpriv and prlimit to run the server as nobody under RLIMIT_NPROC");
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -209,7 +209,7 @@ fn stop_while_waiting(model: &str) {
 #[test]
 fn a_client_waiting_for_its_process_is_cut_at_the_end_of_the_grace_period() {
     if !is_root() || !have("setpriv") || !have("prlimit") {
-        eprintln!("skipped: needs root, setpriv and prlimit to run the server as nobody under RLIMIT_NPROC");
+        common::skip("needs root, setpriv and prlimit to run the server as nobody under RLIMIT_NPROC");
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -57,7 +57,7 @@ fn static_bin() -> Option<PathBuf> {
 #[test]
 fn at_most_30_calls_before_the_first_socket() {
     if !have("strace") {
-        eprintln!("skipped: needs strace");
+        common::skip("needs strace");
         return;
     }
     let dynamic = PathBuf::from(env!("CARGO_BIN_EXE_socklab"));
@@ -67,7 +67,7 @@ fn at_most_30_calls_before_the_first_socket() {
     assert!(before_socket(&dynamic, &server) <= 56);
     assert!(before_socket(&dynamic, &client) <= 56);
     let Some(bin) = static_bin() else {
-        eprintln!("skipped the static build: x86_64 glibc only");
+        common::skip("the static build: x86_64 glibc only");
         return;
     };
     assert!(before_socket(&bin, &server) <= 30, "server: more than 30 calls before socket()");

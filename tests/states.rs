@@ -93,7 +93,7 @@ fn states_show_the_accept_queue_and_agree_with_ss() {
         if have("ss") {
             assert_eq!(rows, ss_rows(port), "socklab states and ss -tan disagree");
         } else {
-            eprintln!("SKIPPED the ss comparison: ss (iproute2) is not installed");
+            common::skip("the ss comparison: ss (iproute2) is not installed");
         }
         drop(client);
     }
@@ -195,11 +195,11 @@ fn table_rows(text: &str, port: u16) -> Vec<Vec<String>> {
 #[test]
 fn states_of_one_family_agree_with_ss_for_a_dual_stack_listener() {
     if !hosts().contains(&"::1") {
-        eprintln!("SKIPPED states_of_one_family: no IPv6 here");
+        common::skip("no IPv6 here");
         return;
     }
     if !have("ss") {
-        eprintln!("SKIPPED states_of_one_family: ss (iproute2) is not installed");
+        common::skip("ss (iproute2) is not installed");
         return;
     }
     let server = ServerProcess::start("::", &["--v6only", "off", "--accept-delay", "60s", "-q"]);

@@ -36,7 +36,7 @@ fn parse(trace: &str) -> Vec<Call> {
 #[test]
 fn server_makes_the_tutorials_calls_in_order() {
     if !have("strace") {
-        eprintln!("SKIP: strace is not installed (.ci/run installs it)");
+        common::skip("strace is not installed (.ci/run installs it)");
         return;
     }
     let dir = std::env::temp_dir().join(format!("socklab-strace-{}", std::process::id()));

@@ -163,7 +163,7 @@ fn traced_child(strace_pid: u32) -> u32 {
 #[test]
 fn trace_agrees_with_strace() {
     if let Some(reason) = strace_unavailable() {
-        eprintln!("SKIPPED trace_agrees_with_strace: {reason}");
+        common::skip(&reason);
         return;
     }
     for host in hosts() {
@@ -259,7 +259,7 @@ fn step_waits_for_sigusr1_before_each_call() {
 #[test]
 fn step_waits_for_enter_on_a_terminal() {
     if !common::have("script") {
-        eprintln!("SKIPPED step_waits_for_enter_on_a_terminal: script(1) (util-linux) is needed for a terminal");
+        common::skip("script(1) (util-linux) is needed for a terminal");
         return;
     }
     // script(1) runs the client on a pseudo-terminal; the newlines we pipe in are its Enter presses

@@ -78,7 +78,7 @@ fn name_value(name: &str) -> Option<u64> {
 #[test]
 fn io_uring_calls_are_narrated_as_strace_prints_them() {
     if !have("strace") {
-        eprintln!("SKIP: strace is not installed");
+        common::skip("strace is not installed");
         return;
     }
     let dir = std::env::temp_dir().join(format!("socklab-uring-strace-{}", std::process::id()));
@@ -154,7 +154,7 @@ fn refused(call: &str, errno: &str) -> (Option<i32>, String) {
 #[test]
 fn a_refused_io_uring_is_named_and_epoll_suggested() {
     if !have("strace") || !have("timeout") {
-        eprintln!("SKIP: needs strace and timeout");
+        common::skip("needs strace and timeout");
         return;
     }
     let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok();

@@ -99,7 +99,7 @@ fn handshake_before_data_and_time_wait_for_the_active_closer() {
 
     if !can_capture() {
         assert!(stderr.contains("CAP_NET_RAW"), "no capture and no explanation: {stderr}");
-        eprintln!("SKIPPED the segment checks: no CAP_NET_RAW here ({stderr})");
+        common::skip(&format!("the segment checks: no CAP_NET_RAW here ({stderr})"));
         return;
     }
     let segments: Vec<&Obj> = events.iter().filter(|e| e.str("source") == "segment").collect();
@@ -176,11 +176,11 @@ fn capture_agrees_with_tcpdump() {
             .status();
     }
     if !have("tcpdump") {
-        eprintln!("SKIPPED capture_agrees_with_tcpdump: tcpdump is not installed and could not be installed");
+        common::skip("tcpdump is not installed and could not be installed");
         return;
     }
     if !can_capture() {
-        eprintln!("SKIPPED capture_agrees_with_tcpdump: no CAP_NET_RAW (run as root or setcap cap_net_raw+ep)");
+        common::skip("no CAP_NET_RAW (run as root or setcap cap_net_raw+ep)");
         return;
     }
     // Busy machines can overflow the capture's buffer with unrelated loopback traffic; a session
@@ -194,11 +194,11 @@ fn capture_agrees_with_tcpdump() {
 fn ipv6_capture_agrees_with_tcpdump() {
     let _serial = serial();
     if !have_ipv6() {
-        eprintln!("SKIPPED ipv6_capture_agrees_with_tcpdump: no IPv6 loopback here");
+        common::skip("no IPv6 loopback here");
         return;
     }
     if !have("tcpdump") || !can_capture() {
-        eprintln!("SKIPPED ipv6_capture_agrees_with_tcpdump: needs tcpdump and CAP_NET_RAW");
+        common::skip("needs tcpdump and CAP_NET_RAW");
         return;
     }
     let compared = (0..3).any(|_| capture_session_matches_tcpdump("::1"));
@@ -215,7 +215,7 @@ fn have_ipv6() -> bool {
 fn the_walkthrough_on_ipv6_shows_the_ipv6_handshake() {
     let _serial = serial();
     if !have_ipv6() {
-        eprintln!("SKIPPED the_walkthrough_on_ipv6_shows_the_ipv6_handshake: no IPv6 loopback here");
+        common::skip("no IPv6 loopback here");
         return;
     }
     let (events, _) = walkthrough(&["--host", "::1"]);
@@ -265,7 +265,7 @@ fn the_walkthrough_on_ipv6_shows_the_ipv6_handshake() {
 fn a_dual_stack_walkthrough_shows_the_ipv4_mapped_peer() {
     let _serial = serial();
     if !have_ipv6() {
-        eprintln!("SKIPPED a_dual_stack_walkthrough_shows_the_ipv4_mapped_peer: no IPv6 here");
+        common::skip("no IPv6 here");
         return;
     }
     let (events, _) = walkthrough(&["--host", "::", "--v6only", "off", "--connect", "127.0.0.1"]);
@@ -378,7 +378,7 @@ fn without_cap_net_raw_it_says_how_and_runs_the_rest() {
     // As root, drop CAP_NET_RAW from the bounding set for the child; otherwise we lack it already.
     let mut cmd = if can_capture() {
         if !have("setpriv") {
-            eprintln!("SKIPPED without_cap_net_raw: setpriv (util-linux) is needed to drop CAP_NET_RAW");
+            common::skip("setpriv (util-linux) is needed to drop CAP_NET_RAW");
             return;
         }
         let mut c = Command::new("setpriv");

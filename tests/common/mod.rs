@@ -177,13 +177,23 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Says that `test` skipped (all or part of its checks) and why, where a default `cargo test`
-/// shows it: libtest captures `eprintln!` and prints it only for failed tests, so a green run would
-/// hide that its strace checks never ran. A write to the stderr handle itself is not captured.
-/// The line reads `SKIPPED test: why` (name the missing tool in `why`).
-pub fn skip(test: &str, why: &str) {
-    let line = format!("SKIPPED {test}: {why}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+/// Says that the running test skipped (all or some of its checks) and why, where a default
+/// `cargo test` shows it: libtest captures `eprintln!` and prints it only for a failed test, so a
+/// green run would hide that its strace checks never ran. A write to the stderr handle itself is
+/// not captured. The line reads `SKIPPED binary::test: why`; name the missing tool in `why`.
+pub fn skip(why: &str) {
+    let _ = std::io::stderr().lock().write_all(skip_line(why).as_bytes());
+}
+
+/// The line [`skip`] writes. The test's name is its thread's (libtest names each test's thread
+/// after it), the binary's from its file name without cargo's hash.
+pub fn skip_line(why: &str) -> String {
+    let exe = std::env::args().next().unwrap_or_default();
+    let stem = std::path::Path::new(&exe).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let binary = stem.rsplit_once('-').map_or(stem.as_str(), |(name, _hash)| name).to_string();
+    let thread = std::thread::current();
+    let test = thread.name().filter(|n| *n != "main").unwrap_or("(a test on the main thread)");
+    format!("SKIPPED {binary}::{test}: {why}\n")
 }
 
 /// Whether a program is on PATH.

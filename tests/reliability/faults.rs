@@ -261,7 +261,7 @@ fn count_accepts(pid: u32, period: Duration) -> usize {
 #[test]
 fn emfile_backs_off_and_recovers() {
     if !have("prlimit") || !have("strace") || !have("timeout") {
-        eprintln!("skipped: needs prlimit, strace and timeout");
+        crate::common::skip("needs prlimit, strace and timeout");
         return;
     }
     for model in models() {
@@ -517,7 +517,7 @@ fn signals_stop_the_server_promptly_with_live_connections() {
 #[test]
 fn fork_model_reaps_children_and_closes_the_listener_in_them() {
     let Some(model) = models().into_iter().find(|m| m.name == "fork") else {
-        eprintln!("skipped: there is no fork model yet");
+        crate::common::skip("there is no fork model yet");
         return;
     };
     let server = Server::start(&model, &["--quiet", "--backlog", "128"]);

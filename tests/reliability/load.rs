@@ -230,7 +230,7 @@ fn thousand_connections_nothing_lost() {
 #[test]
 fn soak_mixed_traffic() {
     if !long() {
-        eprintln!("skipped: the 60 s soak runs with SOCKLAB_LONG=1");
+        crate::common::skip("the 60 s soak runs with SOCKLAB_LONG=1");
         return;
     }
     let secs: u64 = std::env::var("SOCKLAB_SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);

@@ -52,7 +52,7 @@ fn every_socket_is_cloexec() {
 #[test]
 fn every_send_has_msg_nosignal() {
     if !have("strace") {
-        eprintln!("skipped: needs strace");
+        crate::common::skip("needs strace");
         return;
     }
     for model in models() {
@@ -168,7 +168,7 @@ fn loopback_by_default_and_a_notice_otherwise() {
 #[test]
 fn valgrind_client_and_iterative_server_are_clean() {
     if !have("valgrind") {
-        eprintln!("skipped: needs valgrind");
+        crate::common::skip("needs valgrind");
         return;
     }
     let Some(model) = models().into_iter().find(|m| m.name == "iterative") else {
