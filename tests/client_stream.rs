@@ -374,3 +374,37 @@ fn streams_over_a_unix_stream_socket() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout == input, "the echo over the Unix socket differs");
 }
+
+/// A message socket keeps the message whole: stdin is read to its end and sent as one message
+/// (streaming is for stream sockets), over a socklab seqpacket server.
+#[test]
+fn a_seqpacket_client_reads_stdin_whole() {
+    let dir = std::env::temp_dir().join(format!("socklab-stream-seqpacket-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let path_s = path.to_str().unwrap();
+    let ready = common::ReadyFile::new();
+    let mut server = socklab()
+        .args(["server", "--unix", path_s, "--seqpacket", "--quiet"])
+        .args(ready.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = ready.text(&mut server);
+    let mut child = socklab()
+        .args(["client", "--unix", path_s, "--seqpacket", "--message", "-", "--raw", "--quiet", "--chunk", "100"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"one message").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"one message");
+}

@@ -923,7 +923,8 @@ fn client(args: ClientArgs) -> io::Result<()> {
     let addrs: Vec<SocketAddr> = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let transport = args.family.transport()?;
     // Streamed: a stream socket and the end-of-stream check (which --tutorial leaves out).
-    let stream_stdin = args.message == "-" && !transport.is_datagram() && !args.tutorial;
+    let stream_socket = matches!(transport, Transport::Tcp | Transport::Unix(_, socklab::UnixKind::Stream));
+    let stream_stdin = args.message == "-" && stream_socket && !args.tutorial;
     let message = if args.message == "-" && !stream_stdin {
         socklab::file::read_stdin().map_err(|e| io::Error::new(e.kind(), format!("--message -: reading stdin: {e}")))?
     } else if stream_stdin {
