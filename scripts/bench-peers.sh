@@ -49,7 +49,8 @@ cargo build --release -q
 (cd bench/peers/std-echo && cargo build --release -q)
 (cd bench/peers/tokio-echo && cargo build --release -q)
 cc -O2 -pthread -o "$OUT/c-epoll-echo" bench/peers/c-epoll/echo.c
-SOCKLAB=$PWD/target/release/socklab
+# .cargo/config.toml builds for the host by name: the binary is under target/<host tuple>/.
+SOCKLAB=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/socklab
 
 # The command line of server $1 on port $2.
 server_cmd() {
