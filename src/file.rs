@@ -62,6 +62,14 @@ impl File {
         Ok(())
     }
 
+    /// The descriptor, no longer closed by this `File` (to hand to a child process as its stderr).
+    pub fn into_fd(mut self) -> OwnedFd {
+        match self.fd.take() {
+            Some(fd) => fd,
+            None => unreachable!("a File is used after close"),
+        }
+    }
+
     /// Closes the file, reporting what close(2) said (a drop cannot).
     pub fn close(mut self) -> io::Result<()> {
         self.fd.take().map_or(Ok(()), sys::close)
@@ -102,6 +110,43 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Writes `bytes` to `path` (created, or emptied first), then closes it, reporting close's error.
+pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.close()
+}
+
+/// One `read(0, ...)` of up to 4096 bytes: on a terminal, the line the user typed (the terminal
+/// hands over a line per read). `Ok(0)` at end of input.
+pub fn read_stdin_once() -> io::Result<usize> {
+    let mut buf = [0u8; CHUNK];
+    retry(|| sys::read(io::stdin().as_fd(), &mut buf))
+}
+
+/// What `path` itself is (`lstat`, made as `newfstatat(..., AT_SYMLINK_NOFOLLOW)`): its `st_mode`,
+/// the type bits (`libc::S_IFSOCK`...) and the permissions.
+pub fn mode_of(path: &Path) -> io::Result<u32> {
+    Ok(sys::lstat(path)?.st_mode)
+}
+
+/// Makes a directory (permissions 0777 less the umask, as `mkdir(1)` does).
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    sys::mkdir(path, 0o777)
+}
+
+/// Removes a directory of plain files (no subdirectories): unlinks each name it lists, then
+/// rmdir. Enough for socklab's own temporary directories; a subdirectory makes it fail (EISDIR).
+pub fn remove_flat_dir(path: &Path) -> io::Result<()> {
+    for name in read_dir(path)? {
+        match sys::unlink(&path.join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    sys::rmdir(path)
 }
 
 /// Everything on standard input, up to its end (`read(0, ...)` until it returns 0).

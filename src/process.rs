@@ -24,6 +24,74 @@ pub type Pid = libc::pid_t;
 /// A signal number (`SIGTERM`...).
 pub type Signal = libc::c_int;
 
+/// `std::thread::Builder::spawn`, counted while the thread's work runs, so that `--trace` marks
+/// lines `[pid N]` exactly while strace -f does: while more than one task is alive. Every thread
+/// socklab starts is started through this (`use socklab::process::SpawnCounted`).
+pub trait SpawnCounted {
+    /// `self.spawn(work)`, counted.
+    fn spawn_counted<F, T>(self, work: F) -> io::Result<std::thread::JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static;
+
+    /// `self.spawn_scoped(scope, work)`, counted.
+    fn spawn_scoped_counted<'scope, 'env, F, T>(
+        self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        work: F,
+    ) -> io::Result<std::thread::ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope;
+}
+
+impl SpawnCounted for std::thread::Builder {
+    fn spawn_counted<F, T>(self, work: F) -> io::Result<std::thread::JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = Task::new();
+        self.spawn(move || {
+            let _task = task;
+            work()
+        })
+    }
+
+    fn spawn_scoped_counted<'scope, 'env, F, T>(
+        self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        work: F,
+    ) -> io::Result<std::thread::ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let task = Task::new();
+        self.spawn_scoped(scope, move || {
+            let _task = task;
+            work()
+        })
+    }
+}
+
+/// One counted thread: counted from before the thread starts (strace follows it from its clone)
+/// until its work returns or the spawn failed (the closure holding it is dropped either way).
+struct Task;
+
+impl Task {
+    fn new() -> Task {
+        crate::sys::trace::task_started();
+        Task
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        crate::sys::trace::task_ended();
+    }
+}
+
 /// fork(2): copies this process. The child has only the calling thread; until it `exit_now`s it
 /// must not take a lock another thread may hold (allocate before forking, print nothing through
 /// shared locks) and must not return into code that would run the parent's destructors.

@@ -1,15 +1,15 @@
 //! Floor 3: `TcpListener` and `TcpStream`, shaped like std's, built on [`Socket`].
 //!
 //! The server side is the tutorial's sequence: socket → setsockopt(SO_REUSEADDR) → bind → listen,
-//! then accept per client. The client side is socket → connect. Errors from these steps carry the
-//! call and the address (see [`crate::error`]).
+//! then accept per client. The client side is socket → connect. Errors from these steps are a
+//! [`CallError`]: the call, the address, and the OS error (`raw_os_error()`, `kind()`, as std's).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use std::time::Duration;
 
-use crate::error::context;
+use crate::error::CallError;
 use crate::socket::{Domain, Socket, Type, socket_type_traits};
 use crate::sys::SockAddr;
 
@@ -26,13 +26,13 @@ pub struct TcpListener {
 impl TcpListener {
     /// socket, setsockopt(SO_REUSEADDR), bind, listen(DEFAULT_BACKLOG). Port 0 lets the kernel
     /// choose a free port: read it back with [`local_addr`](Self::local_addr).
-    pub fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
+    pub fn bind(addr: &SocketAddr) -> Result<TcpListener, CallError> {
         TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG)
     }
 
     /// Like [`bind`](Self::bind) with an explicit listen backlog: how many connections that have
     /// completed the handshake may wait for accept.
-    pub fn bind_with_backlog(addr: &SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    pub fn bind_with_backlog(addr: &SocketAddr, backlog: i32) -> Result<TcpListener, CallError> {
         TcpListener::bind_with(addr, backlog, None)
     }
 
@@ -40,17 +40,17 @@ impl TcpListener {
     /// `only_v6` set, IPV6_V6ONLY before bind: `Some(false)` makes a `::` listener dual-stack
     /// (IPv4 clients arrive as `::ffff:a.b.c.d`), `Some(true)` refuses IPv4; `None` keeps the
     /// system's default (`net.ipv6.bindv6only`, normally 0).
-    pub fn bind_with(addr: &SocketAddr, backlog: i32, only_v6: Option<bool>) -> io::Result<TcpListener> {
+    pub fn bind_with(addr: &SocketAddr, backlog: i32, only_v6: Option<bool>) -> Result<TcpListener, CallError> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
-            .map_err(|e| context("socket", Some(*addr), e))?;
+            .map_err(|e| CallError::new("socket", Some(*addr), e))?;
         if let Some(on) = only_v6 {
-            socket.set_only_v6(on).map_err(|e| context("setsockopt IPV6_V6ONLY", Some(*addr), e))?;
+            socket.set_only_v6(on).map_err(|e| CallError::new("setsockopt IPV6_V6ONLY", Some(*addr), e))?;
         }
         // Without SO_REUSEADDR a restarted server could not bind while old connections of its
         // port are still in TIME-WAIT.
-        socket.set_reuse_address(true).map_err(|e| context("setsockopt SO_REUSEADDR", Some(*addr), e))?;
-        socket.bind(&SockAddr::from(addr)).map_err(|e| context("bind", Some(*addr), e))?;
-        socket.listen(backlog).map_err(|e| context("listen", Some(*addr), e))?;
+        socket.set_reuse_address(true).map_err(|e| CallError::new("setsockopt SO_REUSEADDR", Some(*addr), e))?;
+        socket.bind(&SockAddr::from(addr)).map_err(|e| CallError::new("bind", Some(*addr), e))?;
+        socket.listen(backlog).map_err(|e| CallError::new("listen", Some(*addr), e))?;
         Ok(TcpListener { socket })
     }
 
@@ -120,10 +120,10 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// socket + connect: performs the three-way handshake with `addr`.
-    pub fn connect(addr: &SocketAddr) -> io::Result<TcpStream> {
+    pub fn connect(addr: &SocketAddr) -> Result<TcpStream, CallError> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
-            .map_err(|e| context("socket", Some(*addr), e))?;
-        socket.connect(&SockAddr::from(addr)).map_err(|e| context("connect", Some(*addr), e))?;
+            .map_err(|e| CallError::new("socket", Some(*addr), e))?;
+        socket.connect(&SockAddr::from(addr)).map_err(|e| CallError::new("connect", Some(*addr), e))?;
         Ok(TcpStream { socket })
     }
 
@@ -131,29 +131,31 @@ impl TcpStream {
     /// SYNs, and connect(2) alone would wait for the kernel's retries, over two minutes). The
     /// timeout stays on the stream as SO_RCVTIMEO / SO_SNDTIMEO, so every later recv and send is
     /// bounded too. A timeout is `TimedOut`, naming the call, the address and `--timeout`.
-    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> Result<TcpStream, CallError> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
-            .map_err(|e| context("socket", Some(*addr), e))?;
+            .map_err(|e| CallError::new("socket", Some(*addr), e))?;
         // Two socket options, and the rest is the tutorial's blocking sequence: on Linux
         // SO_SNDTIMEO also bounds a blocking connect (one that outlives it fails with EINPROGRESS,
         // the handshake abandoned), and SO_RCVTIMEO bounds every recv.
-        socket.set_write_timeout(Some(timeout))?;
-        socket.set_read_timeout(Some(timeout))?;
+        socket
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| CallError::new("setsockopt SO_SNDTIMEO", Some(*addr), e))?;
+        socket.set_read_timeout(Some(timeout)).map_err(|e| CallError::new("setsockopt SO_RCVTIMEO", Some(*addr), e))?;
         match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => Ok(TcpStream { socket }),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
                 let msg = format!(
-                    "connect {addr}: no answer within {timeout:?} (--timeout; the server's accept queue may be full, or nothing routes there)"
+                    "no answer within {timeout:?} (--timeout; the server's accept queue may be full, or nothing routes there)"
                 );
-                Err(io::Error::new(io::ErrorKind::TimedOut, msg))
+                Err(CallError::new("connect", Some(*addr), io::Error::new(io::ErrorKind::TimedOut, msg)))
             }
-            Err(e) => Err(context("connect", Some(*addr), e)),
+            Err(e) => Err(CallError::new("connect", Some(*addr), e)),
         }
     }
 
     /// Tries each address in turn (as a resolver returns them). If none answers, returns the
     /// error of the first: the address the user most likely meant.
-    pub fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    pub fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, CallError> {
         let mut first = None;
         for addr in addrs {
             match TcpStream::connect(addr) {
@@ -161,7 +163,9 @@ impl TcpStream {
                 Err(e) => first = first.or(Some(e)),
             }
         }
-        Err(first.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")))
+        Err(first.unwrap_or_else(|| {
+            CallError::new("connect", None, io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to"))
+        }))
     }
 
     /// Builds a stream from a connected socket.

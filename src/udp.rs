@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::error::context;
+use crate::error::CallError;
 use crate::socket::{Domain, Socket, Type, socket_type_traits};
 use crate::sys::SockAddr;
 
@@ -25,21 +25,21 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// socket(SOCK_DGRAM) + bind. `only_v6` (IPv6 only) sets IPV6_V6ONLY before bind.
-    pub fn bind(addr: &SocketAddr, only_v6: Option<bool>) -> io::Result<UdpSocket> {
-        let socket =
-            Socket::new(Domain::for_address(addr), Type::DGRAM, None).map_err(|e| context("socket", Some(*addr), e))?;
+    pub fn bind(addr: &SocketAddr, only_v6: Option<bool>) -> Result<UdpSocket, CallError> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)
+            .map_err(|e| CallError::new("socket", Some(*addr), e))?;
         if let Some(on) = only_v6 {
-            socket.set_only_v6(on).map_err(|e| context("setsockopt IPV6_V6ONLY", Some(*addr), e))?;
+            socket.set_only_v6(on).map_err(|e| CallError::new("setsockopt IPV6_V6ONLY", Some(*addr), e))?;
         }
-        socket.bind(&SockAddr::from(addr)).map_err(|e| context("bind", Some(*addr), e))?;
+        socket.bind(&SockAddr::from(addr)).map_err(|e| CallError::new("bind", Some(*addr), e))?;
         Ok(UdpSocket { socket })
     }
 
     /// socket(SOCK_DGRAM) + connect: fixes the peer (no packet is sent).
-    pub fn connect(addr: &SocketAddr) -> io::Result<UdpSocket> {
-        let socket =
-            Socket::new(Domain::for_address(addr), Type::DGRAM, None).map_err(|e| context("socket", Some(*addr), e))?;
-        socket.connect(&SockAddr::from(addr)).map_err(|e| context("connect", Some(*addr), e))?;
+    pub fn connect(addr: &SocketAddr) -> Result<UdpSocket, CallError> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)
+            .map_err(|e| CallError::new("socket", Some(*addr), e))?;
+        socket.connect(&SockAddr::from(addr)).map_err(|e| CallError::new("connect", Some(*addr), e))?;
         Ok(UdpSocket { socket })
     }
 

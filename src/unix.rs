@@ -16,10 +16,9 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
-use crate::error::context_unix;
+use crate::error::CallError;
 use crate::socket::{Domain, PeerCred, Socket, Type, socket_type_traits};
 use crate::sys::{self, SockAddr, UnixName};
 
@@ -54,17 +53,22 @@ pub fn unix_addr(name: &str) -> io::Result<SockAddr> {
 /// Removes a stale socket file at `addr`'s path (`unlink(2)`), so a server can bind it again.
 /// Refuses to remove anything that is not a socket (a typo must not delete a regular file). A
 /// missing file or an abstract name is fine: there is nothing to remove.
-pub fn unlink_stale(addr: &SockAddr) -> io::Result<()> {
+pub fn unlink_stale(addr: &SockAddr) -> Result<(), CallError> {
     let Some(UnixName::Path(bytes)) = addr.as_unix() else { return Ok(()) };
     let path = Path::new(OsStr::from_bytes(bytes));
-    match std::fs::symlink_metadata(path) {
+    match crate::file::mode_of(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(context_unix("stat", addr, e)),
-        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; refusing to remove it (choose another path)", path.display()),
+        Err(e) => Err(CallError::unix("stat", addr, e)),
+        // Named for the option that asked for the removal: no unlink(2) was made.
+        Ok(mode) if mode & libc::S_IFMT != libc::S_IFSOCK => Err(CallError::unix(
+            "--unlink",
+            addr,
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a socket; refusing to remove it (choose another path)",
+            ),
         )),
-        Ok(_) => sys::unlink(path).map_err(|e| context_unix("unlink", addr, e)),
+        Ok(_) => sys::unlink(path).map_err(|e| CallError::unix("unlink", addr, e)),
     }
 }
 
@@ -77,10 +81,10 @@ pub struct UnixListener {
 impl UnixListener {
     /// socket(AF_UNIX, kind), bind, listen. No SO_REUSEADDR: a Unix name has no TIME-WAIT; a
     /// leftover *file* is what blocks a new bind (`EADDRINUSE`, see [`unlink_stale`]).
-    pub fn bind(addr: &SockAddr, kind: UnixKind, backlog: i32) -> io::Result<UnixListener> {
-        let socket = Socket::new(Domain::UNIX, kind.ty(), None).map_err(|e| context_unix("socket", addr, e))?;
-        socket.bind(addr).map_err(|e| context_unix("bind", addr, e))?;
-        socket.listen(backlog).map_err(|e| context_unix("listen", addr, e))?;
+    pub fn bind(addr: &SockAddr, kind: UnixKind, backlog: i32) -> Result<UnixListener, CallError> {
+        let socket = Socket::new(Domain::UNIX, kind.ty(), None).map_err(|e| CallError::unix("socket", addr, e))?;
+        socket.bind(addr).map_err(|e| CallError::unix("bind", addr, e))?;
+        socket.listen(backlog).map_err(|e| CallError::unix("listen", addr, e))?;
         Ok(UnixListener { socket })
     }
 
@@ -134,9 +138,9 @@ impl UnixStream {
     /// socket(AF_UNIX, kind) + connect. There is no handshake on the wire: connect succeeds at
     /// once if a listener's queue has room, `ECONNREFUSED` if the file exists but nobody listens,
     /// `ENOENT` if there is no such file.
-    pub fn connect(addr: &SockAddr, kind: UnixKind) -> io::Result<UnixStream> {
-        let socket = Socket::new(Domain::UNIX, kind.ty(), None).map_err(|e| context_unix("socket", addr, e))?;
-        socket.connect(addr).map_err(|e| context_unix("connect", addr, e))?;
+    pub fn connect(addr: &SockAddr, kind: UnixKind) -> Result<UnixStream, CallError> {
+        let socket = Socket::new(Domain::UNIX, kind.ty(), None).map_err(|e| CallError::unix("socket", addr, e))?;
+        socket.connect(addr).map_err(|e| CallError::unix("connect", addr, e))?;
         Ok(UnixStream { socket })
     }
 
@@ -238,19 +242,19 @@ pub struct UnixDatagram {
 
 impl UnixDatagram {
     /// socket(AF_UNIX, SOCK_DGRAM) + bind to `addr`: a server others can send to.
-    pub fn bind(addr: &SockAddr) -> io::Result<UnixDatagram> {
-        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(|e| context_unix("socket", addr, e))?;
-        socket.bind(addr).map_err(|e| context_unix("bind", addr, e))?;
+    pub fn bind(addr: &SockAddr) -> Result<UnixDatagram, CallError> {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(|e| CallError::unix("socket", addr, e))?;
+        socket.bind(addr).map_err(|e| CallError::unix("bind", addr, e))?;
         Ok(UnixDatagram { socket })
     }
 
     /// A client: socket, bind to no name (Linux *autobinds* a unique abstract name, so the server
     /// has an address to reply to; an unbound datagram socket could send but never be answered),
     /// then connect to `server`.
-    pub fn connect_autobind(server: &SockAddr) -> io::Result<UnixDatagram> {
-        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(|e| context_unix("socket", server, e))?;
-        socket.bind(&SockAddr::unix_unnamed()).map_err(|e| context_unix("bind (autobind)", server, e))?;
-        socket.connect(server).map_err(|e| context_unix("connect", server, e))?;
+    pub fn connect_autobind(server: &SockAddr) -> Result<UnixDatagram, CallError> {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(|e| CallError::unix("socket", server, e))?;
+        socket.bind(&SockAddr::unix_unnamed()).map_err(|e| CallError::unix("bind (autobind)", server, e))?;
+        socket.connect(server).map_err(|e| CallError::unix("connect", server, e))?;
         Ok(UnixDatagram { socket })
     }
 

@@ -11,6 +11,7 @@
 
 pub mod parse;
 
+use crate::process::SpawnCounted;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,7 +66,7 @@ impl Capture {
         let stop_at = Arc::new(AtomicU64::new(0));
         let flag = Arc::clone(&stop_at);
         let thread =
-            thread::Builder::new().name("socklab-capture".into()).spawn(move || read_frames(&socket, &flag))?;
+            thread::Builder::new().name("socklab-capture".into()).spawn_counted(move || read_frames(&socket, &flag))?;
         Ok(Capture { stop_at, thread })
     }
 

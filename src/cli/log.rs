@@ -11,6 +11,7 @@
 //! queue, whose lock another thread may have held at the fork. It writes its own lines directly,
 //! after poll(2) says stdout has room, and drops them otherwise.
 
+use socklab::process::SpawnCounted;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -50,7 +51,7 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     // on a full pipe it would hold std's stdout lock, and the flush at the end of `main` would
     // then wait for it for ever.
     let mut out = socklab::process::duplicate(io::stdout()).map(socklab::file::File::from_fd)?;
-    let writer = thread::Builder::new().name("socklab-log".into()).spawn(move || {
+    let writer = thread::Builder::new().name("socklab-log".into()).spawn_counted(move || {
         for line in rx {
             if out.write_all(format!("{line}\n").as_bytes()).is_err() {
                 break; // stdout is closed: nothing more can be shown
@@ -64,7 +65,12 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     let count_queued = queued.clone();
     let tx: SyncSender<String> = tx;
     let sink: Sink = Arc::new(move |event: &Event<'_>| {
-        if quiet && !matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_)) {
+        if quiet
+            && !matches!(
+                event,
+                Event::Listening(_) | Event::ConnectionError(..) | Event::SpawnDeferred(..) | Event::AcceptError(_)
+            )
+        {
             return;
         }
         // The same lines as the CLI's printer: `--json` every event, else the tutorial's.

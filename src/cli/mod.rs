@@ -6,7 +6,7 @@ mod signals;
 #[cfg(socklab_sock_diag)]
 mod states;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use socklab::echo::client::{self, ClientConfig};
 use socklab::echo::{Event, Model, Server, ServerConfig, Sink, Transport};
+use socklab::process::SpawnCounted;
 use socklab::resolve::resolve;
 
 /// Sockets at the syscall level: the classic TCP echo server and client, with every kernel call visible.
@@ -693,7 +694,10 @@ fn say(line: &dyn std::fmt::Display) {
 /// object per line (--quiet then keeps the same events as in text).
 fn printer(quiet: bool, json: bool) -> Sink {
     Arc::new(move |event: &Event<'_>| {
-        let needed = matches!(event, Event::Listening(_) | Event::ConnectionError(..) | Event::AcceptError(_));
+        let needed = matches!(
+            event,
+            Event::Listening(_) | Event::ConnectionError(..) | Event::SpawnDeferred(..) | Event::AcceptError(_)
+        );
         if quiet && !needed {
             return;
         }
@@ -956,8 +960,10 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
             check_end: true,
         };
         let sink = sink.clone();
-        std::thread::spawn(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
+        std::thread::Builder::new()
+            .spawn_counted(move || (0..args.count).try_for_each(|_| client::run(&config, &sink).map(drop)))
     });
+    let client = client.transpose()?;
     let served = demo.run(args.count as usize, &sink);
     if let Some(client) = client {
         client.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked")))?;
@@ -1021,7 +1027,7 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
 
 #[cfg(all(socklab_af_packet, socklab_sock_diag))]
 fn write_svg(path: &Path, timeline: &socklab::timeline::Timeline) -> io::Result<()> {
-    std::fs::write(path, socklab::timeline::svg::render(timeline))
+    socklab::file::write(path, socklab::timeline::svg::render(timeline).as_bytes())
         .map_err(|e| io::Error::new(e.kind(), format!("--svg {}: {e}", path.display())))
 }
 
@@ -1030,11 +1036,10 @@ fn draw(args: DrawArgs) -> io::Result<()> {
     use socklab::timeline::{diagram, jsonl};
     let name = args.session.display().to_string();
     let saved = if name == "-" {
-        let mut s = String::new();
-        io::stdin().lock().read_to_string(&mut s)?;
-        s
+        let bytes = socklab::file::read_stdin()?;
+        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stdin: not UTF-8 text"))?
     } else {
-        std::fs::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
+        socklab::file::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
     };
     let timeline = jsonl::read(&saved).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a saved `walkthrough --json` session: {e}"))

@@ -5,6 +5,7 @@
 //! stop, which wakes whatever the server is blocked in. Nothing runs in signal-handler context,
 //! and the server's own accept/recv never see EINTR from these two signals.
 
+use socklab::process::SpawnCounted;
 use std::io;
 use std::sync::Arc;
 use std::thread;
@@ -45,7 +46,7 @@ pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
     process::block_signals(&[SIGINT, SIGTERM, SIGCHLD])?;
     let signals = SignalFd::new(&[SIGINT, SIGTERM])?;
     let (quit, quit_other) = Socket::pair(Type::STREAM)?;
-    let thread = thread::Builder::new().name("socklab-signals".into()).spawn(move || {
+    let thread = thread::Builder::new().name("socklab-signals".into()).spawn_counted(move || {
         // Timer signals (`--interrupt-every`) are for the serving threads, not this one.
         let _ = process::block_signals(&[SIGALRM]);
         let mut set = PollSet::new();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::endpoint::{Stream, Transport};
 use super::event::{Event, Sink};
 use crate::SockAddr;
-use crate::error::context;
+use crate::error::{CallError, context};
 use crate::tcp::TcpStream;
 use crate::udp::UdpSocket;
 use crate::unix::{UnixDatagram, UnixKind, UnixStream};
@@ -240,7 +240,7 @@ fn name_error(call: &'static str, server: &SockAddr, timeout: Option<Duration>, 
 }
 
 /// [`TcpStream::connect_timeout`] to each address in turn; the first error if none answers.
-fn connect_any_within(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {
+fn connect_any_within(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, CallError> {
     let mut first = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, timeout) {
@@ -248,7 +248,9 @@ fn connect_any_within(addrs: &[SocketAddr], timeout: Duration) -> io::Result<Tcp
             Err(e) => first = first.or(Some(e)),
         }
     }
-    Err(first.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")))
+    Err(first.unwrap_or_else(|| {
+        CallError::new("connect", None, io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to"))
+    }))
 }
 
 /// A message socket, connected to the server.

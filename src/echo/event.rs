@@ -34,6 +34,11 @@ pub enum Event<'a> {
     ServerRecvOver(SockAddr),
     /// A connection ended with an error (reset, broken pipe); the server goes on.
     ConnectionError(SockAddr, &'a io::Error),
+    /// fork, or a thread's spawn, failed for this accepted connection (the error names the call in
+    /// strace's spelling, `clone` or `clone3`). The connection stays open and the server accepts
+    /// no one else (the next clients wait in the listen queue) until a retry after at most `.2`,
+    /// or sooner when one of its processes or threads ends.
+    SpawnDeferred(SockAddr, &'a io::Error, std::time::Duration),
     /// accept failed in a way the server survives (aborted connection, out of descriptors).
     AcceptError(&'a io::Error),
     /// A stop was requested and the server has ended its connections: how many of those open at
@@ -79,6 +84,19 @@ fn show_error(err: &io::Error) -> String {
     }
 }
 
+/// Why fork or a thread's spawn fails, as fork(2) and clone(2) document it (inferred from the
+/// errno: the kernel does not say which limit it hit).
+fn spawn_hint(err: &io::Error) -> &'static str {
+    match crate::error::errno(err) {
+        Some(libc::EAGAIN) => {
+            ": a limit on processes is reached (likely RLIMIT_NPROC, `ulimit -u`; or the system's \
+             threads-max, pid_max, or a cgroup's pids.max)"
+        }
+        Some(libc::ENOMEM) => ": the kernel could not allocate the new task's memory",
+        _ => "",
+    }
+}
+
 impl fmt::Display for Event<'_> {
     /// The tutorial's lines, with the peer's address added.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,6 +122,14 @@ impl fmt::Display for Event<'_> {
             Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
             Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {}", show_error(err)),
+            Event::SpawnDeferred(peer, err, retry) => write!(
+                f,
+                "Server cannot serve {peer} yet: {}{}; the client stays connected and queued, retried when one \
+                 ends or in {} ms",
+                show_error(err),
+                spawn_hint(err),
+                retry.as_millis()
+            ),
             Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
             Event::Drained(d) => write!(f, "Server stopping: finished {}, cut {}", d.finished, d.cut),
             Event::Stopped => write!(f, "Server stopped"),
@@ -124,7 +150,8 @@ impl Event<'_> {
 
     /// The event as one JSON object (`--json`): `event` is one of `listening`, `accepted`,
     /// `connected`, `data` (with `dir` "in" or "out", seen from the program printing it, and
-    /// `bytes`), `closed`, `error`, `stopping` (with `finished` and `cut`), `stopped`; addresses are strings, byte counts integers. These
+    /// `bytes`), `closed`, `error`, `deferred` (with `call`, `errno` and
+    /// `retry_ms`), `stopping` (with `finished` and `cut`), `stopped`; addresses are strings, byte counts integers. These
     /// names and keys are stable for scripts.
     pub fn json(&self) -> String {
         use crate::timeline::json::{Value, object};
@@ -153,6 +180,14 @@ impl Event<'_> {
             Event::ConnectionError(p, e) => {
                 object(&[event("error"), ("peer", addr(p)), ("errno", errno(e)), ("error", s(show_error(e)))])
             }
+            Event::SpawnDeferred(p, e, retry) => object(&[
+                event("deferred"),
+                ("peer", addr(p)),
+                ("call", crate::error::call_error(e).map_or(Value::Null, |c| s(c.call.into()))),
+                ("errno", errno(e)),
+                ("error", s(show_error(e))),
+                ("retry_ms", Value::Int(i64::try_from(retry.as_millis()).unwrap_or(i64::MAX))),
+            ]),
             Event::AcceptError(e) => object(&[
                 event("error"),
                 ("call", s("accept".into())),
@@ -218,5 +253,13 @@ mod tests {
         );
         let err = io::Error::from_raw_os_error(libc::EMFILE);
         assert!(Event::AcceptError(&err).to_string().starts_with("Server accept failed: EMFILE ("));
+        let err = crate::error::context("clone", None, io::Error::from_raw_os_error(libc::EAGAIN));
+        let deferred = Event::SpawnDeferred(peer, &err, std::time::Duration::from_millis(40));
+        let line = deferred.to_string();
+        assert!(line.starts_with("Server cannot serve 127.0.0.1:9 yet: clone: EAGAIN ("), "{line}");
+        assert!(line.contains("RLIMIT_NPROC") && line.ends_with("in 40 ms"), "{line}");
+        let json = deferred.json();
+        assert!(json.contains(r#""event": "deferred""#) && json.contains(r#""call": "clone""#), "{json}");
+        assert!(json.contains(r#""errno": "EAGAIN""#) && json.contains(r#""retry_ms": 40"#), "{json}");
     }
 }

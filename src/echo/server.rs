@@ -1,6 +1,7 @@
 //! The echo server's setup and lifetime: bind, run one model's loop until stopped, close. The
 //! loops themselves are in `model/`, one file per concurrency model.
 
+use crate::process::SpawnCounted;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,7 +77,7 @@ impl Server {
         let keeper = (!grace.is_zero())
             .then(|| {
                 let stop = Arc::clone(stop);
-                thread::Builder::new().name("socklab-grace".into()).spawn(move || stop.keep_grace(grace)).ok()
+                thread::Builder::new().name("socklab-grace".into()).spawn_counted(move || stop.keep_grace(grace)).ok()
             })
             .flatten();
         if keeper.is_none() {
@@ -116,7 +117,7 @@ impl Server {
         let ip = addr.as_socket().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let stop = self.stop_handle();
         let thread =
-            thread::Builder::new().name(format!("socklab-echo-{}", ip.port())).spawn(move || self.run(sink))?;
+            thread::Builder::new().name(format!("socklab-echo-{}", ip.port())).spawn_counted(move || self.run(sink))?;
         Ok(ServerHandle { addr: ip, local: addr, stop, thread: Some(thread) })
     }
 }

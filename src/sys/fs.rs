@@ -57,6 +57,63 @@ pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<O
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `lstat(3)`, made as `newfstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW)` (glibc's lstat):
+/// what `path` itself is (a symbolic link is not followed). strace shows the type and size:
+/// `{st_mode=S_IFSOCK|0755, st_size=0, ...}`.
+pub fn lstat(path: &Path) -> io::Result<libc::stat> {
+    let c = c_path(path)?;
+    let bytes = path.as_os_str().as_bytes();
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    let ptr = st.as_mut_ptr();
+    syscall!(
+        "newfstatat",
+        // SAFETY: `c` is a NUL-terminated string and `ptr` a writable `struct stat`, both alive
+        // for the whole call.
+        unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), ptr, libc::AT_SYMLINK_NOFOLLOW) },
+        [Arg::Name("AT_FDCWD"), Arg::Path(bytes), Arg::Ptr(ptr as usize), Arg::Name("AT_SYMLINK_NOFOLLOW")]
+            => |res| [
+                Arg::Name("AT_FDCWD"),
+                Arg::Path(bytes),
+                match res {
+                    // SAFETY: the kernel filled the struct (the call succeeded); it was zeroed before.
+                    Ok(_) => stat_arg(unsafe { &*ptr }),
+                    Err(_) => Arg::Ptr(ptr as usize),
+                },
+                Arg::Name("AT_SYMLINK_NOFOLLOW")
+            ]
+    )?;
+    // SAFETY: the call succeeded, so the kernel filled the (zero-initialised) struct.
+    Ok(unsafe { st.assume_init() })
+}
+
+fn stat_arg(st: &libc::stat) -> Arg<'static> {
+    Arg::Stat { mode: st.st_mode, size: st.st_size, rdev: st.st_rdev }
+}
+
+/// `mkdir(2)`: makes a directory with permissions `mode` less the umask.
+pub fn mkdir(path: &Path, mode: libc::mode_t) -> io::Result<()> {
+    let c = c_path(path)?;
+    syscall!(
+        "mkdir",
+        // SAFETY: `c` is a NUL-terminated string alive for the whole call.
+        unsafe { libc::mkdir(c.as_ptr(), mode) },
+        [Arg::Path(path.as_os_str().as_bytes()), Arg::Mode(mode as u32)]
+    )
+    .map(drop)
+}
+
+/// `rmdir(2)`: removes an empty directory.
+pub fn rmdir(path: &Path) -> io::Result<()> {
+    let c = c_path(path)?;
+    syscall!(
+        "rmdir",
+        // SAFETY: `c` is a NUL-terminated string alive for the whole call.
+        unsafe { libc::rmdir(c.as_ptr()) },
+        [Arg::Path(path.as_os_str().as_bytes())]
+    )
+    .map(drop)
+}
+
 /// `read(2)`: up to `buf.len()` bytes from a file (or a pipe, a terminal); 0 at end of file.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let (len, ptr) = (buf.len(), buf.as_mut_ptr());

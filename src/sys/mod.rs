@@ -86,7 +86,7 @@ pub mod uring;
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};
 pub use fcntl::{dup_cloexec, fcntl_get, fcntl_set};
-pub use fs::{dirents, getdents64, open, read, readlink, rename, unlink, write};
+pub use fs::{dirents, getdents64, lstat, mkdir, open, read, readlink, rename, rmdir, unlink, write};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{
     MAX_FDS, Received, accept, bind, close, cmsg_len, connect, getpeername, getsockname, ioctl_fionread, listen, recv,

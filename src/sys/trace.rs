@@ -11,7 +11,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::addr::SockAddr;
 
@@ -153,6 +153,16 @@ pub enum Arg<'a> {
         /// The sender's user id.
         uid: u32,
     },
+    /// A `struct stat` the kernel wrote back: strace shows its type and permissions, and its size
+    /// (or, for a device, its device number).
+    Stat {
+        /// `st_mode`.
+        mode: u32,
+        /// `st_size`.
+        size: i64,
+        /// `st_rdev`.
+        rdev: u64,
+    },
     /// A `struct timespec` the kernel wrote back.
     Timespec {
         /// `tv_sec`.
@@ -220,6 +230,28 @@ static HOOK: OnceLock<Hook> = OnceLock::new();
 pub fn own_tid() -> i32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() }
+}
+
+/// The tasks of this process that socklab's own code knows to be alive: its first thread, the
+/// threads it started (counted by `crate::process::spawn`) and the children it forked and has not
+/// reaped yet. `strace -f` marks its lines `[pid N]` while it follows more than one task; the
+/// narration asks this count. (A child exits a little before it is reaped and a thread a little
+/// after its work returns: the count moves when socklab's code sees it, not when the kernel did.)
+static TASKS: AtomicI32 = AtomicI32::new(1);
+
+/// One more task (a thread about to be started, a child just forked).
+pub fn task_started() {
+    TASKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One task fewer (a thread's work returned, a child reaped).
+pub fn task_ended() {
+    TASKS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// How many tasks socklab's code knows to be alive in this process (see [`task_started`]).
+pub fn tasks() -> i32 {
+    TASKS.load(Ordering::Relaxed)
 }
 
 /// Installs the process-wide hook and turns narration on. The first hook wins; returns whether

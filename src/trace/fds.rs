@@ -17,6 +17,10 @@ pub struct Known {
     pub domain: i32,
     /// `SOCK_STREAM`, `SOCK_DGRAM`... without the flag bits.
     pub ty: i32,
+    /// socket(2)'s protocol (`NETLINK_SOCK_DIAG` for the diag socket).
+    pub protocol: i32,
+    /// A netlink socket has an address (a bind, or the kernel's autobind at its first send).
+    pub nl_bound: bool,
     /// listen was called on it and succeeded.
     pub listening: bool,
     /// Created with SOCK_NONBLOCK or switched with fcntl(F_SETFL, O_NONBLOCK).
@@ -80,10 +84,11 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
     let Ok(ret) = result else { return };
     let ret = *ret;
     match (call.name, call.args) {
-        ("socket", [Arg::Domain(domain), Arg::SockType(ty), ..]) => with(|m| {
+        ("socket", [Arg::Domain(domain), Arg::SockType(ty), protocol, ..]) => with(|m| {
             let k = Known {
                 domain: *domain,
                 ty: ty & !FLAGS,
+                protocol: if let Arg::Protocol(p) = protocol { *p } else { 0 },
                 nonblocking: ty & libc::SOCK_NONBLOCK != 0,
                 ..Known::default()
             };
@@ -138,6 +143,7 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
         ("shutdown", [Arg::Fd(fd), Arg::How(how)]) if *how != libc::SHUT_RD => {
             update(*fd, |k| k.wr_shut = true);
         }
+        ("sendto" | "bind", [Arg::Fd(fd), ..]) => update(*fd, |k| k.nl_bound = true),
         ("recvfrom", [Arg::Fd(fd), ..]) if ret == 0 => {
             // 0 from a datagram socket is an empty datagram, not an end of stream.
             update(*fd, |k| k.peer_eof = k.ty == libc::SOCK_STREAM);

@@ -95,6 +95,11 @@ pub fn args(call: &Call<'_>) -> String {
             // Before recvfrom returns there is nothing to show in its buffer yet.
             Arg::Data(_) if entering && matches!(call.name, "recvfrom" | "read" | "readlink") => out.push_str("..."),
             Arg::Protocol(p) => out.push_str(&protocol(domain.unwrap_or(0), *p)),
+            // A netlink socket's messages, decoded as strace decodes them (see `netlink.rs`).
+            #[cfg(socklab_sock_diag)]
+            Arg::Data(bytes) if i == 1 && matches!(call.name, "sendto" | "recvfrom") && netlink_fd(call).is_some() => {
+                out.push_str(&super::netlink::decode(bytes, netlink_fd(call).flatten()))
+            }
             other => arg(&mut out, other),
         }
     }
@@ -191,6 +196,7 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Msg { data, iov_len, fds, controllen, flags } => {
             write!(out, "{}", msghdr(*data, *iov_len, fds, *controllen, *flags))
         }
+        Arg::Stat { mode, size, rdev } => write!(out, "{}", stat(*mode, *size, *rdev)),
         Arg::Timespec { sec, nsec } => write!(out, "{{tv_sec={sec}, tv_nsec={nsec}}}"),
         Arg::SigInfo { signo, code, pid, uid } => {
             let code = match *code {
@@ -212,6 +218,43 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         #[allow(unreachable_patterns)]
         other => write!(out, "{other:?}"),
     };
+}
+
+/// `Some(protocol)` when the call's descriptor is a netlink socket strace can name the protocol
+/// of (it has an address), `Some(None)` for one it cannot yet; `None` for any other descriptor.
+#[cfg(socklab_sock_diag)]
+fn netlink_fd(call: &Call<'_>) -> Option<Option<i32>> {
+    let Some(Arg::Fd(fd)) = call.args.first() else { return None };
+    let known = super::fds::known(*fd)?;
+    (known.domain == libc::AF_NETLINK).then_some(known.nl_bound.then_some(known.protocol))
+}
+
+/// `{st_mode=S_IFSOCK|0755, st_size=0, ...}`, strace's short form of a `struct stat`.
+fn stat(mode: u32, size: i64, rdev: u64) -> String {
+    let kind = match mode & libc::S_IFMT {
+        libc::S_IFSOCK => "S_IFSOCK",
+        libc::S_IFLNK => "S_IFLNK",
+        libc::S_IFREG => "S_IFREG",
+        libc::S_IFBLK => "S_IFBLK",
+        libc::S_IFDIR => "S_IFDIR",
+        libc::S_IFCHR => "S_IFCHR",
+        _ => "S_IFIFO",
+    };
+    let mut bits = String::new();
+    for (bit, name) in [(libc::S_ISUID, "S_ISUID"), (libc::S_ISGID, "S_ISGID"), (libc::S_ISVTX, "S_ISVTX")] {
+        if mode & bit != 0 {
+            bits.push('|');
+            bits.push_str(name);
+        }
+    }
+    let tail = if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK) {
+        format!("st_rdev=makedev({:#x}, {:#x})", libc::major(rdev), libc::minor(rdev))
+    } else {
+        format!("st_size={size}")
+    };
+    let perm = mode & 0o777;
+    let perm = if perm == 0 { "0".to_string() } else { format!("0{perm:o}") };
+    format!("{{st_mode={kind}{bits}|{perm}, {tail}, ...}}")
 }
 
 /// socket(2)'s protocol, which means something different in each family.
@@ -388,6 +431,19 @@ mod tests {
 
     fn exit<'a>(name: &'static str, args: &'a [Arg<'a>], res: &'a io::Result<i64>) -> String {
         line(&Call { name, args, phase: Phase::Exit(res) })
+    }
+
+    #[test]
+    fn stat_prints_as_strace_does() {
+        assert_eq!(stat(libc::S_IFSOCK | 0o755, 0, 0), "{st_mode=S_IFSOCK|0755, st_size=0, ...}");
+        assert_eq!(
+            stat(libc::S_IFDIR | libc::S_ISVTX | 0o777, 12288, 0),
+            "{st_mode=S_IFDIR|S_ISVTX|0777, st_size=12288, ...}"
+        );
+        assert_eq!(
+            stat(libc::S_IFCHR | 0o666, 0, libc::makedev(1, 3)),
+            "{st_mode=S_IFCHR|0666, st_rdev=makedev(0x1, 0x3), ...}"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 pub mod explain;
 pub mod fds;
 pub mod format;
+#[cfg(socklab_sock_diag)]
+mod netlink;
 mod step;
 #[cfg(socklab_uring)]
 pub mod uring;
@@ -59,15 +61,17 @@ thread_local! {
     static HELD: RefCell<Option<MutexGuard<'static, Box<dyn Write + Send>>>> = const { RefCell::new(None) };
     /// The narration's locks, held by a thread across its fork (see [`ForkLocks`]).
     static FORK_LOCKS: RefCell<Option<ForkLocks>> = const { RefCell::new(None) };
+    /// The `[pid N]` mark of the call this thread is making, decided when it started.
+    static MARK: RefCell<Option<String>> = const { RefCell::new(None) };
     /// `--explain`'s FIONREAD answer for the close this thread is making (asked at its Enter).
     static UNREAD: RefCell<Option<io::Result<i32>>> = const { RefCell::new(None) };
 }
 
 /// The process's id (its main thread's id), learned at [`start`] and in a fork child.
 static PID: AtomicI32 = AtomicI32::new(0);
-/// More than one thread or process of ours exists (or existed): from then on every line carries
-/// `[pid N]`, as `strace -f` marks lines once it traces more than one task.
-static MANY: AtomicBool = AtomicBool::new(false);
+/// This is a fork child: its parent is followed too, so every line of it carries `[pid N]` (the
+/// child cannot see when its parent's other tasks end; the parent outlives it in every model).
+static CHILD: AtomicBool = AtomicBool::new(false);
 
 /// The narration's own locks, taken by the thread about to fork and let go right after the fork
 /// in both processes. fork(2) copies memory but only the calling thread: a lock another thread
@@ -113,13 +117,14 @@ pub(crate) fn emit(text: &str) {
     }
 }
 
-/// The `[pid N] ` mark strace -f puts before a line once it follows several tasks.
+/// The `[pid N] ` mark strace -f puts before a line while it follows more than one task (its
+/// count of live tracees: it adds a task at its clone and drops it when the task exits). Ours:
+/// the tasks socklab's code started and has not seen end ([`hook::tasks`]); any thread but the
+/// first (one started outside `process::spawn` is alive, at least); a fork child.
 fn pid_mark() -> String {
     let tid = tid();
-    if tid != PID.load(Ordering::Relaxed) {
-        MANY.store(true, Ordering::Relaxed);
-    }
-    if MANY.load(Ordering::Relaxed) { format!("[pid {tid:>5}] ") } else { String::new() }
+    let many = tid != PID.load(Ordering::Relaxed) || CHILD.load(Ordering::Relaxed) || hook::tasks() > 1;
+    if many { format!("[pid {tid:>5}] ") } else { String::new() }
 }
 
 /// Turns narration on for the whole process. Call early in `main`, before other threads exist:
@@ -171,6 +176,9 @@ fn on_call(call: &Call<'_>) {
                 let guard = out.lock().unwrap_or_else(|p| p.into_inner());
                 HELD.with(|held| *held.borrow_mut() = Some(guard));
             }
+            // strace prints a line's mark when the call starts (a fork's line has none when it was
+            // the only task; a blocking wait4 keeps the mark of its start).
+            MARK.with(|m| *m.borrow_mut() = Some(pid_mark()));
             // After the pause, so the call's time is its own, not the student's.
             STARTED.with(|s| s.set(now_ns()));
         }
@@ -180,14 +188,22 @@ fn on_call(call: &Call<'_>) {
                 // check, so the child may unlock what the parent's thread locked).
                 FORK_LOCKS.with(|l| drop(l.borrow_mut().take()));
                 // fork: both processes are followed from here on; the child has a new id.
-                MANY.store(true, Ordering::Relaxed);
                 if matches!(result, Ok(0)) {
+                    CHILD.store(true, Ordering::Relaxed);
                     HELD.with(|held| drop(held.borrow_mut().take()));
+                    MARK.with(|m| m.borrow_mut().take());
                     TID.with(|t| t.set(0));
                     PID.store(tid(), Ordering::Relaxed);
                     // strace prints a fork once, in the parent, with the child's pid.
                     return;
                 }
+                if matches!(result, Ok(pid) if *pid > 0) {
+                    hook::task_started();
+                }
+            }
+            // A child reaped: one task fewer (strace dropped it when it exited, just before).
+            if call.name == "wait4" && matches!(result, Ok(pid) if *pid > 0) {
+                hook::task_ended();
             }
             let end = now_ns();
             let start = STARTED.with(|s| s.replace(0));
@@ -197,7 +213,8 @@ fn on_call(call: &Call<'_>) {
                 let start = if start == 0 || start > end { end } else { start };
                 text.push_str(&format!("{MACHINE_PREFIX}{start} {end} "));
             }
-            text.push_str(&pid_mark());
+            let mark = MARK.with(|m| m.borrow_mut().take()).unwrap_or_else(pid_mark);
+            text.push_str(&mark);
             text.push_str(&format::line(call));
             text.push('\n');
             if options.explain {

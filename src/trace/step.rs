@@ -4,7 +4,7 @@
 //! job), it is SIGUSR1: the signal is blocked in every thread (so its default action, killing the
 //! process, never happens) and the paused thread waits for it with sigwait(3).
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::sync::{Mutex, MutexGuard};
 
 use super::format;
@@ -44,9 +44,9 @@ pub(super) fn pause(call: &Call<'_>) {
     let prompt = format!("[step] next: {}{next}  ({how})\n", super::pid_mark());
     super::emit(&prompt);
     if tty {
-        let mut line = String::new();
+        // The line the user typed, in one read(0) (narrated, like every call the program makes).
         // EOF (Ctrl-D) or an error: just go on.
-        let _ = io::stdin().lock().read_line(&mut line);
+        let _ = crate::file::read_stdin_once();
     } else {
         // The wait is a system call of its own: it is narrated too, which is the truth.
         let _ = process::wait_for_signal(&[SIGUSR1]);

@@ -15,7 +15,6 @@
 //! before and after, which are system-wide: other traffic on this machine can add to them.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -136,7 +135,7 @@ impl Report {
 
 /// `TcpExt` counters from `/proc/net/netstat` (header line of names, then a line of values).
 pub fn tcp_ext() -> io::Result<HashMap<String, u64>> {
-    parse_netstat(&std::fs::read_to_string("/proc/net/netstat")?)
+    parse_netstat(&crate::file::read_to_string(Path::new("/proc/net/netstat"))?)
         .ok_or_else(|| io::Error::other("/proc/net/netstat has no TcpExt lines"))
 }
 
@@ -219,13 +218,13 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
     let mut spawn_error = None;
     for i in 0..config.clients {
         let log = ready.0.join(format!("client-{i}.err"));
-        let spawned = File::create(&log).and_then(|f| {
+        let spawned = crate::file::File::create(&log).and_then(|f| {
             Command::new(exe)
                 .args(["client", "--host", "127.0.0.1", "--port", &port_text, "--message", "Hello", "--quiet"])
                 .arg("--trace-machine")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(f)
+                .stderr(f.into_fd())
                 .spawn()
         });
         match spawned {
@@ -264,7 +263,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
     for mut c in clients {
         let left = deadline.saturating_duration_since(Instant::now());
         let finished = matches!(c.child.try_wait(), Ok(Some(_))) || wait_or_kill_reports(&mut c.child, left);
-        let log = std::fs::read_to_string(&c.log).unwrap_or_default();
+        let log = crate::file::read_to_string(&c.log).unwrap_or_default();
         let narrated = calls(Side::Client, &log);
         let outcome = if !finished {
             Outcome::Unfinished

@@ -19,6 +19,7 @@
 //! and the connection then waits in the listener's accept queue (Recv-Q 1) until accept takes it
 //! (Recv-Q 0). The client closes first, so it is the side left in TIME-WAIT.
 
+use crate::process::SpawnCounted;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -269,8 +270,8 @@ impl ReadyDir {
         let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("socklab-walkthrough-{}-{n}", std::process::id()));
         // A leftover of a killed earlier run with the same pid is ours to replace.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let _ = crate::file::remove_flat_dir(&dir);
+        crate::file::create_dir(&dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
         Ok(ReadyDir(dir))
     }
 
@@ -281,7 +282,7 @@ impl ReadyDir {
 
 impl Drop for ReadyDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = crate::file::remove_flat_dir(&self.0);
     }
 }
 
@@ -291,7 +292,7 @@ fn wait_ready(path: &Path, server: &mut Child, limit: Duration) -> Result<Socket
     let until = Instant::now() + limit;
     loop {
         // The server renames the file into place whole, so any content read is complete.
-        match std::fs::read_to_string(path) {
+        match crate::file::read_to_string(path) {
             Ok(text) => {
                 return text.trim_end().parse().map_err(|_| Some(format!("its --ready-file holds {text:?}")));
             }
@@ -386,7 +387,7 @@ struct Process {
 }
 
 fn read_all(mut r: impl Read + Send + 'static) -> io::Result<JoinHandle<String>> {
-    thread::Builder::new().name("socklab-pipe".into()).spawn(move || {
+    thread::Builder::new().name("socklab-pipe".into()).spawn_counted(move || {
         let mut bytes = Vec::new();
         let _ = r.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()

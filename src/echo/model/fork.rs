@@ -10,6 +10,8 @@
 //!         if fork() == child { close(listener); echo(conn); _exit(0) }
 //!         close(conn)                   // the parent's copy; the child's keeps the connection open
 //!     }
+//!     // fork failed (EAGAIN, out of processes)? keep conn open, stop watching the listener, and
+//!     // fork again when a child ends or after a back-off (20 ms doubling to 1 s)
 //! }
 //! ```
 //!
@@ -38,7 +40,7 @@ use crate::SockAddr;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::echo::accept::{announce, survive_accept_error};
 use crate::echo::config::ServerConfig;
@@ -84,9 +86,12 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
     let mut set = PollSet::new();
     let mut children: Vec<Pid> = Vec::new();
     let max = config.max_conns.unwrap_or(usize::MAX);
+    // A client accepted while fork fails (EAGAIN: out of processes): kept open, not closed, and
+    // forked for as soon as a child ends or its back-off is over.
+    let mut waiting: Option<Waiting> = None;
     let result = loop {
         let stopping = stop.requested();
-        if stopping && children.is_empty() {
+        if stopping && children.is_empty() && waiting.is_none() {
             break Ok(());
         }
         if stop.is_cut() {
@@ -94,16 +99,17 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         }
         set.clear();
         // Once stopping, the listener (shut down, so always reporting POLLHUP) leaves the set. At
-        // the --max-conns bound it is watched for nothing: the next clients wait in the listen
-        // queue until a child ends.
-        let accepting = !stopping && children.len() < max;
+        // the --max-conns bound, or while a client waits for its fork, it is watched for nothing:
+        // the next clients wait in the listen queue until a child ends.
+        let accepting = !stopping && waiting.is_none() && children.len() < max;
         if stopping {
             set.push(&*cut, CUT, Interest::READABLE);
         } else {
             set.push(listener, LISTENER, if accepting { Interest::READABLE } else { Interest::NONE });
         }
         set.push(&signals, CHILDREN, Interest::READABLE);
-        set.wait(Some(Duration::from_secs(1)))?;
+        let wake = waiting.as_ref().map_or(SAFETY_NET, |w| w.due.saturating_duration_since(Instant::now()));
+        set.wait(Some(wake.min(SAFETY_NET)))?;
         // Every wake-up reaps: a SIGCHLD, or the one-second safety net.
         signals.drain()?;
         let before = children.len();
@@ -112,6 +118,21 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
             for _ in children.len()..before {
                 stop.connection_ended();
             }
+        }
+        // The waiting client's retry: when a child has ended (a process is free) or the back-off
+        // is over. Also while stopping: it was accepted, so the grace period is for it too.
+        if let Some(w) = waiting.take() {
+            if children.len() < before || Instant::now() >= w.due {
+                let Waiting { conn, peer, delay, .. } = w;
+                match fork_child(&inherited, conn, peer, &mut buf, config.limits(), sink) {
+                    Ok(pid) => children.push(pid),
+                    // Each failure doubles the wait, up to the safety net's second.
+                    Err((conn, e)) => waiting = Waiting::after(conn, peer, (delay * 2).min(SAFETY_NET), e, sink),
+                }
+            } else {
+                waiting = Some(w);
+            }
+            continue;
         }
         if stopping || !set.readiness(0).any() {
             continue;
@@ -129,15 +150,15 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
             },
         };
         announce(&conn, &peer, sink);
-        match process::fork() {
-            Ok(Forked::Child) => child(&inherited, conn, peer, &mut buf, config.limits(), sink),
-            Ok(Forked::Parent(pid)) => children.push(pid),
-            // EAGAIN: too many processes (RLIMIT_NPROC). The client is closed with the parent's
-            // copy below; the error names the call.
-            Err(e) => sink(&Event::ConnectionError(peer, &crate::error::context_at("fork", &peer, e))),
+        match fork_child(&inherited, conn, peer, &mut buf, config.limits(), sink) {
+            Ok(pid) => children.push(pid),
+            Err((conn, e)) => waiting = Waiting::first(conn, peer, e, sink),
         }
-        // `conn` (the parent's copy) is closed here.
     };
+    // A client still waiting for its fork at the cut (or on an error) is closed unserved.
+    if waiting.take().is_some() && stop.requested() {
+        stop.connections_cut(1);
+    }
     // At the cut (or on an error) the children still running are blocked in recv on connections
     // only they hold, so the stop switch cannot reach them. SIGKILL, not SIGTERM: a child has
     // nothing to flush, and it keeps SIGTERM blocked.
@@ -151,6 +172,60 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         let _ = process::wait(pid); // ECHILD: already reaped (SIGCHLD ignored)
     }
     result
+}
+
+/// How long poll waits at most: the safety net that reaps even if SIGCHLD never arrives.
+const SAFETY_NET: Duration = Duration::from_secs(1);
+
+/// The first retry of a failed fork comes this soon; each failure doubles it, up to [`SAFETY_NET`]
+/// (so a server at its process limit tries at most about once a second, plus once per child that
+/// ends, and logs one line per try).
+const FIRST_RETRY: Duration = Duration::from_millis(20);
+
+/// A client accepted while fork failed: its connection, and when to try again.
+struct Waiting {
+    conn: Stream,
+    peer: SockAddr,
+    delay: Duration,
+    due: Instant,
+}
+
+impl Waiting {
+    /// After the first failed fork for `peer`: keeps the client if fork may succeed later
+    /// (EAGAIN, ENOMEM: a limit or memory that an ending child frees), else closes it.
+    fn first(conn: Stream, peer: SockAddr, e: io::Error, sink: &Sink) -> Option<Waiting> {
+        Waiting::after(conn, peer, FIRST_RETRY, e, sink)
+    }
+
+    /// After a failed fork: keeps the client and tries again in `delay`, or closes it.
+    fn after(conn: Stream, peer: SockAddr, delay: Duration, e: io::Error, sink: &Sink) -> Option<Waiting> {
+        // The call as strace shows it: glibc's fork() is clone(2). No address: clone has none.
+        let transient = matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM));
+        let e = crate::error::context("clone", None, e);
+        if !transient {
+            sink(&Event::ConnectionError(peer, &e));
+            return None; // `conn` is closed here
+        }
+        sink(&Event::SpawnDeferred(peer, &e, delay));
+        Some(Waiting { conn, peer, delay, due: Instant::now() + delay })
+    }
+}
+
+/// Forks a child to serve `conn`. In the parent: the child's pid (and the parent's copy of the
+/// connection is closed), or fork's error with the connection still open.
+fn fork_child(
+    parent: &Inherited<'_>,
+    conn: Stream,
+    peer: SockAddr,
+    buf: &mut [u8],
+    limits: Limits,
+    sink: &Sink,
+) -> Result<Pid, (Stream, io::Error)> {
+    match process::fork() {
+        Ok(Forked::Child) => child(parent, conn, peer, buf, limits, sink),
+        Ok(Forked::Parent(pid)) => Ok(pid), // `conn` (the parent's copy) is closed here
+        Err(e) => Err((conn, e)),
+    }
 }
 
 /// Waits, without blocking, for every child of ours that has exited.

@@ -11,6 +11,7 @@ pub mod thread;
 #[cfg(socklab_uring)]
 pub mod uring;
 
+use crate::process::SpawnCounted;
 use std::io;
 use std::sync::Arc;
 
@@ -47,14 +48,17 @@ pub(crate) fn on_threads(
     work: impl Fn() -> io::Result<()> + Sync,
 ) -> io::Result<()> {
     std::thread::scope(|scope| {
-        let others: Vec<_> = (1..threads)
-            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped(scope, &work))
-            .collect();
-        let mut result = if others.iter().any(|spawned| spawned.is_err()) {
-            stop.abort(); // no grace: the server cannot run as configured
-            Err(io::Error::other(format!("could not start the {name} threads")))
-        } else {
-            work()
+        let (others, failed): (Vec<_>, Vec<_>) = (1..threads)
+            .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped_counted(scope, &work))
+            .partition(Result::is_ok);
+        let mut result = match failed.into_iter().find_map(Result::err) {
+            Some(e) => {
+                stop.abort(); // no grace: the server cannot run as configured
+                // The call as strace shows it: std's spawn is pthread_create, made with clone3.
+                let cause = crate::error::CallError::new("clone3", None, e);
+                Err(io::Error::new(cause.kind(), format!("could not start the {threads} {name} threads: {cause}")))
+            }
+            None => work(),
         };
         for handle in others.into_iter().flatten() {
             let joined = handle.join().unwrap_or_else(|_| Err(io::Error::other(format!("a {name} thread panicked"))));
