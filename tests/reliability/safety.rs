@@ -1,6 +1,6 @@
 //! Safety defaults, checked on the running program: loopback unless told otherwise (with a notice
 //! otherwise), every descriptor close-on-exec, every send with MSG_NOSIGNAL, and a clean valgrind
-//! run of the client and the iterative server.
+//! run of the client and of every server model but uring (with fork's children).
 
 use std::process::Command;
 use std::time::Duration;
@@ -190,21 +190,23 @@ fn valgrind_client_and_iterative_server_are_clean() {
     assert!(status.success(), "valgrind on the server: {status:?}\n{}", server.err.dump());
 }
 
-/// The fork and thread models under `valgrind --trace-children=yes`: every process (the server,
-/// and for fork each child that served a client) ends with no memory error and no leak. A fork
+/// Every other model under `valgrind --trace-children=yes`: every process (the server, and for fork
+/// each child that served a client) ends with no memory error and no leak. A fork
 /// child inherits copies of the blocks the parent's other threads own (the signal, log and grace
 /// threads); fork copies only the calling thread, so in the child those blocks belong to no thread
 /// and valgrind calls them lost. `scripts/valgrind-fork-children.supp` names exactly those (see
 /// its comments); this test checks the server process itself never needs it.
 #[test]
-fn valgrind_fork_and_thread_servers_are_clean() {
+fn valgrind_every_model_is_clean() {
     if !have("valgrind") {
-        skip("valgrind_fork_and_thread_servers_are_clean: needs valgrind");
+        skip("valgrind_every_model_is_clean: needs valgrind");
         return;
     }
     let exe = crate::common::dynamic_socklab();
     let supp = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/valgrind-fork-children.supp");
-    for model in models().into_iter().filter(|m| m.name == "fork" || m.name == "thread") {
+    // iterative: the test above. uring: under valgrind (3.19 here) its server serves but does not
+    // stop on SIGTERM (observed, not diagnosed; it stops without valgrind, see the other tests).
+    for model in models().into_iter().filter(|m| m.name != "iterative" && m.name != "uring") {
         let dir = std::env::temp_dir().join(format!("socklab-vg-{}-{}", std::process::id(), model.name));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
