@@ -49,7 +49,10 @@ cargo build --release -q
 (cd bench/peers/std-echo && cargo build --release -q)
 (cd bench/peers/tokio-echo && cargo build --release -q)
 cc -O2 -pthread -o "$OUT/c-epoll-echo" bench/peers/c-epoll/echo.c
-SOCKLAB=$PWD/target/release/socklab
+# .cargo/config.toml (it applies to the peers' crates below it too) builds for the host by name:
+# binaries are under target/<host tuple>/release/.
+HOST=$(rustc -vV | sed -n 's/^host: //p')
+SOCKLAB=$PWD/target/$HOST/release/socklab
 
 # The command line of server $1 on port $2.
 server_cmd() {
@@ -60,8 +63,8 @@ server_cmd() {
     uring-[0-9]*t) local n=${1#uring-}; echo "$SOCKLAB server --host 127.0.0.1 --port $2 --model uring --threads ${n%t} --quiet" ;;
     c-epoll-1t) echo "$OUT/c-epoll-echo $2 1" ;;
     tutorial-py) echo "python3 bench/peers/tutorial_server.py $2" ;;
-    std) echo "bench/peers/std-echo/target/release/std-echo $2" ;;
-    tokio) echo "bench/peers/tokio-echo/target/release/tokio-echo $2" ;;
+    std) echo "bench/peers/std-echo/target/$HOST/release/std-echo $2" ;;
+    tokio) echo "bench/peers/tokio-echo/target/$HOST/release/tokio-echo $2" ;;
     socat) echo "socat TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr PIPE" ;;
     c-epoll) echo "$OUT/c-epoll-echo $2" ;;
     *)

@@ -16,9 +16,9 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socklab::echo::{Event, Sink};
 use socklab::ready::{Interest, PollSet, Token};
@@ -38,7 +38,6 @@ pub struct Log {
     queued: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
     writer: Option<thread::JoinHandle<()>>,
-    flushed: Receiver<()>,
 }
 
 /// Starts the writer and returns the sink the server reports to: the lines of the CLI's printer
@@ -46,7 +45,6 @@ pub struct Log {
 /// listening line and the errors.
 pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
     let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
-    let (done_tx, flushed) = mpsc::channel();
     let (queued, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let count_written = written.clone();
     // The writer writes to its own duplicate of descriptor 1, not through `io::stdout()`: blocked
@@ -61,7 +59,6 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
             count_written.fetch_add(1, Ordering::Relaxed);
         }
         drop(out); // close(2), narrated
-        let _ = done_tx.send(());
     })?;
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
@@ -94,7 +91,7 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
             }
         }
     });
-    Ok((sink, Log { dropped, queued, written, writer: Some(writer), flushed }))
+    Ok((sink, Log { dropped, queued, written, writer: Some(writer) }))
 }
 
 impl Log {
@@ -102,10 +99,16 @@ impl Log {
     /// were dropped, if any. Call after the server (and with it every sender) is gone. A writer
     /// still blocked on a stdout nobody reads is left to the process exit.
     pub fn finish(mut self) {
-        if self.flushed.recv_timeout(FLUSH_WAIT).is_ok() {
-            if let Some(writer) = self.writer.take() {
-                let _ = writer.join();
-            }
+        // Polled, not a blocking receive: a channel operation that blocks makes std create a
+        // handle for the blocked thread, and this is the main thread of a program entered through
+        // C's main, which never frees it (valgrind: "possibly lost", whenever the writer was not
+        // done yet). Polling asks the thread's state only.
+        let until = Instant::now() + FLUSH_WAIT;
+        while self.writer.as_ref().is_some_and(|w| !w.is_finished()) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(writer) = self.writer.take_if(|w| w.is_finished()) {
+            let _ = writer.join();
         }
         // Lines still queued (or cut off by a closed stdout) were never shown either.
         let unwritten = self.queued.load(Ordering::Relaxed).saturating_sub(self.written.load(Ordering::Relaxed));

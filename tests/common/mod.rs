@@ -265,3 +265,57 @@ pub fn quiet_server() -> (Child, SocketAddr) {
     let addr = ready.wait(&mut server);
     (server, addr)
 }
+
+/// A socklab binary linked dynamically, for running under valgrind. The default build links
+/// statically on glibc (`.cargo/config.toml`), and valgrind cannot follow malloc in a static
+/// binary (it sees no allocation at all, and reports false errors). The tests are compiled with
+/// the same flags as the binary, so `crt-static` here says which kind cargo built. When it is
+/// static, this builds a dynamic one once (the debug profile, into a target directory of its own
+/// so the tests' binary is not replaced; an empty RUSTFLAGS overrides the config's rustflags) and
+/// returns its path; cargo's own lock makes parallel callers wait for one build.
+pub fn dynamic_socklab() -> PathBuf {
+    if !cfg!(target_feature = "crt-static") {
+        return PathBuf::from(env!("CARGO_BIN_EXE_socklab"));
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dynamic");
+            let out = Command::new(env!("CARGO"))
+                .args(["build", "--bin", "socklab", "--message-format=json-render-diagnostics", "--target-dir"])
+                .arg(&dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("RUSTFLAGS", "")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run cargo build for a dynamic socklab");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "cargo build of a dynamic socklab failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The last compiler-artifact line with an executable is the socklab binary.
+            let key = "\"executable\":\"";
+            let exe = stdout
+                .lines()
+                .filter_map(|l| l.split_once(key).and_then(|(_, rest)| rest.split_once('"')).map(|(p, _)| p))
+                .next_back()
+                .unwrap_or_else(|| panic!("no executable in cargo's output: {stdout}"));
+            PathBuf::from(exe)
+        })
+        .clone()
+}
+
+/// Whether `bin` has a dynamic loader (an ELF `PT_INTERP` header): false for a static(-pie)
+/// binary. Reads the 64-bit little-endian program headers only; anything else counts as dynamic.
+pub fn is_dynamic(bin: &std::path::Path) -> bool {
+    let Ok(elf) = std::fs::read(bin) else { return true };
+    let u = |at: usize, n: usize| elf.get(at..at + n).map(|b| b.iter().rev().fold(0u64, |v, &x| v << 8 | x as u64));
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return true;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u(0x20, 8), u(0x36, 2), u(0x38, 2)) else { return true };
+    (0..phnum).any(|i| u((phoff + i * phentsize) as usize, 4) == Some(3)) // PT_INTERP
+}

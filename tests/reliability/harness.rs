@@ -112,7 +112,11 @@ impl Server {
 
     /// Starts the server under `wrapper` (e.g. `["strace", "-f", ...]`), or directly if empty.
     pub fn start_wrapped(model: &Model, wrapper: &[&str], extra: &[&str]) -> Server {
-        let exe = env!("CARGO_BIN_EXE_socklab");
+        Server::start_exe(env!("CARGO_BIN_EXE_socklab").as_ref(), model, wrapper, extra)
+    }
+
+    /// Like [`Server::start_wrapped`], with another socklab binary (e.g. a dynamic one for valgrind).
+    pub fn start_exe(exe: &std::path::Path, model: &Model, wrapper: &[&str], extra: &[&str]) -> Server {
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);

@@ -47,6 +47,11 @@ pub(crate) fn on_threads(
     stop: &Stop,
     work: impl Fn() -> io::Result<()> + Sync,
 ) -> io::Result<()> {
+    // One thread: no scope at all. `thread::scope` makes a handle for the calling thread, which in
+    // a program entered through C's main (the CLI) is never freed (valgrind: "possibly lost").
+    if threads <= 1 {
+        return work();
+    }
     std::thread::scope(|scope| {
         let (others, failed): (Vec<_>, Vec<_>) = (1..threads)
             .map(|i| std::thread::Builder::new().name(format!("socklab-{name}-{i}")).spawn_scoped_counted(scope, &work))
