@@ -339,3 +339,99 @@ fn a_stepped_fork_child_serves_its_client_to_the_end() {
         assert!(child.iter().any(|l| l.contains(call)), "the child was not stepped through {call}: {child:?}");
     }
 }
+
+/// `--step` pauses before every narrated call, in every model: one client session against each,
+/// every prompt answered with SIGUSR1 as it comes, and then each narrated call (all but the
+/// pauses' own `rt_sigtimedwait` for SIGUSR1) must have been announced by a prompt of the same
+/// task, in order, before its line.
+#[test]
+fn step_pauses_before_every_call_in_every_model() {
+    use std::io::{BufRead, Read, Write};
+    for model in ["iterative", "thread", "fork", "poll", "epoll", "uring"] {
+        let ready = common::ReadyFile::new();
+        let mut server = socklab()
+            .args(["server", "--model", model, "--step", "--host", "127.0.0.1", "--port", "0"])
+            .args(ready.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = std::io::BufReader::new(server.stderr.take().unwrap());
+        let answerer = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            // Bounded by the stream's end (the server exits) and a line count.
+            for line in err.lines().map_while(Result::ok).take(5000) {
+                if let Some(pid) = line.strip_prefix("[step] next: ").and_then(|l| l.rsplit_once("kill -USR1 ")) {
+                    let pid: u32 = pid.1.trim_end_matches(')').trim().parse().expect("a pid in the prompt");
+                    signal(pid, "USR1");
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let addr = ready.wait(&mut server);
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        client.write_all(b"Hello").unwrap();
+        let mut echo = [0u8; 5];
+        client.read_exact(&mut echo).unwrap_or_else(|e| panic!("[{model}] no echo while stepped: {e}"));
+        assert_eq!(&echo, b"Hello", "[{model}]");
+        drop(client);
+        // The session's last calls are stepped too: give the server its end of the session
+        // before the stop (bounded; the stop is answered by the same prompts either way).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        signal(server.id(), "INT");
+        let status = server.wait().unwrap();
+        let lines = answerer.join().unwrap();
+        if model == "uring" && lines.iter().any(|l| l.contains("io_uring_setup(") && l.contains("= -1 ")) {
+            common::skip("io_uring is not available on this kernel");
+            continue;
+        }
+        assert!(status.success(), "[{model}] server: {status}\n{}", lines.join("\n"));
+        // A task's line without a mark is the main thread's (strace's rule: marks only while
+        // several tasks live), so key by the mark, or by the server's pid without one.
+        let main = server.id().to_string();
+        let task_and_name = |line: &str| -> Option<(String, String)> {
+            let (pid, rest) = match line.strip_prefix("[pid ") {
+                Some(rest) => {
+                    let (pid, rest) = rest.split_once("] ")?;
+                    (pid.trim().to_string(), rest)
+                }
+                None => (main.clone(), line),
+            };
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            (!name.is_empty() && rest[name.len()..].starts_with('(')).then_some((pid, name))
+        };
+        let mut pending: HashMap<String, Vec<String>> = HashMap::new();
+        let mut calls = 0;
+        for line in &lines {
+            if let Some(prompt) = line.strip_prefix("[step] next: ") {
+                let (task, name) = task_and_name(prompt).expect("a call in the prompt");
+                pending.entry(task).or_default().push(name);
+                continue;
+            }
+            let Some((task, name)) = task_and_name(line) else { continue };
+            if name == "rt_sigtimedwait" && line.contains("[USR1]") {
+                continue; // the pause's own wait, narrated but not paused for
+            }
+            calls += 1;
+            // The last line may lose its mark when the other tasks ended during the pause.
+            let queue = match pending.get(&task) {
+                Some(q) if q.first() == Some(&name) => pending.get_mut(&task).unwrap(),
+                _ => pending
+                    .get_mut(&main)
+                    .filter(|q| q.first() == Some(&name))
+                    .unwrap_or_else(|| panic!("[{model}] no prompt before: {line}\n{}", lines.join("\n"))),
+            };
+            queue.remove(0);
+        }
+        assert!(calls > 10, "[{model}] only {calls} calls narrated:\n{}", lines.join("\n"));
+        // The ring model makes its accept, recv and send as ring entries, submitted by io_uring_enter.
+        let served_by: &[&str] =
+            if model == "uring" { &["io_uring_enter("] } else { &["accept4(", "recvfrom(", "sendto("] };
+        for call in served_by {
+            assert!(lines.iter().any(|l| l.contains(call)), "[{model}] no {call} narrated");
+        }
+    }
+}
