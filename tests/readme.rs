@@ -135,7 +135,7 @@ fn walkthrough_block_has_the_calls_a_real_run_makes() {
     let out = socklab().args(["walkthrough"]).stderr(Stdio::null()).output().unwrap();
     assert!(out.status.success());
     let got = String::from_utf8_lossy(&out.stdout);
-    let want = block("$ sudo target/x86_64-unknown-linux-gnu/release/socklab walkthrough").join("\n");
+    let want = block("$ sudo target/release/socklab walkthrough").join("\n");
     for side in ["server", "client"] {
         let sorted = |mut v: Vec<String>| {
             v.sort();

@@ -74,3 +74,21 @@ fn at_most_30_calls_before_the_first_socket() {
     assert!(before_socket(&bin, &server) <= 30, "server: more than 30 calls before socket()");
     assert!(before_socket(&bin, &client) <= 30, "client: more than 30 calls before socket()");
 }
+
+/// The build names its target (see `.cargo/config.toml`), so cargo puts the binary under
+/// `target/<host tuple>/<profile>/`; `build.rs` leaves a symlink at the usual
+/// `target/<profile>/socklab`, which the README and students use. It must lead to this build.
+#[test]
+fn the_usual_path_leads_to_the_binary() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_socklab"));
+    let profile_dir = bin.parent().expect("the profile directory");
+    let tuple_dir = profile_dir.parent().expect("the tuple directory");
+    let named_target = tuple_dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.matches('-').count() >= 2);
+    if !named_target {
+        common::skip("this build has no named target directory (no symlink is needed)");
+        return;
+    }
+    let usual = tuple_dir.parent().unwrap().join(profile_dir.file_name().unwrap()).join("socklab");
+    let resolved = std::fs::canonicalize(&usual).unwrap_or_else(|e| panic!("{}: {e}", usual.display()));
+    assert_eq!(resolved, std::fs::canonicalize(&bin).unwrap(), "{} leads elsewhere", usual.display());
+}
