@@ -286,15 +286,14 @@ fn step_waits_for_enter_on_a_terminal() {
     assert!(text.contains("= -1 ECONNREFUSED (Connection refused)"), "{text}");
 }
 
-/// `server --model fork --step` with stdin not a terminal: every prompt (the parent's and the
-/// child's, each naming its own pid) is answered with one SIGUSR1 to that pid. The child is
-/// stepped through the whole session: it must survive being stepped, and the client gets its echo.
-#[test]
-fn a_stepped_fork_child_serves_its_client_to_the_end() {
-    use std::io::{BufRead, Read, Write};
+/// A `server --model MODEL --step` on an ephemeral port whose every prompt is answered with one
+/// SIGUSR1 to the pid it names (stdin is not a terminal). Returns the server, its address and the
+/// thread collecting every stderr line (bounded by the stream's end, when the server exits).
+fn stepped_server(model: &str) -> (std::process::Child, std::net::SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::BufRead;
     let ready = common::ReadyFile::new();
     let mut server = socklab()
-        .args(["server", "--model", "fork", "--step", "--host", "127.0.0.1", "--port", "0"])
+        .args(["server", "--model", model, "--step", "--host", "127.0.0.1", "--port", "0"])
         .args(ready.args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -302,19 +301,28 @@ fn a_stepped_fork_child_serves_its_client_to_the_end() {
         .spawn()
         .unwrap();
     let err = std::io::BufReader::new(server.stderr.take().unwrap());
-    // Answers each prompt as it comes; bounded by the stream's end (the server exits).
     let answerer = std::thread::spawn(move || {
-        let mut prompts = Vec::new();
-        for line in err.lines().map_while(Result::ok).take(2000) {
+        let mut lines = Vec::new();
+        for line in err.lines().map_while(Result::ok).take(5000) {
             if let Some(pid) = line.strip_prefix("[step] next: ").and_then(|l| l.rsplit_once("kill -USR1 ")) {
                 let pid: u32 = pid.1.trim_end_matches(')').trim().parse().expect("a pid in the prompt");
-                prompts.push((pid, line.clone()));
                 signal(pid, "USR1");
             }
+            lines.push(line);
         }
-        prompts
+        lines
     });
     let addr = ready.wait(&mut server);
+    (server, addr, answerer)
+}
+
+/// `server --model fork --step` with stdin not a terminal: every prompt (the parent's and the
+/// child's, each naming its own pid) is answered with one SIGUSR1 to that pid. The child is
+/// stepped through the whole session: it must survive being stepped, and the client gets its echo.
+#[test]
+fn a_stepped_fork_child_serves_its_client_to_the_end() {
+    use std::io::{Read, Write};
+    let (mut server, addr, answerer) = stepped_server("fork");
     // Several clients: each fork races the log thread's own stepped write ("Server Accept"), and
     // a child forked while that thread held the narration's lock used to hang at its first call.
     for round in 0..3 {
@@ -331,10 +339,12 @@ fn a_stepped_fork_child_serves_its_client_to_the_end() {
     }
     signal(server.id(), "INT");
     let status = server.wait().unwrap();
-    let prompts = answerer.join().unwrap();
-    assert!(status.success(), "server: {status}; prompts: {prompts:?}");
-    let parent = server.id();
-    let child: Vec<&String> = prompts.iter().filter(|(pid, _)| *pid != parent).map(|(_, l)| l).collect();
+    let lines = answerer.join().unwrap();
+    assert!(status.success(), "server: {status}; lines: {lines:?}");
+    // The child's prompts name its own pid, not the parent's.
+    let parent = format!("kill -USR1 {})", server.id());
+    let child: Vec<&String> =
+        lines.iter().filter(|l| l.starts_with("[step] next: ") && !l.ends_with(&parent)).collect();
     for call in ["recvfrom(", "sendto(", "close("] {
         assert!(child.iter().any(|l| l.contains(call)), "the child was not stepped through {call}: {child:?}");
     }
@@ -346,31 +356,9 @@ fn a_stepped_fork_child_serves_its_client_to_the_end() {
 /// task, in order, before its line.
 #[test]
 fn step_pauses_before_every_call_in_every_model() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     for model in ["iterative", "thread", "fork", "poll", "epoll", "uring"] {
-        let ready = common::ReadyFile::new();
-        let mut server = socklab()
-            .args(["server", "--model", model, "--step", "--host", "127.0.0.1", "--port", "0"])
-            .args(ready.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = std::io::BufReader::new(server.stderr.take().unwrap());
-        let answerer = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            // Bounded by the stream's end (the server exits) and a line count.
-            for line in err.lines().map_while(Result::ok).take(5000) {
-                if let Some(pid) = line.strip_prefix("[step] next: ").and_then(|l| l.rsplit_once("kill -USR1 ")) {
-                    let pid: u32 = pid.1.trim_end_matches(')').trim().parse().expect("a pid in the prompt");
-                    signal(pid, "USR1");
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let addr = ready.wait(&mut server);
+        let (mut server, addr, answerer) = stepped_server(model);
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         client.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
         client.write_all(b"Hello").unwrap();
