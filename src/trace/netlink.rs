@@ -34,12 +34,18 @@ const MSG_LEN: usize = 72;
 /// The payload of a `sendto`/`recvfrom` on a netlink socket of `protocol` (`None`: not known to
 /// strace yet, see the module doc), as strace prints it.
 pub fn decode(data: &[u8], protocol: Option<i32>) -> String {
+    elements(data, NLMSG_HDRLEN, |m| u32_at(m, 0) as usize, |m| message(m, protocol))
+}
+
+/// A run of netlink elements (messages, or attributes), each starting with its own length and
+/// padded to 4 bytes, as strace prints them: one bare, several in `[...]`, at most [`MAX_STRLEN`]
+/// then `...`, and a tail too short for a header in hex.
+fn elements(mut rest: &[u8], header: usize, len_of: fn(&[u8]) -> usize, one: impl Fn(&[u8]) -> String) -> String {
     let mut out = String::new();
-    let mut rest = data;
     let mut elt = 0;
     let mut is_array = false;
     loop {
-        if rest.len() < NLMSG_HDRLEN {
+        if rest.len() < header {
             out.push_str(&hex(rest));
             break;
         }
@@ -48,14 +54,14 @@ pub fn decode(data: &[u8], protocol: Option<i32>) -> String {
             out.push_str("...");
             break;
         }
-        let len = u32_at(rest, 0) as usize;
+        let len = len_of(rest);
         let aligned = align4(len);
-        let next = if len >= NLMSG_HDRLEN && rest.len() > aligned { Some(&rest[aligned..]) } else { None };
+        let next = if len >= header && rest.len() > aligned { Some(&rest[aligned..]) } else { None };
         if !is_array && next.is_some() {
             out.push('[');
             is_array = true;
         }
-        out.push_str(&message(rest, protocol));
+        out.push_str(&one(rest));
         match next {
             Some(n) => {
                 out.push_str(", ");
@@ -245,40 +251,8 @@ fn sockid(id: &[u8], family: i32) -> String {
 }
 
 /// The attributes after an `inet_diag_msg`: `[[{nla_len=5, nla_type=INET_DIAG_SHUTDOWN}, 0], ...]`.
-fn attributes(mut rest: &[u8]) -> String {
-    let mut out = String::new();
-    let mut elt = 0;
-    let mut is_array = false;
-    loop {
-        if rest.len() < 4 {
-            out.push_str(&hex(rest));
-            break;
-        }
-        elt += 1;
-        if elt > MAX_STRLEN {
-            out.push_str("...");
-            break;
-        }
-        let len = usize::from(u16_at(rest, 0));
-        let aligned = align4(len);
-        let next = if len >= 4 && rest.len() > aligned { Some(&rest[aligned..]) } else { None };
-        if !is_array && next.is_some() {
-            out.push('[');
-            is_array = true;
-        }
-        out.push_str(&attribute(rest));
-        match next {
-            Some(n) => {
-                out.push_str(", ");
-                rest = n;
-            }
-            None => break,
-        }
-    }
-    if is_array {
-        out.push(']');
-    }
-    out
+fn attributes(rest: &[u8]) -> String {
+    elements(rest, 4, |a| usize::from(u16_at(a, 0)), attribute)
 }
 
 const ATTRS: &[&str] = &[
