@@ -44,26 +44,7 @@ impl Dump {
                 .arg("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null 2>&1")
                 .status();
         }
-        let filter = format!("tcp port {port}");
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-nn", "-l", "-U", "--immediate-mode", &filter])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tcpdump");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let started = Instant::now();
-        while !line.contains("listening on") && started.elapsed() < Duration::from_secs(30) {
-            line.clear();
-            if err.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-        }
-        assert!(line.contains("listening on"), "tcpdump did not start: {line}");
-        thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        Dump(child)
+        Dump(common::tcpdump(port, &[]))
     }
 
     /// Waits until the segments seen satisfy `done` (at most 20 s: tcpdump prints each one as

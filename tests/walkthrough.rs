@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{have, signal, socklab};
@@ -137,33 +137,9 @@ fn tcpdump_segment(line: &str) -> Option<(String, String, String, u64)> {
     Some((addr(src)?, addr(dst)?, flags.to_string(), len))
 }
 
-/// Starts `tcpdump -i lo -nn` for one port and waits until it says it is listening.
+/// Starts `tcpdump -i lo -nn -tt` for one port (see `common::tcpdump`).
 fn start_tcpdump(port: u16) -> std::process::Child {
-    // --immediate-mode: without it libpcap hands over its ring's frames in blocks, and a quiet
-    // interface can hold the session's last segments back indefinitely. The port filter keeps
-    // other traffic on lo (other tests) from filling its buffer.
-    let filter = format!("tcp port {port}");
-    let mut dump = Command::new("tcpdump")
-        .args(["-i", "lo", "-nn", "-l", "-U", "--immediate-mode", "-tt", &filter])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tcpdump");
-    // tcpdump says "listening on lo" once its capture is open: from then on it sees every frame.
-    let mut err = BufReader::new(dump.stderr.take().unwrap());
-    let mut line = String::new();
-    let started = Instant::now();
-    while !line.contains("listening on") && started.elapsed() < Duration::from_secs(30) {
-        line.clear();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-    }
-    assert!(line.contains("listening on"), "tcpdump did not start: {line}");
-    // Keep reading its stderr so it can never block on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    dump
+    common::tcpdump(port, &["-tt"])
 }
 
 #[test]

@@ -319,3 +319,34 @@ pub fn is_dynamic(bin: &std::path::Path) -> bool {
     let (Some(phoff), Some(phentsize), Some(phnum)) = (u(0x20, 8), u(0x36, 2), u(0x38, 2)) else { return true };
     (0..phnum).any(|i| u((phoff + i * phentsize) as usize, 4) == Some(3)) // PT_INTERP
 }
+
+/// Starts `tcpdump -i lo -nn` for one TCP port (plus `extra` options) and returns once it says it
+/// is listening: from then on it sees every frame. --immediate-mode: without it libpcap hands over
+/// its ring's frames in blocks, and a quiet interface can hold a session's last segments back
+/// indefinitely. The port filter keeps other traffic on lo (other tests) out of its buffer.
+#[allow(dead_code)]
+pub fn tcpdump(port: u16, extra: &[&str]) -> std::process::Child {
+    let filter = format!("tcp port {port}");
+    let mut dump = Command::new("tcpdump")
+        .args(["-i", "lo", "-nn", "-l", "-U", "--immediate-mode"])
+        .args(extra)
+        .arg(&filter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tcpdump");
+    let mut err = BufReader::new(dump.stderr.take().unwrap());
+    let mut line = String::new();
+    let started = std::time::Instant::now();
+    while !line.contains("listening on") && started.elapsed() < std::time::Duration::from_secs(30) {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    assert!(line.contains("listening on"), "tcpdump did not start: {line}");
+    // Keep reading its stderr so it can never block on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    dump
+}
