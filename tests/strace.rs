@@ -17,17 +17,33 @@ struct Call {
     line: String,
 }
 
-/// Parses `strace -f -o` output into calls in order, joining "unfinished ... resumed" pairs.
+/// Parses `strace -f -o` output into calls in order, joining "unfinished ... resumed" pairs: while
+/// another thread of the server makes a call, strace splits a call into `name(args <unfinished
+/// ...>` and, later, `<... name resumed>rest) = ret`; the call keeps its place (where it started)
+/// and gets its whole line, result included.
 fn parse(trace: &str) -> Vec<Call> {
-    let mut calls = Vec::new();
+    let mut calls: Vec<Call> = Vec::new();
+    let mut unfinished: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for raw in trace.lines() {
         // "PID name(args) = ret", or "PID name(args <unfinished ...>", or "PID <... name resumed>...".
-        let line = raw.split_once(' ').map_or(raw, |(_, rest)| rest).trim_start();
-        if line.starts_with("<...") || line.starts_with("+++") || line.starts_with("---") {
+        let (pid, line) = raw.split_once(' ').map_or(("", raw), |(pid, rest)| (pid, rest.trim_start()));
+        if let Some(resumed) = line.strip_prefix("<...") {
+            if let (Some(i), Some((_, rest))) = (unfinished.remove(pid), resumed.split_once("resumed>")) {
+                let call = &mut calls[i];
+                // strace ends the first half with " <unfinished ...>" after the arguments printed so far.
+                let head = call.line.strip_suffix(" <unfinished ...>").unwrap_or(&call.line);
+                call.line = format!("{head}{rest}");
+            }
+            continue;
+        }
+        if line.starts_with("+++") || line.starts_with("---") {
             continue;
         }
         let Some((name, rest)) = line.split_once('(') else { continue };
         let fd = rest.split([',', ')', ' ']).next().unwrap_or("").to_string();
+        if line.ends_with("<unfinished ...>") {
+            unfinished.insert(pid, calls.len());
+        }
         calls.push(Call { name: name.to_string(), fd, line: raw.to_string() });
     }
     calls
@@ -88,7 +104,10 @@ fn server_makes_the_tutorials_calls_in_order() {
     assert!(after_accept[first_recv].line.contains("\"Hello\", 2048"), "{}", after_accept[first_recv].line);
     assert!(after_accept[first_recv + 1].line.contains("\"Hello\", 5"), "{}", after_accept[first_recv + 1].line);
     let last_recv = conn_names.iter().rposition(|n| *n == "recvfrom").unwrap();
-    assert!(after_accept[last_recv].line.trim_end().ends_with("= 0"), "the last recv returns 0 (peer closed)");
+    assert!(
+        after_accept[last_recv].line.trim_end().ends_with("= 0"),
+        "the last recv returns 0 (peer closed), in:\n{trace}"
+    );
     assert_eq!(conn_names.last(), Some(&"close"), "the connection is closed last, in:\n{trace}");
 
     // Sockets are only ever used through recv/send, never read/write. (Before accept, the
@@ -110,4 +129,16 @@ fn server_wait(server: &mut ServerProcess) -> (std::process::ExitStatus, String,
         let _ = e.read_to_string(&mut err);
     }
     (server.child.wait().unwrap(), out, err)
+}
+
+/// The parser joins a call strace split in two: it keeps the call's place and gets its result.
+#[test]
+fn parse_joins_unfinished_and_resumed_halves() {
+    let trace = "7 recvfrom(4,  <unfinished ...>\n8 write(1, \"x\", 1) = 1\n7 <... recvfrom resumed>\"\", 2048, 0, NULL, NULL) = 0\n7 close(4) = 0\n";
+    let calls = parse(trace);
+    let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["recvfrom", "write", "close"]);
+    assert_eq!(calls[0].fd, "4");
+    assert!(calls[0].line.ends_with("= 0"), "{}", calls[0].line);
+    assert_eq!(calls[0].line, "7 recvfrom(4, \"\", 2048, 0, NULL, NULL) = 0");
 }
