@@ -40,6 +40,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The word `--fault` and Toxiproxy's `stream` use: `upstream`, `downstream` (or `both`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Upstream => "upstream",
+            Direction::Downstream => "downstream",
+            Direction::Both => "both",
+        }
+    }
+
     /// Whether the fault acts on bytes going `upstream` (true) or downstream (false).
     pub fn covers(self, upstream: bool) -> bool {
         match self {
@@ -95,6 +104,23 @@ pub enum Kind {
     Refuse,
 }
 
+impl Kind {
+    /// The fault's name in `--fault` (and Toxiproxy's toxic type where it has one): `latency`...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Latency { .. } => "latency",
+            Kind::Bandwidth(_) => "bandwidth",
+            Kind::Slicer { .. } => "slicer",
+            Kind::LimitData(_) => "limit_data",
+            Kind::ResetPeer(_) => "reset_peer",
+            Kind::Timeout(_) => "timeout",
+            Kind::SlowClose(_) => "slow_close",
+            Kind::HalfOpen => "half_open",
+            Kind::Refuse => "refuse",
+        }
+    }
+}
+
 /// A fault: what, which way, and for what share of connections.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fault {
@@ -120,6 +146,12 @@ impl Fault {
     /// The same fault for a share `probability` (0.0 to 1.0) of connections.
     pub fn probability(self, probability: f64) -> Fault {
         Fault { probability: probability.clamp(0.0, 1.0), ..self }
+    }
+
+    /// The name a fault gets when none is given (`set_faults`, a builder's `fault`): Toxiproxy's
+    /// default toxic name, `TYPE_STREAM` (`latency_downstream`).
+    pub fn default_name(&self) -> String {
+        format!("{}_{}", self.kind.name(), self.direction.name())
     }
 
     /// `latency=DELAY`.
