@@ -137,9 +137,8 @@ pub fn echo(conn: &Limited<'_>, peer: SockAddr, buf: &mut [u8], sink: &Sink) -> 
             sink(&Event::Truncated(peer, n, real));
         }
         sink(&Event::ServerReceived(peer, &buf[..n]));
-        conn.send_all(&buf[..n])?;
-        // After the send, as the tutorial prints it: `conn.send(data)`, then the print.
         sink(&Event::ServerSending(peer, &buf[..n]));
+        conn.send_all(&buf[..n])?;
     }
 }
 
