@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use common::{have, signal};
 
-/// strace output lines, "unfinished ... resumed" pairs joined, the pid prefix removed.
-fn strace_lines(text: &str) -> Vec<String> {
+/// strace output lines as (pid, line), "unfinished ... resumed" pairs joined.
+fn strace_calls(text: &str) -> Vec<(String, String)> {
     let mut lines = Vec::new();
     let mut pending: Vec<(String, String)> = Vec::new(); // (pid, start of the call)
     for raw in text.lines() {
@@ -29,10 +29,10 @@ fn strace_lines(text: &str) -> Vec<String> {
             let rest = line.split_once("resumed>").map_or("", |(_, r)| r);
             if let Some(i) = pending.iter().position(|(p, _)| p == pid) {
                 let (_, start) = pending.remove(i);
-                lines.push(format!("{start}{rest}"));
+                lines.push((pid.to_string(), format!("{start}{rest}")));
             }
         } else if !line.starts_with("+++") && !line.starts_with("---") {
-            lines.push(line.to_string());
+            lines.push((pid.to_string(), line.to_string()));
         }
     }
     lines
@@ -86,7 +86,7 @@ fn io_uring_calls_are_narrated_as_strace_prints_them() {
     let log = dir.join("strace.txt");
     let ready = common::ReadyFile::new();
     let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=io_uring_setup,io_uring_register,io_uring_enter", "-o"])
+        .args(["-f", "-qq", "-e", "trace=io_uring_setup,io_uring_register,io_uring_enter,mmap,munmap", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_socklab"))
         .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1"])
@@ -119,9 +119,29 @@ fn io_uring_calls_are_narrated_as_strace_prints_them() {
     let _ = std::fs::remove_dir_all(&dir);
 
     // Lines carry strace's `[pid N]` mark once the server runs a second thread.
-    let ours: Vec<&str> =
-        narration.lines().map(|l| socklab::trace::split_pid_mark(l).1).filter(|l| l.starts_with("io_uring_")).collect();
-    let theirs: Vec<String> = strace_lines(&traced);
+    // The ring's memory too: every mmap and munmap the ring's thread makes from its io_uring_setup
+    // on (the rings, the provided-buffer ring, the buffers, and their unmapping at the end). The
+    // other mmaps strace sees are the C library's and Rust's own (thread stacks, malloc arenas),
+    // made outside socklab's code and so not narrated.
+    let ours: Vec<&str> = narration
+        .lines()
+        .map(|l| socklab::trace::split_pid_mark(l).1)
+        .filter(|l| ["io_uring_", "mmap(", "munmap("].iter().any(|p| l.starts_with(p)))
+        .collect();
+    let calls = strace_calls(&traced);
+    let ring_task = calls.iter().find(|(_, l)| l.starts_with("io_uring_setup(")).map(|(pid, _)| pid.clone());
+    let mut after_setup = false;
+    let theirs: Vec<String> = calls
+        .into_iter()
+        .filter(|(pid, line)| {
+            after_setup |= Some(pid) == ring_task.as_ref() && line.starts_with("io_uring_setup(");
+            line.starts_with("io_uring_") || (after_setup && Some(pid) == ring_task.as_ref())
+        })
+        .map(|(_, line)| line)
+        .collect();
+    let maps = |lines: &[&str], call: &str| lines.iter().filter(|l| l.starts_with(call)).count();
+    let ours_mmap = maps(&ours, "mmap(");
+    assert!(ours_mmap >= 4 && maps(&ours, "munmap(") == ours_mmap, "rings, buffer ring, buffers:\n{narration}");
     assert!(ours.len() >= 4, "too few io_uring calls narrated:\n{narration}");
     assert_eq!(ours.len(), theirs.len(), "narration:\n{narration}\nstrace:\n{traced}");
     for (a, b) in ours.iter().zip(&theirs) {
