@@ -27,6 +27,17 @@ pub type Signal = libc::c_int;
 /// `std::thread::Builder::spawn`, counted while the thread's work runs, so that `--trace` marks
 /// lines `[pid N]` exactly while strace -f does: while more than one task is alive. Every thread
 /// socklab starts is started through this (`use socklab::process::SpawnCounted`).
+///
+/// # Example
+///
+/// ```
+/// use socklab::process::SpawnCounted;
+///
+/// // A thread socklab knows about: `--trace` marks lines `[pid N]` while it runs, as strace -f does.
+/// let handle = std::thread::Builder::new().name("worker".into()).spawn_counted(|| 6 * 7)?;
+/// assert_eq!(handle.join().unwrap(), 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait SpawnCounted {
     /// `self.spawn(work)`, counted.
     fn spawn_counted<F, T>(self, work: F) -> io::Result<std::thread::JoinHandle<T>>
@@ -213,6 +224,20 @@ pub fn raise_open_files(need: Option<u64>) -> io::Result<u64> {
 ///
 /// The signals must be blocked in every thread ([`block_signals`] before spawning any); a fork
 /// child that wants them back must unblock them itself.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use socklab::process::{self, SIGUSR1, SignalFd};
+///
+/// // Blocked first (in a program with threads: before spawning any), then read as a descriptor.
+/// process::block_signals(&[SIGUSR1])?;
+/// let signals = SignalFd::new(&[SIGUSR1])?;
+/// assert_eq!(signals.drain()?, 0);
+/// process::kill(std::process::id() as i32, SIGUSR1)?;
+/// assert_eq!(signals.drain()?, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SignalFd(Option<OwnedFd>);
 
