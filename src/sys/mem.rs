@@ -12,6 +12,8 @@ use super::trace::Arg;
 /// the kernel's object behind that descriptor at `offset` is mapped `MAP_SHARED|MAP_POPULATE`
 /// (io_uring's rings: both sides see the same pages, present before the first access); without,
 /// anonymous zeroed memory, `MAP_PRIVATE|MAP_ANONYMOUS`. Returns the start of the mapping.
+///
+/// Man page: [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html).
 pub fn mmap(len: usize, fd: Option<(BorrowedFd<'_>, i64)>) -> io::Result<*mut u8> {
     let prot = libc::PROT_READ | libc::PROT_WRITE;
     let (flags, raw, offset) = match fd {
@@ -37,6 +39,8 @@ pub fn mmap(len: usize, fd: Option<(BorrowedFd<'_>, i64)>) -> io::Result<*mut u8
 }
 
 /// `munmap(2)`: the mapping at `addr` of `len` bytes goes away.
+///
+/// Man page: [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html) (which documents munmap).
 ///
 /// # Safety
 /// `addr` and `len` must be a whole mapping made by [`mmap`], and nothing may use that memory after
