@@ -12,8 +12,9 @@
 //! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
 //!   interrupts them; data is never lost by a retry because an interrupted call transferred
 //!   nothing. Once a stop signal was caught (`process::catch_stop_signals`) the `EINTR` is
-//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
-//!   writability and reading `SO_ERROR`, not by calling connect again.
+//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going
+//!   in the kernel, so it is finished by waiting for writability and reading `SO_ERROR`, not by
+//!   calling connect again.
 
 use std::fmt;
 use std::io;
