@@ -563,6 +563,10 @@ struct BenchArgs {
     /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
     #[arg(long, help_heading = REACH)]
     allow_remote: bool,
+    /// Count the system calls of this process as the server's (repeatable). Default: the
+    /// processes listening at --addr, found in /proc. Counting needs root (or CAP_PERFMON).
+    #[arg(long = "server-pid", value_name = "PID", help_heading = OUTPUT)]
+    server_pids: Vec<i32>,
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -1195,6 +1199,7 @@ fn bench(args: BenchArgs) -> io::Result<()> {
         duration: args.duration,
         grace: bench::GRACE,
         seed: args.seed,
+        server_pids: args.server_pids,
     };
     let live = !args.json && io::stderr().is_terminal();
     let mut progress = |p: &bench::Progress| {
