@@ -127,6 +127,22 @@ pub fn close_inherited(fd: impl AsFd) -> io::Result<()> {
     sys::close_inherited(fd.as_fd())
 }
 
+/// Moves the calling thread (only it) into the network namespace at `path` (`/run/netns/NAME`, as
+/// `ip netns add` makes it; or `/proc/PID/ns/net`): `openat` then `setns(fd, CLONE_NEWNET)`. Sockets
+/// the thread creates afterwards live in that namespace. Needs CAP_SYS_ADMIN.
+#[cfg(target_os = "linux")]
+pub fn enter_network_namespace(path: &std::path::Path) -> io::Result<()> {
+    let file = crate::file::File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: {e} (is it a network namespace? `ip netns list` shows them)", path.display()),
+        )
+    })?;
+    sys::setns_net(file.as_fd()).map_err(|e| {
+        io::Error::new(e.kind(), format!("setns({}): {e} (entering a namespace needs root)", path.display()))
+    })
+}
+
 /// sigaction(2): sets what `sig` does and returns what it did before.
 pub fn set_disposition(sig: Signal, disposition: Disposition) -> io::Result<Disposition> {
     sys::sigaction(sig, disposition)

@@ -1,5 +1,7 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
+#[cfg(socklab_epoll)]
+mod faults;
 mod hints;
 mod log;
 mod signals;
@@ -106,16 +108,26 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// Serves netfilter queue N in this network namespace: packets an `NFQUEUE --queue-num N`
+    /// firewall rule hands over are let through, dropped, held back or copied as the flags say,
+    /// and each fault applied is printed. Needs root. Stops on Ctrl-C or after --for.
+    ///
+    /// Example: ip netns exec NS iptables-legacy -A OUTPUT -p tcp -j NFQUEUE --queue-num 0; ip netns
+    /// exec NS socklab nfqueue --drop syn#1
+    #[cfg(socklab_epoll)]
+    Nfqueue(faults::NfqueueArgs),
 }
 
 #[cfg(socklab_epoll)]
 #[derive(Debug, Args)]
 struct NetnsArgs {
     /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
-    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
-    /// out), unplug (every packet dropped).
+    /// or delay=50ms~10ms (each way, held by socklab's packet queue: no netem needed), blackhole
+    /// (SYNs to side B dropped: connect times out), unplug (every packet dropped).
     #[arg(long, value_name = "CONDITION")]
     link: Vec<socklab::netns::Condition>,
+    #[command(flatten)]
+    faults: faults::QueueFaults,
     /// Pull the cable this long after the command started (e.g. 2s): open connections see only
     /// their own retransmissions.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -603,6 +615,8 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(socklab_epoll)]
+        Command::Nfqueue(args) => faults::nfqueue(args),
     });
     match result {
         Ok(()) => 0,
@@ -653,14 +667,19 @@ fn netns(args: NetnsArgs) -> io::Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let stop = socklab::echo::Stop::new();
     let signals = signals::stop_on_signals(stop.clone())?;
+    let (faults, queue_loss, seed) = args.faults.split();
     let config = RunConfig {
+        faults,
+        queue_loss,
+        seed,
         conditions: args.link,
         unplug_after: args.unplug_after,
         peer: args.peer,
         peer_port: args.peer_port,
         command: args.command,
     };
-    let status = run_command(&config, &stop);
+    let started = std::time::Instant::now();
+    let status = run_command(&config, &stop, &mut |event| faults::print_event(&mut io::stderr(), started, event));
     signals.finish();
     let status = status?;
     // A command killed by a signal exits as a shell reports it: 128 + the signal number.
