@@ -50,6 +50,12 @@ const NFQNL_COPY_PACKET: u8 = 2;
 const COPY_RANGE: u32 = 0xffff;
 
 /// What happens to a queued packet.
+///
+/// ```
+/// use socklab::nfqueue::Verdict;
+/// // A verdict is given per packet id: `queue.verdict(packet.id, Verdict::Drop)`.
+/// assert_ne!(Verdict::Drop, Verdict::Accept);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// `NF_DROP`: the packet is gone; the sender learns nothing (no ICMP, no RST).
@@ -72,6 +78,13 @@ impl Verdict {
 }
 
 /// Where in the kernel's path the packet was queued (`NF_INET_*` hooks).
+///
+/// ```
+/// use socklab::nfqueue::Hook;
+/// // A rule in iptables' OUTPUT chain queues at LOCAL_OUT: packets this namespace sends.
+/// let sent = |hook: Hook| hook == Hook::LocalOut;
+/// assert!(sent(Hook::LocalOut) && !sent(Hook::LocalIn));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     /// `NF_INET_PRE_ROUTING`: just arrived, before routing.
@@ -102,6 +115,12 @@ impl Hook {
 }
 
 /// One packet the kernel handed us, waiting for its verdict.
+///
+/// ```
+/// use socklab::nfqueue::{Hook, Queued};
+/// let p = Queued { id: 1, hook: Hook::LocalOut, payload: vec![0x45, 0, 0, 20] };
+/// assert_eq!(p.payload[0] >> 4, 4, "an IPv4 header");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     /// The kernel's id for it: the verdict names it.
@@ -113,6 +132,25 @@ pub struct Queued {
 }
 
 /// A bound queue. Dropping it closes the socket, which unbinds the queue.
+///
+/// ```
+/// use socklab::nfqueue::{NfQueue, Verdict};
+/// use std::time::Duration;
+///
+/// // Root only (CAP_NET_ADMIN); anyone else is told so.
+/// match NfQueue::bind(42) {
+///     Ok(mut queue) => {
+///         // No firewall rule names queue 42, so nothing comes: the wait times out.
+///         let packets = queue.recv(Some(Duration::from_millis(10)))?;
+///         for p in &packets {
+///             queue.verdict(p.id, Verdict::Accept)?;
+///         }
+///         assert!(packets.is_empty());
+///     }
+///     Err(e) => assert!(e.to_string().contains("nfnetlink_queue: bind queue 42")),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct NfQueue {
     socket: Socket,

@@ -6,25 +6,28 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use socklab::netns::{Action, Event, Fault, Plan};
 
+/// `--help`'s heading for the queue's faults.
+const FAULTS: &str = "Packet faults (socklab's netfilter queue)";
+
 /// Exact faults served through a netfilter queue.
 #[derive(Debug, Args)]
 pub struct QueueFaults {
     /// Drop the Nth segment of a kind (repeatable): syn#1, synack#1, data#3, ack#2, fin#1, rst#1,
     /// optionally with a direction, data/out#3 (sent by side A) or data/in#1 (received by it); or a
     /// share of all TCP segments at random, rolled from --seed: 30%.
-    #[arg(long, value_name = "KIND[/DIR]#N | P%", value_parser = parse_drop)]
+    #[arg(long, value_name = "KIND[/DIR]#N | P%", value_parser = parse_drop, help_heading = FAULTS)]
     drop: Vec<Drop>,
     /// Hold the Nth segment of a kind back and let it through right after the next one in its
     /// direction (repeatable; bare --reorder: data#2).
     #[arg(long, value_name = "KIND[/DIR]#N", num_args = 0..=1, default_missing_value = "data#2",
-          value_parser = |t: &str| Fault::parse(Action::Reorder, t))]
+          value_parser = |t: &str| Fault::parse(Action::Reorder, t), help_heading = FAULTS)]
     reorder: Vec<Fault>,
     /// Let the Nth segment of a kind through twice (repeatable).
-    #[arg(long, value_name = "KIND[/DIR]#N", value_parser = |t: &str| Fault::parse(Action::Duplicate, t))]
+    #[arg(long, value_name = "KIND[/DIR]#N", value_parser = |t: &str| Fault::parse(Action::Duplicate, t), help_heading = FAULTS)]
     duplicate: Vec<Fault>,
     /// The seed of the random loss (--drop P%) and of the delay's jitter: the same seed, the same
     /// losses for the same segments.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = FAULTS)]
     seed: u64,
 }
 
@@ -76,13 +79,13 @@ pub fn print_event(out: &mut dyn Write, started: Instant, event: &Event) {
 #[derive(Debug, Args)]
 pub struct NfqueueArgs {
     /// The queue number the firewall rule names (`NFQUEUE --queue-num N`).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = super::HOW)]
     queue: u16,
     /// Hold every packet this long (and up to the jitter more, 50ms~10ms), order kept.
-    #[arg(long, value_name = "DURATION[~JITTER]")]
+    #[arg(long, value_name = "DURATION[~JITTER]", help_heading = super::HOW)]
     delay: Option<String>,
     /// Stop after this long (e.g. 5s); otherwise on Ctrl-C.
-    #[arg(long = "for", value_name = "DURATION", value_parser = super::parse_duration)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = super::duration::limit, help_heading = super::LIMITS)]
     duration: Option<Duration>,
     #[command(flatten)]
     faults: QueueFaults,
