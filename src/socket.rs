@@ -11,7 +11,8 @@
 //!   death.
 //! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
 //!   interrupts them; data is never lost by a retry because an interrupted call transferred
-//!   nothing. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
+//!   nothing. Once a stop signal was caught (`process::catch_stop_signals`) the `EINTR` is
+//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
 //!   writability and reading `SO_ERROR`, not by calling connect again.
 
 use std::fmt;
@@ -142,12 +143,18 @@ impl Protocol {
     pub const TCP: Protocol = Protocol(libc::IPPROTO_TCP);
     /// `IPPROTO_UDP`.
     pub const UDP: Protocol = Protocol(libc::IPPROTO_UDP);
+    /// `IPPROTO_RAW`, for a `SOCK_RAW` IPv4 socket: the program writes whole IP packets, header
+    /// included (`IP_HDRINCL` is implied).
+    pub const RAW_IP: Protocol = Protocol(libc::IPPROTO_RAW);
     /// Every EtherType, for a packet socket: `htons(ETH_P_ALL)`.
     #[cfg(socklab_af_packet)]
     pub const ALL_FRAMES: Protocol = Protocol(sys::packet::ALL_PROTOCOLS);
     /// `NETLINK_SOCK_DIAG`: the kernel's socket table, as `ss` reads it.
     #[cfg(socklab_sock_diag)]
     pub const SOCK_DIAG: Protocol = Protocol(sys::netlink::NETLINK_SOCK_DIAG);
+    /// `NETLINK_NETFILTER`: netfilter's subsystems, among them the packet queue (`NFQUEUE`).
+    #[cfg(socklab_sock_diag)]
+    pub const NETFILTER: Protocol = Protocol(sys::netlink::NETLINK_NETFILTER);
 
     /// The C value.
     pub fn raw(self) -> libc::c_int {
@@ -251,11 +258,13 @@ pub struct Socket {
     fd: Option<OwnedFd>,
 }
 
-/// Retries `f` while it fails with `EINTR`.
+/// Retries `f` while it fails with `EINTR`, unless a stop signal was caught
+/// ([`crate::process::catch_stop_signals`]): then the `EINTR` is the program's cue to stop, and
+/// goes to the caller.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && crate::process::stop_signals() == 0 => continue,
             other => return other,
         }
     }
