@@ -144,12 +144,18 @@ impl Protocol {
     pub const TCP: Protocol = Protocol(libc::IPPROTO_TCP);
     /// `IPPROTO_UDP`.
     pub const UDP: Protocol = Protocol(libc::IPPROTO_UDP);
+    /// `IPPROTO_RAW`, for a `SOCK_RAW` IPv4 socket: the program writes whole IP packets, header
+    /// included (`IP_HDRINCL` is implied).
+    pub const RAW_IP: Protocol = Protocol(libc::IPPROTO_RAW);
     /// Every EtherType, for a packet socket: `htons(ETH_P_ALL)`.
     #[cfg(socklab_af_packet)]
     pub const ALL_FRAMES: Protocol = Protocol(sys::packet::ALL_PROTOCOLS);
     /// `NETLINK_SOCK_DIAG`: the kernel's socket table, as `ss` reads it.
     #[cfg(socklab_sock_diag)]
     pub const SOCK_DIAG: Protocol = Protocol(sys::netlink::NETLINK_SOCK_DIAG);
+    /// `NETLINK_NETFILTER`: netfilter's subsystems, among them the packet queue (`NFQUEUE`).
+    #[cfg(socklab_sock_diag)]
+    pub const NETFILTER: Protocol = Protocol(sys::netlink::NETLINK_NETFILTER);
 
     /// The C value.
     pub fn raw(self) -> libc::c_int {

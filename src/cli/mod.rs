@@ -1,6 +1,8 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
 mod duration;
+#[cfg(socklab_epoll)]
+mod faults;
 mod hints;
 mod log;
 mod signals;
@@ -156,6 +158,14 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// Serves netfilter queue N in this network namespace: packets an `NFQUEUE --queue-num N`
+    /// firewall rule hands over are let through, dropped, held back or copied as the flags say,
+    /// and each fault applied is printed. Needs root. Stops on Ctrl-C or after --for.
+    ///
+    /// Example: ip netns exec NS iptables-legacy -A OUTPUT -p tcp -j NFQUEUE --queue-num 0; ip netns
+    /// exec NS socklab nfqueue --drop syn#1
+    #[cfg(socklab_epoll)]
+    Nfqueue(faults::NfqueueArgs),
     /// Prints a completion script for SHELL, made from the same definitions as --help.
     ///
     /// bash: `source <(socklab completions bash)`, or save it as
@@ -194,10 +204,12 @@ struct ManArgs {
 #[derive(Debug, Args)]
 struct NetnsArgs {
     /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
-    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
-    /// out), unplug (every packet dropped).
+    /// or delay=50ms~10ms (each way, held by socklab's packet queue: no netem needed), blackhole
+    /// (SYNs to side B dropped: connect times out), unplug (every packet dropped).
     #[arg(long, value_name = "CONDITION", help_heading = LINK)]
     link: Vec<socklab::netns::Condition>,
+    #[command(flatten)]
+    faults: faults::QueueFaults,
     /// Pull the cable this long after the command started (e.g. 2s): open connections see only
     /// their own retransmissions.
     #[arg(long, value_name = "DURATION", value_parser = duration::limit, help_heading = LINK)]
@@ -582,6 +594,10 @@ struct BenchArgs {
     /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
     #[arg(long, help_heading = REACH)]
     allow_remote: bool,
+    /// Count the system calls of this process as the server's (repeatable). Default: the
+    /// processes listening at --addr, found in /proc. Counting needs root (or CAP_PERFMON).
+    #[arg(long = "server-pid", value_name = "PID", help_heading = OUTPUT)]
+    server_pids: Vec<i32>,
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -657,6 +673,8 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(socklab_epoll)]
+        Command::Nfqueue(args) => faults::nfqueue(args),
         Command::Completions(args) => completions(args.shell),
         Command::Man(args) => man(args.dir.as_deref()),
     });
@@ -709,14 +727,19 @@ fn netns(args: NetnsArgs) -> io::Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let stop = socklab::echo::Stop::new();
     let signals = signals::stop_on_signals(stop.clone())?;
+    let (faults, queue_loss, seed) = args.faults.split();
     let config = RunConfig {
+        faults,
+        queue_loss,
+        seed,
         conditions: args.link,
         unplug_after: args.unplug_after,
         peer: args.peer,
         peer_port: args.peer_port,
         command: args.command,
     };
-    let status = run_command(&config, &stop);
+    let started = std::time::Instant::now();
+    let status = run_command(&config, &stop, &mut |event| faults::print_event(&mut io::stderr(), started, event));
     signals.finish();
     let status = status?;
     // A command killed by a signal exits as a shell reports it: 128 + the signal number.
@@ -1236,6 +1259,7 @@ fn bench(args: BenchArgs) -> io::Result<()> {
         duration: args.duration,
         grace: bench::GRACE,
         seed: args.seed,
+        server_pids: args.server_pids,
     };
     let live = !args.json && io::stderr().is_terminal();
     let mut progress = |p: &bench::Progress| {

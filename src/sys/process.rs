@@ -393,3 +393,19 @@ fn siginfo_bytes(info: &libc::signalfd_siginfo) -> &[u8] {
         std::slice::from_raw_parts((info as *const libc::signalfd_siginfo).cast::<u8>(), std::mem::size_of_val(info))
     }
 }
+
+/// `setns(2)` with `CLONE_NEWNET`: moves the *calling thread* into the network namespace `fd`
+/// refers to (an open `/run/netns/NAME`, or `/proc/PID/ns/net`). Only this thread moves: the
+/// sockets it creates from now on belong to that namespace (its interfaces, routes, firewall and
+/// packet queues); sockets made before stay where they were made. Needs CAP_SYS_ADMIN.
+///
+/// Man page: [`setns(2)`](https://man7.org/linux/man-pages/man2/setns.2.html).
+pub fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
+    syscall!(
+        "setns",
+        // SAFETY: plain integers; the kernel checks that `fd` is a network namespace.
+        unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Name("CLONE_NEWNET")]
+    )
+    .map(drop)
+}
