@@ -142,6 +142,31 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
     Ok(())
 }
 
+/// `--step` never pauses the calling thread's calls (they are narrated all the same): for a
+/// program's signal thread, which must stay free to take Ctrl-C while another thread waits at a
+/// prompt.
+pub fn never_pause_this_thread() {
+    PAUSING.with(|p| p.set(true));
+}
+
+/// Runs `f` with `--step`'s pauses off on the calling thread (its calls narrated all the same):
+/// for setting up a signal thread, between blocking SIGINT and the thread taking it, where a
+/// prompt would leave a Ctrl-C with nobody to take it.
+pub fn without_pauses<T>(f: impl FnOnce() -> T) -> T {
+    let was = PAUSING.with(|p| p.replace(true));
+    let result = f();
+    PAUSING.with(|p| p.set(was));
+    result
+}
+
+/// SIGINT arrived, taken by a signal thread of the program: under `--step` on a terminal, with a
+/// thread waiting at a prompt, the program ends at once (see `step`); otherwise nothing happens.
+pub fn ctrl_c() {
+    if OPTIONS.get().is_some_and(|o| o.step) {
+        step::interrupted();
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds, the stamps of `--trace-machine` lines: [`sys::monotonic_ns`](crate::sys::monotonic_ns),
 /// kept under this name for the narration's callers.
 pub fn now_ns() -> u64 {
