@@ -574,6 +574,12 @@ impl Socket {
         self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, bytes.min(i32::MAX as usize) as libc::c_int)
     }
 
+    /// SO_SNDBUF: the send buffer size to ask for (doubled by the kernel, as SO_RCVBUF): how much
+    /// a send may queue before it blocks.
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, bytes.min(i32::MAX as usize) as libc::c_int)
+    }
+
     /// SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN): like SO_RCVBUF, past `net.core.rmem_max`.
     #[cfg(target_os = "linux")]
     pub fn set_recv_buffer_size_force(&self, bytes: usize) -> io::Result<()> {
