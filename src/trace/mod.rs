@@ -22,7 +22,7 @@ mod step;
 pub mod uring;
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -142,18 +142,20 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
     Ok(())
 }
 
-/// `--step` never pauses the calling thread's calls (they are narrated all the same): for a
-/// program's signal thread, which must stay free to take Ctrl-C while another thread waits at a
-/// prompt.
+/// On a terminal, `--step` never pauses the calling thread's calls (they are narrated all the
+/// same): for a program's signal thread, which must stay free to take Ctrl-C while another thread
+/// waits at a prompt. (Stepped by SIGUSR1, without a terminal, every call pauses.)
 pub fn never_pause_this_thread() {
-    PAUSING.with(|p| p.set(true));
+    if io::stdin().is_terminal() {
+        PAUSING.with(|p| p.set(true));
+    }
 }
 
-/// Runs `f` with `--step`'s pauses off on the calling thread (its calls narrated all the same):
+/// Runs `f` with `--step`'s pauses off on the calling thread, on a terminal (its calls narrated all the same):
 /// for setting up a signal thread, between blocking SIGINT and the thread taking it, where a
 /// prompt would leave a Ctrl-C with nobody to take it.
 pub fn without_pauses<T>(f: impl FnOnce() -> T) -> T {
-    let was = PAUSING.with(|p| p.replace(true));
+    let was = PAUSING.with(|p| p.replace(io::stdin().is_terminal() || p.get()));
     let result = f();
     PAUSING.with(|p| p.set(was));
     result
