@@ -1,5 +1,7 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
+#[cfg(all(socklab_epoll, socklab_sock_diag))]
+mod check;
 mod hints;
 mod log;
 mod signals;
@@ -106,6 +108,14 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// A conformance and robustness suite for any echo server: 31 cases (echo, close, load,
+    /// family, process) pointed at --addr, --unix or a --spawn'ed command; each passes, fails
+    /// (with a lesson and the man page to read) or is informational. Exit 0: no case failed; 1:
+    /// some did; 2: bad usage.
+    ///
+    /// First use: socklab check --spawn './a.out {port}'
+    #[cfg(all(socklab_epoll, socklab_sock_diag))]
+    Check(check::CheckArgs),
 }
 
 #[cfg(socklab_epoll)]
@@ -603,6 +613,8 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(all(socklab_epoll, socklab_sock_diag))]
+        Command::Check(args) => check::check(args),
     });
     match result {
         Ok(()) => 0,
