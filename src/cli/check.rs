@@ -10,47 +10,47 @@ use socklab::check::{self, CaseResult, Expect, Options, Outcome, Progress, Repor
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A running TCP server: HOST:PORT (an IPv6 address in brackets: [::1]:5000).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["unix", "spawn"])]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["unix", "spawn"], help_heading = super::REACH)]
     addr: Option<String>,
     /// A running server on a Unix stream socket at PATH (`@NAME`: the abstract namespace).
-    #[arg(long, value_name = "PATH", conflicts_with = "spawn")]
+    #[arg(long, value_name = "PATH", conflicts_with = "spawn", help_heading = super::REACH)]
     unix: Option<String>,
     /// Start the server: a command line with {port} where the port goes, e.g. './a.out {port}' or
     /// 'python3 server.py {port}'. It is started on a free port, awaited until it accepts a
     /// connection, watched (descriptors, threads, memory), stopped with SIGTERM (SIGKILL after 3 s)
     /// and reaped; a death during a case fails that case and a fresh one serves the next.
-    #[arg(long, value_name = "'CMD ... {port}'")]
+    #[arg(long, value_name = "'CMD ... {port}'", help_heading = super::REACH)]
     spawn: Option<String>,
     /// Run only this case or group (repeatable): echo.basic, load, process... (--list shows them).
-    #[arg(long = "case", value_name = "ID|GROUP")]
+    #[arg(long = "case", value_name = "ID|GROUP", help_heading = super::HOW)]
     cases: Vec<String>,
     /// The suite's seed (each case derives its own): replay a failure with --case ID --seed N
     /// [default: a new one each run, printed in the report].
-    #[arg(long)]
+    #[arg(long, help_heading = super::HOW)]
     seed: Option<u64>,
     /// Smaller sizes and counts: seconds instead of tens of seconds.
-    #[arg(long)]
+    #[arg(long, help_heading = super::HOW)]
     quick: bool,
     /// `concurrent`: a server that serves one client at a time fails the idle-client, slowloris
     /// and concurrency cases instead of being reported as such.
-    #[arg(long, value_name = "any|concurrent", default_value = "any", value_parser = parse_expect)]
+    #[arg(long, value_name = "any|concurrent", default_value = "any", value_parser = parse_expect, help_heading = super::HOW)]
     expect: Expect,
     /// One JSON object per case (case, group, passed, informational, expected, observed, lesson,
     /// seconds), then a summary object, instead of the table.
-    #[arg(long)]
+    #[arg(long, help_heading = super::OUTPUT)]
     json: bool,
     /// Also write a JUnit XML report to FILE (for CI test reporters).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = super::OUTPUT)]
     junit: Option<PathBuf>,
     /// Also write one self-contained HTML page to FILE (nothing fetched from the network): the
     /// table, and each failed case open with its transcript (sent, came back, where it diverged).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = super::OUTPUT)]
     html: Option<PathBuf>,
     /// With --spawn: how long the server may take to accept its first connection.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::duration::limit, help_heading = super::LIMITS)]
     ready_timeout: Duration,
     /// List the cases (id, group, limits, what each checks) and exit.
-    #[arg(long)]
+    #[arg(long, help_heading = super::OUTPUT)]
     list: bool,
 }
 
