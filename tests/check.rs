@@ -448,7 +448,8 @@ fn the_html_report_renders_in_a_browser_without_network() {
     let plain = dom("");
     assert!(plain.contains("data-rendered=\"yes\""), "the page's script did not run: {plain}");
     let opened = |dom: &str, id: &str| {
-        let tag = dom.split("<details").find(|t| t.contains(&format!("id=\"{id}\""))).unwrap_or_else(|| panic!("no {id}"));
+        let tag =
+            dom.split("<details").find(|t| t.contains(&format!("id=\"{id}\""))).unwrap_or_else(|| panic!("no {id}"));
         tag.split('>').next().unwrap().contains("open")
     };
     assert!(opened(&plain, "echo.split-message"), "a failed case is open");
@@ -460,9 +461,29 @@ fn the_html_report_renders_in_a_browser_without_network() {
         let host = line.split_whitespace().nth(1).unwrap_or("");
         let host = host.trim_start_matches("http://").trim_start_matches("https://");
         let host = host.split(['/', ':']).next().unwrap_or("");
-        ["google.com", "googleapis.com", "gvt1.com", "gstatic.com"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        ["google.com", "googleapis.com", "gvt1.com", "gstatic.com"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
     };
     let requests = requests.lock().unwrap().clone();
     let from_page: Vec<&String> = requests.iter().filter(|l| !browsers_own(l)).collect();
     assert!(from_page.is_empty(), "network requests other than the browser's own: {from_page:?}");
+}
+
+/// `--strace` quotes the line that shows a short send left unfinished.
+#[test]
+fn strace_quotes_the_short_send() {
+    if !have_python() {
+        return;
+    }
+    if !common::have("strace") {
+        common::skip("strace is not installed");
+        return;
+    }
+    let path = script("short_send_strace.py", SHORT_SEND);
+    let spawn = format!("python3 {} {{port}}", path.display());
+    let (code, lines, out) = run_check(&["--spawn", &spawn, "--quick", "--case", "echo.slow-reader", "--strace"]);
+    assert_eq!(code, Some(1), "{}", dump(&out));
+    let findings = format!("{:?}", field(lines.last().unwrap(), "strace"));
+    assert!(findings.contains("a short send") && findings.contains("sendto("), "{}", dump(&out));
 }
