@@ -395,7 +395,8 @@ struct ServerArgs {
     quiet: bool,
     /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
     /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
-    /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
+    /// Written to a new file of a random name beside PATH, then renamed, so PATH never holds half a
+    /// line (and a link planted beside PATH is never written through).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
     /// On SIGINT/SIGTERM: accept nothing more at once, let open connections finish their echo
@@ -912,8 +913,8 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
     result
 }
 
-/// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
-/// no file or the whole line.
+/// `--ready-file`: `ADDR\n` into a new file beside PATH (O_EXCL|O_NOFOLLOW, a random name), then
+/// rename(2) to PATH, which is atomic: a reader sees no file or the whole line.
 fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
     socklab::file::write_atomically(path, format!("{addr}\n").as_bytes())
         .map_err(|e| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display())))
