@@ -19,6 +19,23 @@ const CHUNK: usize = 4096;
 const DIR_CHUNK: usize = 32768;
 
 /// An open file, closed (and narrated) on drop.
+///
+/// # Example
+///
+/// ```
+/// use socklab::file::File;
+///
+/// // Files socklab reads and writes itself, through `sys` like its sockets (so --trace shows them).
+/// let path = std::env::temp_dir().join(format!("socklab-doc-file-{}", std::process::id()));
+/// let mut file = File::create(&path)?;
+/// file.write_all(b"127.0.0.1:5000\n")?;
+/// file.close()?;
+/// let mut text = Vec::new();
+/// File::open(&path)?.read_to_end(&mut text)?;
+/// assert_eq!(text, b"127.0.0.1:5000\n");
+/// socklab::sys::unlink(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct File {
     fd: Option<OwnedFd>,
@@ -119,6 +136,21 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.close()
 }
 
+/// Writes all of `bytes` to standard output with write(2), as the tutorial's `print` does: no
+/// buffer and no lock of std's, so each line is one narrated `write(1, ...)`. A write a stop
+/// signal interrupts (a stdout nobody reads, a full pipe) gives the line up with that `EINTR`
+/// rather than blocking the stop.
+pub fn write_stdout(mut bytes: &[u8]) -> io::Result<()> {
+    let stdout = io::stdout();
+    while !bytes.is_empty() {
+        match retry(|| sys::write(stdout.as_fd(), bytes))? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
+}
+
 /// One `read(0, ...)` of up to 4096 bytes: on a terminal, the line the user typed (the terminal
 /// hands over a line per read). `Ok(0)` at end of input.
 pub fn read_stdin_once() -> io::Result<usize> {
@@ -154,6 +186,17 @@ pub fn read_stdin() -> io::Result<Vec<u8>> {
 /// Standard input as a stream, for reading it a chunk at a time (`client --message -` streams it
 /// rather than holding it whole). Each read is a narrated `read(0, ...)`; fd 0 is borrowed, never
 /// closed.
+///
+/// # Example
+///
+/// ```
+/// use std::os::fd::{AsFd, AsRawFd};
+/// use socklab::file::Stdin;
+///
+/// // Borrowed, never closed: reading it is a narrated read(0, ...).
+/// let stdin = Stdin::new();
+/// assert_eq!(stdin.as_fd().as_raw_fd(), 0);
+/// ```
 #[derive(Debug)]
 pub struct Stdin(io::Stdin);
 

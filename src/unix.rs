@@ -23,6 +23,21 @@ use crate::socket::{Domain, PeerCred, Socket, Type, socket_type_traits};
 use crate::sys::{self, SockAddr, UnixName};
 
 /// Which connection-oriented Unix socket type.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // SOCK_SEQPACKET keeps message boundaries: two sends, two recvs, never merged.
+/// let (a, b) = UnixStream::pair(UnixKind::Seqpacket)?;
+/// a.send(b"one")?;
+/// a.send(b"two")?;
+/// let mut buf = [0u8; 64];
+/// assert_eq!(b.recv(&mut buf)?, 3);
+/// assert_eq!(b.recv(&mut buf)?, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnixKind {
     /// `SOCK_STREAM`: bytes, no boundaries.
@@ -73,6 +88,26 @@ pub fn unlink_stale(addr: &SockAddr) -> Result<(), CallError> {
 }
 
 /// A listening Unix stream or seqpacket socket.
+///
+/// # Example
+///
+/// ```
+/// use socklab::unix::unix_addr;
+/// use socklab::{UnixKind, UnixListener, UnixStream};
+///
+/// // An abstract name (`@...`, Linux): no file to clean up afterwards.
+/// let addr = unix_addr(&format!("@socklab-doc-listener-{}", std::process::id()))?;
+/// let listener = UnixListener::bind(&addr, UnixKind::Stream, 5)?;
+/// let client = UnixStream::connect(&addr, UnixKind::Stream)?;
+/// let (conn, peer) = listener.accept()?;
+/// assert_eq!(peer.to_string(), "(unnamed)"); // clients rarely bind
+/// client.send_all(b"Hello")?;
+/// let mut buf = [0u8; 2048];
+/// let n = conn.recv(&mut buf)?;
+/// conn.send_all(&buf[..n])?;
+/// assert_eq!(client.recv(&mut buf)?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixListener {
     socket: Socket,
@@ -129,6 +164,23 @@ impl UnixListener {
 
 /// A connected Unix stream or seqpacket socket (a client, an accepted connection, or one end of
 /// a socketpair).
+///
+/// # Example
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // Two connected ends, no name at all: what a parent hands a child it forks.
+/// let (a, b) = UnixStream::pair(UnixKind::Stream)?;
+/// (&a).write_all(b"Hello")?;
+/// let mut buf = [0u8; 5];
+/// (&b).read_exact(&mut buf)?;
+/// (&b).write_all(&buf)?;
+/// (&a).read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"Hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixStream {
     socket: Socket,
@@ -235,6 +287,25 @@ impl Write for &UnixStream {
 }
 
 /// A Unix datagram socket.
+///
+/// # Example
+///
+/// ```
+/// use socklab::UnixDatagram;
+/// use socklab::unix::unix_addr;
+///
+/// let addr = unix_addr(&format!("@socklab-doc-dgram-{}", std::process::id()))?;
+/// let server = UnixDatagram::bind(&addr)?;
+/// // The client is autobound to an abstract name, so the server has somewhere to answer.
+/// let client = UnixDatagram::connect_autobind(&addr)?;
+/// client.send(b"Hello")?;
+/// let mut buf = [0u8; 2048];
+/// let (n, from) = server.recv_from(&mut buf)?;
+/// assert!(from.to_string().starts_with('@'), "{from}");
+/// server.send_to(&buf[..n], &from)?;
+/// assert_eq!(client.recv(&mut buf)?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixDatagram {
     socket: Socket,

@@ -23,6 +23,51 @@ const GROUP: u16 = 0;
 
 /// An io_uring instance with its provided buffers. Not `Send`: a ring set up with
 /// `IORING_SETUP_SINGLE_ISSUER` belongs to the thread that made it.
+///
+/// # Example
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use socklab::ready::uring::{ACCEPT, RECV, Ring, SEND};
+/// use socklab::{TcpListener, TcpStream};
+///
+/// let mut ring = match Ring::new(8, 8, 4096) {
+///     Ok(ring) => ring,
+///     // io_uring may be disabled (sysctl kernel.io_uring_disabled) or too old: the error says which.
+///     Err(e) => { eprintln!("skipped: {e}"); return Ok(()); }
+/// };
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// let client = TcpStream::connect(&listener.local_addr()?)?;
+/// client.send_all(b"Hello")?;
+/// // The kernel accepts, receives into a provided buffer and sends it back; we only wait.
+/// ring.accept(listener.as_fd(), false, 1);
+/// let mut conn = None;
+/// let mut echoed = false;
+/// for _ in 0..10 {
+///     if echoed { break; }
+///     ring.wait(Some(Duration::from_secs(2)))?;
+///     for done in ring.take() {
+///         match done.op {
+///             ACCEPT => {
+///                 let fd = done.accepted.expect("accepted");
+///                 ring.recv(fd.as_fd(), 2);
+///                 conn = Some(fd);
+///             }
+///             RECV => {
+///                 let (bid, n) = (done.buffer.expect("a provided buffer"), done.res.expect("recv"));
+///                 assert_eq!(ring.data(bid, n), b"Hello");
+///                 ring.send(conn.as_ref().unwrap().as_fd(), bid, 0, n, 3)?;
+///             }
+///             SEND => echoed = done.res == Ok(5),
+///             _ => {}
+///         }
+///     }
+/// }
+/// let mut buf = [0u8; 5];
+/// assert_eq!(client.recv(&mut buf)?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Ring {
     uring: Uring,

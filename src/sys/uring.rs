@@ -3,8 +3,9 @@
 //! (CQEs) into the completion ring, which the program reads without any system call at all.
 //!
 //! Made here on raw system calls (`io_uring_setup`, `io_uring_enter`, `io_uring_register` through
-//! `syscall(2)`, the rings mapped with `mmap`), with the kernel's structs from `linux/io_uring.h`
-//! written out below because libc does not define them.
+//! `syscall(2)`; the rings and the buffers mapped with `sys::mem::mmap`, narrated like every other
+//! call), with the kernel's structs from `linux/io_uring.h` written out below because libc does
+//! not define them.
 //!
 //! What makes this module's API safe to call from safe code:
 //! - the only memory the kernel may *write* is owned here: the rings, and the provided buffers,
@@ -97,6 +98,27 @@ const IORING_OFF_SQES: libc::off_t = 0x1000_0000;
 const NSIG_BYTES: usize = 8;
 
 /// `struct io_sqring_offsets`.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(missing_docs)]
@@ -113,6 +135,27 @@ pub struct SqOffsets {
 }
 
 /// `struct io_cqring_offsets`.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(missing_docs)]
@@ -129,6 +172,27 @@ pub struct CqOffsets {
 }
 
 /// `struct io_uring_params`: what we ask of io_uring_setup, and what the kernel answers.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(missing_docs)]
@@ -146,6 +210,27 @@ pub struct Params {
 }
 
 /// `struct io_uring_sqe`: one request. Built only by the constructors below (none takes a pointer).
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Sqe {
@@ -250,6 +335,27 @@ impl Sqe {
 }
 
 /// `struct io_uring_cqe`: one result.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cqe {
@@ -268,6 +374,27 @@ fn user_data(token: u64, opcode: u8) -> u64 {
 }
 
 /// One reaped completion, in safe terms.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Completion {
     /// The operation that completed, `IORING_OP_*`.
@@ -313,17 +440,10 @@ struct Map {
 }
 
 impl Map {
+    /// A new mapping through the narrated `mmap` (see `sys::mem`).
     fn new(len: usize, fd: Option<(BorrowedFd<'_>, libc::off_t)>) -> io::Result<Map> {
-        let (flags, raw, offset) = match fd {
-            Some((fd, offset)) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd(), offset),
-            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0),
-        };
-        // SAFETY: a fresh mapping chosen by the kernel (addr NULL): no existing memory is affected.
-        let ptr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw, offset) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Map { ptr: ptr.cast(), len })
+        let ptr = super::mem::mmap(len, fd.map(|(fd, offset)| (fd, offset as i64)))?;
+        Ok(Map { ptr, len })
     }
 
     /// A pointer `offset` bytes in, checked to leave room for a `T`.
@@ -337,7 +457,7 @@ impl Map {
 impl Drop for Map {
     fn drop(&mut self) {
         // SAFETY: this mapping was made by Map::new with this length and is not used after drop.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        let _ = unsafe { super::mem::munmap(self.ptr, self.len) };
     }
 }
 
@@ -383,6 +503,27 @@ impl Buffers {
 }
 
 /// One io_uring instance: its descriptor, its two rings, and its provided buffers.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Uring {
     /// Closed at the end of `drop` through `close`, so the narration shows it (ManuallyDrop keeps
@@ -401,6 +542,8 @@ pub struct Uring {
 impl Uring {
     /// `io_uring_setup(2)`, then the rings are mapped. `flags` are `IORING_SETUP_*`; `cq_entries`
     /// is used with `IORING_SETUP_CQSIZE`. Needs `IORING_FEAT_SINGLE_MMAP` (Linux 5.4).
+    ///
+    /// Man page: [`io_uring_setup(2)`](https://man7.org/linux/man-pages/man2/io_uring_setup.2.html).
     pub fn setup(entries: u32, cq_entries: u32, flags: u32) -> io::Result<Uring> {
         let mut params = Params { flags, cq_entries, ..Params::default() };
         let fd = io_uring_setup(entries, &mut params)?;
@@ -489,6 +632,8 @@ impl Uring {
 
     /// Publishes the queued SQEs and calls `io_uring_enter(2)`: submits them, then (when `wait`)
     /// blocks until a completion is ready or `timeout` passes. Returns how many were submitted.
+    ///
+    /// Man page: [`io_uring_enter(2)`](https://man7.org/linux/man-pages/man2/io_uring_enter.2.html).
     pub fn enter(&mut self, wait: bool, timeout: Option<Duration>) -> io::Result<u32> {
         let head = self.sq_head();
         let to_submit = self.sq_tail.wrapping_sub(head);
@@ -598,6 +743,8 @@ impl Uring {
 
     /// `io_uring_register(IORING_REGISTER_PBUF_RING)`: `count` buffers (a power of two) of `size`
     /// bytes each, as group `group`, all given to the kernel. Linux 5.19.
+    ///
+    /// Man page: [`io_uring_register(2)`](https://man7.org/linux/man-pages/man2/io_uring_register.2.html).
     pub fn register_buffers(&mut self, group: u16, count: u16, size: u32) -> io::Result<()> {
         if !count.is_power_of_two() || size == 0 || self.buffers.is_some() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -699,6 +846,8 @@ struct GeteventsArg {
 
 /// `io_uring_setup(2)`: a new io_uring instance with rings of `entries` SQEs; the kernel fills in
 /// the rest of `params` (sizes, offsets into the mapping, features).
+///
+/// Man page: [`io_uring_setup(2)`](https://man7.org/linux/man-pages/man2/io_uring_setup.2.html).
 pub fn io_uring_setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> {
     let raw: *mut Params = params;
     let fd = syscall!(
