@@ -61,6 +61,13 @@ pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
 pub const IORING_CQE_F_MORE: u32 = 1 << 1;
 /// `IORING_CQE_F_SOCK_NONEMPTY`.
 pub const IORING_CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
+/// `IORING_CQE_F_BUF_MORE`: with incremental consumption, the buffer is not used up; the kernel
+/// will put later data in the rest of it.
+pub const IORING_CQE_F_BUF_MORE: u32 = 1 << 4;
+
+/// `IOU_PBUF_RING_INC` (Linux 6.12): the kernel consumes a provided buffer a piece at a time, one
+/// recv after another, instead of a whole buffer per recv.
+pub const IOU_PBUF_RING_INC: u16 = 2;
 const IORING_CQE_BUFFER_SHIFT: u32 = 16;
 
 /// `IORING_SETUP_CQSIZE`.
@@ -405,8 +412,8 @@ pub struct Completion {
     pub res: Result<u32, i32>,
     /// More completions will come from this request (multishot).
     pub more: bool,
-    /// The provided buffer the data went into (recv with buffer select).
-    pub buffer: Option<u16>,
+    /// The part of a provided buffer the data went into (recv with buffer select, `res` > 0).
+    pub piece: Option<Piece>,
     /// An accepted connection.
     pub accepted: Option<OwnedFd>,
 }
@@ -461,8 +468,49 @@ impl Drop for Map {
     }
 }
 
+/// The bytes one recv put into a provided buffer: buffer `bid`, from `offset`, `len` bytes. The
+/// program holds it from the completion until [`Uring::release`]; while any piece of a buffer is
+/// held, the buffer is not given back to the kernel, so the piece's bytes stay as received. Not
+/// `Clone`: each piece is released once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Piece {
+    bid: u16,
+    offset: u32,
+    len: u32,
+}
+
+impl Piece {
+    /// The provided buffer's id.
+    pub fn bid(&self) -> u16 {
+        self.bid
+    }
+    /// Where in the buffer the bytes start.
+    pub fn offset(&self) -> u32 {
+        self.offset
+    }
+    /// How many bytes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+    /// Whether it holds no bytes (never, for a piece a completion handed over).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What happens to one provided buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct BufState {
+    /// Bytes the kernel has put into it since it was last given (incremental consumption).
+    filled: u32,
+    /// Pieces of it the program holds.
+    pieces: u32,
+    /// It is in the kernel's ring (given, not used up): the kernel may write past `filled`.
+    in_kernel: bool,
+}
+
 /// The provided buffers of one group: the ring of entries the kernel takes them from, the memory
-/// itself, and which buffers the program holds at the moment.
+/// itself, and which buffers are whose at the moment.
 #[derive(Debug)]
 struct Buffers {
     group: u16,
@@ -470,10 +518,11 @@ struct Buffers {
     data: Option<Map>,
     count: u16,
     size: u32,
+    /// Registered with `IOU_PBUF_RING_INC`.
+    incremental: bool,
     /// Our copy of the ring's tail (the kernel reads the shared one).
     tail: u16,
-    /// Handed to us by a completion and not recycled yet.
-    lent: Vec<bool>,
+    state: Vec<BufState>,
 }
 
 impl Buffers {
@@ -499,6 +548,47 @@ impl Buffers {
         }
         self.tail = self.tail.wrapping_add(1);
         self.tail().store(self.tail, Ordering::Release);
+        self.state[usize::from(bid)] = BufState { filled: 0, pieces: 0, in_kernel: true };
+    }
+
+    /// A completion used buffer `bid` for `n` bytes; `more`: the kernel keeps using the rest of it
+    /// (incremental consumption). Returns the piece the program now holds, if any bytes came.
+    fn used(&mut self, bid: u16, n: u32, more: bool) -> Option<Piece> {
+        let incremental = self.incremental;
+        let st = self.state.get_mut(usize::from(bid)).filter(|st| st.in_kernel)?;
+        let offset = if incremental { st.filled } else { 0 };
+        if offset.checked_add(n).is_none_or(|end| end > self.size) {
+            return None; // not what the kernel promised: hold nothing rather than read out of bounds
+        }
+        st.filled = offset + n;
+        st.in_kernel = incremental && more;
+        let piece = (n > 0).then(|| {
+            st.pieces += 1;
+            Piece { bid, offset, len: n }
+        });
+        self.give_back_if_unused(bid);
+        piece
+    }
+
+    /// Gives buffer `bid` back once the kernel is done with it and the program holds none of it.
+    fn give_back_if_unused(&mut self, bid: u16) {
+        let st = self.state[usize::from(bid)];
+        if !st.in_kernel && st.pieces == 0 {
+            self.give(bid);
+        }
+    }
+
+    /// Whether `piece` is one the program holds (its buffer has pieces held, and it lies within
+    /// what the kernel filled).
+    fn holds(&self, piece: &Piece) -> bool {
+        self.state.get(usize::from(piece.bid)).is_some_and(|st| {
+            st.pieces > 0 && piece.offset.checked_add(piece.len).is_some_and(|end| end <= st.filled)
+        })
+    }
+
+    fn address(&self, bid: u16, offset: u32) -> *mut u8 {
+        let data = self.data.as_ref().expect("buffers are mapped while the ring lives");
+        data.at::<u8>(u32::from(bid) * self.size + offset)
     }
 }
 
@@ -610,18 +700,16 @@ impl Uring {
         Ok(())
     }
 
-    /// Queues a send of `len` bytes of provided buffer `bid` starting at `offset`. The buffer must
-    /// be held by us (reaped, not recycled) and the range inside it.
-    pub fn push_send(&mut self, fd: BorrowedFd<'_>, bid: u16, offset: u32, len: u32, token: u64) -> io::Result<()> {
+    /// Queues a send of `piece`'s bytes from `skip` on (what a short send left). The piece must be
+    /// held by us (reaped, not released), and stay held until the send completes.
+    pub fn push_send(&mut self, fd: BorrowedFd<'_>, piece: &Piece, skip: u32, token: u64) -> io::Result<()> {
         let bufs = self.buffers.as_ref().ok_or_else(|| io::Error::other("no provided buffers"))?;
-        let held = bufs.lent.get(usize::from(bid)).copied().unwrap_or(false);
-        if !held || offset.checked_add(len).is_none_or(|end| end > bufs.size) {
+        if !bufs.holds(piece) || skip >= piece.len {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "send of a buffer we do not hold"));
         }
-        let data = bufs.data.as_ref().expect("buffers are mapped while the ring lives");
-        let addr = data.at::<u8>(u32::from(bid) * bufs.size + offset) as u64;
+        let addr = bufs.address(piece.bid, piece.offset + skip) as u64;
         let mut sqe = Sqe::new(IORING_OP_SEND, fd.as_raw_fd(), token);
-        (sqe.addr, sqe.len, sqe.op_flags) = (addr, len, libc::MSG_NOSIGNAL as u32);
+        (sqe.addr, sqe.len, sqe.op_flags) = (addr, piece.len - skip, libc::MSG_NOSIGNAL as u32);
         self.push(sqe).map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
     }
 
@@ -726,34 +814,38 @@ impl Uring {
         if !more {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
-        let mut buffer = None;
-        if cqe.flags & IORING_CQE_F_BUFFER != 0 {
+        let mut piece = None;
+        if cqe.flags & IORING_CQE_F_BUFFER != 0
+            && let Some(bufs) = self.buffers.as_mut()
+        {
             let bid = (cqe.flags >> IORING_CQE_BUFFER_SHIFT) as u16;
-            if let Some(lent) = self.buffers.as_mut().and_then(|b| b.lent.get_mut(usize::from(bid))) {
-                *lent = true;
-                buffer = Some(bid);
-            }
+            piece = bufs.used(bid, cqe.res.max(0) as u32, cqe.flags & IORING_CQE_F_BUF_MORE != 0);
         }
         let accepted = (op == IORING_OP_ACCEPT && cqe.res >= 0)
             // SAFETY: a successful accept's result is a new descriptor that nothing else owns.
             .then(|| unsafe { OwnedFd::from_raw_fd(cqe.res) });
         let res = if cqe.res < 0 { Err(-cqe.res) } else { Ok(cqe.res as u32) };
-        Completion { op, token, res, more, buffer, accepted }
+        Completion { op, token, res, more, piece, accepted }
     }
 
     /// `io_uring_register(IORING_REGISTER_PBUF_RING)`: `count` buffers (a power of two) of `size`
-    /// bytes each, as group `group`, all given to the kernel. Linux 5.19.
+    /// bytes each, as group `group`, all given to the kernel. Linux 5.19; `incremental`
+    /// (`IOU_PBUF_RING_INC`, Linux 6.12): each recv takes only the bytes it fills from the buffer
+    /// at the ring's head, so small messages do not each use up a whole buffer.
     ///
     /// Man page: [`io_uring_register(2)`](https://man7.org/linux/man-pages/man2/io_uring_register.2.html).
-    pub fn register_buffers(&mut self, group: u16, count: u16, size: u32) -> io::Result<()> {
+    pub fn register_buffers(&mut self, group: u16, count: u16, size: u32, incremental: bool) -> io::Result<()> {
         if !count.is_power_of_two() || size == 0 || self.buffers.is_some() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let ring = Map::new(usize::from(count) * size_of::<BufEntry>(), None)?;
         let data = Map::new(usize::from(count) * size as usize, None)?;
-        let reg = BufReg { ring_addr: ring.ptr as u64, ring_entries: count.into(), bgid: group, ..BufReg::default() };
+        let flags = if incremental { IOU_PBUF_RING_INC } else { 0 };
+        let reg =
+            BufReg { ring_addr: ring.ptr as u64, ring_entries: count.into(), bgid: group, flags, ..BufReg::default() };
         io_uring_register_pbuf(self.fd.as_fd(), IORING_REGISTER_PBUF_RING, &reg)?;
-        let mut bufs = Buffers { group, ring, data: Some(data), count, size, tail: 0, lent: vec![false; count.into()] };
+        let state = vec![BufState::default(); count.into()];
+        let mut bufs = Buffers { group, ring, data: Some(data), count, size, incremental, tail: 0, state };
         for bid in 0..count {
             bufs.give(bid);
         }
@@ -761,30 +853,37 @@ impl Uring {
         Ok(())
     }
 
-    /// The first `len` bytes of provided buffer `bid`, while we hold it.
-    pub fn buffer(&self, bid: u16, len: u32) -> Option<&[u8]> {
-        let bufs = self.buffers.as_ref()?;
-        if !*bufs.lent.get(usize::from(bid))? || len > bufs.size {
-            return None;
-        }
-        let data = bufs.data.as_ref()?;
-        let start = data.at::<u8>(u32::from(bid) * bufs.size);
-        // SAFETY: in bounds (len <= size, the buffer is inside the mapping); we hold the buffer, so
-        // the kernel does not write it until `recycle`, which needs `&mut self`.
-        Some(unsafe { std::slice::from_raw_parts(start, len as usize) })
+    /// The bytes of `piece`, while we hold it (empty for a piece not ours).
+    pub fn piece_data(&self, piece: &Piece) -> &[u8] {
+        let Some(bufs) = self.buffers.as_ref().filter(|b| b.holds(piece)) else { return &[] };
+        let start = bufs.address(piece.bid, piece.offset);
+        // SAFETY: in bounds (the piece lies within the filled part of its buffer, inside the
+        // mapping); the kernel wrote these bytes before the completion we reaped, and does not
+        // write them again until the buffer is given back, which happens only once no piece of it
+        // is held (`release` needs `&mut self`, so not while this borrow lives).
+        unsafe { std::slice::from_raw_parts(start, piece.len as usize) }
     }
 
-    /// Gives provided buffer `bid` back to the kernel. Returns false if we did not hold it.
-    pub fn recycle(&mut self, bid: u16) -> bool {
-        let Some(bufs) = self.buffers.as_mut() else { return false };
-        match bufs.lent.get_mut(usize::from(bid)) {
-            Some(lent) if *lent => {
-                *lent = false;
-                bufs.give(bid);
-                true
-            }
-            _ => false,
+    /// Appends `next` to `piece` when it directly follows it in the same buffer (two recvs in a
+    /// row into one buffer, with incremental consumption): then one send covers both. Otherwise
+    /// gives `next` back unchanged.
+    pub fn join(&mut self, piece: &mut Piece, next: Piece) -> Result<(), Piece> {
+        let Some(bufs) = self.buffers.as_mut() else { return Err(next) };
+        if next.bid != piece.bid || piece.offset + piece.len != next.offset || !bufs.holds(piece) {
+            return Err(next);
         }
+        piece.len += next.len;
+        bufs.state[usize::from(next.bid)].pieces -= 1; // `next` is now part of `piece`
+        Ok(())
+    }
+
+    /// Lets go of `piece`; its buffer goes back to the kernel once the kernel has used it up and
+    /// no other piece of it is held. Returns false if we did not hold it.
+    pub fn release(&mut self, piece: Piece) -> bool {
+        let Some(bufs) = self.buffers.as_mut().filter(|b| b.holds(&piece)) else { return false };
+        bufs.state[usize::from(piece.bid)].pieces -= 1;
+        bufs.give_back_if_unused(piece.bid);
+        true
     }
 
     /// The size and number of the provided buffers.
@@ -871,7 +970,8 @@ pub fn io_uring_setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> 
 
 /// `io_uring_register(2)` for (un)registering a provided-buffer ring.
 fn io_uring_register_pbuf(fd: BorrowedFd<'_>, op: u32, reg: &BufReg) -> io::Result<()> {
-    let shown = Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid };
+    let shown =
+        Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid, flags: reg.flags };
     syscall!(
         "io_uring_register",
         // SAFETY: `reg` is a valid io_uring_buf_reg, read by the kernel during the call only; the
