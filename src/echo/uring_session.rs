@@ -33,7 +33,7 @@ use crate::ready::uring::{Done, Piece, RECV, Ring};
 pub const MAX_QUEUED_BYTES: u64 = 512 << 10;
 /// Received pieces a connection may hold before its recv is cancelled: each may keep a whole
 /// provided buffer from going back to the kernel.
-pub const MAX_PIECES: usize = 8;
+pub const MAX_PIECES: usize = 4;
 
 /// The token of the cancel requests themselves (their completions need no handling).
 pub const CANCEL_TOKEN: u64 = 1 << 40;

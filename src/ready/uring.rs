@@ -11,8 +11,8 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use crate::sys::names;
-use crate::sys::uring::{self as sys, Completion, Sqe, Uring};
 pub use crate::sys::uring::Piece;
+use crate::sys::uring::{self as sys, Completion, Sqe, Uring};
 
 pub use crate::sys::uring::{
     Completion as Done, IORING_OP_ACCEPT as ACCEPT, IORING_OP_ASYNC_CANCEL as CANCEL, IORING_OP_POLL_ADD as POLL,
@@ -86,6 +86,7 @@ impl Ring {
         // interrupting the thread; it needs SINGLE_ISSUER. Older kernels say EINVAL: ask again
         // without them.
         let base = sys::IORING_SETUP_CQSIZE | sys::IORING_SETUP_SUBMIT_ALL;
+        // (COOP_TASKRUN instead of DEFER_TASKRUN was measured and not kept: BENCHMARKS.md.)
         let modern = base | sys::IORING_SETUP_SINGLE_ISSUER | sys::IORING_SETUP_DEFER_TASKRUN;
         let uring = match Uring::setup(entries, entries * 8, modern) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Uring::setup(entries, entries * 8, base),
@@ -152,6 +153,20 @@ impl Ring {
     /// The cancel's own completion carries `cancel_token`.
     pub fn cancel(&mut self, token: u64, op: u8, cancel_token: u64) {
         self.push(Sqe::cancel(token, op, cancel_token));
+    }
+
+    /// From now on a [`Ring::wait`] waits for `min_complete` completions, but returns once
+    /// `min_wait_usec` passed with at least one ready (6.12; older kernels wait for one).
+    pub fn set_batch(&mut self, min_complete: u32, min_wait_usec: u32) {
+        let min_wait_ok = self.uring.params().features & sys::IORING_FEAT_MIN_TIMEOUT != 0;
+        if min_wait_ok {
+            self.uring.set_batch(min_complete, min_wait_usec);
+        }
+    }
+
+    /// Whether recvs consume the provided buffers incrementally (`IOU_PBUF_RING_INC`, 6.12).
+    pub fn incremental(&self) -> bool {
+        self.uring.incremental()
     }
 
     /// The bytes of `piece`, which a completion handed us (empty if not held).

@@ -85,6 +85,8 @@ pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
 pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 /// `IORING_FEAT_NODROP`: completions are never dropped when the CQ ring is full (5.5).
 pub const IORING_FEAT_NODROP: u32 = 1 << 1;
+/// `IORING_FEAT_MIN_TIMEOUT`: io_uring_enter's wait takes a minimum wait (6.12).
+pub const IORING_FEAT_MIN_TIMEOUT: u32 = 1 << 15;
 /// `IORING_FEAT_EXT_ARG`: io_uring_enter takes a timeout (5.11).
 pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
 
@@ -581,9 +583,9 @@ impl Buffers {
     /// Whether `piece` is one the program holds (its buffer has pieces held, and it lies within
     /// what the kernel filled).
     fn holds(&self, piece: &Piece) -> bool {
-        self.state.get(usize::from(piece.bid)).is_some_and(|st| {
-            st.pieces > 0 && piece.offset.checked_add(piece.len).is_some_and(|end| end <= st.filled)
-        })
+        self.state
+            .get(usize::from(piece.bid))
+            .is_some_and(|st| st.pieces > 0 && piece.offset.checked_add(piece.len).is_some_and(|end| end <= st.filled))
     }
 
     fn address(&self, bid: u16, offset: u32) -> *mut u8 {
@@ -626,6 +628,9 @@ pub struct Uring {
     sq_tail: u32,
     /// Requests submitted whose last completion has not been reaped.
     in_flight: usize,
+    /// Waits ask for this many completions, and return early once `min_wait_usec` passed with at
+    /// least one (`IORING_FEAT_MIN_TIMEOUT`, 6.12): `(1, 0)` is a plain wait for one.
+    batch: (u32, u32),
     buffers: Option<Buffers>,
 }
 
@@ -644,7 +649,16 @@ impl Uring {
         let cq_len = params.cq_off.cqes as usize + params.cq_entries as usize * size_of::<Cqe>();
         let ring = Map::new(sq_len.max(cq_len), Some((fd.as_fd(), IORING_OFF_SQ_RING)))?;
         let sqes = Map::new(params.sq_entries as usize * size_of::<Sqe>(), Some((fd.as_fd(), IORING_OFF_SQES)))?;
-        let uring = Uring { fd: ManuallyDrop::new(fd), ring, sqes, params, sq_tail: 0, in_flight: 0, buffers: None };
+        let uring = Uring {
+            fd: ManuallyDrop::new(fd),
+            ring,
+            sqes,
+            params,
+            sq_tail: 0,
+            in_flight: 0,
+            batch: (1, 0),
+            buffers: None,
+        };
         // The SQ array maps ring slots to SQE indexes; socklab uses slot i for SQE i, always.
         for i in 0..params.sq_entries {
             let slot = uring.ring.at::<u32>(params.sq_off.array + i * 4);
@@ -713,6 +727,13 @@ impl Uring {
         self.push(sqe).map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
     }
 
+    /// Waits from now on ask for `min_complete` completions, returning early once `min_wait_usec`
+    /// passed with at least one ready (`IORING_FEAT_MIN_TIMEOUT`, Linux 6.12).
+    pub fn set_batch(&mut self, min_complete: u32, min_wait_usec: u32) {
+        // Waiting for one needs no minimum wait (and then no extended argument at all).
+        self.batch = if min_complete <= 1 { (1, 0) } else { (min_complete, min_wait_usec) };
+    }
+
     /// SQEs queued and not yet handed to the kernel.
     pub fn pending(&self) -> u32 {
         self.sq_tail.wrapping_sub(self.sq_head())
@@ -730,8 +751,13 @@ impl Uring {
         let mut flags = if wait { IORING_ENTER_GETEVENTS } else { 0 };
         let ts =
             timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
-        let ext =
-            ts.as_ref().map(|ts| GeteventsArg { sigmask: 0, sigmask_sz: 0, pad: 0, ts: ptr::from_ref(ts) as u64 });
+        let (min_complete, min_wait) = self.batch;
+        let ext = (ts.is_some() || min_wait > 0).then(|| GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: min_wait,
+            ts: ts.as_ref().map_or(0, |ts| ptr::from_ref(ts) as u64),
+        });
         let (arg, size) = match &ext {
             Some(ext) if wait => {
                 flags |= IORING_ENTER_EXT_ARG;
@@ -739,7 +765,7 @@ impl Uring {
             }
             _ => (ptr::null(), NSIG_BYTES),
         };
-        let min_complete = u32::from(wait);
+        let min_complete = if wait { min_complete } else { 0 };
         // The SQEs handed over, for the narration only (an empty Vec does not allocate).
         let sqes = if trace::enabled() { self.submitted_sqes(head, to_submit) } else { Vec::new() };
         let arg_shown = if arg.is_null() { Arg::Null } else { Arg::Ptr(arg as usize) };
@@ -853,6 +879,11 @@ impl Uring {
         Ok(())
     }
 
+    /// Whether the provided buffers are consumed incrementally (`IOU_PBUF_RING_INC`).
+    pub fn incremental(&self) -> bool {
+        self.buffers.as_ref().is_some_and(|b| b.incremental)
+    }
+
     /// The bytes of `piece`, while we hold it (empty for a piece not ours).
     pub fn piece_data(&self, piece: &Piece) -> &[u8] {
         let Some(bufs) = self.buffers.as_ref().filter(|b| b.holds(piece)) else { return &[] };
@@ -939,7 +970,7 @@ impl Drop for Uring {
 struct GeteventsArg {
     sigmask: u64,
     sigmask_sz: u32,
-    pad: u32,
+    min_wait_usec: u32,
     ts: u64,
 }
 
