@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use crate::socket::retry;
 use crate::sys::process as sys;
-pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
+pub use crate::sys::process::{
+    Caught, Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1,
+};
 
 /// A process id.
 pub type Pid = libc::pid_t;
@@ -226,6 +228,12 @@ pub fn catch_stop_signals() -> io::Result<()> {
         set_disposition(sig, Disposition::Interrupt)?;
     }
     Ok(())
+}
+
+/// How many signals the [`Disposition::Interrupt`] handler has caught in all, and what it saw of
+/// the last one (what strace prints of it: its siginfo, and the mask `rt_sigreturn` restores).
+pub fn last_caught() -> (u64, Caught) {
+    sys::last_caught()
 }
 
 /// How many SIGINT/SIGTERM the [`catch_stop_signals`] handler has caught (0 when it is not

@@ -12,8 +12,9 @@
 //! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
 //!   interrupts them; data is never lost by a retry because an interrupted call transferred
 //!   nothing. Once a stop signal was caught (`process::catch_stop_signals`) the `EINTR` is
-//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
-//!   writability and reading `SO_ERROR`, not by calling connect again.
+//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going
+//!   in the kernel, so it is finished by waiting for writability and reading `SO_ERROR`, not by
+//!   calling connect again.
 
 use std::fmt;
 use std::io;
@@ -571,6 +572,12 @@ impl Socket {
     /// caps it at `net.core.rmem_max`).
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
         self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, bytes.min(i32::MAX as usize) as libc::c_int)
+    }
+
+    /// SO_SNDBUF: the send buffer size to ask for (doubled by the kernel, as SO_RCVBUF): how much
+    /// a send may queue before it blocks.
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, bytes.min(i32::MAX as usize) as libc::c_int)
     }
 
     /// SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN): like SO_RCVBUF, past `net.core.rmem_max`.

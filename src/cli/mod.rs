@@ -298,6 +298,12 @@ struct WalkthroughArgs {
     /// resets, and the kernel's TcpExt counters before and after.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500), help_heading = HOW)]
     clients: Option<u32>,
+    /// TCP on a bad link, one story (needs root): syn-lost, synack-lost, data-lost,
+    /// fast-retransmit, zero-window, fin-lost, reorder, duplicate. Client and server run in two
+    /// network namespaces; socklab's packet queue drops, holds back or copies one segment; the
+    /// capture on the link, tcp_info samples and the kernel's counters show what TCP did about it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["clients", "connect", "v6only", "accept_delay"], help_heading = HOW)]
+    scenario: Option<socklab::walkthrough::scenario::Scenario>,
     /// With --clients: the longest the whole run may take; clients still running then are killed
     /// [default: 60s].
     #[arg(long, value_name = "DURATION", requires = "clients", value_parser = duration::delay, help_heading = LIMITS)]
@@ -1156,6 +1162,15 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     use socklab::walkthrough::{self, Config, crowd};
     let exe = std::env::current_exe()?;
     let timeline = match args.clients {
+        _ if args.scenario.is_some() => {
+            use socklab::walkthrough::scenario;
+            let sc = args.scenario.unwrap_or(scenario::Scenario::SynLost);
+            if let Some(why) = scenario::needs_root(sc) {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+            }
+            let _ = writeln!(io::stderr(), "socklab: {}", sc.plan());
+            scenario::run(sc)?.timeline
+        }
         None => {
             let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
             let config = Config {
@@ -1187,7 +1202,18 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
     use socklab::timeline::{diagram, jsonl, text};
-    let mut text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    let mut text = match (args.json, args.scenario) {
+        (true, _) => jsonl::render(&timeline),
+        (false, Some(sc)) => format!(
+            "socklab walkthrough --scenario {}: a client in namespace A (10.77.0.1), a server in namespace B \
+             ({}), a packet queue in A.\nSources: wire = TCP segments on A's veth (sl-a), ss = socket states and \
+             queues (sock_diag) with TCP_INFO notes, note = the queue, the programs and the counters.\n\n{}",
+            sc.name(),
+            timeline.server_addr(),
+            text::events(&timeline)
+        ),
+        (false, None) => text::render(&timeline),
+    };
     if args.diagram {
         // After JSON lines the diagram would break them: it goes to stderr then.
         let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };

@@ -314,6 +314,51 @@ impl Pair {
         })
     }
 
+    /// Like [`Pair::run_in`], on a thread that outlives the call: join it for `f`'s result.
+    pub fn spawn_in<T: Send + 'static>(
+        &self,
+        side: Side,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<std::thread::JoinHandle<io::Result<T>>> {
+        let path = std::path::Path::new("/run/netns").join(self.namespace(side));
+        std::thread::Builder::new()
+            .name(format!("netns-{side:?}"))
+            .spawn(move || crate::process::enter_network_namespace(&path).map(|()| f()))
+    }
+
+    /// The interface index of the side's veth end, in its namespace (what `ip -o link` prints
+    /// first), for a capture opened there.
+    pub fn veth_index(&self, side: Side) -> io::Result<i32> {
+        let dev = if side == Side::A { "sl-a" } else { "sl-b" };
+        let out = Command::new("ip").args(["-n", &self.namespace(side), "-o", "link", "show", dev]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(':')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("ip -o link show {dev}: no index in {text:?}")))
+    }
+
+    /// The side's TCP counters as `nstat` names them (`TcpRetransSegs`, `TcpExtTCPTimeouts`...),
+    /// from its /proc/net/snmp and /proc/net/netstat (each namespace counts its own).
+    pub fn counters(&self, side: Side) -> io::Result<Vec<(String, u64)>> {
+        let out = self.command(side, "cat").args(["/proc/net/snmp", "/proc/net/netstat"]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut counters = Vec::new();
+        for pair in lines.chunks(2) {
+            let [names, values] = pair else { continue };
+            let (Some((prefix, names)), Some((_, values))) = (names.split_once(':'), values.split_once(':')) else {
+                continue;
+            };
+            for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+                if let Ok(v) = value.parse::<u64>() {
+                    counters.push((format!("{prefix}{name}"), v));
+                }
+            }
+        }
+        Ok(counters)
+    }
+
     /// Pulls the cable: every packet on the link is dropped from now on (loss and blackhole rules
     /// are replaced).
     pub fn unplug(&self) -> io::Result<()> {
