@@ -474,6 +474,33 @@ impl Drop for Map {
 /// program holds it from the completion until [`Uring::release`]; while any piece of a buffer is
 /// held, the buffer is not given back to the kernel, so the piece's bytes stay as received. Not
 /// `Clone`: each piece is released once.
+///
+/// # Example
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// if let Err(e) = ring.register_buffers(0, 4, 64, false) {
+///     eprintln!("skipped: provided buffers: {e}");
+///     return Ok(());
+/// }
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+/// ring.push(Sqe::recv_multishot(a.as_fd(), 0, 1)).unwrap();
+/// b.write_all(b"Hi")?;
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// let piece = done[0].piece.take().expect("the recv's bytes");
+/// assert_eq!((piece.len(), ring.piece_data(&piece)), (2, &b"Hi"[..]));
+/// assert!(ring.release(piece)); // its buffer goes back to the kernel
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Piece {
     bid: u16,
