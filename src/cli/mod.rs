@@ -1,5 +1,7 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
+#[cfg(all(socklab_epoll, socklab_sock_diag))]
+mod check;
 mod duration;
 #[cfg(socklab_epoll)]
 mod faults;
@@ -158,6 +160,14 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// A conformance and robustness suite for any echo server: 31 cases (echo, close, load,
+    /// family, process) pointed at --addr, --unix or a --spawn'ed command; each passes, fails
+    /// (with a lesson and the man page to read) or is informational. Exit 0: no case failed; 1:
+    /// some did; 2: bad usage.
+    ///
+    /// First use: socklab check --spawn './a.out {port}'
+    #[cfg(all(socklab_epoll, socklab_sock_diag))]
+    Check(check::CheckArgs),
     /// Serves netfilter queue N in this network namespace: packets an `NFQUEUE --queue-num N`
     /// firewall rule hands over are let through, dropped, held back or copied as the flags say,
     /// and each fault applied is printed. Needs root. Stops on Ctrl-C or after --for.
@@ -679,6 +689,8 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(all(socklab_epoll, socklab_sock_diag))]
+        Command::Check(args) => check::check(args),
         #[cfg(socklab_epoll)]
         Command::Nfqueue(args) => faults::nfqueue(args),
         Command::Completions(args) => completions(args.shell),
