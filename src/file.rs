@@ -158,6 +158,13 @@ pub fn read_stdin_once() -> io::Result<usize> {
     retry(|| sys::read(io::stdin().as_fd(), &mut buf))
 }
 
+/// [`read_stdin_once`] without retrying `EINTR`: a signal handler's interruption comes back as
+/// an `Interrupted` error, for a wait that a signal must be able to end.
+pub fn read_stdin_interruptible() -> io::Result<usize> {
+    let mut buf = [0u8; CHUNK];
+    sys::read(io::stdin().as_fd(), &mut buf)
+}
+
 /// What `path` itself is (`lstat`, made as `newfstatat(..., AT_SYMLINK_NOFOLLOW)`): its `st_mode`,
 /// the type bits (`libc::S_IFSOCK`...) and the permissions.
 pub fn mode_of(path: &Path) -> io::Result<u32> {
