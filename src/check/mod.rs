@@ -533,8 +533,6 @@ fn strace_path(options: &Options) -> io::Result<Option<PathBuf>> {
     if !options.strace {
         return Ok(None);
     }
-    let dir = std::env::temp_dir().join(format!("socklab-check-{}-{}", std::process::id(), options.seed));
-    let _ = crate::file::remove_flat_dir(&dir);
-    crate::file::create_dir(&dir)?;
+    let dir = crate::file::create_private_dir(&std::env::temp_dir(), "socklab-check")?;
     Ok(Some(dir.join("server.strace")))
 }
