@@ -146,16 +146,22 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
 /// same): for a program's signal thread, which must stay free to take Ctrl-C while another thread
 /// waits at a prompt. (Stepped by SIGUSR1, without a terminal, every call pauses.)
 pub fn never_pause_this_thread() {
-    if io::stdin().is_terminal() {
+    if stepping_on_a_terminal() {
         PAUSING.with(|p| p.set(true));
     }
+}
+
+/// `--step` with stdin a terminal. (Asked only under `--step`: the question is an unnarrated
+/// ioctl(TCGETS) of std's.)
+fn stepping_on_a_terminal() -> bool {
+    OPTIONS.get().is_some_and(|o| o.step) && io::stdin().is_terminal()
 }
 
 /// Runs `f` with `--step`'s pauses off on the calling thread, on a terminal (its calls narrated all the same):
 /// for setting up a signal thread, between blocking SIGINT and the thread taking it, where a
 /// prompt would leave a Ctrl-C with nobody to take it.
 pub fn without_pauses<T>(f: impl FnOnce() -> T) -> T {
-    let was = PAUSING.with(|p| p.replace(io::stdin().is_terminal() || p.get()));
+    let was = PAUSING.with(|p| p.replace(stepping_on_a_terminal() || p.get()));
     let result = f();
     PAUSING.with(|p| p.set(was));
     result

@@ -15,6 +15,11 @@
 //! }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per client a
+//! `clone` (fork), the child's `close` of its listener copy and its `exit_group`, the parent's
+//! `close` of the connection; SIGCHLD on a signalfd (`signalfd4`, `poll`, `read`) and `wait4`
+//! with WNOHANG to reap; `openat`/`read` of `/proc/sys/net/core/somaxconn` for the backlog.
+//!
 //! Trade-off: clients are isolated from each other (a crash kills one child), but every client
 //! costs a process (a fork, page tables, a scheduler entity), so this tops out at a few thousand.
 //!

@@ -8,6 +8,10 @@
 //! }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): `fcntl(F_SETFL,
+//! O_NONBLOCK)` on the listener, `accept4(SOCK_NONBLOCK)` until `EAGAIN`, `setsockopt(TCP_NODELAY)`
+//! per connection, and one `poll` per loop turn (recvs that find nothing return `EAGAIN`).
+//!
 //! Trade-off: no process or thread per client and no locks, but every poll call copies the whole
 //! descriptor list into the kernel and back, and the loop scans it all, so each wake-up costs time
 //! in the number of clients — fine for hundreds, slow for tens of thousands (see epoll.rs).

@@ -11,6 +11,10 @@
 //! }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per client a
+//! thread (`clone3`, its stack's `mmap`/`mprotect`, `set_robust_list`, `rseq`; `futex` at its
+//! join, `madvise`/`munmap` at its end); `openat`/`read` of `/proc/sys/net/core/somaxconn`.
+//!
 //! Trade-off: as simple to read as the iterative loop, and clients no longer wait for each other;
 //! but each client costs a thread (a stack, a kernel task, a context switch per message), so the
 //! number of threads is bounded, and a slow client holds one for as long as it stays connected.

@@ -20,6 +20,11 @@
 //!     }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread
+//! `io_uring_setup`, the rings' and the buffer pool's `mmap`, `io_uring_register` of the buffer
+//! ring, then `io_uring_enter` per loop turn (the accepts, recvs and sends are ring entries, not
+//! calls); for the thread count `sched_getaffinity` and the cgroup's CPU quota.
+//!
 //! Trade-off: one system call per loop turn for any number of recvs, sends and accepts, and no
 //! readiness round trip (epoll_wait, then recv); in exchange, memory the kernel writes into at
 //! any time (the provided buffers) and a completion for every request, including cancelled ones.
