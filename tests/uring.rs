@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use common::{have, signal};
 
-/// strace output lines, "unfinished ... resumed" pairs joined, the pid prefix removed.
-fn strace_lines(text: &str) -> Vec<String> {
+/// strace output lines as (pid, line), "unfinished ... resumed" pairs joined.
+fn strace_calls(text: &str) -> Vec<(String, String)> {
     let mut lines = Vec::new();
     let mut pending: Vec<(String, String)> = Vec::new(); // (pid, start of the call)
     for raw in text.lines() {
@@ -29,10 +29,10 @@ fn strace_lines(text: &str) -> Vec<String> {
             let rest = line.split_once("resumed>").map_or("", |(_, r)| r);
             if let Some(i) = pending.iter().position(|(p, _)| p == pid) {
                 let (_, start) = pending.remove(i);
-                lines.push(format!("{start}{rest}"));
+                lines.push((pid.to_string(), format!("{start}{rest}")));
             }
         } else if !line.starts_with("+++") && !line.starts_with("---") {
-            lines.push(line.to_string());
+            lines.push((pid.to_string(), line.to_string()));
         }
     }
     lines
@@ -86,7 +86,7 @@ fn io_uring_calls_are_narrated_as_strace_prints_them() {
     let log = dir.join("strace.txt");
     let ready = common::ReadyFile::new();
     let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=io_uring_setup,io_uring_register,io_uring_enter", "-o"])
+        .args(["-f", "-qq", "-e", "trace=io_uring_setup,io_uring_register,io_uring_enter,mmap,munmap", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_socklab"))
         .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1"])
@@ -119,13 +119,61 @@ fn io_uring_calls_are_narrated_as_strace_prints_them() {
     let _ = std::fs::remove_dir_all(&dir);
 
     // Lines carry strace's `[pid N]` mark once the server runs a second thread.
-    let ours: Vec<&str> =
-        narration.lines().map(|l| socklab::trace::split_pid_mark(l).1).filter(|l| l.starts_with("io_uring_")).collect();
-    let theirs: Vec<String> = strace_lines(&traced);
-    assert!(ours.len() >= 4, "too few io_uring calls narrated:\n{narration}");
-    assert_eq!(ours.len(), theirs.len(), "narration:\n{narration}\nstrace:\n{traced}");
-    for (a, b) in ours.iter().zip(&theirs) {
+    let ours: Vec<&str> = narration
+        .lines()
+        .map(|l| socklab::trace::split_pid_mark(l).1)
+        .filter(|l| ["io_uring_", "mmap(", "munmap("].iter().any(|p| l.starts_with(p)))
+        .collect();
+    let calls = strace_calls(&traced);
+    let is_map = |l: &str| l.starts_with("mmap(") || l.starts_with("munmap(");
+
+    // The io_uring calls: the same lines, in the same order.
+    let ours_uring: Vec<&str> = ours.iter().copied().filter(|l| !is_map(l)).collect();
+    let theirs_uring: Vec<&str> =
+        calls.iter().map(|(_, l)| l.as_str()).filter(|l| l.starts_with("io_uring_")).collect();
+    assert!(ours_uring.len() >= 4, "too few io_uring calls narrated:\n{narration}");
+    assert_eq!(ours_uring.len(), theirs_uring.len(), "narration:\n{narration}\nstrace:\n{traced}");
+    for (a, b) in ours_uring.iter().zip(&theirs_uring) {
         assert_eq!(normalized(a), normalized(b), "\nsocklab: {a}\nstrace:  {b}");
+    }
+
+    // The ring's memory: the rings, the provided-buffer ring and the buffers are mapped, and
+    // unmapped at the end, by the ring's thread from its io_uring_setup on. strace also sees the C
+    // library's and Rust's own mappings (thread stacks, malloc's arenas and large blocks), made
+    // outside socklab's code and so not narrated. So: every narrated mmap/munmap is a line strace
+    // printed for that thread, in the same order (each mmap line carries the address the kernel
+    // chose, so it matches one call only); and every mapping of the ring's descriptor strace saw,
+    // and every unmapping of an address socklab narrated mapping, is narrated.
+    let ring_task = calls.iter().find(|(_, l)| l.starts_with("io_uring_setup(")).map(|(pid, _)| pid.clone());
+    let ring_fd = theirs_uring[0].rsplit("= ").next().unwrap().trim().to_string();
+    let mut after_setup = false;
+    let theirs_maps: Vec<&str> = calls
+        .iter()
+        .filter(|(pid, line)| {
+            let ring = Some(pid) == ring_task.as_ref();
+            after_setup |= ring && line.starts_with("io_uring_setup(");
+            ring && after_setup && is_map(line)
+        })
+        .map(|(_, l)| l.as_str())
+        .collect();
+    let ours_maps: Vec<&str> = ours.iter().copied().filter(|l| is_map(l)).collect();
+    let mapped: Vec<&str> =
+        ours_maps.iter().filter(|l| l.starts_with("mmap(")).map(|l| l.rsplit("= ").next().unwrap()).collect();
+    let unmapped = ours_maps.iter().filter(|l| l.starts_with("munmap(")).count();
+    assert!(mapped.len() >= 4 && unmapped == mapped.len(), "rings, buffer ring, buffers:\n{narration}");
+    let mut rest = theirs_maps.iter();
+    for line in &ours_maps {
+        assert!(
+            rest.any(|t| normalized(t) == normalized(line)),
+            "narrated but not seen by strace (in this order): {line}\nstrace:\n{traced}"
+        );
+    }
+    for t in &theirs_maps {
+        let of_ring = t.starts_with("mmap(") && t.contains(&format!(", {ring_fd}, "));
+        let of_ours = t.starts_with("munmap(") && mapped.iter().any(|a| t.starts_with(&format!("munmap({a},")));
+        if of_ring || of_ours {
+            assert!(ours_maps.iter().any(|l| normalized(l) == normalized(t)), "not narrated: {t}\n{narration}");
+        }
     }
     // Beneath the calls: the recv that got "Hello" and the send of it, which strace never shows.
     assert!(narration.contains("#   complete IORING_OP_RECV"), "{narration}");

@@ -67,6 +67,8 @@ mod entry;
 pub mod epoll;
 mod fcntl;
 mod fs;
+#[cfg(socklab_uring)]
+pub mod mem;
 pub mod names;
 #[cfg(socklab_sock_diag)]
 pub mod netlink;

@@ -78,6 +78,27 @@ pub fn protocol(v: i32) -> String {
     }
 }
 
+/// mmap's `PROT_*` bits: `PROT_READ|PROT_WRITE` (`PROT_NONE` for none).
+pub fn prot(v: i32) -> String {
+    const TABLE: &[(i32, &str)] =
+        &[(libc::PROT_READ, "PROT_READ"), (libc::PROT_WRITE, "PROT_WRITE"), (libc::PROT_EXEC, "PROT_EXEC")];
+    if v == 0 { "PROT_NONE".into() } else { flag_names(v, TABLE) }
+}
+
+/// mmap's flags: `MAP_PRIVATE|MAP_ANONYMOUS`.
+pub fn map_flags(v: i32) -> String {
+    const TABLE: &[(i32, &str)] = &[
+        (libc::MAP_SHARED, "MAP_SHARED"),
+        (libc::MAP_PRIVATE, "MAP_PRIVATE"),
+        (libc::MAP_FIXED, "MAP_FIXED"),
+        (libc::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+        (libc::MAP_POPULATE, "MAP_POPULATE"),
+        (libc::MAP_NORESERVE, "MAP_NORESERVE"),
+        (libc::MAP_STACK, "MAP_STACK"),
+    ];
+    flag_names(v, TABLE)
+}
+
 /// `MSG_*` flags.
 pub fn msg_flags(v: i32) -> String {
     flag_names(v, MSG_FLAGS)

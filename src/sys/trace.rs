@@ -194,6 +194,12 @@ pub enum Arg<'a> {
         /// `tv_nsec`.
         nsec: i64,
     },
+    /// mmap's protection: `PROT_READ|PROT_WRITE`.
+    Prot(i32),
+    /// mmap's flags: `MAP_SHARED|MAP_POPULATE`.
+    MapFlags(i32),
+    /// A number strace prints in hex (mmap's offset): `0x10000000`, or `0`.
+    Hex(u64),
     // --- io_uring (src/sys/uring.rs) ---
     /// io_uring_setup's `struct io_uring_params`, as filled by the kernel.
     #[cfg(socklab_uring)]

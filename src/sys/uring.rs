@@ -3,8 +3,9 @@
 //! (CQEs) into the completion ring, which the program reads without any system call at all.
 //!
 //! Made here on raw system calls (`io_uring_setup`, `io_uring_enter`, `io_uring_register` through
-//! `syscall(2)`, the rings mapped with `mmap`), with the kernel's structs from `linux/io_uring.h`
-//! written out below because libc does not define them.
+//! `syscall(2)`; the rings and the buffers mapped with `sys::mem::mmap`, narrated like every other
+//! call), with the kernel's structs from `linux/io_uring.h` written out below because libc does
+//! not define them.
 //!
 //! What makes this module's API safe to call from safe code:
 //! - the only memory the kernel may *write* is owned here: the rings, and the provided buffers,
@@ -439,17 +440,10 @@ struct Map {
 }
 
 impl Map {
+    /// A new mapping through the narrated `mmap` (see `sys::mem`).
     fn new(len: usize, fd: Option<(BorrowedFd<'_>, libc::off_t)>) -> io::Result<Map> {
-        let (flags, raw, offset) = match fd {
-            Some((fd, offset)) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd(), offset),
-            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0),
-        };
-        // SAFETY: a fresh mapping chosen by the kernel (addr NULL): no existing memory is affected.
-        let ptr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw, offset) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Map { ptr: ptr.cast(), len })
+        let ptr = super::mem::mmap(len, fd.map(|(fd, offset)| (fd, offset as i64)))?;
+        Ok(Map { ptr, len })
     }
 
     /// A pointer `offset` bytes in, checked to leave room for a `T`.
@@ -463,7 +457,7 @@ impl Map {
 impl Drop for Map {
     fn drop(&mut self) {
         // SAFETY: this mapping was made by Map::new with this length and is not used after drop.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        let _ = unsafe { super::mem::munmap(self.ptr, self.len) };
     }
 }
 

@@ -163,6 +163,10 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::OptTimeval { sec, usec } => write!(out, "{{tv_sec={sec}, tv_usec={usec}}}"),
         Arg::OptOut => write!(out, "..."),
         Arg::Null => write!(out, "NULL"),
+        Arg::Prot(p) => write!(out, "{}", names::prot(*p)),
+        Arg::MapFlags(f) => write!(out, "{}", names::map_flags(*f)),
+        Arg::Hex(0) => write!(out, "0"),
+        Arg::Hex(v) => write!(out, "{v:#x}"),
         Arg::Ptr(p) => write!(out, "{p:#x}"),
         Arg::Name(name) => write!(out, "{name}"),
         #[cfg(socklab_epoll)]
@@ -381,6 +385,8 @@ pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
         return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
     }
     match result {
+        // mmap returns an address, which strace prints in hex.
+        Ok(n) if name == "mmap" => format!("{n:#x}"),
         Ok(n) => n.to_string(),
         Err(e) => match e.raw_os_error() {
             Some(errno) => format!("-1 {}", names::errno_display(errno)),
