@@ -136,6 +136,21 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.close()
 }
 
+/// Writes all of `bytes` to standard output with write(2), as the tutorial's `print` does: no
+/// buffer and no lock of std's, so each line is one narrated `write(1, ...)`. A write a stop
+/// signal interrupts (a stdout nobody reads, a full pipe) gives the line up with that `EINTR`
+/// rather than blocking the stop.
+pub fn write_stdout(mut bytes: &[u8]) -> io::Result<()> {
+    let stdout = io::stdout();
+    while !bytes.is_empty() {
+        match retry(|| sys::write(stdout.as_fd(), bytes))? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
+}
+
 /// One `read(0, ...)` of up to 4096 bytes: on a terminal, the line the user typed (the terminal
 /// hands over a line per read). `Ok(0)` at end of input.
 pub fn read_stdin_once() -> io::Result<usize> {

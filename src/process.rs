@@ -191,6 +191,33 @@ pub fn interrupts(sig: Signal) -> u64 {
     usize::try_from(sig).ok().and_then(|i| sys::INTERRUPTS.get(i)).map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
+/// The signals that ask a server to stop: Ctrl-C (SIGINT) and `kill`'s default (SIGTERM).
+pub const STOP_SIGNALS: [Signal; 2] = [SIGINT, SIGTERM];
+
+/// Stops on SIGINT and SIGTERM the way a C server does: sigaction(2) installs, for each, a
+/// handler that only counts ([`Disposition::Interrupt`]), without `SA_RESTART`. A blocking call
+/// (accept, recv, send, the write of a print) the signal lands in then returns `EINTR` instead of
+/// being restarted by the kernel, and the safe layer, seeing [`stop_signals`] above zero, hands
+/// that `EINTR` to the caller instead of retrying it: the loop wakes and reads the count. No
+/// thread and no descriptor: two `rt_sigaction` calls now, and per signal the kernel's
+/// `rt_sigreturn` after the handler.
+///
+/// The window every such loop has (the signal lands after the loop checked the count and before
+/// it blocks again) is closed by a second signal; `ppoll`/`pselect` close it for good, at the
+/// price of a call per wait.
+pub fn catch_stop_signals() -> io::Result<()> {
+    for sig in STOP_SIGNALS {
+        set_disposition(sig, Disposition::Interrupt)?;
+    }
+    Ok(())
+}
+
+/// How many SIGINT/SIGTERM the [`catch_stop_signals`] handler has caught (0 when it is not
+/// installed: a blocked signal or one taken by a signalfd is not counted).
+pub fn stop_signals() -> u64 {
+    STOP_SIGNALS.iter().map(|&sig| interrupts(sig)).sum()
+}
+
 /// setitimer(ITIMER_REAL): SIGALRM every `interval`; `None` stops it.
 pub fn set_interval_timer(interval: Option<Duration>) -> io::Result<()> {
     crate::sys::setitimer(interval)

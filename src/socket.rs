@@ -11,7 +11,8 @@
 //!   death.
 //! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
 //!   interrupts them; data is never lost by a retry because an interrupted call transferred
-//!   nothing. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
+//!   nothing. Once a stop signal was caught (`process::catch_stop_signals`) the `EINTR` is
+//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
 //!   writability and reading `SO_ERROR`, not by calling connect again.
 
 use std::fmt;
@@ -251,11 +252,13 @@ pub struct Socket {
     fd: Option<OwnedFd>,
 }
 
-/// Retries `f` while it fails with `EINTR`.
+/// Retries `f` while it fails with `EINTR`, unless a stop signal was caught
+/// ([`crate::process::catch_stop_signals`]): then the `EINTR` is the program's cue to stop, and
+/// goes to the caller.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && crate::process::stop_signals() == 0 => continue,
             other => return other,
         }
     }

@@ -108,6 +108,10 @@ enum Command {
     ///
     /// The first line, `Server start, listening PORT (on ADDR)`, is stable for scripts; so are
     /// --ready-file and --json.
+    ///
+    /// Without --model and the flags that say "adds to the strace", it is the tutorial's server
+    /// under `strace -f`: one thread, the tutorial's calls, SO_REUSEADDR, and Ctrl-C handled as a
+    /// C server does (a handler without SA_RESTART; the blocked accept returns EINTR).
     #[command(after_long_help = FAULT_HELP)]
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
@@ -446,9 +450,13 @@ struct ServerArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = LIMITS)]
     max_conns: Option<u64>,
     /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
+    /// Adds to the strace: setsockopt SO_RCVTIMEO/SO_SNDTIMEO per connection, and the threads of
+    /// the stop machinery (see --ready-file).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = duration::limit, help_heading = LIMITS)]
     idle_timeout: Option<Duration>,
     /// Close a connection this long after accept, even if it keeps dribbling bytes: 500ms, 30s, 5m.
+    /// Adds to the strace: setsockopt SO_RCVTIMEO/SO_SNDTIMEO before each recv and send, and the
+    /// threads of the stop machinery (see --ready-file).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = duration::limit, help_heading = LIMITS)]
     max_conn_time: Option<Duration>,
     /// Test hook: a SIGALRM every DURATION, with a do-nothing handler and no SA_RESTART, so every
@@ -467,7 +475,9 @@ struct ServerArgs {
     #[arg(long, value_name = "on|off", value_parser = parse_on_off, help_heading = SERVE)]
     v6only: Option<bool>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
-    /// in the accept queue (watch it with `ss -tln` or `socklab states`).
+    /// in the accept queue (watch it with `ss -tln` or `socklab states`). Adds to the strace, per
+    /// client: a poll of the listener (wait for the handshake) and a poll with no descriptor (the
+    /// wait itself).
     #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = duration::delay, help_heading = HOW)]
     accept_delay: Duration,
     /// Print only the listening line (it has the port) and errors.
@@ -475,20 +485,29 @@ struct ServerArgs {
     quiet: bool,
     /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
     /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
-    /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
+    /// Written to PATH.tmp, then renamed, so PATH never holds half a line. Adds to the strace:
+    /// openat/write/close/rename of the file, and the machinery a server run by a script needs: a
+    /// log thread (so a stdout nobody reads never stalls the service: fcntl F_DUPFD_CLOEXEC of
+    /// stdout, its writes, futex), a signal thread (SIGINT/SIGTERM blocked with rt_sigprocmask and
+    /// read from a signalfd4, a socketpair to end it; the stop shuts the listener down) and a
+    /// grace-period thread (clone3, mmap, futex for each).
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     ready_file: Option<PathBuf>,
     /// On SIGINT/SIGTERM: accept nothing more at once, let open connections finish their echo
     /// (their clients close) for at most this long, then close the rest; a second signal stops at
     /// once. 0s: stop at once. The log says how many connections were finished and how many cut.
+    /// The tutorial's server times it with the served connection's SO_RCVTIMEO/SO_SNDTIMEO, set
+    /// only after the signal.
     #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = duration::delay, help_heading = LIMITS)]
     grace: Duration,
     /// One JSON object per event instead of text: listening, accepted, data, closed, error,
-    /// stopped (see the README's "Use in CI").
+    /// stopped (see the README's "Use in CI"). Adds to the strace: the log, signal and grace
+    /// threads (see --ready-file).
     #[arg(long, help_heading = OUTPUT)]
     json: bool,
     /// A fault to inject (repeatable; syntax under --help): clients then reach the echo server
-    /// through a fault proxy listening on --host/--port.
+    /// through a fault proxy listening on --host/--port. Adds to the strace: the proxy's threads,
+    /// sockets and epoll calls, and the log, signal and grace threads (see --ready-file).
     #[cfg(socklab_epoll)]
     #[arg(long, value_name = "SPEC", value_parser = parse_fault, help_heading = SERVE)]
     fault: Vec<socklab::fault::Fault>,
@@ -854,17 +873,31 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let faults = args.fault;
     #[cfg(not(socklab_epoll))]
     let faults: Vec<()> = Vec::new();
+    // The tutorial's server: the iterative model with none of the flags that need machinery.
+    // One thread; stopped by signal handlers (see `signals`); each line printed with
+    // one write(2) to stdout.
+    let tutorial = args.model == Model::Iterative
+        && faults.is_empty()
+        && !args.json
+        && args.ready_file.is_none()
+        && args.idle_timeout.is_none()
+        && args.max_conn_time.is_none()
+        && args.interrupt_every.is_none();
+    if tutorial {
+        // Before socket(), as a C server sets its handlers first thing in main.
+        socklab::process::catch_stop_signals()?;
+        let server = Server::bind(config)?;
+        warn_if_reachable(&server);
+        server.stop_handle().follow_signals(args.grace);
+        return server.run(signals::tutorial_printer(args.quiet));
+    }
     // With faults, the echo server listens on a private loopback port and the fault proxy on the
     // address asked for.
     let backlog = config.backlog();
     let server_is_tcp = config.transport == Transport::Tcp;
     let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
-    // Once, after bind, with the address really bound; on stderr even under --quiet, since a
-    // server reachable from other machines is worth knowing about whatever else is silenced.
-    if let Some(bound) = server.local_addr().as_socket().filter(|a| !a.ip().to_canonical().is_loopback()) {
-        let _ = writeln!(io::stderr(), "socklab: note: listening on {bound}, which is reachable from other machines");
-    }
+    warn_if_reachable(&server);
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
@@ -916,6 +949,14 @@ fn server(args: ServerArgs) -> io::Result<()> {
     signals.finish();
     log.finish();
     result
+}
+
+/// Once, after bind, with the address really bound; on stderr even under --quiet, since a server
+/// reachable from other machines is worth knowing about whatever else is silenced.
+fn warn_if_reachable(server: &Server) {
+    if let Some(bound) = server.local_addr().as_socket().filter(|a| !a.ip().to_canonical().is_loopback()) {
+        let _ = writeln!(io::stderr(), "socklab: note: listening on {bound}, which is reachable from other machines");
+    }
 }
 
 /// `socklab proxy`: the fixture's proxy until SIGINT/SIGTERM.

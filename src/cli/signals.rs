@@ -1,5 +1,14 @@
-//! SIGINT / SIGTERM as a stop request (the second one: stop at once), without a signal handler.
+//! SIGINT / SIGTERM as a stop request (the second one: stop at once), two ways.
 //!
+//! **The tutorial's server** (`socklab server`, iterative, no flag that needs more): as a C
+//! server does it. A handler that only counts is installed for each signal without `SA_RESTART`
+//! (`process::catch_stop_signals`), so the accept or recv the server is blocked in returns
+//! `EINTR`; the loop sees the count and stops (the echo switch follows the count:
+//! `Stop::follow_signals`). One thread, no descriptor. Its lines are printed by
+//! [`tutorial_printer`]: one write(2) to stdout each, on the serving thread.
+//!
+//! **Every other server** ([`stop_on_signals`]): several threads, and a signal is delivered to
+//! any one of them that does not block it, so a handler cannot know whose call it interrupts.
 //! Both signals are blocked in every thread (the mask is inherited by threads spawned later), and
 //! one small thread waits for them on a signalfd(2). When one arrives it requests the server's
 //! stop, which wakes whatever the server is blocked in. Nothing runs in signal-handler context,
@@ -11,10 +20,28 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use socklab::echo::Stop;
+use socklab::echo::{Event, Sink, Stop};
 use socklab::process::{self, Disposition, SIGALRM, SIGCHLD, SIGINT, SIGTERM, SignalFd};
 use socklab::ready::{Interest, PollSet, Token};
 use socklab::socket::{Socket, Type};
+
+/// The tutorial server's printer: each line of the tutorial's (or, with `quiet`, the listening
+/// line and the errors) written to stdout at once, with one write(2), by the thread that saw the
+/// event, as the tutorial's `print` does. A stdout nobody reads blocks the server, as it would
+/// block the tutorial's (`--json` and `--ready-file`, for scripts, bring a log thread that never
+/// lets it); a stop signal still ends that write.
+pub fn tutorial_printer(quiet: bool) -> Sink {
+    Arc::new(move |event: &Event<'_>| {
+        let needed = matches!(
+            event,
+            Event::Listening(_) | Event::ConnectionError(..) | Event::SpawnDeferred(..) | Event::AcceptError(_)
+        );
+        if (quiet && !needed) || !event.in_tutorial() {
+            return;
+        }
+        let _ = socklab::file::write_stdout(format!("{event}\n").as_bytes());
+    })
+}
 
 /// Sends SIGALRM to the process every `interval`, with a handler that only counts and no
 /// SA_RESTART (`Disposition::Interrupt`): every blocking accept/recv/send is interrupted with EINTR

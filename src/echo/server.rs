@@ -48,7 +48,13 @@ impl Server {
             ));
         }
         let bound = Bound::bind(&config.transport, config.addr, config.backlog(), config.only_v6, config.unlink)?;
-        let addr = bound.local_addr()?;
+        // The address asked for is the address bound, unless the kernel picked the port (port 0)
+        // or it is a Unix name: only then ask (getsockname), as the tutorial, binding a fixed
+        // port, never does.
+        let addr = match config.transport {
+            Transport::Tcp | Transport::Udp if config.addr.port() != 0 => SockAddr::from(config.addr),
+            _ => bound.local_addr()?,
+        };
         Ok(Server { bound: Arc::new(bound), addr, config, stop: Stop::new() })
     }
 
@@ -72,15 +78,17 @@ impl Server {
         // (no grace, or no thread to be had) a stop request cuts at once. A plain thread joined
         // below, not a scoped one: `thread::scope` allocates a handle for the calling thread that
         // a program entered through C's main never frees (valgrind: "possibly lost").
+        // Following signals (the tutorial's stop), the connection being served times the grace
+        // itself: no thread.
         let grace = config.grace;
         stop.set_graceful(!grace.is_zero());
-        let keeper = (!grace.is_zero())
+        let keeper = (!grace.is_zero() && !stop.follows_signals())
             .then(|| {
                 let stop = Arc::clone(stop);
                 thread::Builder::new().name("socklab-grace".into()).spawn_counted(move || stop.keep_grace(grace)).ok()
             })
             .flatten();
-        if keeper.is_none() {
+        if keeper.is_none() && !stop.follows_signals() {
             stop.set_graceful(false);
         }
         let result = match &*self.bound {

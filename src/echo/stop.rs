@@ -21,6 +21,13 @@
 //! for as long as it serves: the models only stop accepting, keep serving, and close what is left
 //! when cut. They count how each connection that was open at the request ended
 //! ([`Stop::connection_ended`]): finished by its client, or cut.
+//!
+//! **The tutorial's way** ([`Stop::follow_signals`]), for the iterative server run as the
+//! tutorial's program: no thread at all. SIGINT/SIGTERM handlers count
+//! (`process::catch_stop_signals`), the blocked accept or recv returns `EINTR`, and the loop reads
+//! the count: one signal is the request, two the cut. The connection being served times its own
+//! grace period ([`Stop::grace_left`]): its recv and send wait at most what is left of it
+//! (`SO_RCVTIMEO`/`SO_SNDTIMEO`, set only once a stop was asked for).
 
 use std::net::Shutdown;
 use std::os::fd::AsFd;
@@ -53,12 +60,16 @@ struct State {
     /// A grace period is kept ([`Stop::keep_grace`] runs): a first request only stops accepting.
     /// Without one, a request cuts at once.
     graceful: bool,
+    /// Following signals: the grace period the connection being served times itself.
+    grace: Duration,
 }
 
 /// A stop request shared between a server and whoever may stop it.
 #[derive(Default)]
 pub struct Stop {
     requested: AtomicBool,
+    /// Also requested by the process's caught stop signals (see [`Stop::follow_signals`]).
+    signals: AtomicBool,
     cut: AtomicBool,
     finished: AtomicUsize,
     cut_count: AtomicUsize,
@@ -83,12 +94,48 @@ impl Stop {
 
     /// Has a stop been requested (accept nothing more)?
     pub fn requested(&self) -> bool {
-        self.requested.load(Ordering::Acquire)
+        self.requested.load(Ordering::Acquire) || self.signalled(1)
     }
 
     /// Has the cut come (close every connection now)?
     pub fn is_cut(&self) -> bool {
-        self.cut.load(Ordering::Acquire)
+        self.cut.load(Ordering::Acquire) || self.signalled(2)
+    }
+
+    /// Following signals, have at least `n` stop signals been caught?
+    fn signalled(&self, n: u64) -> bool {
+        self.signals.load(Ordering::Relaxed) && crate::process::stop_signals() >= n
+    }
+
+    /// The tutorial's stop: SIGINT/SIGTERM caught by `process::catch_stop_signals`'s handler are
+    /// this switch's requests (the first stops accepting, the second cuts), and the grace period
+    /// is timed by the connection being served ([`grace_left`](Self::grace_left)), not by a
+    /// thread. Only for a server whose every blocking call is made on the thread the signal
+    /// lands on (the iterative model, alone in its process).
+    pub fn follow_signals(&self, grace: Duration) {
+        self.lock().grace = grace;
+        self.signals.store(true, Ordering::Relaxed);
+    }
+
+    /// Does this switch follow the process's stop signals ([`follow_signals`](Self::follow_signals))?
+    pub fn follows_signals(&self) -> bool {
+        self.signals.load(Ordering::Relaxed)
+    }
+
+    /// Following signals, after a stop request: how much of the grace period is left for the
+    /// connection being served (zero: cut it now). `None` before the request, or when a thread
+    /// keeps the grace period. The clock starts at the first call after the request: the serving
+    /// loop makes it as soon as the signal's `EINTR` woke it.
+    pub fn grace_left(&self) -> Option<Duration> {
+        if !self.follows_signals() || !self.requested() {
+            return None;
+        }
+        if self.is_cut() {
+            return Some(Duration::ZERO);
+        }
+        let mut state = self.lock();
+        let at = *state.requested_at.get_or_insert_with(Instant::now);
+        Some(state.grace.saturating_sub(at.elapsed()))
     }
 
     /// The first call stops accepting (the listener is shut down) and starts the grace period;
@@ -187,7 +234,10 @@ impl Stop {
     /// The server has ended: [`keep_grace`](Self::keep_grace) returns.
     pub fn server_ended(&self) {
         self.lock().done = true;
-        self.changed.notify_all();
+        // Following signals, no thread waits (and a notify would be a futex call of its own).
+        if !self.follows_signals() {
+            self.changed.notify_all();
+        }
     }
 
     /// A connection ended. If it was open when the stop was requested, counts it as finished (it
@@ -211,7 +261,18 @@ impl Stop {
     }
 
     /// Waits `delay`, or less if a stop is requested meanwhile. Returns false when stopped.
+    ///
+    /// Following signals, the wait is a `poll(NULL, 0, ms)` (poll with no descriptor: a
+    /// narrated sleep the stop signal's `EINTR` ends); otherwise a condition variable that
+    /// [`request`](Self::request) wakes.
     pub fn wait(&self, delay: Duration) -> bool {
+        if self.follows_signals() {
+            if !self.requested() {
+                // An error (none is expected: no descriptor can be bad) only shortens the wait.
+                let _ = crate::ready::PollSet::new().wait(Some(delay));
+            }
+            return !self.requested();
+        }
         let until = Instant::now() + delay;
         let mut state = self.lock();
         while !self.requested() {

@@ -80,7 +80,7 @@ static CHILD: AtomicBool = AtomicBool::new(false);
 /// the order every thread takes them (pause, then stream, then descriptor table).
 struct ForkLocks {
     _pause: MutexGuard<'static, ()>,
-    _fds: MutexGuard<'static, Option<std::collections::HashMap<std::os::fd::RawFd, fds::Known>>>,
+    _fds: MutexGuard<'static, Option<std::collections::BTreeMap<std::os::fd::RawFd, fds::Known>>>,
 }
 
 /// Calls after which other threads may run at once: their narration waits for this call's line.

@@ -243,7 +243,7 @@ fn child(parent: &Inherited<'_>, conn: Stream, peer: SockAddr, buf: &mut [u8], l
         let _ = process::close_inherited(parent.listener);
         let _ = process::close_inherited(parent.signals);
         let _ = process::close_inherited(parent.cut);
-        session::serve(&conn, peer, buf, limits, sink);
+        session::serve(&conn, peer, buf, limits, None, sink);
         conn.close()
     }));
     process::exit_now(if matches!(served, Ok(Ok(()))) { 0 } else { 1 })

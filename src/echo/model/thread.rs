@@ -120,7 +120,7 @@ fn spawn_session(
         // and even if this thread panics.
         let _done = Done(done, id);
         let mut buf = vec![0u8; size];
-        session::serve(&conn, peer, &mut buf, limits, &conn_sink);
+        session::serve(&conn, peer, &mut buf, limits, None, &conn_sink);
         conn_stop.connection_ended();
         drop(watch);
         drop(conn);
