@@ -107,7 +107,8 @@ fn documents() -> Vec<(String, String)> {
     let mut docs = vec![("README.md".to_string(), std::fs::read_to_string(repo().join("README.md")).unwrap())];
     let src = repo().join("docs/src");
     if let Ok(dir) = std::fs::read_dir(&src) {
-        let mut chapters: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
+        let mut chapters: Vec<PathBuf> =
+            dir.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
         chapters.sort();
         for path in chapters {
             let name = format!("docs/src/{}", path.file_name().unwrap().to_string_lossy());
@@ -304,7 +305,8 @@ fn calls(lines: &[String]) -> Vec<(String, String)> {
         .filter_map(|l| {
             let mut words = l.splitn(3, ' ');
             let (_, who, rest) = (words.next()?, words.next()?, words.next()?);
-            matches!(who, "server" | "client").then(|| (who.to_string(), rest.split('(').next().unwrap_or("").to_string()))
+            matches!(who, "server" | "client")
+                .then(|| (who.to_string(), rest.split('(').next().unwrap_or("").to_string()))
         })
         .collect();
     out.sort();
@@ -350,7 +352,8 @@ fn check(block: &Block) -> Result<(), String> {
                                     let file = target.split_whitespace().next().unwrap_or(".bg");
                                     script.push_str(&format!("{job} &\nstarted {file}\n"));
                                 }
-                                None => script.push_str(&format!("{job} > .bg{background} 2>&1 &\nstarted .bg{background}\n")),
+                                None => script
+                                    .push_str(&format!("{job} > .bg{background} 2>&1 &\nstarted .bg{background}\n")),
                             }
                         } else {
                             script.push_str(&format!("{command}\n"));
@@ -362,7 +365,10 @@ fn check(block: &Block) -> Result<(), String> {
             let (_, out) = run_bash(&script, limit);
             let got: Vec<String> = out.lines().filter(|l| *l != MARK).map(normal).collect();
             let result = compare(*mode, &want, &got).map_err(|e| format!("{e}\nthe run printed:\n{out}"));
-            if result.is_err() && std::env::var_os("SOCKLAB_DOCS_WRITE").is_some() && matches!(mode, Mode::Exact | Mode::Calls) {
+            if result.is_err()
+                && std::env::var_os("SOCKLAB_DOCS_WRITE").is_some()
+                && matches!(mode, Mode::Exact | Mode::Calls)
+            {
                 rewritten(block, &out);
             }
             result
@@ -441,7 +447,8 @@ fn first_difference(want: &[String], got: &[String]) -> String {
 /// for by a real client of the echo server the script started. The proxy must have written its
 /// JSON lines.
 fn check_ci(block: &Block, limit: Duration) -> Result<(), String> {
-    let start = block.body.iter().position(|l| l.trim_start().starts_with("run: |")).ok_or("no `run: |` in the YAML")?;
+    let start =
+        block.body.iter().position(|l| l.trim_start().starts_with("run: |")).ok_or("no `run: |` in the YAML")?;
     let indent = |l: &str| l.len() - l.trim_start().len();
     let base = indent(&block.body[start + 1]);
     let mut script = Vec::new();
@@ -471,7 +478,13 @@ fn check_ci(block: &Block, limit: Duration) -> Result<(), String> {
         return Err(format!("the step failed: exit {code:?}\n{out}"));
     }
     let section = |name: &str| -> Vec<String> {
-        out.split(&format!("--- {name}\n")).nth(1).unwrap_or("").lines().take_while(|l| !l.starts_with("--- ")).map(String::from).collect()
+        out.split(&format!("--- {name}\n"))
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .take_while(|l| !l.starts_with("--- "))
+            .map(String::from)
+            .collect()
     };
     let (client, proxy) = (section("client"), section("proxy"));
     if !client.iter().any(|l| l.contains(r#""event": "connected""#) || l.contains(r#""event":"connected""#)) {
@@ -500,12 +513,18 @@ fn every_shell_block_is_marked() {
                 Some(Marker::Compare(_)) if !b.body.iter().any(|l| l.starts_with("$ ")) => {
                     bad.push(format!("{}:{}: a compare block needs `$ ` command lines", b.file, b.line))
                 }
-                Some(Marker::NotRun(why)) if why.is_empty() => bad.push(format!("{}:{}: say why it is not run", b.file, b.line)),
+                Some(Marker::NotRun(why)) if why.is_empty() => {
+                    bad.push(format!("{}:{}: say why it is not run", b.file, b.line))
+                }
                 _ => {}
             }
         }
     }
-    assert!(unmarked.is_empty(), "shell blocks with no <!-- run --> or <!-- not run: WHY --> mark:\n{}", unmarked.join("\n"));
+    assert!(
+        unmarked.is_empty(),
+        "shell blocks with no <!-- run --> or <!-- not run: WHY --> mark:\n{}",
+        unmarked.join("\n")
+    );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
@@ -555,7 +574,10 @@ fn normal_replaces_ports_pids_times_and_pointers() {
         normal("+1.0  client  connect(3, {sin_port=htons(38223), x}, 16)   = 0  127.0.0.1:43302 [pid 42] [::1]:80"),
         "+T client connect(3, {sin_port=htons(PORT), x}, 16) = 0 127.0.0.1:PORT [pid PID] [::1]:PORT"
     );
-    assert_eq!(normal("Server start, listening 44157 (on 127.0.0.1:44157)"), "Server start, listening PORT (on 127.0.0.1:PORT)");
+    assert_eq!(
+        normal("Server start, listening 44157 (on 127.0.0.1:44157)"),
+        "Server start, listening PORT (on 127.0.0.1:PORT)"
+    );
     assert_eq!(normal("accept4(3, 0x7ffe5356c2d0, [128], SOCK_CLOEXEC)"), "accept4(3, 0xADDR, [128], SOCK_CLOEXEC)");
     assert_eq!(normal("sa_mask=[], x: 5"), "sa_mask=[], x: 5");
 }

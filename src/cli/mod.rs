@@ -902,7 +902,8 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
-    let (mut sink, log) = log::start(args.quiet, args.json)?;
+    let (sink, log) = log::start(args.quiet, args.json)?;
+    let mut sink = signals::with_grace_line(sink, args.quiet);
     let mut shown = server.local_addr();
     #[cfg(socklab_epoll)]
     let proxy = if faults.is_empty() {
