@@ -227,13 +227,14 @@ fn digits_after(text: &str, prefix: &str, word: &str) -> String {
 /// Ports, pids, times, pointers and temporary names are whatever this run got; everything else
 /// must match.
 fn normal(line: &str) -> String {
-    let mut text = common::decode_timeo(line);
+    // Runs of spaces are one (strace pads `[pid  123]` and aligns `= 0`).
+    let mut text = common::decode_timeo(&line.split_whitespace().collect::<Vec<_>>().join(" "));
     // `strace -f -o FILE`'s lines start with the task's id; a fork's or clone's result is one.
     let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
     if digits > 0 && text[digits..].starts_with(' ') {
         text.replace_range(..digits, "PID");
     }
-    if text.contains("clone(") || text.contains("clone3(") {
+    if text.contains("clone(") || text.contains("clone3(") || text.contains("wait4(") {
         if let Some(eq) = text.rfind(") = ") {
             if text[eq + 4..].trim().chars().all(|c| c.is_ascii_digit()) {
                 text.replace_range(eq + 4.., "PID");
@@ -247,6 +248,7 @@ fn normal(line: &str) -> String {
         ("pid ", "PID"),
         ("pid=", "PID"),
         ("socklab-walkthrough-", "N"),
+        ("wait4(", "PID"),
     ] {
         text = digits_after(&text, prefix, word);
     }
