@@ -18,8 +18,10 @@
 //!          udp.rs        UdpSocket (recvfrom/sendto, MSG_TRUNC)
 //!          unix.rs       UnixListener / UnixStream (stream, seqpacket) / UnixDatagram, SCM_RIGHTS
 //!          ready/        Epoll, PollSet and the io_uring Ring: typed Interest, Token, Readiness
+//!          nfqueue.rs    NfQueue: packets an NFQUEUE firewall rule hands us, and our verdicts
 //! floor 2  socket.rs     Socket of any family (typed Domain, Type, Protocol, options; closes on drop)
-//!          process.rs    fork, wait, kill, signal masks, sigwait, signalfd, resource limits
+//!          process.rs    fork, wait, kill, signal masks, sigwait, signalfd, resource limits,
+//!                        entering a network namespace (setns)
 //!          file.rs       the few files socklab itself reads and writes, closed through sys
 //! floor 1  sys/          one fn per syscall through one syscall! helper; SockAddr for every
 //!                        family; the only `unsafe` in the crate
@@ -51,6 +53,8 @@ pub mod file;
 pub mod fixture;
 #[cfg(socklab_epoll)]
 pub mod netns;
+#[cfg(socklab_sock_diag)]
+pub mod nfqueue;
 pub mod process;
 pub mod ready;
 pub mod resolve;

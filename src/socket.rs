@@ -12,8 +12,9 @@
 //! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
 //!   interrupts them; data is never lost by a retry because an interrupted call transferred
 //!   nothing. Once a stop signal was caught (`process::catch_stop_signals`) the `EINTR` is
-//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
-//!   writability and reading `SO_ERROR`, not by calling connect again.
+//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going
+//!   in the kernel, so it is finished by waiting for writability and reading `SO_ERROR`, not by
+//!   calling connect again.
 
 use std::fmt;
 use std::io;
@@ -143,12 +144,18 @@ impl Protocol {
     pub const TCP: Protocol = Protocol(libc::IPPROTO_TCP);
     /// `IPPROTO_UDP`.
     pub const UDP: Protocol = Protocol(libc::IPPROTO_UDP);
+    /// `IPPROTO_RAW`, for a `SOCK_RAW` IPv4 socket: the program writes whole IP packets, header
+    /// included (`IP_HDRINCL` is implied).
+    pub const RAW_IP: Protocol = Protocol(libc::IPPROTO_RAW);
     /// Every EtherType, for a packet socket: `htons(ETH_P_ALL)`.
     #[cfg(socklab_af_packet)]
     pub const ALL_FRAMES: Protocol = Protocol(sys::packet::ALL_PROTOCOLS);
     /// `NETLINK_SOCK_DIAG`: the kernel's socket table, as `ss` reads it.
     #[cfg(socklab_sock_diag)]
     pub const SOCK_DIAG: Protocol = Protocol(sys::netlink::NETLINK_SOCK_DIAG);
+    /// `NETLINK_NETFILTER`: netfilter's subsystems, among them the packet queue (`NFQUEUE`).
+    #[cfg(socklab_sock_diag)]
+    pub const NETFILTER: Protocol = Protocol(sys::netlink::NETLINK_NETFILTER);
 
     /// The C value.
     pub fn raw(self) -> libc::c_int {
@@ -565,6 +572,12 @@ impl Socket {
     /// caps it at `net.core.rmem_max`).
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
         self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, bytes.min(i32::MAX as usize) as libc::c_int)
+    }
+
+    /// SO_SNDBUF: the send buffer size to ask for (doubled by the kernel, as SO_RCVBUF): how much
+    /// a send may queue before it blocks.
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, bytes.min(i32::MAX as usize) as libc::c_int)
     }
 
     /// SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN): like SO_RCVBUF, past `net.core.rmem_max`.

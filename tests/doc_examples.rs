@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 /// The files of floors 1-3 and the fixtures.
 fn floor_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files: Vec<PathBuf> = ["socket.rs", "process.rs", "file.rs", "error.rs", "tcp.rs", "udp.rs", "unix.rs"]
-        .iter()
-        .map(|f| root.join(f))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        ["socket.rs", "process.rs", "file.rs", "error.rs", "tcp.rs", "udp.rs", "unix.rs", "nfqueue.rs"]
+            .iter()
+            .map(|f| root.join(f))
+            .collect();
     for dir in ["sys", "ready", "fixture"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();

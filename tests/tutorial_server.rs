@@ -135,6 +135,20 @@ fn socklab_pid(pid: u32, traced: bool) -> u32 {
     children.split_whitespace().next().expect("socklab under strace").parse().unwrap()
 }
 
+/// Waits (at most 20 s) until `pid` is blocked in accept again (the kernel's wait channel says
+/// so), so the signal sent next interrupts that accept, not the calls before it.
+fn wait_in_accept(pid: u32) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        if wchan.contains("accept") {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the server never blocked in accept again");
+}
+
 /// The tutorial's client, once: `socklab client --port P --tutorial`.
 fn tutorial_client(port: u16) {
     let out = Command::new(env!("CARGO_BIN_EXE_socklab"))
@@ -175,11 +189,12 @@ fn traced_session(args: &[&str]) -> Option<(Vec<String>, String, Vec<String>, St
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("trace.txt");
     let out_arg = out.to_string_lossy().into_owned();
-    let mut server = start(&["strace", "-f", "-qq", "-o", &out_arg], args);
+    let mut server = start(&["strace", "-f", "-o", &out_arg], args);
     tutorial_client(server.port);
     // The session is over on the server's side too: its calls are all made.
     assert!(server.lines.wait_for("Server Recv Over").is_some(), "no Recv Over: {:?}", server.lines.seen);
     let pid = socklab_pid(server.child.id(), true);
+    wait_in_accept(pid);
     let asked = Instant::now();
     signal(pid, "INT");
     let status = wait_bounded(&mut server.child, STOP_BOUND);
@@ -225,8 +240,15 @@ fn the_default_server_under_trace_narrates_on_its_one_thread() {
     for call in ["socket(", "bind(", "listen(", "accept4(", "recvfrom(", "sendto(", "close("] {
         assert!(narration.lines().any(|l| l.starts_with(call)), "no {call} in the narration:\n{narration}");
     }
-    // The interrupted accept, as strace prints it.
+    // The interrupted accept, the signal and the handler's return, as strace printed them.
     assert!(narration.contains("= ? ERESTARTSYS"), "{narration}");
+    let squeeze = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let strace_lines: Vec<String> = trace.lines().map(|l| squeeze(l.split_once(' ').map_or(l, |(_, r)| r))).collect();
+    for prefix in ["--- SIGINT {", "rt_sigreturn("] {
+        let ours =
+            narration.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}:\n{narration}"));
+        assert!(strace_lines.contains(&squeeze(ours)), "{ours:?} is not strace's line:\n{trace}");
+    }
 }
 
 /// SIGINT while a client is in the middle of its session: the server accepts nobody else, but
@@ -284,4 +306,64 @@ fn the_grace_period_ends_and_a_second_ctrl_c_cuts_at_once() {
         let _ = client.read_to_end(&mut rest);
         assert!(rest.is_empty());
     }
+}
+
+/// The README's "Under strace" block is what its two commands print today: the server under
+/// `strace -f -o`, one tutorial client, SIGINT, then the block's `sed` over the trace. Ports,
+/// addresses and the signal's sender are normalised; the rest (descriptor numbers included) must
+/// match line for line.
+#[test]
+fn readme_under_strace_block_is_a_real_run() {
+    if !have("strace") {
+        common::skip("strace is not installed (.ci/run installs it)");
+        return;
+    }
+    let readme = include_str!("../README.md");
+    let mut lines = readme.lines().skip_while(|l| !l.starts_with("$ strace -f -o server.strace socklab server"));
+    assert!(lines.next().is_some(), "README.md has no Under strace block");
+    let sed = lines.next().and_then(|l| l.strip_prefix("$ ")).expect("the sed command").to_string();
+    let expected: Vec<String> = lines.take_while(|l| !l.starts_with("```")).map(normal).collect();
+    let Some((_, trace, _, _)) = traced_session(&[]) else { return };
+    let dir = std::env::temp_dir().join(format!("socklab-readme-strace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("server.strace"), &trace).unwrap();
+    let out = Command::new("sh").arg("-c").arg(&sed).current_dir(&dir).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(normal).collect();
+    assert_eq!(
+        got,
+        expected,
+        "the README's Under strace block differs from this run:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Ports, addresses in memory and who sent the signal are whatever this run got.
+fn normal(line: &str) -> String {
+    let mut text = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A print's write: its text and length depend on the port's digits; keep its first words.
+    if let Some(rest) = text.strip_prefix("write(1, \"") {
+        return format!("write(1, \"{}", rest.chars().take(11).collect::<String>());
+    }
+    if text.starts_with("--- SIG") {
+        return text.split(" {").next().unwrap_or("").to_string();
+    }
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find(|c: char| c.is_ascii_digit()) {
+        let (head, tail) = rest.split_at(i);
+        let end = tail.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(tail.len());
+        let number = &tail[..end];
+        out.push_str(head);
+        // Ports (in htons(...) and after an address's colon) and pointers; small numbers stay.
+        if head.ends_with("htons(") || head.ends_with(':') || number.starts_with("0x") {
+            out.push('N');
+        } else {
+            out.push_str(number);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    text = out;
+    text
 }

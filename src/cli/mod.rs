@@ -1,6 +1,8 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
 mod duration;
+#[cfg(socklab_epoll)]
+mod faults;
 mod hints;
 mod log;
 mod signals;
@@ -156,6 +158,14 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// Serves netfilter queue N in this network namespace: packets an `NFQUEUE --queue-num N`
+    /// firewall rule hands over are let through, dropped, held back or copied as the flags say,
+    /// and each fault applied is printed. Needs root. Stops on Ctrl-C or after --for.
+    ///
+    /// Example: ip netns exec NS iptables-legacy -A OUTPUT -p tcp -j NFQUEUE --queue-num 0; ip netns
+    /// exec NS socklab nfqueue --drop syn#1
+    #[cfg(socklab_epoll)]
+    Nfqueue(faults::NfqueueArgs),
     /// Prints a completion script for SHELL, made from the same definitions as --help.
     ///
     /// bash: `source <(socklab completions bash)`, or save it as
@@ -194,10 +204,12 @@ struct ManArgs {
 #[derive(Debug, Args)]
 struct NetnsArgs {
     /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
-    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
-    /// out), unplug (every packet dropped).
+    /// or delay=50ms~10ms (each way, held by socklab's packet queue: no netem needed), blackhole
+    /// (SYNs to side B dropped: connect times out), unplug (every packet dropped).
     #[arg(long, value_name = "CONDITION", help_heading = LINK)]
     link: Vec<socklab::netns::Condition>,
+    #[command(flatten)]
+    faults: faults::QueueFaults,
     /// Pull the cable this long after the command started (e.g. 2s): open connections see only
     /// their own retransmissions.
     #[arg(long, value_name = "DURATION", value_parser = duration::limit, help_heading = LINK)]
@@ -286,6 +298,12 @@ struct WalkthroughArgs {
     /// resets, and the kernel's TcpExt counters before and after.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500), help_heading = HOW)]
     clients: Option<u32>,
+    /// TCP on a bad link, one story (needs root): syn-lost, synack-lost, data-lost,
+    /// fast-retransmit, zero-window, fin-lost, reorder, duplicate. Client and server run in two
+    /// network namespaces; socklab's packet queue drops, holds back or copies one segment; the
+    /// capture on the link, tcp_info samples and the kernel's counters show what TCP did about it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["clients", "connect", "v6only", "accept_delay"], help_heading = HOW)]
+    scenario: Option<socklab::walkthrough::scenario::Scenario>,
     /// With --clients: the longest the whole run may take; clients still running then are killed
     /// [default: 60s].
     #[arg(long, value_name = "DURATION", requires = "clients", value_parser = duration::delay, help_heading = LIMITS)]
@@ -582,6 +600,10 @@ struct BenchArgs {
     /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
     #[arg(long, help_heading = REACH)]
     allow_remote: bool,
+    /// Count the system calls of this process as the server's (repeatable). Default: the
+    /// processes listening at --addr, found in /proc. Counting needs root (or CAP_PERFMON).
+    #[arg(long = "server-pid", value_name = "PID", help_heading = OUTPUT)]
+    server_pids: Vec<i32>,
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -657,6 +679,8 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(socklab_epoll)]
+        Command::Nfqueue(args) => faults::nfqueue(args),
         Command::Completions(args) => completions(args.shell),
         Command::Man(args) => man(args.dir.as_deref()),
     });
@@ -709,14 +733,19 @@ fn netns(args: NetnsArgs) -> io::Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let stop = socklab::echo::Stop::new();
     let signals = signals::stop_on_signals(stop.clone())?;
+    let (faults, queue_loss, seed) = args.faults.split();
     let config = RunConfig {
+        faults,
+        queue_loss,
+        seed,
         conditions: args.link,
         unplug_after: args.unplug_after,
         peer: args.peer,
         peer_port: args.peer_port,
         command: args.command,
     };
-    let status = run_command(&config, &stop);
+    let started = std::time::Instant::now();
+    let status = run_command(&config, &stop, &mut |event| faults::print_event(&mut io::stderr(), started, event));
     signals.finish();
     let status = status?;
     // A command killed by a signal exits as a shell reports it: 128 + the signal number.
@@ -1134,6 +1163,15 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     use socklab::walkthrough::{self, Config, crowd};
     let exe = std::env::current_exe()?;
     let timeline = match args.clients {
+        _ if args.scenario.is_some() => {
+            use socklab::walkthrough::scenario;
+            let sc = args.scenario.unwrap_or(scenario::Scenario::SynLost);
+            if let Some(why) = scenario::needs_root(sc) {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+            }
+            let _ = writeln!(io::stderr(), "socklab: {}", sc.plan());
+            scenario::run(sc)?.timeline
+        }
         None => {
             let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
             let config = Config {
@@ -1165,7 +1203,18 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
     use socklab::timeline::{diagram, jsonl, text};
-    let mut text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    let mut text = match (args.json, args.scenario) {
+        (true, _) => jsonl::render(&timeline),
+        (false, Some(sc)) => format!(
+            "socklab walkthrough --scenario {}: a client in namespace A (10.77.0.1), a server in namespace B \
+             ({}), a packet queue in A.\nSources: wire = TCP segments on A's veth (sl-a), ss = socket states and \
+             queues (sock_diag) with TCP_INFO notes, note = the queue, the programs and the counters.\n\n{}",
+            sc.name(),
+            timeline.server_addr(),
+            text::events(&timeline)
+        ),
+        (false, None) => text::render(&timeline),
+    };
     if args.diagram {
         // After JSON lines the diagram would break them: it goes to stderr then.
         let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };
@@ -1237,6 +1286,7 @@ fn bench(args: BenchArgs) -> io::Result<()> {
         duration: args.duration,
         grace: bench::GRACE,
         seed: args.seed,
+        server_pids: args.server_pids,
     };
     let live = !args.json && io::stderr().is_terminal();
     let mut progress = |p: &bench::Progress| {

@@ -74,6 +74,8 @@ pub mod names;
 pub mod netlink;
 #[cfg(socklab_af_packet)]
 pub mod packet;
+#[cfg(target_os = "linux")]
+pub mod perf;
 mod poll;
 pub mod process;
 #[cfg(target_os = "linux")]

@@ -28,6 +28,7 @@ pub fn errno_display(errno: i32) -> String {
 /// Address families.
 pub fn domain(v: i32) -> String {
     match v {
+        libc::AF_UNSPEC => "AF_UNSPEC".into(),
         libc::AF_UNIX => "AF_UNIX".into(),
         libc::AF_INET => "AF_INET".into(),
         libc::AF_INET6 => "AF_INET6".into(),
@@ -74,6 +75,7 @@ pub fn protocol(v: i32) -> String {
         0 => "IPPROTO_IP".into(),
         libc::IPPROTO_TCP => "IPPROTO_TCP".into(),
         libc::IPPROTO_UDP => "IPPROTO_UDP".into(),
+        libc::IPPROTO_RAW => "IPPROTO_RAW".into(),
         other => other.to_string(),
     }
 }
@@ -181,6 +183,7 @@ pub fn netlink_protocol(v: i32) -> String {
     match v {
         0 => "NETLINK_ROUTE".into(),
         4 => "NETLINK_SOCK_DIAG".into(),
+        12 => "NETLINK_NETFILTER".into(),
         other => other.to_string(),
     }
 }

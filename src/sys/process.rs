@@ -211,12 +211,63 @@ pub enum Disposition {
 /// test, that signals really arrived (the `--interrupt-every` EINTR storm counts its SIGALRMs).
 pub static INTERRUPTS: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
 
-/// The Interrupt handler: counts and returns. An atomic add is async-signal-safe (no lock, no
-/// allocation); the point of the handler is the EINTR it causes, not what it does.
-extern "C" fn interrupted(sig: libc::c_int) {
+/// What strace prints of a caught signal and of the handler's return: the signal's `siginfo_t`
+/// and the mask `rt_sigreturn` restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caught {
+    /// The signal.
+    pub signo: i32,
+    /// `si_code`: how it was sent (`SI_USER`: kill(2); `SI_KERNEL`: the terminal's Ctrl-C).
+    pub code: i32,
+    /// `si_pid` (for `SI_USER`, `SI_QUEUE`, `SI_TKILL`: the sender).
+    pub pid: i32,
+    /// `si_uid`.
+    pub uid: u32,
+    /// The thread's signal mask before the handler ran, which rt_sigreturn restores (bit `sig - 1`).
+    pub mask: u64,
+}
+
+/// The last signal the Interrupt handler caught, field by field (a handler may only store
+/// atomics), and how many it has caught in all (`CAUGHT_SEQ`, written last: a reader that sees a
+/// new count sees the fields of that signal or of a later one).
+static CAUGHT: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static CAUGHT_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// How many signals the Interrupt handler has caught in all, and the last one.
+pub fn last_caught() -> (u64, Caught) {
+    let seq = CAUGHT_SEQ.load(Ordering::Acquire);
+    let word = |i: usize| CAUGHT[i].load(Ordering::Relaxed);
+    let (a, b) = (word(0), word(1));
+    let caught =
+        Caught { signo: (a >> 32) as i32, code: a as u32 as i32, pid: (b >> 32) as i32, uid: b as u32, mask: word(2) };
+    (seq, caught)
+}
+
+/// The Interrupt handler: counts, keeps what strace would print of the signal, and returns.
+/// Atomic stores and sigismember (a bit test in libc, no system call) are async-signal-safe (no
+/// lock, no allocation); the point of the handler is the EINTR it causes, not what it does.
+extern "C" fn interrupted(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     if let Some(count) = usize::try_from(sig).ok().and_then(|i| INTERRUPTS.get(i)) {
         count.fetch_add(1, Ordering::Relaxed);
     }
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t and the ucontext_t of the
+    // interrupted code, both readable for the handler's whole run. si_pid/si_uid read the union's
+    // `kill` member, which the kernel fills for the signals a user or the terminal sends (and
+    // leaves 0 otherwise).
+    let (code, pid, uid, mask) = unsafe {
+        let context = context.cast::<libc::ucontext_t>();
+        let mut mask = 0u64;
+        for s in 1..=64 {
+            if libc::sigismember(&(*context).uc_sigmask, s) == 1 {
+                mask |= 1 << (s - 1);
+            }
+        }
+        ((*info).si_code, (*info).si_pid(), (*info).si_uid(), mask)
+    };
+    CAUGHT[0].store(((sig as u32 as u64) << 32) | code as u32 as u64, Ordering::Relaxed);
+    CAUGHT[1].store(((pid as u32 as u64) << 32) | uid as u64, Ordering::Relaxed);
+    CAUGHT[2].store(mask, Ordering::Relaxed);
+    CAUGHT_SEQ.fetch_add(1, Ordering::Release);
 }
 
 /// glibc's sigaction adds `SA_RESTORER` (and its own restorer) to every action it passes on x86.
@@ -238,13 +289,19 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
             ));
         }
         Disposition::Ignore => libc::SIG_IGN,
-        Disposition::Interrupt => interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        Disposition::Interrupt => {
+            interrupted as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as libc::sighandler_t
+        }
     };
     // SAFETY: struct sigaction is plain C data; all-zero is a valid value (empty mask, no flags).
     let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
     new.sa_sigaction = handler;
     // SA_NOCLDSTOP: stopped children are no reason to wake. No SA_RESTART: waking is the point.
+    // SA_SIGINFO: the handler learns who sent the signal, for the narration.
     new.sa_flags = if sig == libc::SIGCHLD { libc::SA_NOCLDSTOP } else { 0 };
+    if disposition == Disposition::Interrupt {
+        new.sa_flags |= libc::SA_SIGINFO;
+    }
     // SAFETY: as above.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     let old_ptr: *mut libc::sigaction = &mut old;
@@ -259,7 +316,12 @@ pub fn sigaction(sig: libc::c_int, disposition: Disposition) -> io::Result<Dispo
     Ok(match old.sa_sigaction {
         libc::SIG_DFL => Disposition::Default,
         libc::SIG_IGN => Disposition::Ignore,
-        h if h == interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t => Disposition::Interrupt,
+        h if h
+            == interrupted as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as libc::sighandler_t =>
+        {
+            Disposition::Interrupt
+        }
         _ => Disposition::Other,
     })
 }
@@ -330,4 +392,20 @@ fn siginfo_bytes(info: &libc::signalfd_siginfo) -> &[u8] {
     unsafe {
         std::slice::from_raw_parts((info as *const libc::signalfd_siginfo).cast::<u8>(), std::mem::size_of_val(info))
     }
+}
+
+/// `setns(2)` with `CLONE_NEWNET`: moves the *calling thread* into the network namespace `fd`
+/// refers to (an open `/run/netns/NAME`, or `/proc/PID/ns/net`). Only this thread moves: the
+/// sockets it creates from now on belong to that namespace (its interfaces, routes, firewall and
+/// packet queues); sockets made before stay where they were made. Needs CAP_SYS_ADMIN.
+///
+/// Man page: [`setns(2)`](https://man7.org/linux/man-pages/man2/setns.2.html).
+pub fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
+    syscall!(
+        "setns",
+        // SAFETY: plain integers; the kernel checks that `fd` is a network namespace.
+        unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Name("CLONE_NEWNET")]
+    )
+    .map(drop)
 }

@@ -369,6 +369,27 @@ fn epoll_event(events: u32, data: u64) -> String {
     format!("{{events={}, data={{u32={}, u64={data}}}}}", names::epoll_events(events), data as u32)
 }
 
+/// What strace prints after a call a caught signal interrupted: the signal with its siginfo, and
+/// the handler's return, which hands the call's `EINTR` to the program:
+/// `--- SIGINT {si_signo=SIGINT, si_code=SI_USER, si_pid=42, si_uid=0} ---` and
+/// `rt_sigreturn({mask=[]}) = -1 EINTR (Interrupted system call)`. `None` for a signal whose
+/// siginfo strace prints with fields the handler does not keep (a timer's, a queued one's).
+pub fn caught_signal(caught: &crate::process::Caught) -> Option<(String, String)> {
+    let signo = names::signal(caught.signo);
+    let info = match caught.code {
+        0 => format!("si_code=SI_USER, si_pid={}, si_uid={}", caught.pid, caught.uid),
+        -6 => format!("si_code=SI_TKILL, si_pid={}, si_uid={}", caught.pid, caught.uid),
+        0x80 => "si_code=SI_KERNEL".to_string(),
+        _ => return None,
+    };
+    let mut ret = format!("rt_sigreturn({{mask={}}})", names::sigset(caught.mask));
+    while ret.chars().count() < 39 {
+        ret.push(' ');
+    }
+    ret.push_str(" = -1 EINTR (Interrupted system call)");
+    Some((format!("--- {signo} {{si_signo={signo}, {info}}} ---"), ret))
+}
+
 /// The result: `3`, or `-1 ECONNREFUSED (Connection refused)`.
 pub fn ret(result: &io::Result<i64>) -> String {
     ret_of("", result)

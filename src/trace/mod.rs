@@ -23,7 +23,7 @@ pub mod uring;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::sys::trace::{self as hook, Call, Phase};
@@ -228,11 +228,36 @@ fn on_call(call: &Call<'_>) {
                     text.push_str(&format!("    # {sentence}\n"));
                 }
             }
+            if !options.machine
+                && let Err(e) = result
+                && e.raw_os_error() == Some(libc::EINTR)
+            {
+                signal_lines(&mark, options.explain, &mut text);
+            }
             fds::learn(call, result);
             // One write per call, so lines from several threads do not interleave mid-line.
             emit(&text);
             HELD.with(|held| drop(held.borrow_mut().take()));
         }
+    }
+}
+
+/// How many caught signals the narration has shown.
+static SIGNALS_SHOWN: AtomicU64 = AtomicU64::new(0);
+
+/// After a call that returned `EINTR`: the signal the handler caught meanwhile and the handler's
+/// return, as strace prints them (the handler itself cannot narrate: a signal handler may take no
+/// lock). Nothing when no new signal was caught, or its siginfo is one strace prints with fields
+/// the handler does not keep.
+fn signal_lines(mark: &str, explain: bool, text: &mut String) {
+    let (seen, caught) = crate::process::last_caught();
+    if seen == SIGNALS_SHOWN.swap(seen, Ordering::Relaxed) {
+        return;
+    }
+    let Some((signal, ret)) = format::caught_signal(&caught) else { return };
+    text.push_str(&format!("{mark}{signal}\n{mark}{ret}\n"));
+    if explain {
+        text.push_str(&format!("    # {}\n", explain::sigreturn(&caught)));
     }
 }
 

@@ -38,6 +38,8 @@ use crate::timeline::{Event, Side, Timeline, What};
 use crate::trace::parse_machine_line;
 
 pub mod crowd;
+#[cfg(socklab_epoll)]
+pub mod scenario;
 
 /// What to run.
 #[derive(Debug, Clone)]
