@@ -156,7 +156,7 @@ fn run_bash(script: &str, limit: Duration) -> (Option<i32>, String) {
         r#"export PATH="{bin}:$PATH" SOCKLAB_REPO="{repo}"
 set -m
 started() {{ for _ in $(seq 500); do [ -s "$1" ] && return 0; sleep 0.02; done; echo "background command printed nothing in 10 s" >&2; return 1; }}
-stop_jobs() {{ set +m; for p in $(jobs -p); do kill -INT -- -"$p" 2>/dev/null; done; wait; }}
+stop_jobs() {{ status=$?; set +em; for p in $(jobs -p); do kill -INT -- -"$p" 2>/dev/null; done; wait; exit $status; }}
 trap stop_jobs EXIT
 "#,
         bin = bin.display(),
@@ -315,6 +315,16 @@ fn calls(lines: &[String]) -> Vec<(String, String)> {
     out
 }
 
+/// A line that starts a job (`server &  # comment`) waits, as a reader would, until the job has
+/// printed its first line; its output is kept apart.
+fn background(line: &str, n: usize) -> String {
+    let code = line.split(" #").next().unwrap_or("").trim_end();
+    match code.strip_suffix('&') {
+        Some(job) if !job.trim_end().ends_with('&') => format!("{job} > .job{n} 2>&1 &\nstarted .job{n}"),
+        _ => line.to_string(),
+    }
+}
+
 /// Checks one block; `Err` says what differs.
 fn check(block: &Block) -> Result<(), String> {
     let Some(marker) = &block.marker else { return Ok(()) };
@@ -330,7 +340,7 @@ fn check(block: &Block) -> Result<(), String> {
     match marker {
         Marker::NotRun(_) => Ok(()),
         Marker::Run => {
-            let script: Vec<String> = block.body.iter().map(|l| rewrite(l)).collect();
+            let script: Vec<String> = block.body.iter().enumerate().map(|(i, l)| background(&rewrite(l), i)).collect();
             let (code, out) = run_bash(&format!("set -euo pipefail\n{}", script.join("\n")), limit);
             if code == Some(0) { Ok(()) } else { Err(format!("exit {code:?}; it printed:\n{out}")) }
         }
@@ -477,7 +487,7 @@ fn check_ci(block: &Block, limit: Duration) -> Result<(), String> {
     );
     let (code, out) = run_bash(&body, limit);
     if code != Some(0) {
-        return Err(format!("the step failed: exit {code:?}\n{out}"));
+        return Err(format!("the step failed: exit {code:?}\nthe script:\n{body}\nit printed:\n{out}"));
     }
     let section = |name: &str| -> Vec<String> {
         out.split(&format!("--- {name}\n"))
@@ -590,4 +600,132 @@ fn markers_parse() {
     assert_eq!(parse_marker("<!-- run: compare head -->"), Some(Marker::Compare(Mode::Head)));
     assert_eq!(parse_marker("<!-- not run: installs -->"), Some(Marker::NotRun("installs".into())));
     assert_eq!(parse_marker("<!-- something else -->"), None);
+}
+
+/// `mdbook`, on PATH or where `cargo install` puts it.
+fn mdbook() -> Option<PathBuf> {
+    if common::have("mdbook") {
+        return Some(PathBuf::from("mdbook"));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    Some(home.join(".cargo/bin/mdbook")).filter(|p| p.exists())
+}
+
+/// The book builds with no warning, and every link in it leads to a page that exists and, with a
+/// `#fragment`, to an element with that id. External links are only checked for their form (no
+/// network here).
+#[test]
+fn the_book_builds_without_warnings_and_its_links_resolve() {
+    let Some(mdbook) = mdbook() else {
+        common::skip("needs mdbook (cargo install mdbook --locked; .ci/run installs it)");
+        return;
+    };
+    let out_dir = std::env::temp_dir().join(format!("socklab-book-{}", std::process::id()));
+    let out = Command::new(&mdbook).arg("build").arg(repo().join("docs")).arg("-d").arg(&out_dir).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mdbook build failed:\n{log}");
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    assert!(warnings.is_empty(), "mdbook warned:\n{}", warnings.join("\n"));
+    let pages = html_files(&out_dir);
+    assert!(pages.len() >= 12, "only {} pages built", pages.len());
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in &pages {
+        let html = std::fs::read_to_string(page).unwrap();
+        for link in attribute_values(&html, "href").into_iter().chain(attribute_values(&html, "src")) {
+            if link.starts_with("http://") || link.starts_with("https://") {
+                if link.contains(' ') {
+                    broken.push(format!("{}: malformed {link}", page.display()));
+                }
+                continue;
+            }
+            if link.starts_with("mailto:") || link.starts_with("javascript:") || link.starts_with("data:") {
+                continue;
+            }
+            checked += 1;
+            let (path, fragment) = link.split_once('#').unwrap_or((&link, ""));
+            let target = match path {
+                "" => page.clone(),
+                absolute if absolute.starts_with('/') => out_dir.join(absolute.trim_start_matches('/')),
+                relative => page.parent().unwrap().join(relative),
+            };
+            let target = if target.is_dir() { target.join("index.html") } else { target };
+            let Ok(text) = std::fs::read(&target) else {
+                broken.push(format!("{}: {link} (no {})", page.display(), target.display()));
+                continue;
+            };
+            if !fragment.is_empty() && !String::from_utf8_lossy(&text).contains(&format!("id=\"{fragment}\"")) {
+                broken.push(format!("{}: {link} (no id {fragment:?} there)", page.display()));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+    println!("{} pages, {checked} local links checked", pages.len());
+    assert!(broken.is_empty(), "broken links in the book:\n{}", broken.join("\n"));
+}
+
+fn html_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(html_files(&path));
+        } else if path.extension().is_some_and(|e| e == "html") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Every `name="value"` in `html`, HTML entities for `&` decoded.
+fn attribute_values(html: &str, name: &str) -> Vec<String> {
+    let key = format!(" {name}=\"");
+    html.split(&key).skip(1).filter_map(|rest| rest.split('"').next()).map(|v| v.replace("&amp;", "&")).collect()
+}
+
+/// The README's own links (to the book's pages, BENCHMARKS.md...) lead to files that exist.
+#[test]
+fn the_readmes_links_lead_to_files() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut broken = Vec::new();
+    for part in readme.split("](").skip(1) {
+        let link = part.split(')').next().unwrap_or("");
+        if link.starts_with("http") || link.starts_with('#') {
+            continue;
+        }
+        let path = link.split('#').next().unwrap();
+        if !repo().join(path).exists() {
+            broken.push(link.to_string());
+        }
+    }
+    assert!(broken.is_empty(), "README links to missing files: {broken:?}");
+}
+
+/// The book's pictures come from real runs: `scripts/docs-pictures.sh` makes them again (here into
+/// a temporary directory), and the committed picture shows what a new run shows — the handshake's
+/// three segments and the two FINs, each drawn from a captured segment.
+#[test]
+fn the_pictures_are_made_from_real_runs_by_the_script() {
+    if !is_root() {
+        common::skip("needs root: the walkthrough captures packets");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("socklab-pictures-{}", std::process::id()));
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/docs-pictures.sh"))
+        .arg(&dir)
+        .env("SOCKLAB", env!("CARGO_BIN_EXE_socklab"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let segments = |svg: &str| attribute_values(svg, "data-flags");
+    let made = std::fs::read_to_string(dir.join("walkthrough.svg")).unwrap();
+    let committed = std::fs::read_to_string(repo().join("docs/src/pictures/walkthrough.svg")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for svg in [&made, &committed] {
+        let flags = segments(svg);
+        assert_eq!(flags[..3], ["SYN", "SYN-ACK", "ACK"], "the handshake: {flags:?}");
+        assert_eq!(flags.iter().filter(|f| *f == "FIN-ACK").count(), 2, "the two FINs: {flags:?}");
+        assert!(svg.contains("[TIME-WAIT]"), "the client's TIME-WAIT, as sock_diag reported it");
+    }
 }

@@ -1360,6 +1360,13 @@ fn man(dir: Option<&Path>) -> io::Result<()> {
     let Some(dir) = dir else {
         return io::stdout().lock().write_all(&page(cli)?);
     };
+    // The directory is made if it is missing, as `mkdir -p` would for the last component.
+    match socklab::file::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(io::Error::new(e.kind(), format!("--dir {}: {e}", dir.display())));
+        }
+        _ => {}
+    }
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         socklab::file::write(&path, bytes)
