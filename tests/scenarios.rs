@@ -254,7 +254,7 @@ fn fast_retransmit_before_any_timeout_and_the_svg_shows_it() {
         assert!(check(&outcome, expected).agrees, "{expected}: {:?}", outcome.checks);
     }
     let svg = socklab::timeline::svg::render(&outcome.timeline);
-    for shown in ["LOST: side A", "duplicate ACK #3", "retransmission of bytes"] {
+    for shown in ["LOST: side A", "duplicate ACK #3", "retransmission of bytes", "SACK "] {
         assert!(svg.contains(shown), "the SVG does not show {shown:?}");
     }
     // The cwnd cut the check found (`cwnd 15 -> 9`), in the SVG's note (`->` escaped; a long note
@@ -297,6 +297,12 @@ fn reorder_and_duplicate_the_application_sees_nothing() {
     assert!(check(&outcome, "reads the bytes in order").agrees, "{:?}", outcome.checks);
     let Some(outcome) = run_checked(Scenario::Duplicate) else { return };
     assert!(check(&outcome, "D-SACK").agrees, "{:?}", outcome.checks);
+    // The copy crossed the link (the capture shows the data twice) and the ACK carries the D-SACK.
+    let text = socklab::timeline::text::events(&outcome.timeline);
+    assert!(text.contains("D-SACK 1:6: the server got these bytes twice"), "{text}");
+    let data: Vec<_> =
+        scenario::segments(&outcome.timeline).into_iter().filter(|s| s.4 == 5 && s.0.port() != 5000).collect();
+    assert_eq!(data.len(), 2, "the duplicated segment twice on the link: {data:?}");
 }
 
 /// Without root the scenario says so, with the exact command to run, and fails.

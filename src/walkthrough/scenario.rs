@@ -704,7 +704,22 @@ fn annotate(captured: &[Captured], faults: &[netns::Event]) -> Vec<Event> {
         };
         events.push(Event { t_ns: f.at_ns, what: What::Note(text) });
     }
-    for c in captured {
+    // Each segment side A's queue dropped on its way in crossed the veth first: the last captured
+    // copy before the drop with its sequence number, flags and length is the one.
+    let dropped_after_capture: Vec<usize> = faults
+        .iter()
+        .filter(|f| f.segment.dir == Dir::In && matches!(f.did, Did::Dropped | Did::Lost))
+        .filter_map(|f| {
+            captured.iter().rposition(|c| {
+                c.t_ns <= f.at_ns
+                    && c.segment.src == SocketAddr::V4(f.segment.src)
+                    && c.segment.seq == f.segment.seq
+                    && c.segment.flags.0 == f.segment.flags
+                    && c.segment.len == f.segment.len as usize
+            })
+        })
+        .collect();
+    for (i, c) in captured.iter().enumerate() {
         let s = &c.segment;
         let side = from(s.src.ip());
         let (me, peer) = (slot(side), 1 - slot(side));
@@ -714,11 +729,18 @@ fn annotate(captured: &[Captured], faults: &[netns::Event]) -> Vec<Event> {
         if f.has(Flags::SYN) {
             match sent[me].syn_at {
                 Some(at) => said.push(format!(
-                    "{} sent again, {:.3} s after the last: the first was not answered",
+                    "{} sent again, {:.3} s after the last",
                     if f.has(Flags::ACK) { "SYN-ACK" } else { "SYN" },
                     c.t_ns.saturating_sub(at) as f64 / 1e9
                 )),
-                None if sent[me].isn != Some(s.seq) || faults.iter().all(|x| x.segment.seq != s.seq) => {}
+                // The first of the client's SYNs on the link, after the queue dropped one before it.
+                None if !faults.iter().any(|x| {
+                    x.segment.dir == Dir::Out
+                        && side == Side::Client
+                        && x.segment.seq == s.seq
+                        && x.segment.flags & 0x02 != 0
+                        && x.at_ns <= c.t_ns
+                }) => {}
                 None => said.push(format!(
                     "{} sent again: the first was dropped by the queue",
                     if f.has(Flags::ACK) { "SYN-ACK" } else { "SYN" }
@@ -734,9 +756,8 @@ fn annotate(captured: &[Captured], faults: &[netns::Event]) -> Vec<Event> {
             && faults.iter().any(|x| {
                 x.segment.dir == Dir::Out
                     && x.segment.seq == s.seq
-                    && x.did != Did::Duplicated
-                    && x.did != Did::Held
-                    && x.did != Did::Released
+                    && matches!(x.did, Did::Dropped | Did::Lost)
+                    && x.at_ns <= c.t_ns
                     && side == Side::Client
             })
         {
@@ -753,6 +774,7 @@ fn annotate(captured: &[Captured], faults: &[netns::Event]) -> Vec<Event> {
                     x.segment.flags & 0x01 != 0
                         && x.segment.seq == s.seq
                         && x.segment.dir == Dir::Out
+                        && x.at_ns <= c.t_ns
                         && side == Side::Client
                 })
             {
@@ -782,6 +804,23 @@ fn annotate(captured: &[Captured], faults: &[netns::Event]) -> Vec<Event> {
                 said.push("window probe: asks the receiver to say its window again".into());
             }
         }
+        if !s.sack.is_empty() {
+            // Relative to the peer's ISN, as the ack is; a block at or below the ack is a D-SACK.
+            let base = isn(&sent, if side == Side::Client { Side::Server } else { Side::Client });
+            let blocks: Vec<String> = s
+                .sack
+                .iter()
+                .map(|(l, r)| {
+                    let (l, r) = (l.wrapping_sub(base), r.wrapping_sub(base));
+                    if !after(r.wrapping_add(base), s.ack) {
+                        format!("D-SACK {l}:{r}: the {} got these bytes twice", side.name())
+                    } else {
+                        format!("SACK {l}:{r}: the {} holds these bytes beyond the ack", side.name())
+                    }
+                })
+                .collect();
+            said.push(blocks.join("; "));
+        }
         if f.has(Flags::ACK) {
             sent[me].last_ack = Some(s.ack);
         }
@@ -791,14 +830,7 @@ fn annotate(captured: &[Captured], faults: &[netns::Event]) -> Vec<Event> {
             said.push(format!("the {}'s window opens again", side.name()));
         }
         sent[me].window = Some(s.window);
-        if side == Side::Server
-            && faults.iter().any(|x| {
-                x.segment.dir == Dir::In
-                    && x.segment.seq == s.seq
-                    && x.segment.flags == s.flags.0
-                    && matches!(x.did, Did::Dropped | Did::Lost)
-            })
-        {
+        if dropped_after_capture.contains(&i) {
             said.push("dropped by side A's queue after this capture point".into());
         }
         let other = if side == Side::Client { Side::Server } else { Side::Client };
