@@ -167,15 +167,17 @@ pub fn read_stdin_once() -> io::Result<usize> {
     retry(|| sys::read(io::stdin().as_fd(), &mut buf))
 }
 
+/// [`read_stdin_once`] without retrying `EINTR`: a signal handler's interruption comes back as
+/// an `Interrupted` error, for a wait that a signal must be able to end.
+pub fn read_stdin_interruptible() -> io::Result<usize> {
+    let mut buf = [0u8; CHUNK];
+    sys::read(io::stdin().as_fd(), &mut buf)
+}
+
 /// What `path` itself is (`lstat`, made as `newfstatat(..., AT_SYMLINK_NOFOLLOW)`): its `st_mode`,
 /// the type bits (`libc::S_IFSOCK`...) and the permissions.
 pub fn mode_of(path: &Path) -> io::Result<u32> {
     Ok(sys::lstat(path)?.st_mode)
-}
-
-/// Makes a directory (permissions 0777 less the umask, as `mkdir(1)` does).
-pub fn create_dir(path: &Path) -> io::Result<()> {
-    sys::mkdir(path, 0o777)
 }
 
 /// Removes a directory of plain files (no subdirectories): unlinks each name it lists, then
@@ -239,18 +241,80 @@ impl AsFd for Stdin {
     }
 }
 
-/// Writes `bytes` to `PATH.tmp`, closes it, and renames it to `path`: a reader sees no file or the
-/// whole of it, never a part. The temporary file is removed if the rename fails.
+/// Writes `bytes` to a new file beside `path`, closes it, and renames it to `path`: a reader sees
+/// no file or the whole of it, never a part. The temporary file is made as mkstemp(3) makes one:
+/// a random name in `path`'s directory, opened `O_CREAT|O_EXCL|O_NOFOLLOW`, so a file or symbolic
+/// link someone planted under a name socklab might pick is never opened, let alone written
+/// through (a planted `PATH.tmp -> /etc/passwd` in a shared `/tmp` would otherwise have socklab,
+/// run as root, overwrite its target). The temporary file is removed if the rename fails.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.close()?;
-    sys::rename(&tmp, path).inspect_err(|_| {
+    let (tmp, mut file) = create_beside(path)?;
+    let written = file.write_all(bytes).and_then(|()| file.close());
+    written.and_then(|()| sys::rename(&tmp, path)).inspect_err(|_| {
         let _ = sys::unlink(&tmp);
     })
+}
+
+/// How many random names [`create_beside`] and [`create_private_dir`] try before giving up: each
+/// is taken only by a name collision, so running out means someone is filling the directory.
+const NAME_TRIES: usize = 100;
+
+/// A random suffix of 12 letters and digits, from std's per-process random hash keys (which std
+/// seeds from getrandom(2)), mixed with a counter so each call differs.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    let mut x = hasher.finish();
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..12)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// Creates a new file `.NAME.XXXXXXXXXXXX` in `path`'s directory (NAME being `path`'s own name),
+/// `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW`: it fails rather than open anything already there.
+fn create_beside(path: &Path) -> io::Result<(PathBuf, File)> {
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for _ in 0..NAME_TRIES {
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}", random_suffix()));
+        let tmp = dir.join(tmp_name);
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        match File::with_flags(&tmp, flags, 0o666) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{NAME_TRIES} random names beside it were all taken")))
+}
+
+/// Makes a new directory `PREFIX-XXXXXXXXXXXX` (mode 0700) in `parent`, as mkdtemp(3) does:
+/// mkdir(2) fails on any name already there (a planted directory or symbolic link), so the
+/// directory returned is socklab's own and nobody else can add files to it.
+pub fn create_private_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
+    for _ in 0..NAME_TRIES {
+        let dir = parent.join(format!("{prefix}-{}", random_suffix()));
+        match sys::mkdir(&dir, 0o700) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{NAME_TRIES} random names in {} were all taken", parent.display()),
+    ))
 }
 
 /// The names in a directory, `.` and `..` left out, in the order the kernel lists them.
@@ -300,7 +364,6 @@ mod tests {
         let target = dir.join("ready");
         write_atomically(&target, b"127.0.0.1:5000\n").unwrap();
         assert_eq!(read_to_string(&target).unwrap(), "127.0.0.1:5000\n");
-        assert!(!dir.join("ready.tmp").exists(), "the temporary file was renamed away");
         let names = read_dir(&dir).unwrap();
         assert_eq!(names, vec![OsString::from("ready")]);
         std::os::unix::fs::symlink("ready", dir.join("link")).unwrap();

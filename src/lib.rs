@@ -14,6 +14,7 @@
 //!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
 //!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
 //!          bench/        the load generator of `socklab bench`
+//!          check/        `socklab check`: a conformance and robustness suite for any echo server
 //! floor 3  tcp.rs        TcpListener / TcpStream (Read, Write, AsFd, std conversions)
 //!          udp.rs        UdpSocket (recvfrom/sendto, MSG_TRUNC)
 //!          unix.rs       UnixListener / UnixStream (stream, seqpacket) / UnixDatagram, SCM_RIGHTS
@@ -41,6 +42,8 @@
 pub mod bench;
 #[cfg(socklab_af_packet)]
 pub mod capture;
+#[cfg(all(socklab_epoll, socklab_sock_diag))]
+pub mod check;
 #[cfg(socklab_sock_diag)]
 pub mod diag;
 pub mod echo;

@@ -40,9 +40,10 @@ fn strace_calls(text: &str) -> Vec<(String, String)> {
 
 /// A line with strace's column padding collapsed and each `flags=` / `features=` set replaced by
 /// its numeric value: the strace on this machine may name fewer of the newest flag bits than
-/// socklab does (it prints those in hex), and that must not count as a difference.
+/// socklab does (it prints those in hex), and that must not count as a difference. strace 6.1 calls
+/// io_uring_buf_reg's flags `pad` (their old name in the kernel headers).
 fn normalized(line: &str) -> String {
-    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ").replace(", pad=", ", flags=");
     let mut out = String::new();
     let mut rest = line.as_str();
     while let Some(i) = rest.find("flags=").or_else(|| rest.find("features=")) {
@@ -70,7 +71,11 @@ fn name_value(name: &str) -> Option<u64> {
         return Some(n);
     }
     (0..32).map(|b| 1u32 << b).find_map(|bit| {
-        let named = [socklab::trace::uring::setup_flags(bit), socklab::trace::uring::features(bit)];
+        let named = [
+            socklab::trace::uring::setup_flags(bit),
+            socklab::trace::uring::features(bit),
+            socklab::trace::uring::pbuf_flags(bit as u16),
+        ];
         named.contains(&name.to_string()).then_some(u64::from(bit))
     })
 }

@@ -1,5 +1,7 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
+#[cfg(all(socklab_epoll, socklab_sock_diag))]
+mod check;
 mod duration;
 #[cfg(socklab_epoll)]
 mod faults;
@@ -158,6 +160,14 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// A conformance and robustness suite for any echo server: 31 cases (echo, close, load,
+    /// family, process) pointed at --addr, --unix or a --spawn'ed command; each passes, fails
+    /// (with a lesson and the man page to read) or is informational. Exit 0: no case failed; 1:
+    /// some did; 2: bad usage.
+    ///
+    /// First use: socklab check --spawn './a.out {port}'
+    #[cfg(all(socklab_epoll, socklab_sock_diag))]
+    Check(check::CheckArgs),
     /// Serves netfilter queue N in this network namespace: packets an `NFQUEUE --queue-num N`
     /// firewall rule hands over are let through, dropped, held back or copied as the flags say,
     /// and each fault applied is printed. Needs root. Stops on Ctrl-C or after --for.
@@ -503,10 +513,11 @@ struct ServerArgs {
     quiet: bool,
     /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
     /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
-    /// Written to PATH.tmp, then renamed, so PATH never holds half a line. Adds to the strace:
-    /// openat/write/close/rename of the file, and the machinery a server run by a script needs: a
-    /// log thread (so a stdout nobody reads never stalls the service: fcntl F_DUPFD_CLOEXEC of
-    /// stdout, its writes, futex), a signal thread (SIGINT/SIGTERM blocked with rt_sigprocmask and
+    /// Written to a new file of a random name beside PATH (O_EXCL|O_NOFOLLOW), then renamed, so PATH
+    /// never holds half a line and a link planted beside it is never written through. Adds to the
+    /// strace: openat/write/close/rename of the file, and the machinery a server run by a script
+    /// needs: a log thread (so a stdout nobody reads never stalls the service: fcntl F_DUPFD_CLOEXEC
+    /// of stdout, its writes, futex), a signal thread (SIGINT/SIGTERM blocked with rt_sigprocmask and
     /// read from a signalfd4, a socketpair to end it; the stop shuts the listener down) and a
     /// grace-period thread (clone3, mmap, futex for each).
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
@@ -679,6 +690,8 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(all(socklab_epoll, socklab_sock_diag))]
+        Command::Check(args) => check::check(args),
         #[cfg(socklab_epoll)]
         Command::Nfqueue(args) => faults::nfqueue(args),
         Command::Completions(args) => completions(args.shell),
@@ -1051,8 +1064,8 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
     result
 }
 
-/// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
-/// no file or the whole line.
+/// `--ready-file`: `ADDR\n` into a new file beside PATH (O_EXCL|O_NOFOLLOW, a random name), then
+/// rename(2) to PATH, which is atomic: a reader sees no file or the whole line.
 fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
     socklab::file::write_atomically(path, format!("{addr}\n").as_bytes())
         .map_err(|e| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display())))

@@ -85,10 +85,18 @@ impl Drop for TimerGuard {
 /// kernel can deliver it to none of them (see `echo/model/fork.rs`). Call before spawning other
 /// threads.
 pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
+    // Under --step, no prompt between blocking SIGINT and the thread that takes it (a Ctrl-C at
+    // that prompt would reach nobody).
+    socklab::trace::without_pauses(|| start_signal_thread(stop))
+}
+
+fn start_signal_thread(stop: Arc<Stop>) -> io::Result<SignalThread> {
     process::block_signals(&[SIGINT, SIGTERM, SIGCHLD])?;
     let signals = SignalFd::new(&[SIGINT, SIGTERM])?;
     let (quit, quit_other) = Socket::pair(Type::STREAM)?;
     let thread = thread::Builder::new().name("socklab-signals".into()).spawn_counted(move || {
+        // Under --step this thread's calls are not paused: it must stay free to take Ctrl-C.
+        socklab::trace::never_pause_this_thread();
         // Timer signals (`--interrupt-every`) are for the serving threads, not this one.
         let _ = process::block_signals(&[SIGALRM]);
         let mut set = PollSet::new();
@@ -97,6 +105,11 @@ pub fn stop_on_signals(stop: Arc<Stop>) -> io::Result<SignalThread> {
         loop {
             if set.wait(None).is_err() || set.readiness(1).any() {
                 return; // the server has ended
+            }
+            // Under --step, Ctrl-C at a prompt ends the program here, before this thread's next
+            // call would wait for that prompt (SIGTERM pending too: it is a stop all the same).
+            if set.readiness(0).any() {
+                socklab::trace::ctrl_c();
             }
             match signals.drain() {
                 // Each wake-up with signals taken is one more request: the second one cuts.

@@ -256,7 +256,7 @@ pub fn open_flags(v: i32) -> String {
 }
 
 /// openat(2)'s flags in strace's order: `O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY`,
-/// `O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC`.
+/// `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` (as strace prints them).
 pub fn openat_flags(v: i32) -> String {
     let access = match v & libc::O_ACCMODE {
         libc::O_RDONLY => "O_RDONLY",
@@ -271,6 +271,7 @@ pub fn openat_flags(v: i32) -> String {
             (libc::O_TRUNC, "O_TRUNC"),
             (libc::O_APPEND, "O_APPEND"),
             (libc::O_NONBLOCK, "O_NONBLOCK"),
+            (libc::O_NOFOLLOW, "O_NOFOLLOW"),
             (libc::O_CLOEXEC, "O_CLOEXEC"),
             (libc::O_DIRECTORY, "O_DIRECTORY"),
         ],

@@ -219,6 +219,8 @@ pub enum Arg<'a> {
         entries: u32,
         /// The buffer group id.
         bgid: u16,
+        /// `IOU_PBUF_RING_*` flags.
+        flags: u16,
     },
     /// The SQEs an io_uring_enter handed to the kernel: printed beneath the call, not inside it.
     #[cfg(socklab_uring)]

@@ -401,7 +401,7 @@ pub fn ret(result: &io::Result<i64>) -> String {
 pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
     if let Err(e) = result
         && e.raw_os_error() == Some(libc::EINTR)
-        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4")
+        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4" | "read" | "write")
     {
         return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
     }

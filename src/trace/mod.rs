@@ -22,7 +22,7 @@ mod step;
 pub mod uring;
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -140,6 +140,33 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
     }
     hook::install(on_call);
     Ok(())
+}
+
+/// On a terminal, `--step` never pauses the calling thread's calls (they are narrated all the
+/// same): for a program's signal thread, which must stay free to take Ctrl-C while another thread
+/// waits at a prompt. (Stepped by SIGUSR1, without a terminal, every call pauses.)
+pub fn never_pause_this_thread() {
+    if io::stdin().is_terminal() {
+        PAUSING.with(|p| p.set(true));
+    }
+}
+
+/// Runs `f` with `--step`'s pauses off on the calling thread, on a terminal (its calls narrated all the same):
+/// for setting up a signal thread, between blocking SIGINT and the thread taking it, where a
+/// prompt would leave a Ctrl-C with nobody to take it.
+pub fn without_pauses<T>(f: impl FnOnce() -> T) -> T {
+    let was = PAUSING.with(|p| p.replace(io::stdin().is_terminal() || p.get()));
+    let result = f();
+    PAUSING.with(|p| p.set(was));
+    result
+}
+
+/// SIGINT arrived, taken by a signal thread of the program: under `--step` on a terminal, with a
+/// thread waiting at a prompt, the program ends at once (see `step`); otherwise nothing happens.
+pub fn ctrl_c() {
+    if OPTIONS.get().is_some_and(|o| o.step) {
+        step::interrupted();
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the stamps of `--trace-machine` lines: [`sys::monotonic_ns`](crate::sys::monotonic_ns),

@@ -25,7 +25,7 @@ use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -263,18 +263,18 @@ fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
     matches!(&e.what, What::Call { side, line, .. } if *side == who && crate::trace::split_pid_mark(line).1.starts_with(prefix))
 }
 
-/// A private directory for the server's `--ready-file`, removed on drop.
+/// A private directory for the server's `--ready-file` (and the crowd's client logs), removed on
+/// drop. Its name is random and mkdir(2) makes it new, mode 0700, as mkdtemp(3) does: a name
+/// guessed from the pid could be planted in a shared /tmp beforehand (a symbolic link to another
+/// directory, whose files the clean-up would then unlink).
 struct ReadyDir(PathBuf);
 
 impl ReadyDir {
     fn create() -> io::Result<ReadyDir> {
-        static SESSIONS: AtomicU64 = AtomicU64::new(0);
-        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("socklab-walkthrough-{}-{n}", std::process::id()));
-        // A leftover of a killed earlier run with the same pid is ours to replace.
-        let _ = crate::file::remove_flat_dir(&dir);
-        crate::file::create_dir(&dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        Ok(ReadyDir(dir))
+        let parent = std::env::temp_dir();
+        crate::file::create_private_dir(&parent, "socklab-walkthrough")
+            .map(ReadyDir)
+            .map_err(|e| io::Error::new(e.kind(), format!("a private directory in {}: {e}", parent.display())))
     }
 
     fn path(&self) -> PathBuf {
