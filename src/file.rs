@@ -317,6 +317,11 @@ pub fn create_private_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
     ))
 }
 
+/// mkdir(2) with mode 0777 less the umask (`socklab man --dir DIR`); `AlreadyExists` if it is there.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    sys::mkdir(path, 0o777)
+}
+
 /// The names in a directory, `.` and `..` left out, in the order the kernel lists them.
 pub fn read_dir(path: &Path) -> io::Result<Vec<OsString>> {
     let dir = File::with_flags(path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_DIRECTORY, 0)?;
