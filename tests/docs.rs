@@ -341,7 +341,8 @@ fn check(block: &Block) -> Result<(), String> {
         Marker::NotRun(_) => Ok(()),
         Marker::Run => {
             let script: Vec<String> = block.body.iter().enumerate().map(|(i, l)| background(&rewrite(l), i)).collect();
-            let (code, out) = run_bash(&format!("set -euo pipefail\n{}", script.join("\n")), limit);
+            // `set -x`: a failure shows which command it was (each command is printed before it runs).
+            let (code, out) = run_bash(&format!("set -euxo pipefail\n{}", script.join("\n")), limit);
             if code == Some(0) { Ok(()) } else { Err(format!("exit {code:?}; it printed:\n{out}")) }
         }
         Marker::Ci => check_ci(block, limit),
@@ -374,7 +375,11 @@ fn check(block: &Block) -> Result<(), String> {
                     None => want.push(normal(line)),
                 }
             }
+            // What the jobs print while the test stops them (after the block's last command) is
+            // the test's doing, not the block's: it is cut off at this line.
+            script.push_str(&format!("echo {END}\n"));
             let (_, out) = run_bash(&script, limit);
+            let out = out.split(&format!("{END}\n")).next().unwrap_or("").to_string();
             let got: Vec<String> = out.lines().filter(|l| *l != MARK).map(normal).collect();
             let result = compare(*mode, &want, &got).map_err(|e| format!("{e}\nthe run printed:\n{out}"));
             if result.is_err()
@@ -390,6 +395,8 @@ fn check(block: &Block) -> Result<(), String> {
 
 /// Separates the commands' outputs in a compare block's run.
 const MARK: &str = "\u{1e}socklab-docs-next-command";
+/// Ends a compare block's run: the cleanup that follows stops its background jobs.
+const END: &str = "\u{1e}socklab-docs-end";
 
 /// `SOCKLAB_DOCS_WRITE=1 cargo test --test docs`: an `exact` block that differs is written back
 /// with this run's output under each command (then read the diff: the new output must be right).
