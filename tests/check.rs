@@ -385,3 +385,105 @@ fn usage_errors_and_servers_that_hang_or_die() {
         assert!(deaths.contains("exit 3"), "{}", dump(&out));
     }
 }
+
+/// The --html page renders in a real headless browser (chromium): every case is a `<details>`, the
+/// failed ones open; `#all` opens the rest (the page's own script ran); and the browser, sent to
+/// a proxy we listen on, made no network request at all.
+#[test]
+fn the_html_report_renders_in_a_browser_without_network() {
+    if !have_python() {
+        return;
+    }
+    let Some(browser) = ["chromium", "chromium-browser"].into_iter().find(|b| common::have(b)) else {
+        common::skip("chromium is not installed (.ci/run installs it)");
+        return;
+    };
+    let path = script("one_recv_html.py", ONE_RECV);
+    let page = path.with_file_name("report.html");
+    let spawn = format!("python3 {} {{port}}", path.display());
+    let (code, _, out) = run_check(&[
+        "--spawn",
+        &spawn,
+        "--quick",
+        "--case",
+        "echo.basic",
+        "--case",
+        "echo.split-message",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{}", dump(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for network in ["http://", "https://", "src=", "url(", "@import", "<link"] {
+        assert!(!html.contains(network), "the page refers to something outside it: {network}");
+    }
+    // Every request the browser makes goes to this proxy, which notes the first line of each.
+    // Chromium's own services (its updater, clock and account checks, on Google's hosts) call
+    // home whatever the page; a request for anything else would be the page's.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let noted = requests.clone();
+    std::thread::spawn(move || {
+        for conn in proxy.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 512];
+            let n = std::io::Read::read(&mut &conn, &mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]);
+            noted.lock().unwrap().push(text.lines().next().unwrap_or("").to_string());
+        }
+    });
+    let dom = |fragment: &str| {
+        let out = std::process::Command::new(browser)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            .arg("--disable-component-update")
+            .arg(format!("--proxy-server=http://{proxy_addr}"))
+            .arg("--dump-dom")
+            .arg(format!("file://{}{fragment}", page.display()))
+            .stderr(std::process::Stdio::null())
+            .output()
+            .expect("run chromium");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plain = dom("");
+    assert!(plain.contains("data-rendered=\"yes\""), "the page's script did not run: {plain}");
+    let opened = |dom: &str, id: &str| {
+        let tag =
+            dom.split("<details").find(|t| t.contains(&format!("id=\"{id}\""))).unwrap_or_else(|| panic!("no {id}"));
+        tag.split('>').next().unwrap().contains("open")
+    };
+    assert!(opened(&plain, "echo.split-message"), "a failed case is open");
+    assert!(!opened(&plain, "echo.basic"), "a passed case is closed");
+    assert!(plain.contains("lesson") && plain.contains("transcript") && plain.contains("recv returned 0"));
+    let all = dom("#all");
+    assert!(opened(&all, "echo.basic"), "#all opens every case");
+    let browsers_own = |line: &str| {
+        let host = line.split_whitespace().nth(1).unwrap_or("");
+        let host = host.trim_start_matches("http://").trim_start_matches("https://");
+        let host = host.split(['/', ':']).next().unwrap_or("");
+        ["google.com", "googleapis.com", "gvt1.com", "gstatic.com"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    };
+    let requests = requests.lock().unwrap().clone();
+    let from_page: Vec<&String> = requests.iter().filter(|l| !browsers_own(l)).collect();
+    assert!(from_page.is_empty(), "network requests other than the browser's own: {from_page:?}");
+}
+
+/// `--strace` quotes the line that shows a short send left unfinished.
+#[test]
+fn strace_quotes_the_short_send() {
+    if !have_python() {
+        return;
+    }
+    if !common::have("strace") {
+        common::skip("strace is not installed");
+        return;
+    }
+    let path = script("short_send_strace.py", SHORT_SEND);
+    let spawn = format!("python3 {} {{port}}", path.display());
+    let (code, lines, out) = run_check(&["--spawn", &spawn, "--quick", "--case", "echo.slow-reader", "--strace"]);
+    assert_eq!(code, Some(1), "{}", dump(&out));
+    let findings = format!("{:?}", field(lines.last().unwrap(), "strace"));
+    assert!(findings.contains("a short send") && findings.contains("sendto("), "{}", dump(&out));
+}

@@ -224,7 +224,7 @@ fn delta(outcome: &Outcome, side: Side, name: &str) -> u64 {
 #[test]
 fn syn_lost_the_syn_is_sent_again_after_a_second() {
     let Some(outcome) = run_checked(Scenario::SynLost) else { return };
-    assert!(check(&outcome, "SYN sent again about 1 s").agrees, "{:?}", outcome.checks);
+    assert!(check(&outcome, "connect() returns about 1 s late").agrees, "{:?}", outcome.checks);
     assert_eq!(delta(&outcome, Side::A, "TcpExtTCPSynRetrans"), 1);
     // The dropped SYN is on the timeline though no capture saw it; the one that got through is
     // named as the retransmission.
@@ -242,7 +242,7 @@ fn syn_lost_the_syn_is_sent_again_after_a_second() {
 fn data_lost_the_rto_fires_then_doubles() {
     let Some(outcome) = run_checked(Scenario::DataLost) else { return };
     assert_eq!(delta(&outcome, Side::A, "TcpExtTCPTimeouts"), 2, "{:?}", outcome.checks);
-    assert!(check(&outcome, "twice the first").agrees, "{:?}", outcome.checks);
+    assert!(check(&outcome, "the RTO doubles after a timeout").agrees, "{:?}", outcome.checks);
     let text = socklab::timeline::text::events(&outcome.timeline);
     assert!(text.contains("rto 204ms -> 408ms") || text.contains("backoff 0 -> 1"), "no backoff in tcp_info:\n{text}");
 }
@@ -288,7 +288,9 @@ fn synack_lost_the_handshake_is_repeated() {
 #[test]
 fn fin_lost_the_fin_is_sent_again() {
     let Some(outcome) = run_checked(Scenario::FinLost) else { return };
-    assert!(check(&outcome, "FIN sent again").agrees, "{:?}", outcome.checks);
+    assert!(check(&outcome, "TcpRetransSegs +1 (the FIN)").agrees, "{:?}", outcome.checks);
+    let text = socklab::timeline::text::events(&outcome.timeline);
+    assert!(text.contains("FIN sent again"), "{text}");
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub mod html;
 mod proc;
 pub mod report;
 mod server;
+mod strace;
 
 use std::io;
 use std::net::SocketAddr;
@@ -295,7 +296,12 @@ impl Slot {
             Some(p) => p,
             None => server::free_port()?,
         };
-        let spawned = server::Spawned::start(&self.launch, port)?;
+        // Under --strace each start writes its own file: FILE.1, FILE.2...
+        let mut launch = self.launch.clone();
+        if let Some(base) = &self.launch.strace {
+            launch.strace = Some(PathBuf::from(format!("{}.{}", base.display(), self.starts + 1)));
+        }
+        let spawned = server::Spawned::start(&launch, port)?;
         let addr = spawned.addr;
         self.spawned = Some(spawned);
         self.starts += 1;
@@ -379,7 +385,7 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
     let (chosen, need_spawn) = select(target, options)?;
     // The many-client cases hold up to a thousand connections and more at once.
     crate::process::raise_open_files(Some(4096))?;
-    let strace_file = strace_path(options);
+    let strace_file = if matches!(target, Target::Spawn(_)) { strace_path(options)? } else { None };
     let (mut peer, slot, label) = match target {
         Target::Tcp(addr) => (Peer::Tcp(*addr), None, addr.to_string()),
         Target::Unix(addr) => (Peer::Unix(*addr), None, crate::trace::format::sockaddr(addr)),
@@ -480,12 +486,28 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
         Some(slot) => {
             let mut slot = slot.lock().map_err(|_| io::Error::other("a case panicked holding the server"))?;
             let starts = slot.starts;
-            let spawned = slot.spawned.as_mut();
             let mut notes = ServerNotes { starts, deaths, ..ServerNotes::default() };
+            let stop = slot.spawned.as_mut().map(|s| s.stop(Duration::from_secs(3)));
+            if let Some(base) = &slot.launch.strace {
+                for n in 1..=starts {
+                    let path = PathBuf::from(format!("{}.{n}", base.display()));
+                    if let Ok(text) = crate::file::read_to_string(&path) {
+                        for finding in strace::findings(&text) {
+                            if !notes.strace.contains(&finding) {
+                                notes.strace.push(finding);
+                            }
+                        }
+                    }
+                }
+                if let Some(dir) = base.parent() {
+                    let _ = crate::file::remove_flat_dir(dir);
+                }
+            }
+            let spawned = slot.spawned.as_mut();
             if let Some(s) = spawned {
                 notes.command = s.command.clone();
                 notes.pid = s.pid();
-                notes.stop = Some(s.stop(Duration::from_secs(3)));
+                notes.stop = stop;
                 notes.stderr =
                     s.stderr.lock().map(|t| String::from_utf8_lossy(&t.bytes).into_owned()).unwrap_or_default();
                 notes.output_bytes =
@@ -505,9 +527,12 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
     })
 }
 
-/// The file `--strace` writes the server's calls to, when it is kept.
-pub fn strace_path(options: &Options) -> Option<PathBuf> {
-    options
-        .strace
-        .then(|| std::env::temp_dir().join(format!("socklab-check-{}-{}.strace", std::process::id(), options.seed)))
+/// Where `--strace` has strace write the server's calls: a directory of this run's own, removed
+/// at the end (one file per start of the server).
+fn strace_path(options: &Options) -> io::Result<Option<PathBuf>> {
+    if !options.strace {
+        return Ok(None);
+    }
+    let dir = crate::file::create_private_dir(&std::env::temp_dir(), "socklab-check")?;
+    Ok(Some(dir.join("server.strace")))
 }

@@ -46,6 +46,11 @@ pub struct CheckArgs {
     /// table, and each failed case open with its transcript (sent, came back, where it diverged).
     #[arg(long, value_name = "FILE", help_heading = super::OUTPUT)]
     html: Option<PathBuf>,
+    /// With --spawn: run the server under `strace -f` and report what its calls show (SIGPIPE
+    /// left at its default, short sends never finished, accept failing with EMFILE), each finding
+    /// quoting the line.
+    #[arg(long, requires = "spawn", help_heading = super::OBSERVING)]
+    strace: bool,
     /// With --spawn: how long the server may take to accept its first connection.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::duration::limit, help_heading = super::LIMITS)]
     ready_timeout: Duration,
@@ -72,6 +77,13 @@ pub fn check(args: CheckArgs) -> io::Result<()> {
         return Ok(());
     }
     let target = target(&args)?;
+    if args.strace && !std::path::Path::new("/usr/bin/strace").exists() && !std::path::Path::new("/bin/strace").exists()
+    {
+        return Err(super::usage(
+            "--strace",
+            io::Error::new(io::ErrorKind::NotFound, "strace is not installed (apt-get install strace)"),
+        ));
+    }
     let seed = args.seed.unwrap_or_else(|| socklab::clock::realtime_ns() % 1_000_000_007);
     let options = Options {
         seed,
@@ -79,7 +91,7 @@ pub fn check(args: CheckArgs) -> io::Result<()> {
         quick: args.quick,
         expect: args.expect,
         ready_timeout: args.ready_timeout,
-        strace: false,
+        strace: args.strace,
     };
     // An unknown case is bad usage (exit 2), found before anything starts.
     check::select(&target, &options).map_err(|e| super::usage("--case", e))?;
@@ -255,6 +267,15 @@ fn print_summary(report: &Report, args: &CheckArgs, colour: bool) {
         report.seed
     );
     super::say(&paint(colour, if report.failed() > 0 { "1;31" } else { "1;32" }, &summary));
+    if let Some(server) = report.server.as_ref().filter(|_| args.strace) {
+        super::say(&"\nwhat strace showed:");
+        if server.strace.is_empty() {
+            super::say(&"  nothing of note (no SIGPIPE, no unfinished short send, no EMFILE at accept)");
+        }
+        for finding in &server.strace {
+            super::say(&wrap(finding, "  ", 100));
+        }
+    }
     if report.need_spawn > 0 {
         super::say(&format!(
             "{} process cases (descriptor leaks, threads, memory, SIGPIPE, EMFILE, SIGTERM, restart) run only with --spawn",

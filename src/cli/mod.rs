@@ -321,6 +321,10 @@ struct WalkthroughArgs {
     /// One JSON object per event instead of text (save it: `socklab draw FILE` draws it later).
     #[arg(long, help_heading = OUTPUT)]
     json: bool,
+    /// Every call both processes make, socklab's own too (the signal handlers' rt_sigaction),
+    /// not only the tutorial's.
+    #[arg(long, conflicts_with_all = ["clients", "scenario"], help_heading = OUTPUT)]
+    all: bool,
     /// After the timeline, a sequence diagram: client and server lifelines, the captured segments
     /// as arrows, the calls and observed socket states beside them (100 columns).
     #[arg(long, help_heading = OUTPUT)]
@@ -1193,6 +1197,7 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
                 port: args.port,
                 accept_delay,
                 explain,
+                all: args.all,
             };
             walkthrough::run(&exe, &config)?
         }

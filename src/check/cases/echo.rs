@@ -157,7 +157,7 @@ pub const BINARY: Case = Case {
     id: "echo.binary",
     group: "echo",
     title: "every byte value, NULs and invalid UTF-8 included",
-    expected: "all 1,024 bytes (each of the 256 values four times, then 256 NULs... in one write) back unchanged",
+    expected: "all 1,292 bytes (the 256 values four times, 256 NULs, invalid UTF-8; one write) back unchanged",
     lesson: "Bytes did not come back as sent when they were not text. A socket carries bytes: a C server that uses \
 strlen/strcpy/printf(\"%s\") on received data stops at the first NUL, and a Python server that decodes to str \
 fails on bytes that are not UTF-8. Echo the buffer with the length recv(2) returned, never as a string. Read: \
