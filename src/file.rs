@@ -174,6 +174,13 @@ pub fn read_stdin_interruptible() -> io::Result<usize> {
     sys::read(io::stdin().as_fd(), &mut buf)
 }
 
+/// Which file `path` itself names: its device and inode (`lstat`, a link not followed). Two names
+/// with the same pair are the same file; a file removed and made again gets a new inode.
+pub fn identity_of(path: &Path) -> io::Result<(u64, u64)> {
+    let st = sys::lstat(path)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// What `path` itself is (`lstat`, made as `newfstatat(..., AT_SYMLINK_NOFOLLOW)`): its `st_mode`,
 /// the type bits (`libc::S_IFSOCK`...) and the permissions.
 pub fn mode_of(path: &Path) -> io::Result<u32> {
