@@ -57,12 +57,15 @@ fn the_cjk_captions_are_drawn_without_a_cjk_font() {
     assert_ne!(drawn, boxed, "the CJK captions render like code points no font has (boxes)");
 }
 
+/// The book's picture (docs/src/pictures/, made by scripts/docs-pictures.sh; tests/docs.rs runs
+/// the script) is the current renderer's, and no documented command overwrites it.
 #[test]
-fn the_readme_picture_is_made_by_a_script_and_its_command_writes_elsewhere() {
-    let readme = include_str!("../README.md");
-    assert!(!readme.contains("--svg docs/"), "a documented command overwrites the tracked picture");
-    let script = include_str!("../scripts/make-walkthrough-svg.sh");
-    assert!(script.contains("--svg docs/walkthrough.svg"));
-    let picture = include_str!("../docs/walkthrough.svg");
-    assert!(picture.contains("@font-face") && picture.contains("约么?"), "docs/walkthrough.svg is not the script's");
+fn the_book_picture_is_made_by_a_script_and_its_command_writes_elsewhere() {
+    for page in [include_str!("../README.md"), include_str!("../docs/src/handshake.md")] {
+        assert!(!page.contains("--svg docs/"), "a documented command overwrites the tracked picture");
+    }
+    let script = include_str!("../scripts/docs-pictures.sh");
+    assert!(script.contains("--svg \"$out/walkthrough.svg\""));
+    let picture = include_str!("../docs/src/pictures/walkthrough.svg");
+    assert!(picture.contains("@font-face") && picture.contains("约么?"), "the picture is not the script's");
 }

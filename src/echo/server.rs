@@ -93,6 +93,9 @@ impl Server {
         // itself: no thread.
         let grace = config.grace;
         stop.set_graceful(!grace.is_zero());
+        // "stopping: 3 connections finishing, up to 5s": said once, when the request comes.
+        let announce = Arc::clone(&sink);
+        stop.on_grace(grace, move |open, grace| announce(&Event::Grace { open, grace }));
         let keeper = (!grace.is_zero() && !stop.follows_signals())
             .then(|| {
                 let stop = Arc::clone(stop);

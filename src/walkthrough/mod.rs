@@ -349,13 +349,17 @@ fn wait_listening(server: &mut Process, limit: Duration) -> Result<u16, Option<S
             let port = ["getsockname(", "bind("]
                 .iter()
                 .find_map(|call| lines.iter().rev().find(|l| l.starts_with(call)).and_then(|l| narrated_port(l)));
-            return port.filter(|p| *p != 0).ok_or_else(|| Some(format!("no port in its narration: {text}")));
+            // With port 0 the port comes from the getsockname after listen, whose narration may
+            // not be written yet: wait for it (the time limit below still applies).
+            if let Some(port) = port.filter(|p| *p != 0) {
+                return Ok(port);
+            }
         }
         if !matches!(server.child.try_wait(), Ok(None)) {
             return Err(None);
         }
         if Instant::now() >= until {
-            return Err(Some(format!("it was not listening after {} s", limit.as_secs())));
+            return Err(Some(format!("no listening port in its narration after {} s: {text}", limit.as_secs())));
         }
         // Pacing of the check, not synchronisation: the narrated listen is the signal.
         thread::sleep(Duration::from_millis(2));
