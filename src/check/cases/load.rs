@@ -339,7 +339,8 @@ kernel after 1, 3, 7 s..., so a small backlog is slow, not wrong (reported, not 
         // Clients left waiting: the kernel is still retrying their SYNs (or the server is stuck).
         drop(tally);
         let backlog = ctx.peer.tcp().and_then(|a| super::family::backlog(a.port()));
-        let backlog = backlog.map_or(String::new(), |b| format!(" (its listening socket's backlog, sock_diag's Send-Q: {b})"));
+        let backlog =
+            backlog.map_or(String::new(), |b| format!(" (its listening socket's backlog, sock_diag's Send-Q: {b})"));
         match next_client(ctx, Duration::from_secs(8)) {
             Ok(_) => Verdict::info(format!(
                 "{says}: the rest had no answer within the limit (SYNs beyond the accept queue are dropped and retried: \
