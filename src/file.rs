@@ -140,10 +140,19 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// buffer and no lock of std's, so each line is one narrated `write(1, ...)`. A write a stop
 /// signal interrupts (a stdout nobody reads, a full pipe) gives the line up with that `EINTR`
 /// rather than blocking the stop.
-pub fn write_stdout(mut bytes: &[u8]) -> io::Result<()> {
-    let stdout = io::stdout();
+pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    write_fd(io::stdout().as_fd(), bytes)
+}
+
+/// The same to stderr: one `write(2, ...)` for a short line, no buffer, no lock held across
+/// calls (the server's "stopping: ..." line, printed from whichever thread saw the stop).
+pub fn write_stderr(bytes: &[u8]) -> io::Result<()> {
+    write_fd(io::stderr().as_fd(), bytes)
+}
+
+fn write_fd(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        match retry(|| sys::write(stdout.as_fd(), bytes))? {
+        match retry(|| sys::write(fd, bytes))? {
             0 => return Err(io::ErrorKind::WriteZero.into()),
             n => bytes = &bytes[n..],
         }
@@ -163,6 +172,13 @@ pub fn read_stdin_once() -> io::Result<usize> {
 pub fn read_stdin_interruptible() -> io::Result<usize> {
     let mut buf = [0u8; CHUNK];
     sys::read(io::stdin().as_fd(), &mut buf)
+}
+
+/// Which file `path` itself names: its device and inode (`lstat`, a link not followed). Two names
+/// with the same pair are the same file; a file removed and made again gets a new inode.
+pub fn identity_of(path: &Path) -> io::Result<(u64, u64)> {
+    let st = sys::lstat(path)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// What `path` itself is (`lstat`, made as `newfstatat(..., AT_SYMLINK_NOFOLLOW)`): its `st_mode`,
@@ -306,6 +322,11 @@ pub fn create_private_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
         io::ErrorKind::AlreadyExists,
         format!("{NAME_TRIES} random names in {} were all taken", parent.display()),
     ))
+}
+
+/// mkdir(2) with mode 0777 less the umask (`socklab man --dir DIR`); `AlreadyExists` if it is there.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    sys::mkdir(path, 0o777)
 }
 
 /// The names in a directory, `.` and `..` left out, in the order the kernel lists them.

@@ -79,3 +79,13 @@ pub use sys::{SockAddr, UnixName, clock, names};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixKind, UnixListener, UnixStream};
+
+// The Rust blocks of the README and of the book's CI guide are compiled and run as doc-tests, so
+// the examples a reader copies keep working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/src/ci.md")]
+struct CiGuideExamples;

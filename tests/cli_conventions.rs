@@ -246,3 +246,66 @@ fn man_pages_render_with_man() {
     assert!(render("socklab-client.1").contains("--timeout"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts `socklab server --port 0 ARGS`, reads its listening line, and returns it with the port.
+fn server_on_free_port(args: &[&str]) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = socklab()
+        .args(["server", "--host", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let port = line.split_whitespace().nth(3).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
+    (child, port)
+}
+
+/// After Ctrl-C the server says, on stderr and at once, how many connections it waits for and
+/// for how long — the tutorial's one-thread server and the threaded models alike — and nothing
+/// when none is open.
+#[test]
+fn the_grace_period_is_announced_on_stderr() {
+    use std::io::Read;
+    for (model, clients) in [("iterative", 1), ("epoll", 3)] {
+        let (mut server, port) = server_on_free_port(&["--model", model, "--grace", "20s"]);
+        let held: Vec<std::net::TcpStream> =
+            (0..clients).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+        // Each connection echoed once: the server has accepted and is serving all of them.
+        for mut c in &held {
+            use std::io::Write;
+            c.write_all(b"x").unwrap();
+            let mut one = [0u8; 1];
+            c.read_exact(&mut one).unwrap();
+        }
+        signal(server.id(), "INT");
+        // The line comes while the connections are still open: read it before closing them.
+        let mut err = server.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"\n") && err.read(&mut byte).unwrap_or(0) == 1 {
+            seen.push(byte[0]);
+        }
+        let plural = if clients == 1 { "" } else { "s" };
+        assert_eq!(
+            text(&seen),
+            format!("stopping: {clients} connection{plural} finishing, up to 20s; Ctrl-C again to stop now\n"),
+            "{model}"
+        );
+        drop(held); // the clients close: finished within the grace period
+        let status = server.wait().unwrap();
+        let mut out = String::new();
+        server.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert!(status.success(), "{model}: {status}");
+        assert!(out.contains(&format!("Server stopping: finished {clients}, cut 0")), "{model}: {out}");
+    }
+    // No connection open: the server stops at once and has nothing to announce.
+    let (server, _) = server_on_free_port(&[]);
+    signal(server.id(), "INT");
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}

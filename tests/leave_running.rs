@@ -77,3 +77,86 @@ fn a_planted_link_beside_the_ready_file_is_not_written_through() {
         assert_eq!(names, ["ready", "ready.tmp", "victim"], "{command:?} left a temporary file behind");
     }
 }
+
+/// `socklab server --unix PATH EXTRA...`, started and waited for (the ready file holds the path).
+fn unix_server(path: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    let ready = common::ReadyFile::new();
+    let mut child = socklab()
+        .args(["server", "--unix"])
+        .arg(path)
+        .args(ready.args())
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ready.text(&mut child);
+    child
+}
+
+fn unix_echo(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(b"still mine")?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)?;
+    Ok(got)
+}
+
+/// A second server with `--unlink` on a path a live server accepts on is refused, names the first
+/// server's process, and leaves the first reachable. And a server removes its socket file at the
+/// stop only while it is still the file it bound: one made there by another server since stays.
+#[test]
+fn unlink_never_takes_a_live_socket_and_a_stop_removes_only_its_own_file() {
+    let dir = Dir::new("unlink");
+    let path = dir.0.join("echo.sock");
+    let mut first = unix_server(&path, &["--quiet"]);
+    let mut intruder = socklab()
+        .args(["server", "--quiet", "--unlink", "--unix"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while intruder.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = intruder.kill();
+            let _ = intruder.wait();
+            let _ = first.kill();
+            let _ = first.wait();
+            panic!("the second server took the live path and is serving on it");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = intruder.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second server was not refused: {err}");
+    assert!(err.contains("--unlink") && err.contains("live"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "the owner is not named: {err}");
+    assert_eq!(unix_echo(&path).unwrap(), b"still mine", "the first server is no longer reachable");
+
+    // The first server's file is replaced behind its back (as an --unlink of old did); its stop
+    // must leave the newcomer's file alone.
+    std::fs::remove_file(&path).unwrap();
+    let mut second = unix_server(&path, &["--quiet"]);
+    common::signal(first.id(), "TERM");
+    assert!(first.wait().unwrap().success());
+    assert!(path.exists(), "the first server removed the second server's socket file at its stop");
+    assert_eq!(unix_echo(&path).unwrap(), b"still mine", "the second server is unreachable");
+    common::signal(second.id(), "TERM");
+    assert!(second.wait().unwrap().success());
+    assert!(!path.exists(), "the second server left its own socket file behind");
+
+    // A stale file (nobody bound behind it) is still removed by --unlink.
+    let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(stale);
+    let mut third = unix_server(&path, &["--quiet", "--unlink"]);
+    assert_eq!(unix_echo(&path).unwrap(), b"still mine");
+    common::signal(third.id(), "TERM");
+    assert!(third.wait().unwrap().success());
+}

@@ -85,7 +85,7 @@ fn link_delay_adds_the_delay_each_way_without_netem() {
     // 50 ms out and 50 ms back; generous above (a loaded machine adds scheduling delays).
     assert!(p50_ns >= 100_000_000, "round trip {p50_ns} ns is less than the 100 ms the delay adds");
     assert!(p50_ns < 400_000_000, "round trip {p50_ns} ns: far more than the delay");
-    assert!((3..=12).contains(&count), "{count} round trips of ~100 ms in 1 s");
+    assert!((2..=12).contains(&count), "{count} round trips of ~100 ms in 1 s");
 }
 
 /// The done-when: `--drop syn#1` makes a connect take about 1 s more (the SYN's first
@@ -229,7 +229,7 @@ fn nfqueue_narration_equals_strace() {
                 "--drop",
                 "syn#1",
                 "--for",
-                "4s",
+                "6s",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

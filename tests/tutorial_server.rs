@@ -318,9 +318,11 @@ fn readme_under_strace_block_is_a_real_run() {
         common::skip("strace is not installed (.ci/run installs it)");
         return;
     }
-    let readme = include_str!("../README.md");
+    // The block moved from the README to the book's "Reading strace" (tests/docs.rs runs it too).
+    let readme = include_str!("../docs/src/strace.md");
     let mut lines = readme.lines().skip_while(|l| !l.starts_with("$ strace -f -o server.strace socklab server"));
-    assert!(lines.next().is_some(), "README.md has no Under strace block");
+    assert!(lines.next().is_some(), "docs/src/strace.md has no Under strace block");
+    let mut lines = lines.skip_while(|l| !l.starts_with("$ sed "));
     let sed = lines.next().and_then(|l| l.strip_prefix("$ ")).expect("the sed command").to_string();
     let expected: Vec<String> = lines.take_while(|l| !l.starts_with("```")).map(normal).collect();
     let Some((_, trace, _, _)) = traced_session(&[]) else { return };

@@ -321,6 +321,10 @@ struct WalkthroughArgs {
     /// One JSON object per event instead of text (save it: `socklab draw FILE` draws it later).
     #[arg(long, help_heading = OUTPUT)]
     json: bool,
+    /// Every call both processes make, socklab's own too (the signal handlers' rt_sigaction),
+    /// not only the tutorial's.
+    #[arg(long, conflicts_with_all = ["clients", "scenario"], help_heading = OUTPUT)]
+    all: bool,
     /// After the timeline, a sequence diagram: client and server lifelines, the captured segments
     /// as arrows, the calls and observed socket states beside them (100 columns).
     #[arg(long, help_heading = OUTPUT)]
@@ -944,7 +948,8 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
-    let (mut sink, log) = log::start(args.quiet, args.json)?;
+    let (sink, log) = log::start(args.quiet, args.json)?;
+    let mut sink = signals::with_grace_line(sink, args.quiet);
     let mut shown = server.local_addr();
     #[cfg(socklab_epoll)]
     let proxy = if faults.is_empty() {
@@ -1193,6 +1198,7 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
                 port: args.port,
                 accept_delay,
                 explain,
+                all: args.all,
             };
             walkthrough::run(&exe, &config)?
         }
@@ -1372,6 +1378,13 @@ fn man(dir: Option<&Path>) -> io::Result<()> {
     let Some(dir) = dir else {
         return io::stdout().lock().write_all(&page(cli)?);
     };
+    // The directory is made if it is missing, as `mkdir -p` would for the last component.
+    match socklab::file::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(io::Error::new(e.kind(), format!("--dir {}: {e}", dir.display())));
+        }
+        _ => {}
+    }
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         socklab::file::write(&path, bytes)

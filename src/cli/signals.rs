@@ -36,10 +36,25 @@ pub fn tutorial_printer(quiet: bool) -> Sink {
             event,
             Event::Listening(_) | Event::ConnectionError(..) | Event::SpawnDeferred(..) | Event::AcceptError(_)
         );
+        if let (Event::Grace { .. }, false) = (event, quiet) {
+            let _ = socklab::file::write_stderr(format!("{event}\n").as_bytes());
+        }
         if (quiet && !needed) || !event.in_tutorial() {
             return;
         }
         let _ = socklab::file::write_stdout(format!("{event}\n").as_bytes());
+    })
+}
+
+/// `sink`, with the stop's "stopping: N connections finishing, up to 5s; Ctrl-C again to stop
+/// now" also written straight to stderr (unless `quiet`), not through the log's queue: it is for
+/// the person who just pressed Ctrl-C and is waiting.
+pub fn with_grace_line(sink: Sink, quiet: bool) -> Sink {
+    Arc::new(move |event: &Event<'_>| {
+        if let (Event::Grace { .. }, false) = (event, quiet) {
+            let _ = socklab::file::write_stderr(format!("{event}\n").as_bytes());
+        }
+        sink(event)
     })
 }
 

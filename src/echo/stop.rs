@@ -60,9 +60,16 @@ struct State {
     /// A grace period is kept ([`Stop::keep_grace`] runs): a first request only stops accepting.
     /// Without one, a request cuts at once.
     graceful: bool,
-    /// Following signals: the grace period the connection being served times itself.
+    /// The grace period: timed by the connection being served when following signals, by
+    /// [`Stop::keep_grace`] otherwise; told to the announcer.
     grace: Duration,
+    /// Called once when a stop request starts a grace period with connections open
+    /// ([`Stop::on_grace`]).
+    announce: Option<Announce>,
 }
+
+/// What [`Stop::on_grace`] calls: the connections open, and the grace period they have.
+type Announce = Box<dyn FnOnce(usize, Duration) + Send>;
 
 /// A stop request shared between a server and whoever may stop it.
 #[derive(Default)]
@@ -73,6 +80,8 @@ pub struct Stop {
     cut: AtomicBool,
     finished: AtomicUsize,
     cut_count: AtomicUsize,
+    /// Connections being served: opened by the models at accept, ended or cut.
+    open: AtomicUsize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -134,8 +143,51 @@ impl Stop {
             return Some(Duration::ZERO);
         }
         let mut state = self.lock();
-        let at = *state.requested_at.get_or_insert_with(Instant::now);
+        let at = match state.requested_at {
+            Some(at) => at,
+            // The loop noticed the signal just now: the grace period starts, and is announced.
+            None => {
+                let now = Instant::now();
+                state.requested_at = Some(now);
+                let (announce, grace) = (state.announce.take(), state.grace);
+                drop(state);
+                self.announce(announce, grace);
+                return Some(grace);
+            }
+        };
         Some(state.grace.saturating_sub(at.elapsed()))
+    }
+
+    /// `announce` is called once, when a stop request starts a grace period while connections
+    /// are open, with their number and the grace period (`grace`: how long it is): the CLI's
+    /// "stopping: 3 connections finishing, up to 5s" line. Not called when the request cuts at
+    /// once (no grace, a second request) or when no connection is open.
+    pub fn on_grace(&self, grace: Duration, announce: impl FnOnce(usize, Duration) + Send + 'static) {
+        let mut state = self.lock();
+        state.grace = grace;
+        state.announce = Some(Box::new(announce));
+    }
+
+    fn announce(&self, announce: Option<Announce>, grace: Duration) {
+        let open = self.open_connections();
+        if let Some(announce) = announce.filter(|_| open > 0 && !grace.is_zero() && !self.is_cut()) {
+            announce(open, grace);
+        }
+    }
+
+    /// A connection was accepted: it is being served until [`connection_ended`](Self::connection_ended)
+    /// or [`connections_cut`](Self::connections_cut).
+    pub fn connection_opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections being served now (opened, not yet ended or cut).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn closed(&self, n: usize) {
+        let _ = self.open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| Some(open.saturating_sub(n)));
     }
 
     /// The first call stops accepting (the listener is shut down) and starts the grace period;
@@ -154,7 +206,11 @@ impl Stop {
         if !state.graceful {
             drop(state);
             self.cut();
+            return;
         }
+        let (announce, grace) = (state.announce.take(), state.grace);
+        drop(state);
+        self.announce(announce, grace);
     }
 
     /// Stops at once, with no grace: the request and the cut together.
@@ -233,7 +289,12 @@ impl Stop {
 
     /// The server has ended: [`keep_grace`](Self::keep_grace) returns.
     pub fn server_ended(&self) {
-        self.lock().done = true;
+        let mut state = self.lock();
+        state.done = true;
+        // The announcer holds a clone of the server's sink (and so the log's queue): let it go with
+        // the server, or the log's writer would wait for a line that can no longer come.
+        state.announce = None;
+        drop(state);
         // Following signals, no thread waits (and a notify would be a futex call of its own).
         if !self.follows_signals() {
             self.changed.notify_all();
@@ -243,6 +304,7 @@ impl Stop {
     /// A connection ended. If it was open when the stop was requested, counts it as finished (it
     /// ended before the cut) or cut.
     pub fn connection_ended(&self) {
+        self.closed(1);
         if !self.requested() {
             return;
         }
@@ -252,6 +314,7 @@ impl Stop {
 
     /// Counts `n` connections cut at once (an event loop closing what is left).
     pub fn connections_cut(&self, n: usize) {
+        self.closed(n);
         self.cut_count.fetch_add(n, Ordering::Relaxed);
     }
 

@@ -213,6 +213,21 @@ pub static INTERRUPTS: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
 
 /// What strace prints of a caught signal and of the handler's return: the signal's `siginfo_t`
 /// and the mask `rt_sigreturn` restores.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use socklab::process::{self, Disposition, SIGUSR1};
+///
+/// // The counting handler keeps the siginfo of the last signal: here, one this process sent itself.
+/// process::set_disposition(SIGUSR1, Disposition::Interrupt)?;
+/// process::kill(std::process::id() as i32, SIGUSR1)?;
+/// let (count, caught) = process::last_caught();
+/// assert_eq!(count, 1);
+/// assert_eq!((caught.signo, caught.code), (SIGUSR1, libc::SI_USER));
+/// assert_eq!(caught.pid as u32, std::process::id());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caught {
     /// The signal.
@@ -234,6 +249,8 @@ static CAUGHT: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static CAUGHT_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// How many signals the Interrupt handler has caught in all, and the last one.
+///
+/// Man page: [`sigaction(2)`](https://man7.org/linux/man-pages/man2/sigaction.2.html) (`SA_SIGINFO`, `siginfo_t`).
 pub fn last_caught() -> (u64, Caught) {
     let seq = CAUGHT_SEQ.load(Ordering::Acquire);
     let word = |i: usize| CAUGHT[i].load(Ordering::Relaxed);

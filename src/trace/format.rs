@@ -405,6 +405,13 @@ pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
     {
         return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
     }
+    // poll is never restarted after a handler: strace shows the kernel's ERESTARTNOHAND.
+    if let Err(e) = result
+        && e.raw_os_error() == Some(libc::EINTR)
+        && name == "poll"
+    {
+        return "? ERESTARTNOHAND (To be restarted if no handler)".into();
+    }
     match result {
         // mmap returns an address, which strace prints in hex.
         Ok(n) if name == "mmap" => format!("{n:#x}"),

@@ -232,4 +232,5 @@ fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, s
     }
     conns[fd] = Some(Conn::new(stream, peer, shared.config.limits()));
     shared.open.fetch_add(1, Ordering::Relaxed);
+    shared.stop.connection_opened();
 }

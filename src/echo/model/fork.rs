@@ -114,10 +114,9 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         signals.drain()?;
         let before = children.len();
         reap(&mut children);
-        if stopping {
-            for _ in children.len()..before {
-                stop.connection_ended();
-            }
+        // Each reaped child was a connection served to its end (counted as finished while stopping).
+        for _ in children.len()..before {
+            stop.connection_ended();
         }
         // The waiting client's retry: when a child has ended (a process is free) or the back-off
         // is over. Also while stopping: it was accepted, so the grace period is for it too.
@@ -150,6 +149,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
             },
         };
         announce(&conn, &peer, sink);
+        stop.connection_opened();
         match fork_child(&inherited, conn, peer, &mut buf, config.limits(), sink) {
             Ok(pid) => children.push(pid),
             Err((conn, e)) => waiting = Waiting::first(conn, peer, e, sink),

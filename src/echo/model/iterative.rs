@@ -57,6 +57,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         match accepted {
             Ok((conn, peer)) => {
                 announce_peer(&conn, &peer, sink);
+                stop.connection_opened();
                 // No TCP_NODELAY here: the tutorial's server sets none, and this loop makes its calls.
                 // The stop switch shuts this connection down, which ends its recv at once.
                 let conn = Arc::new(conn);

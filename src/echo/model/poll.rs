@@ -99,7 +99,10 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         paused = false;
         if !stopping && set.readiness(0).readable {
             let room = max.saturating_sub(conns.len());
-            let burst = accept_burst(listener, room, sink, |stream, peer| conns.push(Conn::new(stream, peer, limits)));
+            let burst = accept_burst(listener, room, sink, |stream, peer| {
+                stop.connection_opened();
+                conns.push(Conn::new(stream, peer, limits));
+            });
             paused = match burst {
                 // The stop shut the listener down (EINVAL) after this loop last looked: not an
                 // error, the stop; the next turn watches the wake line instead.

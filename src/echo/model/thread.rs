@@ -54,6 +54,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
             },
         };
         announce(&conn, &peer, sink);
+        stop.connection_opened();
         let conn = Arc::new(conn);
         let (id, mut delay) = (next_id, FIRST_RETRY);
         next_id += 1;

@@ -233,6 +233,7 @@ fn add_conn(ring: &mut Ring, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>,
         return;
     };
     announce(&stream, &peer, shared.sink);
+    shared.stop.connection_opened();
     let fd = stream.as_raw_fd() as usize;
     if conns.len() <= fd {
         conns.resize_with(fd + 1, || None);
