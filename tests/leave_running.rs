@@ -261,3 +261,35 @@ fn nix_is_root() -> bool {
         .and_then(|v| v.split_whitespace().next().map(|u| u == "0"))
         .unwrap_or(false)
 }
+
+/// Every model answers a UDP datagram with at most the tutorial's 2,048 bytes unless --buffer
+/// says otherwise, and says it cut the rest; --help says so too.
+#[test]
+fn every_udp_model_echoes_at_most_2048_bytes_and_reports_the_cut() {
+    for model in ["iterative", "epoll"] {
+        let ready = common::ReadyFile::new();
+        let mut child = socklab()
+            .args(["server", "--udp", "--host", "127.0.0.1", "--port", "0", "--model", model])
+            .args(ready.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr = ready.wait(&mut child);
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        client.send_to(&common::pattern(5000, 25), addr).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = client.recv_from(&mut buf).unwrap();
+        common::signal(child.id(), "TERM");
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(n, 2048, "{model}: the echo of a 5,000-byte datagram");
+        assert_eq!(&buf[..n], &common::pattern(5000, 25)[..2048], "{model}");
+        assert!(stdout.contains("Server Recv cut:") && stdout.contains("(MSG_TRUNC)"), "{model}: {stdout}");
+    }
+    let help = socklab().args(["server", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("for datagrams (--udp, --dgram) 2048 in every model"), "{help}");
+}
