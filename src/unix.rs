@@ -133,21 +133,31 @@ fn live_behind(addr: &SockAddr) -> Result<Option<&'static str>, CallError> {
 fn owner_of(path: &[u8]) -> Option<(u32, String)> {
     let table = crate::file::read_to_string(Path::new("/proc/net/unix")).ok()?;
     let wanted = OsStr::from_bytes(path).to_str()?;
-    let inode: u64 = table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.len() >= 8 && fields[7..].join(" ") == wanted).then(|| fields[6].parse().ok()).flatten()
-    })?;
-    let link = format!("socket:[{inode}]");
+    // Every socket with this name: the listener, and also its accepted connections and those
+    // still in its accept queue (the probe's own, for one), which carry the listener's name.
+    let links: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() >= 8 && fields[7..].join(" ") == wanted).then(|| format!("socket:[{}]", fields[6]))
+        })
+        .collect();
+    if links.is_empty() {
+        return None;
+    }
     let procs = crate::file::read_dir(Path::new("/proc")).ok()?;
     procs.iter().filter_map(|p| p.to_str()?.parse::<u32>().ok()).find_map(|pid| {
         let dir = Path::new("/proc").join(pid.to_string());
         let fds = crate::file::read_dir(&dir.join("fd")).ok()?;
-        fds.iter().any(|fd| crate::file::read_link(&dir.join("fd").join(fd)).is_ok_and(|t| t == link.as_str())).then(
-            || {
+        fds.iter()
+            .any(|fd| {
+                crate::file::read_link(&dir.join("fd").join(fd)).is_ok_and(|t| links.iter().any(|l| t == l.as_str()))
+            })
+            .then(|| {
                 let comm = crate::file::read_to_string(&dir.join("comm")).unwrap_or_default();
                 (pid, comm.trim().to_string())
-            },
-        )
+            })
     })
 }
 

@@ -400,6 +400,7 @@ fn the_html_report_renders_in_a_browser_without_network() {
     };
     let path = script("one_recv_html.py", ONE_RECV);
     let page = path.with_file_name("report.html");
+    let junit = path.with_file_name("report.xml");
     let spawn = format!("python3 {} {{port}}", path.display());
     let (code, _, out) = run_check(&[
         "--spawn",
@@ -411,8 +412,21 @@ fn the_html_report_renders_in_a_browser_without_network() {
         "echo.split-message",
         "--html",
         page.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(1), "{}", dump(&out));
+    // The JUnit file is well-formed XML (python3's parser says so) with the failure in it.
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); \
+print(r.get('tests'), r.get('failures'), [c.get('name') for c in r.iter('testcase') if c.find('failure') is not None])",
+        ])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&parsed.stdout).trim(), "2 1 ['echo.split-message']", "{parsed:?}");
     let html = std::fs::read_to_string(&page).unwrap();
     for network in ["http://", "https://", "src=", "url(", "@import", "<link"] {
         assert!(!html.contains(network), "the page refers to something outside it: {network}");

@@ -228,3 +228,62 @@ fn a_refused_io_uring_is_named_and_epoll_suggested() {
         }
     }
 }
+
+/// The server's resident memory, from /proc (KiB).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Offers up to 64 MiB to a client that never reads, until the server stops taking them (no
+/// progress for 500 ms): returns what was taken. The connection is returned to keep it stalled.
+fn stall(addr: std::net::SocketAddr) -> (TcpStream, usize) {
+    let client = TcpStream::connect(addr).unwrap();
+    client.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut taken = 0;
+    while taken < 64 << 20 {
+        match (&client).write(&chunk) {
+            Ok(n) => taken += n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    (client, taken)
+}
+
+/// Backpressure: a client that never reads its echoes gets the server to stop reading (its recv
+/// ends once 256 KiB or 4 pieces wait), and the server's memory stays flat: the provided buffers
+/// are a fixed pool, so a second and a third such client add no memory beyond what the first made
+/// resident. A fourth, reading client is still served to the end (its FIN seen: its recv found a
+/// buffer, which a multishot recv that filled the pool in one burst used to prevent).
+#[test]
+fn never_reading_clients_leave_the_uring_servers_memory_flat() {
+    let ready = common::ReadyFile::new();
+    let mut server = common::socklab()
+        .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1", "--quiet"])
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut server);
+    let pid = server.id();
+    assert_eq!(common::echo_with_std(addr, b"warm up"), b"warm up");
+    let (first, taken) = stall(addr);
+    assert!(taken < 64 << 20, "the server took all 64 MiB from a client that never reads");
+    let after_first = rss_kib(pid);
+    let (second, _) = stall(addr);
+    let (third, _) = stall(addr);
+    let after_third = rss_kib(pid);
+    eprintln!("never-reading clients: first took {} KiB; RSS {after_first} KiB -> {after_third} KiB", taken >> 10);
+    // Flat: each stalled client holds at most about 256 KiB of pieces of the one shared 4 MiB pool.
+    assert!(after_third <= after_first + 2048, "RSS grew from {after_first} to {after_third} KiB");
+    assert_eq!(common::echo_with_std(addr, b"still serving"), b"still serving");
+    drop((first, second, third));
+    common::signal(pid, "TERM");
+    assert!(server.wait().unwrap().success());
+}

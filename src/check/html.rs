@@ -8,6 +8,10 @@ use std::fmt::Write as _;
 use super::report::xml_escape as esc;
 use super::{CaseResult, Divergence, Outcome, Report};
 
+/// The nonce that lets the page's own style and script run under its Content-Security-Policy
+/// (which forbids everything else: no request leaves the page).
+const NONCE: &str = "socklab-check";
+
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}
 details{margin:.3em 0;border:1px solid #ddd;border-radius:4px;padding:.3em .6em}
@@ -89,11 +93,16 @@ fn case(out: &mut String, r: &CaseResult, seed: u64) {
 
 /// The page.
 pub fn page(report: &Report) -> String {
-    let mut out = String::from(
+    let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
-<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n",
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'nonce-{NONCE}'; \
+script-src 'nonce-{NONCE}'\">\n",
     );
-    let _ = writeln!(out, "<title>socklab check: {}</title><style>{STYLE}</style></head><body>", esc(&report.target));
+    let _ = writeln!(
+        out,
+        "<title>socklab check: {}</title><style nonce=\"{NONCE}\">{STYLE}</style></head><body>",
+        esc(&report.target)
+    );
     let _ = write!(
         out,
         "<h1>socklab check: <code>{}</code></h1>\n<p class=\"sum\" id=\"summary\">{} passed, {} failed, {} informational, \
@@ -146,7 +155,7 @@ id=\"collapse\">failed only</a></p>\n",
     }
     // #all opens every case, #failed only the failed ones; the page works without it too.
     out.push_str(
-        "<script>function show(){var all=location.hash=='#all';document.querySelectorAll('details.case')\
+        "<script nonce=\"socklab-check\">function show(){var all=location.hash=='#all';document.querySelectorAll('details.case')\
 .forEach(function(d){d.open=all||d.classList.contains('FAIL')});document.body.dataset.rendered='yes'}\
 window.addEventListener('hashchange',show);show();</script>\n</body></html>\n",
     );

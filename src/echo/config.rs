@@ -171,9 +171,13 @@ impl ServerConfig {
         self.backlog.unwrap_or_else(|| self.model.default_backlog())
     }
 
-    /// The recv buffer size in force.
+    /// The recv buffer size in force. For datagrams (UDP, Unix datagram) the tutorial's 2048 in
+    /// every model unless `buffer` says otherwise: the buffer is the most one echo answers, so
+    /// the models must not differ in what they send back (epoll's 256 KiB would echo all 65,507
+    /// bytes of a UDP datagram that iterative cuts at 2048).
     pub fn buffer(&self) -> usize {
-        self.buffer.unwrap_or_else(|| self.model.default_buffer())
+        let default = if self.transport.is_datagram() { 2048 } else { self.model.default_buffer() };
+        self.buffer.unwrap_or(default)
     }
 
     /// The per-connection time limits.

@@ -44,6 +44,11 @@ pub enum Event<'a> {
     /// A stop was requested and the server has ended its connections: how many of those open at
     /// the request were finished by their clients within the grace period, and how many were cut.
     Drained(super::stop::Drained),
+    /// A datagram from this sender was not answered, for this reason (reported the first time per
+    /// reason only; the rest are counted).
+    DatagramDropped(SockAddr, super::datagram::DropReason),
+    /// At the stop: how many datagrams went unanswered, per reason (only reasons that occurred).
+    DropSummary(&'a [(super::datagram::DropReason, u64)]),
     /// A stop request started the grace period while connections were open: how many, and how
     /// long they have to finish (a second request cuts them at once).
     Grace {
@@ -140,6 +145,18 @@ impl fmt::Display for Event<'_> {
             ),
             Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
             Event::Drained(d) => write!(f, "Server stopping: finished {}, cut {}", d.finished, d.cut),
+            Event::DatagramDropped(peer, reason) => write!(
+                f,
+                "Server Drop: a datagram from {peer} is not answered: {} (later ones for this reason are only counted)",
+                reason.why()
+            ),
+            Event::DropSummary(counts) => {
+                write!(f, "Server dropped unanswered datagrams:")?;
+                for (i, (reason, n)) in counts.iter().enumerate() {
+                    write!(f, "{} {n} {}", if i == 0 { "" } else { "," }, reason.name())?;
+                }
+                Ok(())
+            }
             Event::Grace { open, grace } => write!(
                 f,
                 "stopping: {open} connection{} finishing, up to {}; Ctrl-C again to stop now",
@@ -214,6 +231,18 @@ impl Event<'_> {
                 ("finished", Value::Int(i64::try_from(d.finished).unwrap_or(i64::MAX))),
                 ("cut", Value::Int(i64::try_from(d.cut).unwrap_or(i64::MAX))),
             ]),
+            Event::DatagramDropped(p, reason) => object(&[
+                event("dropped"),
+                ("peer", addr(p)),
+                ("reason", s(reason.name().into())),
+                ("why", s(reason.why().into())),
+            ]),
+            Event::DropSummary(counts) => {
+                let mut fields = vec![event("drops")];
+                fields
+                    .extend(counts.iter().map(|(r, n)| (r.name(), Value::Int(i64::try_from(*n).unwrap_or(i64::MAX)))));
+                object(&fields)
+            }
             Event::Grace { open, grace } => object(&[
                 event("grace"),
                 ("open", Value::Int(i64::try_from(*open).unwrap_or(i64::MAX))),

@@ -30,7 +30,7 @@ use crate::SockAddr;
 use crate::ready::uring::{Done, Piece, RECV, Ring};
 
 /// Received bytes a connection may hold before its recv is cancelled (backpressure).
-pub const MAX_QUEUED_BYTES: u64 = 512 << 10;
+pub const MAX_QUEUED_BYTES: u64 = 256 << 10;
 /// Received pieces a connection may hold before its recv is cancelled: each may keep a whole
 /// provided buffer from going back to the kernel.
 pub const MAX_PIECES: usize = 4;
@@ -175,7 +175,10 @@ impl Conn {
         }
         let room = self.queued < MAX_QUEUED_BYTES / 2 && self.queue.len() < MAX_PIECES / 2;
         if !self.receiving && !self.finished && !self.starved && room {
-            ring.recv(self.stream.as_fd(), token);
+            // It ends by itself once the queue would be full (6.16): one io_uring_enter can
+            // otherwise bring a whole burst of completions before a cancel goes in.
+            let room = MAX_QUEUED_BYTES.saturating_sub(self.queued) as u32;
+            ring.recv(self.stream.as_fd(), token, room);
             self.receiving = true;
         }
     }

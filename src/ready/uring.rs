@@ -53,7 +53,7 @@ const GROUP: u16 = 0;
 ///         match done.op {
 ///             ACCEPT => {
 ///                 let fd = done.accepted.expect("accepted");
-///                 ring.recv(fd.as_fd(), 2);
+///                 ring.recv(fd.as_fd(), 2, 0);
 ///                 conn = Some(fd);
 ///             }
 ///             RECV => {
@@ -75,6 +75,8 @@ const GROUP: u16 = 0;
 pub struct Ring {
     uring: Uring,
     done: Vec<Completion>,
+    /// Multishot recvs can be given a byte limit (Linux 6.16).
+    recv_limit: bool,
 }
 
 impl Ring {
@@ -97,7 +99,7 @@ impl Ring {
         if uring.params().features & needed != needed {
             return Err(too_old("io_uring_enter with a timeout (IORING_FEAT_EXT_ARG)", "5.11"));
         }
-        let mut ring = Ring { uring, done: Vec::new() };
+        let mut ring = Ring { uring, done: Vec::new(), recv_limit: kernel_at_least(6, 16) };
         // Incremental consumption (6.12) lets many small recvs share one large buffer, so buffers
         // can be sized for streams; before 6.12 the kernel says EINVAL: ask again without it.
         let registered = match ring.uring.register_buffers(GROUP, buffers, buffer_size, true) {
@@ -127,9 +129,11 @@ impl Ring {
         self.push(Sqe::accept(listener, multishot, token));
     }
 
-    /// A multishot recv on `fd`: a completion each time data arrives, in a provided buffer.
-    pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64) {
-        self.push(Sqe::recv_multishot(fd, GROUP, token));
+    /// A multishot recv on `fd`: a completion each time data arrives, in a provided buffer. Where
+    /// the kernel can (6.16), it ends by itself after `limit` bytes (0: no limit).
+    pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64, limit: u32) {
+        let limit = if self.recv_limit { limit } else { 0 };
+        self.push(Sqe::recv_multishot(fd, GROUP, token, limit));
     }
 
     /// Sends the bytes of `piece` (which a recv completion handed us) from `skip` on. Keep the
@@ -235,6 +239,13 @@ pub fn refusal(call: &str, errno: i32, disabled: Option<u32>) -> String {
     )
 }
 
+/// Whether the running kernel is at least `major.minor` (from /proc/sys/kernel/osrelease).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = crate::file::read_to_string(std::path::Path::new("/proc/sys/kernel/osrelease")).unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
 /// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 group-restricted, 2 off.
 pub fn disabled_sysctl() -> Option<u32> {
     crate::file::read_to_string(std::path::Path::new("/proc/sys/kernel/io_uring_disabled")).ok()?.trim().parse().ok()
@@ -279,7 +290,7 @@ mod tests {
         use std::os::fd::AsFd;
         let Ok(mut ring) = Ring::new(8, 4, 64) else { return }; // no io_uring here: covered by the CLI test
         let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
-        ring.recv(a.as_fd(), 7);
+        ring.recv(a.as_fd(), 7, 0);
         b.write_all(b"hello").unwrap();
         ring.wait(Some(Duration::from_secs(5))).unwrap();
         let done = ring.take();

@@ -271,10 +271,14 @@ impl Sqe {
             .with(|s| (s.ioprio, s.op_flags) = (ioprio, libc::SOCK_CLOEXEC as u32))
     }
 
-    /// A multishot recv into buffers picked by the kernel from group `group`.
-    pub fn recv_multishot(fd: BorrowedFd<'_>, group: u16, token: u64) -> Sqe {
-        Sqe::new(IORING_OP_RECV, fd.as_raw_fd(), token)
-            .with(|s| (s.flags, s.ioprio, s.buf_group) = (IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, group))
+    /// A multishot recv into buffers picked by the kernel from group `group`; `limit` > 0: it
+    /// ends (a last completion without `IORING_CQE_F_MORE`) once it has received that many bytes
+    /// (the SQE's `optlen`, Linux 6.16; older kernels refuse a nonzero one with EINVAL).
+    pub fn recv_multishot(fd: BorrowedFd<'_>, group: u16, token: u64, limit: u32) -> Sqe {
+        Sqe::new(IORING_OP_RECV, fd.as_raw_fd(), token).with(|s| {
+            (s.flags, s.ioprio, s.buf_group) = (IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, group);
+            s.splice_fd_in = limit as i32;
+        })
     }
 
     /// A one-shot poll for `events` (`POLLIN`...).
@@ -491,7 +495,7 @@ impl Drop for Map {
 ///     return Ok(());
 /// }
 /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
-/// ring.push(Sqe::recv_multishot(a.as_fd(), 0, 1)).unwrap();
+/// ring.push(Sqe::recv_multishot(a.as_fd(), 0, 1, 0)).unwrap();
 /// b.write_all(b"Hi")?;
 /// ring.enter(true, None)?;
 /// let mut done = Vec::new();

@@ -16,6 +16,13 @@ fn listeners(port: u16) -> Vec<SocketAddr> {
     all.into_iter().filter(|s| s.state == TcpState::Listen && s.local.port() == port).map(|s| s.local).collect()
 }
 
+/// The backlog of the listening socket on `port` (sock_diag reports it as a listener's Send-Q).
+pub(crate) fn backlog(port: u16) -> Option<u32> {
+    let mut diag = Diag::open().ok()?;
+    let all = diag.dump_all(false).ok()?;
+    all.into_iter().find(|s| s.state == TcpState::Listen && s.local.port() == port).map(|s| s.send_q)
+}
+
 fn show(addrs: &[SocketAddr]) -> String {
     if addrs.is_empty() {
         return "none".into();

@@ -338,10 +338,13 @@ kernel after 1, 3, 7 s..., so a small backlog is slow, not wrong (reported, not 
         }
         // Clients left waiting: the kernel is still retrying their SYNs (or the server is stuck).
         drop(tally);
+        let backlog = ctx.peer.tcp().and_then(|a| super::family::backlog(a.port()));
+        let backlog =
+            backlog.map_or(String::new(), |b| format!(" (its listening socket's backlog, sock_diag's Send-Q: {b})"));
         match next_client(ctx, Duration::from_secs(8)) {
             Ok(_) => Verdict::info(format!(
                 "{says}: the rest had no answer within the limit (SYNs beyond the accept queue are dropped and retried: \
-a small listen backlog or a slow accept loop); the server served a client afterwards"
+a small listen backlog or a slow accept loop){backlog}; the server served a client afterwards"
             ))
             .lesson(
                 "Not every connect of a burst was answered in time. When the accept queue (the listen(2) backlog) is \

@@ -117,6 +117,12 @@ impl Verdict {
         }
     }
 
+    /// `text` before what was observed.
+    pub fn prefix(mut self, text: &str) -> Verdict {
+        self.observed = format!("{text}{}", self.observed);
+        self
+    }
+
     /// A lesson for this particular failure instead of the case's.
     pub fn lesson(mut self, lesson: impl Into<String>) -> Verdict {
         self.lesson = Some(lesson.into());

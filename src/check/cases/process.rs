@@ -352,8 +352,8 @@ fn at_the_limit(ctx: &mut Ctx) -> Verdict {
     let reached = fds + 8 >= NOFILE as usize;
     match next_client(ctx, Duration::from_secs(8)) {
         Ok(d) if !reached => Verdict::info(format!(
-            "{says}: it never came near its limit (it accepts no more clients while it serves one), so EMFILE \
-was not tested; once the clients left, the next was served in {}",
+            "{says}: it never came near its limit (its own process does not hold the clients' descriptors: one \
+client at a time, or a process per client), so EMFILE was not tested; once the clients left, the next was served in {}",
             ms(d)
         )),
         Ok(d) => Verdict::pass(format!("{says}; once the clients left, the next was served in {}", ms(d))),
