@@ -289,7 +289,9 @@ pub fn size(text: &str) -> Result<u64, String> {
     n.checked_mul(scale).ok_or_else(|| format!("'{text}' is too large"))
 }
 
-/// A duration: `250us`, `50ms`, `2s`, `1m`; at most one day.
+/// A duration: `250us`, `50ms`, `1.5s`, `1m`, `1h`; at most one day. The command line's durations
+/// (`--grace`, `--timeout`, `bench --duration`...) are parsed by this function too, so every
+/// duration socklab takes is written the same way.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
@@ -302,8 +304,9 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         "ms" => 1e-3,
         "s" => 1.0,
         "m" => 60.0,
+        "h" => 3600.0,
         "" => return Err(format!("'{text}' needs a unit: write e.g. 50ms or 2s")),
-        _ => return Err(format!("'{text}' has an unknown time unit '{unit}': use us, ms, s or m")),
+        _ => return Err(format!("'{text}' has an unknown time unit '{unit}': use us, ms, s, m or h")),
     };
     let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration: write e.g. 50ms or 2s"))?;
     let secs = value * scale;
@@ -352,7 +355,8 @@ mod tests {
             ("latency", "latency needs a value"),
             ("latency=50", "needs a unit"),
             ("latency=fast", "not a duration"),
-            ("latency=5h", "unknown time unit 'h'"),
+            ("latency=5d", "unknown time unit 'd'"),
+            ("latency=25h", "out of range"),
             ("bandwidth=0", "never deliver"),
             ("bandwidth=10kbit", "unknown size unit 'kbit'"),
             ("slicer=0b", "at least 1 byte"),
