@@ -9,6 +9,7 @@
 //!          echo/         the tutorial's server (model/iterative.rs) and client, the other models
 //!          fault/        network faults (latency, slicer, reset...) applied by a TCP proxy loop
 //!          fixture/      EchoServer and Proxy: in-process fixtures for other projects' tests
+//!          toxiproxy/    Toxiproxy's HTTP API over fixture proxies (feature `toxiproxy`)
 //!          netns/        two network namespaces and a veth: loss, rate, delay, blackhole, unplug
 //!          trace/        --trace / --explain / --step: each syscall in strace's words
 //!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
@@ -68,6 +69,8 @@ pub mod tcp;
 #[cfg(test)]
 mod testutil;
 pub mod timeline;
+#[cfg(all(socklab_epoll, feature = "toxiproxy"))]
+pub mod toxiproxy;
 pub mod trace;
 pub mod udp;
 pub mod unix;

@@ -146,6 +146,10 @@ enum Command {
     ///
     /// Prints `Proxy listening PORT (on ADDR), forwarding to UPSTREAM` first (a stable line), runs
     /// until SIGINT or SIGTERM, then prints what it counted.
+    ///
+    /// With --api ADDR it serves Toxiproxy's HTTP API instead (a drop-in for toxiproxy-server:
+    /// `socklab proxy --api 127.0.0.1:8474`), and its client libraries create the proxies and
+    /// toxics; see docs/toxiproxy.md.
     #[cfg(socklab_epoll)]
     #[command(after_long_help = FAULT_HELP)]
     Proxy(ProxyArgs),
@@ -259,9 +263,18 @@ struct ProxyArgs {
     /// Where to listen: HOST:PORT (port 0: the kernel picks one; an IPv6 address in brackets).
     #[arg(long, default_value = "127.0.0.1:0", help_heading = SERVE)]
     listen: String,
-    /// Where to forward: HOST:PORT.
-    #[arg(long, help_heading = SERVE)]
-    upstream: String,
+    /// Where to forward: HOST:PORT (not with --api, whose clients name each proxy's upstream).
+    #[arg(long, required_unless_present = "api", conflicts_with = "api", help_heading = SERVE)]
+    upstream: Option<String>,
+    /// Serve Toxiproxy's HTTP API on HOST:PORT (Toxiproxy's port is 8474): proxies and toxics
+    /// are made and changed by its clients while it runs. Prints `Toxiproxy API listening PORT
+    /// (on ADDR)` first.
+    #[arg(long, value_name = "HOST:PORT", help_heading = SERVE)]
+    api: Option<String>,
+    /// With --api: Toxiproxy's JSON config file (an array of {"name", "listen", "upstream",
+    /// "enabled"}), its proxies made before the API answers.
+    #[arg(long, value_name = "FILE", requires = "api", help_heading = SERVE)]
+    config: Option<PathBuf>,
     /// A fault to inject (repeatable); the syntax is below.
     #[arg(long, value_name = "SPEC", value_parser = parse_fault, help_heading = SERVE)]
     fault: Vec<socklab::fault::Fault>,
@@ -1017,13 +1030,23 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
     let address = |arg: &'static str, text: &str| -> io::Result<SocketAddr> {
         // Port 0 (the kernel picks) makes sense to listen on, not to connect to.
         let (host, port) = match text.trim().strip_suffix(":0") {
-            Some(host) if arg == "--listen" => (host.trim_start_matches('[').trim_end_matches(']'), 0),
+            Some(host) if arg == "--listen" || arg == "--api" => {
+                (host.trim_start_matches('[').trim_end_matches(']'), 0)
+            }
             _ => split_host_port(text).map_err(|e| usage(arg, e))?,
         };
         let addrs = resolve(host, port).map_err(|e| usage(arg, e))?;
         addrs.first().copied().ok_or_else(|| usage(arg, io::Error::other("no address")))
     };
-    let (listen, upstream) = (address("--listen", &args.listen)?, address("--upstream", &args.upstream)?);
+    if let Some(api) = &args.api {
+        if !args.fault.is_empty() {
+            return Err(not_applicable("--fault", "with --api, faults are toxics: add them through the API"));
+        }
+        let api = address("--api", api)?;
+        return proxy_api(api, &args);
+    }
+    let upstream = args.upstream.as_deref().unwrap_or_default();
+    let (listen, upstream) = (address("--listen", &args.listen)?, address("--upstream", upstream)?);
     let stop = socklab::echo::Stop::new();
     let signals = signals::stop_on_signals(stop.clone())?;
     let proxy = Proxy::builder(upstream).listen(listen).backlog(args.backlog).faults(args.fault).spawn()?;
@@ -1067,6 +1090,53 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
         ));
     }
     result
+}
+
+/// `socklab proxy --api`: Toxiproxy's HTTP API until SIGINT/SIGTERM.
+#[cfg(socklab_epoll)]
+fn proxy_api(api: SocketAddr, args: &ProxyArgs) -> io::Result<()> {
+    use socklab::timeline::json::{Value, object};
+    use socklab::toxiproxy::{ApiServer, Registry, populate_from};
+    use socklab::{Socket, Type};
+    let registry = Arc::new(Registry::default());
+    let mut loaded = 0;
+    if let Some(path) = &args.config {
+        let text = socklab::file::read_to_string(path)
+            .map_err(|e| usage("--config", io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        loaded = populate_from(&registry, &text).map_err(|e| {
+            usage("--config", io::Error::new(io::ErrorKind::InvalidData, format!("{}: {}", path.display(), e.message)))
+        })?;
+    }
+    let stop = socklab::echo::Stop::new();
+    let signals = signals::stop_on_signals(stop.clone())?;
+    let server = ApiServer::with_registry(api, registry)?;
+    let addr = server.local_addr();
+    if args.json {
+        say(&object(&[
+            ("event", Value::Str("listening".into())),
+            ("api", Value::Str(addr.to_string())),
+            ("port", Value::Int(addr.port().into())),
+            ("proxies", Value::Int(i64::try_from(loaded).unwrap_or(i64::MAX))),
+        ]));
+    } else {
+        say(&format_args!("Toxiproxy API listening {} (on {addr}), {loaded} proxies from the config", addr.port()));
+    }
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    let (line, _other_end) = Socket::pair(Type::STREAM)?;
+    let line = Arc::new(line);
+    let watch = stop.watch(line.clone());
+    let _ = line.recv(&mut [0u8; 1]);
+    drop(watch);
+    server.shutdown();
+    signals.finish();
+    if args.json {
+        say(&object(&[("event", Value::Str("stopped".into()))]));
+    } else {
+        say(&"Toxiproxy API stopped; every proxy closed");
+    }
+    Ok(())
 }
 
 /// `--ready-file`: `ADDR\n` into a new file beside PATH (O_EXCL|O_NOFOLLOW, a random name), then
