@@ -470,9 +470,10 @@ struct BenchArgs {
     /// Bytes per message (pingpong, connrate) or per write (bulk).
     #[arg(long, default_value_t = 64, value_parser = parse_buffer)]
     size: usize,
-    /// Seconds of load (a grace period of up to 5 s for outstanding echoes follows).
-    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
-    duration: f64,
+    /// How long the load runs: 500ms, 5s, 1m or a plain number of seconds, from 10ms to 60m (a
+    /// grace period of up to 5 s for outstanding echoes follows).
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_bench_duration)]
+    duration: Duration,
     /// Seed of the pseudo-random payload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -484,10 +485,19 @@ struct BenchArgs {
     allow_remote: bool,
 }
 
+/// `bench --duration`: the same units as every other duration (`parse_duration`), and a plain
+/// number of seconds with a fraction as before (`0.2`); from 10 ms to one hour.
 #[cfg(socklab_epoll)]
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    let s: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    if (0.01..=3600.0).contains(&s) { Ok(s) } else { Err(format!("{s} is out of range: use 0.01 to 3600 seconds")) }
+fn parse_bench_duration(text: &str) -> Result<Duration, String> {
+    let d = match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs.min(1e9)),
+        Ok(_) => return Err(format!("'{text}' is not a positive duration: write e.g. 500ms, 5s or 1m")),
+        Err(_) => parse_duration(text)?,
+    };
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("'{text}' is out of range: use 10ms to 60m"));
+    }
+    Ok(d)
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -757,6 +767,13 @@ fn server(args: ServerArgs) -> io::Result<()> {
         let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
         return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
     }
+    if !args.accept_delay.is_zero() && matches!(transport, Transport::Udp | Transport::UnixDgram(_)) {
+        // A datagram socket has no listen queue and no accept: there is nothing to delay, and
+        // ignoring the flag silently would leave a student looking for a queue that cannot exist.
+        let why = "needs connections to hold in the listen queue; --udp and --unix --dgram have no listen or accept, \
+                   so drop --accept-delay or use TCP, --unix or --unix --seqpacket";
+        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
     let ip = addr.ip().to_canonical(); // ::ffff:127.0.0.1 is 127.0.0.1
     if transport.unix_addr().is_none() && (ip.is_multicast() || ip == std::net::Ipv4Addr::BROADCAST) {
         let why = format!("{ip} is a multicast or broadcast address, which a listener cannot bind; use localhost");
@@ -788,8 +805,11 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let faults: Vec<()> = Vec::new();
     // With faults, the echo server listens on a private loopback port and the fault proxy on the
     // address asked for.
+    // Read once (the concurrent models' default reads /proc/sys/net/core/somaxconn) and handed to
+    // the server, so the strace shows that file opened once, not once here and once in bind.
     let backlog = config.backlog();
     let server_is_tcp = config.transport == Transport::Tcp;
+    let config = ServerConfig { backlog: Some(backlog), ..config };
     let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
     // Once, after bind, with the address really bound; on stderr even under --quiet, since a
@@ -1107,7 +1127,6 @@ fn bench(args: BenchArgs) -> io::Result<()> {
     use socklab::bench::{self, BenchConfig};
     use socklab::resolve::split_host_port;
     use std::io::IsTerminal;
-    use std::time::Duration;
 
     let (host, port) = split_host_port(&args.addr).map_err(|e| usage("--addr", e))?;
     let addr =
@@ -1125,7 +1144,7 @@ fn bench(args: BenchArgs) -> io::Result<()> {
         mode: args.mode,
         conns: args.conns as usize,
         size: args.size,
-        duration: Duration::from_secs_f64(args.duration),
+        duration: args.duration,
         grace: bench::GRACE,
         seed: args.seed,
     };
