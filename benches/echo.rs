@@ -23,6 +23,7 @@ fn main() {
             duration: Duration::from_secs(2),
             grace: bench::GRACE,
             seed: 1,
+            server_pids: Vec::new(),
         };
         let report = bench::run(&config, &mut |_| {}).expect("bench");
         println!("{report}\n");

@@ -18,7 +18,9 @@
 # of its rounds and the min–max spread; "× C" is its median over the C echo's median, and "paired"
 # is the median over rounds of (its figure / the C echo's figure in the same round), which cancels
 # drift that is slower than one round. After the rounds every server is stopped with SIGTERM and
-# its peak RSS (VmHWM) is read from /proc.
+# its peak RSS (VmHWM) is read from /proc. In the same rounds the kernel counts each server's system
+# calls (`socklab bench --server-pid`, perf events; needs root): the last column, per 1,000 round
+# trips (per MiB for bulk, per connection for connrate), which the machine's noise does not move.
 #
 # Bounds: each load is `socklab bench --duration DURATION` (plus its own grace of at most 5 s
 # for outstanding echoes), killed by `timeout` if it ever runs DURATION + 30 s; loopback only.
@@ -120,6 +122,7 @@ run_scenario() { # scenario -> appends one JSON line per round and server to $OU
   PORT=$((PORT + i))
   # Start them all at once. setsid: a server and any children (socat, fork model) form one process
   # group to stop.
+  local first=${#PIDS[@]}
   for i in "${!names[@]}"; do
     # shellcheck disable=SC2046
     setsid $pin $(server_cmd "${names[$i]}" "${ports[$i]}") >/dev/null 2>&1 &
@@ -133,7 +136,7 @@ run_scenario() { # scenario -> appends one JSON line per round and server to $OU
       local json
       # shellcheck disable=SC2086
       json=$(timeout -s KILL $((DURATION + 30)) $pin "$SOCKLAB" bench --addr "127.0.0.1:${ports[$i]}" $args \
-        --duration "$DURATION" --json 2>/dev/null || true)
+        --duration "$DURATION" --server-pid "${PIDS[$((first + i))]}" --json 2>/dev/null || true)
       [ -n "$json" ] || json='{"failed":true}'
       echo "{\"server\":\"${names[$i]}\",\"scenario\":\"$scenario\",\"round\":$round,\"slot\":$k,\"bench\":$json}" >>"$OUT/results"
     done
@@ -141,7 +144,7 @@ run_scenario() { # scenario -> appends one JSON line per round and server to $OU
   done
   for i in "${!names[@]}"; do
     local rss
-    rss=$(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$i]}/status" 2>/dev/null || echo 0)
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/${PIDS[$((first + i))]}/status" 2>/dev/null || echo 0)
     echo "{\"server\":\"${names[$i]}\",\"scenario\":\"$scenario\",\"rss_kib\":${rss:-0}}" >>"$OUT/rss"
   done
   stop_all
@@ -172,6 +175,18 @@ metric = {"pp1": ("round_trips_per_sec", True), "pp1pin": ("p99_us", False), "pp
           "bulk": ("mib_per_sec", True), "connrate": ("conns_per_sec", True), "c10k": ("round_trips_per_sec", True)}
 unit = {"round_trips_per_sec": "round trips/s", "p99_us": "p99 µs", "mib_per_sec": "MiB/s", "conns_per_sec": "conns/s"}
 REF = "c-epoll"
+# The server's system calls, counted by the kernel (socklab bench --server-pid): per 1,000 round trips,
+# per MiB or per connection. A server that forks per connection is counted only as its children
+# exit, after the measurement: no figure for those.
+per_unit = {"pp1": "1,000 round trips", "pp1pin": "1,000 round trips", "pp100": "1,000 round trips",
+            "bulk": "MiB", "connrate": "connection", "c10k": "1,000 round trips"}
+def syscalls(srv, good):
+    if srv in ("fork", "socat"): return "– (forks per connection)"
+    per = [g["server_syscalls_per"] for g in good if g.get("server_syscalls_per") is not None]
+    if not per:
+        why = next((g.get("server_syscalls_not_counted") for g in good if g.get("server_syscalls_not_counted")), None)
+        return f"– ({why})" if why else "–"
+    return f"{statistics.median(per):,.1f} ({min(per):,.1f}–{max(per):,.1f})"
 def value(b, key):
     if b.get("failed"): return None
     if key == "p99_us":
@@ -193,8 +208,8 @@ for sc in [s for s in names if any(r["scenario"] == s for r in rows)]:
         if a is None or c is None or a == 0 or c == 0: return None
         return a / c if higher else c / a
     print(f"### {names[sc]}\n")
-    print(f"| server | {unit[key]} (median) | min–max | spread | × C | paired × C (min–max) | p50 µs | p99 µs | served | errors | mismatches | lost B | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| server | {unit[key]} (median) | min–max | spread | × C | paired × C (min–max) | p50 µs | p99 µs | served | errors | mismatches | lost B | peak RSS MiB | server syscalls per {per_unit[sc]} (median, min–max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for srv, rs in by.items():
         ok = [v for v in vals[srv] if v is not None]
         failed = len(vals[srv]) - len(ok)
@@ -217,6 +232,6 @@ for sc in [s for s in names if any(r["scenario"] == s for r in rows)]:
         name = srv + (f" ({failed} of {len(rs)} rounds failed)" if failed else "")
         print(f"| {name} | {fmt(key, v)} | {fmt(key, lo)}–{fmt(key, hi)} | {spread} | {rc} | {pc} | {us('p50')} | {us('p99')} | "
               f"{served} | {tot('errors') if good else '–'} | {tot('mismatches') if good else '–'} | {tot('lost_bytes') if good else '–'} | "
-              f"{rss.get((srv, sc), 0):.1f} |")
+              f"{rss.get((srv, sc), 0):.1f} | {syscalls(srv, good)} |")
     print()
 PY

@@ -19,6 +19,23 @@ const CHUNK: usize = 4096;
 const DIR_CHUNK: usize = 32768;
 
 /// An open file, closed (and narrated) on drop.
+///
+/// # Example
+///
+/// ```
+/// use socklab::file::File;
+///
+/// // Files socklab reads and writes itself, through `sys` like its sockets (so --trace shows them).
+/// let path = std::env::temp_dir().join(format!("socklab-doc-file-{}", std::process::id()));
+/// let mut file = File::create(&path)?;
+/// file.write_all(b"127.0.0.1:5000\n")?;
+/// file.close()?;
+/// let mut text = Vec::new();
+/// File::open(&path)?.read_to_end(&mut text)?;
+/// assert_eq!(text, b"127.0.0.1:5000\n");
+/// socklab::sys::unlink(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct File {
     fd: Option<OwnedFd>,
@@ -119,6 +136,30 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.close()
 }
 
+/// Writes all of `bytes` to standard output with write(2), as the tutorial's `print` does: no
+/// buffer and no lock of std's, so each line is one narrated `write(1, ...)`. A write a stop
+/// signal interrupts (a stdout nobody reads, a full pipe) gives the line up with that `EINTR`
+/// rather than blocking the stop.
+pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    write_fd(io::stdout().as_fd(), bytes)
+}
+
+/// The same to stderr: one `write(2, ...)` for a short line, no buffer, no lock held across
+/// calls (the server's "stopping: ..." line, printed from whichever thread saw the stop).
+pub fn write_stderr(bytes: &[u8]) -> io::Result<()> {
+    write_fd(io::stderr().as_fd(), bytes)
+}
+
+fn write_fd(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match retry(|| sys::write(fd, bytes))? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
+}
+
 /// One `read(0, ...)` of up to 4096 bytes: on a terminal, the line the user typed (the terminal
 /// hands over a line per read). `Ok(0)` at end of input.
 pub fn read_stdin_once() -> io::Result<usize> {
@@ -126,15 +167,24 @@ pub fn read_stdin_once() -> io::Result<usize> {
     retry(|| sys::read(io::stdin().as_fd(), &mut buf))
 }
 
+/// [`read_stdin_once`] without retrying `EINTR`: a signal handler's interruption comes back as
+/// an `Interrupted` error, for a wait that a signal must be able to end.
+pub fn read_stdin_interruptible() -> io::Result<usize> {
+    let mut buf = [0u8; CHUNK];
+    sys::read(io::stdin().as_fd(), &mut buf)
+}
+
+/// Which file `path` itself names: its device and inode (`lstat`, a link not followed). Two names
+/// with the same pair are the same file; a file removed and made again gets a new inode.
+pub fn identity_of(path: &Path) -> io::Result<(u64, u64)> {
+    let st = sys::lstat(path)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// What `path` itself is (`lstat`, made as `newfstatat(..., AT_SYMLINK_NOFOLLOW)`): its `st_mode`,
 /// the type bits (`libc::S_IFSOCK`...) and the permissions.
 pub fn mode_of(path: &Path) -> io::Result<u32> {
     Ok(sys::lstat(path)?.st_mode)
-}
-
-/// Makes a directory (permissions 0777 less the umask, as `mkdir(1)` does).
-pub fn create_dir(path: &Path) -> io::Result<()> {
-    sys::mkdir(path, 0o777)
 }
 
 /// Removes a directory of plain files (no subdirectories): unlinks each name it lists, then
@@ -159,6 +209,17 @@ pub fn read_stdin() -> io::Result<Vec<u8>> {
 /// Standard input as a stream, for reading it a chunk at a time (`client --message -` streams it
 /// rather than holding it whole). Each read is a narrated `read(0, ...)`; fd 0 is borrowed, never
 /// closed.
+///
+/// # Example
+///
+/// ```
+/// use std::os::fd::{AsFd, AsRawFd};
+/// use socklab::file::Stdin;
+///
+/// // Borrowed, never closed: reading it is a narrated read(0, ...).
+/// let stdin = Stdin::new();
+/// assert_eq!(stdin.as_fd().as_raw_fd(), 0);
+/// ```
 #[derive(Debug)]
 pub struct Stdin(io::Stdin);
 
@@ -187,18 +248,85 @@ impl AsFd for Stdin {
     }
 }
 
-/// Writes `bytes` to `PATH.tmp`, closes it, and renames it to `path`: a reader sees no file or the
-/// whole of it, never a part. The temporary file is removed if the rename fails.
+/// Writes `bytes` to a new file beside `path`, closes it, and renames it to `path`: a reader sees
+/// no file or the whole of it, never a part. The temporary file is made as mkstemp(3) makes one:
+/// a random name in `path`'s directory, opened `O_CREAT|O_EXCL|O_NOFOLLOW`, so a file or symbolic
+/// link someone planted under a name socklab might pick is never opened, let alone written
+/// through (a planted `PATH.tmp -> /etc/passwd` in a shared `/tmp` would otherwise have socklab,
+/// run as root, overwrite its target). The temporary file is removed if the rename fails.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.close()?;
-    sys::rename(&tmp, path).inspect_err(|_| {
+    let (tmp, mut file) = create_beside(path)?;
+    let written = file.write_all(bytes).and_then(|()| file.close());
+    written.and_then(|()| sys::rename(&tmp, path)).inspect_err(|_| {
         let _ = sys::unlink(&tmp);
     })
+}
+
+/// How many random names [`create_beside`] and [`create_private_dir`] try before giving up: each
+/// is taken only by a name collision, so running out means someone is filling the directory.
+const NAME_TRIES: usize = 100;
+
+/// A random suffix of 12 letters and digits, from std's per-process random hash keys (which std
+/// seeds from getrandom(2)), mixed with a counter so each call differs.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    let mut x = hasher.finish();
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..12)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// Creates a new file `.NAME.XXXXXXXXXXXX` in `path`'s directory (NAME being `path`'s own name),
+/// `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW`: it fails rather than open anything already there.
+fn create_beside(path: &Path) -> io::Result<(PathBuf, File)> {
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for _ in 0..NAME_TRIES {
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}", random_suffix()));
+        let tmp = dir.join(tmp_name);
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        match File::with_flags(&tmp, flags, 0o666) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{NAME_TRIES} random names beside it were all taken")))
+}
+
+/// Makes a new directory `PREFIX-XXXXXXXXXXXX` (mode 0700) in `parent`, as mkdtemp(3) does:
+/// mkdir(2) fails on any name already there (a planted directory or symbolic link), so the
+/// directory returned is socklab's own and nobody else can add files to it.
+pub fn create_private_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
+    for _ in 0..NAME_TRIES {
+        let dir = parent.join(format!("{prefix}-{}", random_suffix()));
+        match sys::mkdir(&dir, 0o700) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{NAME_TRIES} random names in {} were all taken", parent.display()),
+    ))
+}
+
+/// mkdir(2) with mode 0777 less the umask (`socklab man --dir DIR`); `AlreadyExists` if it is there.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    sys::mkdir(path, 0o777)
 }
 
 /// The names in a directory, `.` and `..` left out, in the order the kernel lists them.
@@ -248,7 +376,6 @@ mod tests {
         let target = dir.join("ready");
         write_atomically(&target, b"127.0.0.1:5000\n").unwrap();
         assert_eq!(read_to_string(&target).unwrap(), "127.0.0.1:5000\n");
-        assert!(!dir.join("ready.tmp").exists(), "the temporary file was renamed away");
         let names = read_dir(&dir).unwrap();
         assert_eq!(names, vec![OsString::from("ready")]);
         std::os::unix::fs::symlink("ready", dir.join("link")).unwrap();

@@ -14,12 +14,15 @@
 //!          capture/      TCP segments on lo through AF_PACKET, parsed in safe code
 //!          diag/         socket states and queues through NETLINK_SOCK_DIAG (what ss reads)
 //!          bench/        the load generator of `socklab bench`
+//!          check/        `socklab check`: a conformance and robustness suite for any echo server
 //! floor 3  tcp.rs        TcpListener / TcpStream (Read, Write, AsFd, std conversions)
 //!          udp.rs        UdpSocket (recvfrom/sendto, MSG_TRUNC)
 //!          unix.rs       UnixListener / UnixStream (stream, seqpacket) / UnixDatagram, SCM_RIGHTS
 //!          ready/        Epoll, PollSet and the io_uring Ring: typed Interest, Token, Readiness
+//!          nfqueue.rs    NfQueue: packets an NFQUEUE firewall rule hands us, and our verdicts
 //! floor 2  socket.rs     Socket of any family (typed Domain, Type, Protocol, options; closes on drop)
-//!          process.rs    fork, wait, kill, signal masks, sigwait, signalfd, resource limits
+//!          process.rs    fork, wait, kill, signal masks, sigwait, signalfd, resource limits,
+//!                        entering a network namespace (setns)
 //!          file.rs       the few files socklab itself reads and writes, closed through sys
 //! floor 1  sys/          one fn per syscall through one syscall! helper; SockAddr for every
 //!                        family; the only `unsafe` in the crate
@@ -39,6 +42,8 @@
 pub mod bench;
 #[cfg(socklab_af_packet)]
 pub mod capture;
+#[cfg(all(socklab_epoll, socklab_sock_diag))]
+pub mod check;
 #[cfg(socklab_sock_diag)]
 pub mod diag;
 pub mod echo;
@@ -51,6 +56,8 @@ pub mod file;
 pub mod fixture;
 #[cfg(socklab_epoll)]
 pub mod netns;
+#[cfg(socklab_sock_diag)]
+pub mod nfqueue;
 pub mod process;
 pub mod ready;
 pub mod resolve;
@@ -72,3 +79,13 @@ pub use sys::{SockAddr, UnixName, clock, names};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixKind, UnixListener, UnixStream};
+
+// The Rust blocks of the README and of the book's CI guide are compiled and run as doc-tests, so
+// the examples a reader copies keep working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/src/ci.md")]
+struct CiGuideExamples;

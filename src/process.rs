@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use crate::socket::retry;
 use crate::sys::process as sys;
-pub use crate::sys::process::{Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
+pub use crate::sys::process::{
+    Caught, Disposition, Forked, SIGALRM, SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1,
+};
 
 /// A process id.
 pub type Pid = libc::pid_t;
@@ -27,6 +29,17 @@ pub type Signal = libc::c_int;
 /// `std::thread::Builder::spawn`, counted while the thread's work runs, so that `--trace` marks
 /// lines `[pid N]` exactly while strace -f does: while more than one task is alive. Every thread
 /// socklab starts is started through this (`use socklab::process::SpawnCounted`).
+///
+/// # Example
+///
+/// ```
+/// use socklab::process::SpawnCounted;
+///
+/// // A thread socklab knows about: `--trace` marks lines `[pid N]` while it runs, as strace -f does.
+/// let handle = std::thread::Builder::new().name("worker".into()).spawn_counted(|| 6 * 7)?;
+/// assert_eq!(handle.join().unwrap(), 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait SpawnCounted {
     /// `self.spawn(work)`, counted.
     fn spawn_counted<F, T>(self, work: F) -> io::Result<std::thread::JoinHandle<T>>
@@ -127,6 +140,22 @@ pub fn close_inherited(fd: impl AsFd) -> io::Result<()> {
     sys::close_inherited(fd.as_fd())
 }
 
+/// Moves the calling thread (only it) into the network namespace at `path` (`/run/netns/NAME`, as
+/// `ip netns add` makes it; or `/proc/PID/ns/net`): `openat` then `setns(fd, CLONE_NEWNET)`. Sockets
+/// the thread creates afterwards live in that namespace. Needs CAP_SYS_ADMIN.
+#[cfg(target_os = "linux")]
+pub fn enter_network_namespace(path: &std::path::Path) -> io::Result<()> {
+    let file = crate::file::File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: {e} (is it a network namespace? `ip netns list` shows them)", path.display()),
+        )
+    })?;
+    sys::setns_net(file.as_fd()).map_err(|e| {
+        io::Error::new(e.kind(), format!("setns({}): {e} (entering a namespace needs root)", path.display()))
+    })
+}
+
 /// sigaction(2): sets what `sig` does and returns what it did before.
 pub fn set_disposition(sig: Signal, disposition: Disposition) -> io::Result<Disposition> {
     sys::sigaction(sig, disposition)
@@ -180,6 +209,39 @@ pub fn interrupts(sig: Signal) -> u64 {
     usize::try_from(sig).ok().and_then(|i| sys::INTERRUPTS.get(i)).map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
+/// The signals that ask a server to stop: Ctrl-C (SIGINT) and `kill`'s default (SIGTERM).
+pub const STOP_SIGNALS: [Signal; 2] = [SIGINT, SIGTERM];
+
+/// Stops on SIGINT and SIGTERM the way a C server does: sigaction(2) installs, for each, a
+/// handler that only counts ([`Disposition::Interrupt`]), without `SA_RESTART`. A blocking call
+/// (accept, recv, send, the write of a print) the signal lands in then returns `EINTR` instead of
+/// being restarted by the kernel, and the safe layer, seeing [`stop_signals`] above zero, hands
+/// that `EINTR` to the caller instead of retrying it: the loop wakes and reads the count. No
+/// thread and no descriptor: two `rt_sigaction` calls now, and per signal the kernel's
+/// `rt_sigreturn` after the handler.
+///
+/// The window every such loop has (the signal lands after the loop checked the count and before
+/// it blocks again) is closed by a second signal; `ppoll`/`pselect` close it for good, at the
+/// price of a call per wait.
+pub fn catch_stop_signals() -> io::Result<()> {
+    for sig in STOP_SIGNALS {
+        set_disposition(sig, Disposition::Interrupt)?;
+    }
+    Ok(())
+}
+
+/// How many signals the [`Disposition::Interrupt`] handler has caught in all, and what it saw of
+/// the last one (what strace prints of it: its siginfo, and the mask `rt_sigreturn` restores).
+pub fn last_caught() -> (u64, Caught) {
+    sys::last_caught()
+}
+
+/// How many SIGINT/SIGTERM the [`catch_stop_signals`] handler has caught (0 when it is not
+/// installed: a blocked signal or one taken by a signalfd is not counted).
+pub fn stop_signals() -> u64 {
+    STOP_SIGNALS.iter().map(|&sig| interrupts(sig)).sum()
+}
+
 /// setitimer(ITIMER_REAL): SIGALRM every `interval`; `None` stops it.
 pub fn set_interval_timer(interval: Option<Duration>) -> io::Result<()> {
     crate::sys::setitimer(interval)
@@ -213,6 +275,20 @@ pub fn raise_open_files(need: Option<u64>) -> io::Result<u64> {
 ///
 /// The signals must be blocked in every thread ([`block_signals`] before spawning any); a fork
 /// child that wants them back must unblock them itself.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use socklab::process::{self, SIGUSR1, SignalFd};
+///
+/// // Blocked first (in a program with threads: before spawning any), then read as a descriptor.
+/// process::block_signals(&[SIGUSR1])?;
+/// let signals = SignalFd::new(&[SIGUSR1])?;
+/// assert_eq!(signals.drain()?, 0);
+/// process::kill(std::process::id() as i32, SIGUSR1)?;
+/// assert_eq!(signals.drain()?, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SignalFd(Option<OwnedFd>);
 
@@ -271,4 +347,107 @@ pub fn in_fork_child() -> bool {
 /// thread writing through its own descriptor holds no lock of std's `Stdout`.
 pub fn duplicate(fd: impl AsFd) -> io::Result<OwnedFd> {
     crate::sys::dup_cloexec(fd.as_fd())
+}
+
+/// The system calls a running process makes, counted by the kernel (`perf_event_open(2)` on the
+/// `raw_syscalls:sys_enter` tracepoint, one counter per thread, threads and children started
+/// later included) — what `perf stat -e raw_syscalls:sys_enter -p PID` counts. Exact whatever the
+/// machine's load, unlike a time; counting another user's process needs root (or `CAP_PERFMON`).
+///
+/// # Example
+///
+/// ```
+/// use socklab::process::SyscallCount;
+///
+/// match SyscallCount::attach(std::process::id() as i32) {
+///     Ok(count) => {
+///         let before = count.read()?;
+///         std::fs::metadata("/")?; // at least one system call (statx)
+///         assert!(count.read()? > before);
+///     }
+///     // Not root, no tracefs, or a kernel without perf events: the reason says which.
+///     Err(reason) => println!("not counted: {reason}"),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct SyscallCount {
+    counters: Vec<OwnedFd>,
+}
+
+#[cfg(target_os = "linux")]
+impl SyscallCount {
+    /// Starts counting the system calls of process `pid` (every thread it has now, and those it
+    /// starts later). `Err` is a sentence saying why they cannot be counted here.
+    pub fn attach(pid: Pid) -> Result<SyscallCount, String> {
+        use std::path::Path;
+        let id = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .find_map(|root| {
+                let path = Path::new(root).join("events/raw_syscalls/sys_enter/id");
+                crate::file::read_to_string(&path).ok()?.trim().parse::<u64>().ok()
+            })
+            .ok_or(
+                "the raw_syscalls:sys_enter tracepoint is not visible: tracefs is not mounted at \
+                    /sys/kernel/tracing (mount -t tracefs nodev /sys/kernel/tracing, as root)",
+            )?;
+        let tasks = crate::file::read_dir(&Path::new("/proc").join(pid.to_string()).join("task"))
+            .map_err(|e| format!("process {pid}: {e}"))?;
+        let mut counters = Vec::new();
+        for tid in tasks.iter().filter_map(|t| t.to_str()?.parse::<Pid>().ok()) {
+            match crate::sys::perf::perf_event_open_tracepoint(id, tid) {
+                Ok(fd) => counters.push(fd),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {} // the thread ended meanwhile
+                Err(e) => {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    let why = match errno {
+                        libc::EACCES | libc::EPERM => {
+                            let paranoid =
+                                crate::file::read_to_string(Path::new("/proc/sys/kernel/perf_event_paranoid"))
+                                    .map_or("unknown".into(), |s| s.trim().to_string());
+                            format!(
+                                "counting another process's system calls needs root or CAP_PERFMON \
+                                 (kernel.perf_event_paranoid is {paranoid})"
+                            )
+                        }
+                        libc::ENOSYS | libc::ENODEV | libc::ENOENT => "this kernel has no perf events for it".into(),
+                        _ => "the kernel refused".into(),
+                    };
+                    return Err(format!(
+                        "perf_event_open failed with {}: {why}",
+                        crate::sys::names::errno_display(errno)
+                    ));
+                }
+            }
+        }
+        if counters.is_empty() {
+            return Err(format!("process {pid} has no threads left to count"));
+        }
+        Ok(SyscallCount { counters })
+    }
+
+    /// The system calls made since [`SyscallCount::attach`] (by threads that have ended, too).
+    pub fn read(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for fd in &self.counters {
+            let mut value = [0u8; 8];
+            let n = retry(|| crate::sys::read(fd.as_fd(), &mut value))?;
+            if n != 8 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a short read of a perf counter"));
+            }
+            total += u64::from_ne_bytes(value);
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SyscallCount {
+    /// close(2) through `sys`, so `--trace` narrates it.
+    fn drop(&mut self) {
+        for fd in self.counters.drain(..) {
+            let _ = crate::sys::close(fd);
+        }
+    }
 }

@@ -11,8 +11,10 @@
 //!   death.
 //! - **EINTR**: blocking calls (accept, recv, send, poll) are retried when a signal handler
 //!   interrupts them; data is never lost by a retry because an interrupted call transferred
-//!   nothing. An interrupted `connect` keeps going in the kernel, so it is finished by waiting for
-//!   writability and reading `SO_ERROR`, not by calling connect again.
+//!   nothing. Once a stop signal was caught (`process::catch_stop_signals`) the `EINTR` is
+//!   returned instead: the caller is being asked to stop. An interrupted `connect` keeps going
+//!   in the kernel, so it is finished by waiting for writability and reading `SO_ERROR`, not by
+//!   calling connect again.
 
 use std::fmt;
 use std::io;
@@ -23,6 +25,20 @@ use std::time::Duration;
 use crate::sys::{self, SockAddr, names};
 
 /// An address family: socket(2)'s first argument.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{Domain, Protocol, Socket, Type};
+///
+/// // socket(2)'s three arguments, typed; their Debug is the C name strace prints.
+/// let addr: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+/// assert_eq!(Domain::for_address(&addr), Domain::IPV6);
+/// assert_eq!(format!("{:?}", Domain::IPV4), "AF_INET");
+/// let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+/// assert_eq!(udp.local_addr()?.family(), Domain::IPV4.raw());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Domain(libc::c_int);
 
@@ -58,6 +74,20 @@ impl fmt::Debug for Domain {
 }
 
 /// A socket type, with its creation flags: socket(2)'s second argument.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{Domain, Socket, Type};
+///
+/// assert_eq!(format!("{:?}", Type::STREAM), "SOCK_STREAM");
+/// // A nonblocking socket from birth: a recv with nothing queued says WouldBlock instead of waiting.
+/// let (a, _b) = Socket::pair(Type::STREAM.nonblocking())?;
+/// let err = a.recv(&mut [0u8; 8]).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+/// let _ = Socket::new(Domain::UNIX, Type::SEQPACKET, None)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Type(libc::c_int);
 
@@ -94,6 +124,18 @@ impl fmt::Debug for Type {
 }
 
 /// A protocol within a family: socket(2)'s third argument.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{Domain, Protocol, Socket, Type};
+///
+/// assert_eq!(format!("{:?}", Protocol::TCP), "IPPROTO_TCP");
+/// let tcp = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+/// tcp.set_nodelay(true)?; // a TCP option: only a TCP socket has it
+/// assert!(tcp.nodelay()?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Protocol(libc::c_int);
 
@@ -102,12 +144,18 @@ impl Protocol {
     pub const TCP: Protocol = Protocol(libc::IPPROTO_TCP);
     /// `IPPROTO_UDP`.
     pub const UDP: Protocol = Protocol(libc::IPPROTO_UDP);
+    /// `IPPROTO_RAW`, for a `SOCK_RAW` IPv4 socket: the program writes whole IP packets, header
+    /// included (`IP_HDRINCL` is implied).
+    pub const RAW_IP: Protocol = Protocol(libc::IPPROTO_RAW);
     /// Every EtherType, for a packet socket: `htons(ETH_P_ALL)`.
     #[cfg(socklab_af_packet)]
     pub const ALL_FRAMES: Protocol = Protocol(sys::packet::ALL_PROTOCOLS);
     /// `NETLINK_SOCK_DIAG`: the kernel's socket table, as `ss` reads it.
     #[cfg(socklab_sock_diag)]
     pub const SOCK_DIAG: Protocol = Protocol(sys::netlink::NETLINK_SOCK_DIAG);
+    /// `NETLINK_NETFILTER`: netfilter's subsystems, among them the packet queue (`NFQUEUE`).
+    #[cfg(socklab_sock_diag)]
+    pub const NETFILTER: Protocol = Protocol(sys::netlink::NETLINK_NETFILTER);
 
     /// The C value.
     pub fn raw(self) -> libc::c_int {
@@ -122,6 +170,26 @@ impl fmt::Debug for Protocol {
 }
 
 /// How a nonblocking connect started.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use socklab::{Connect, Domain, SockAddr, Socket, TcpListener, Type};
+///
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None)?;
+/// match socket.connect_nonblocking(&SockAddr::from(listener.local_addr()?))? {
+///     Connect::Done => {}
+///     // The SYN is out: writable means the handshake ended, SO_ERROR says how.
+///     Connect::InProgress => {
+///         socket.wait_for(libc::POLLOUT, Some(Duration::from_secs(5)))?;
+///         assert!(socket.take_error()?.is_none());
+///     }
+/// }
+/// assert_eq!(socket.peer_addr()?, SockAddr::from(listener.local_addr()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connect {
     /// Connected already (Unix sockets, sometimes loopback TCP).
@@ -132,6 +200,19 @@ pub enum Connect {
 }
 
 /// Who is at the other end of a Unix socket (SO_PEERCRED), as the kernel recorded it.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // The kernel recorded who made the other end: here, this very process.
+/// let (ours, _theirs) = UnixStream::pair(UnixKind::Stream)?;
+/// let cred = ours.peer_cred()?;
+/// assert_eq!(cred.pid as u32, std::process::id());
+/// assert!(cred.to_string().starts_with("pid "));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
     /// The peer's process id.
@@ -149,6 +230,28 @@ impl fmt::Display for PeerCred {
 }
 
 /// An owned socket descriptor. Closed on drop.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{Domain, SockAddr, Socket, Type};
+///
+/// // The tutorial's calls, one method each: socket, bind, listen, connect, accept, send, recv.
+/// let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+/// listener.bind(&SockAddr::from(std::net::SocketAddr::from(([127, 0, 0, 1], 0))))?;
+/// listener.listen(5)?;
+/// let client = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+/// client.connect(&listener.local_addr()?)?; // the kernel finished the handshake: accept has not run
+/// let (conn, peer) = listener.accept()?;
+/// assert_eq!(peer, client.local_addr()?);
+/// client.send_all(b"Hello")?;
+/// let mut buf = [0u8; 2048];
+/// let n = conn.recv(&mut buf)?;
+/// conn.send_all(&buf[..n])?;
+/// let n = client.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"Hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Socket {
     // Always `Some` while the Socket is alive; `None` only after `into_raw_fd`/`close` took it, so
@@ -156,11 +259,13 @@ pub struct Socket {
     fd: Option<OwnedFd>,
 }
 
-/// Retries `f` while it fails with `EINTR`.
+/// Retries `f` while it fails with `EINTR`, unless a stop signal was caught
+/// ([`crate::process::catch_stop_signals`]): then the `EINTR` is the program's cue to stop, and
+/// goes to the caller.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && crate::process::stop_signals() == 0 => continue,
             other => return other,
         }
     }
@@ -467,6 +572,12 @@ impl Socket {
     /// caps it at `net.core.rmem_max`).
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
         self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, bytes.min(i32::MAX as usize) as libc::c_int)
+    }
+
+    /// SO_SNDBUF: the send buffer size to ask for (doubled by the kernel, as SO_RCVBUF): how much
+    /// a send may queue before it blocks.
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, bytes.min(i32::MAX as usize) as libc::c_int)
     }
 
     /// SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN): like SO_RCVBUF, past `net.core.rmem_max`.

@@ -18,6 +18,24 @@ use crate::sys::SockAddr;
 pub const DEFAULT_BACKLOG: i32 = 128;
 
 /// A listening TCP socket.
+///
+/// # Example
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use socklab::{TcpListener, TcpStream};
+///
+/// // Port 0: the kernel picks a free port; local_addr() says which.
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// let mut client = TcpStream::connect(&listener.local_addr()?)?;
+/// let (mut conn, peer) = listener.accept()?;
+/// assert_eq!(peer, client.local_addr()?);
+/// client.write_all(b"Hello")?;
+/// let mut buf = [0u8; 5];
+/// conn.read_exact(&mut buf)?;
+/// conn.write_all(&buf)?; // the echo
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TcpListener {
     socket: Socket,
@@ -113,6 +131,29 @@ impl TcpListener {
 }
 
 /// A connected TCP socket: the client's, or one accepted by a server.
+///
+/// # Example
+///
+/// ```
+/// use std::io::Read;
+/// use std::net::Shutdown;
+/// use socklab::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// let client = TcpStream::connect(&listener.local_addr()?)?;
+/// let (conn, _) = listener.accept()?;
+/// client.send_all(b"Hello")?;
+/// client.shutdown(Shutdown::Write)?; // our FIN: the server's recv returns 0 after the data
+/// let mut got = Vec::new();
+/// (&conn).read_to_end(&mut got)?;
+/// assert_eq!(got, b"Hello");
+/// conn.send_all(&got)?;
+/// conn.close()?; // and the server's FIN
+/// let mut echo = Vec::new();
+/// (&client).read_to_end(&mut echo)?;
+/// assert_eq!(echo, b"Hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     socket: Socket,

@@ -18,6 +18,24 @@ use crate::sys::SockAddr;
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// A UDP socket.
+///
+/// # Example
+///
+/// ```
+/// use socklab::UdpSocket;
+///
+/// // No listen, no accept: the server answers each datagram to the address recvfrom reported.
+/// let server = UdpSocket::bind(&"127.0.0.1:0".parse()?, None)?;
+/// let client = UdpSocket::connect(&server.local_addr()?)?; // connect sends nothing on UDP
+/// client.send(b"Hello")?;
+/// let mut buf = [0u8; 2048];
+/// let (n, from) = server.recv_from(&mut buf)?;
+/// assert_eq!(from, client.local_addr()?);
+/// server.send_to(&buf[..n], &from)?;
+/// let n = client.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"Hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct UdpSocket {
     socket: Socket,

@@ -23,6 +23,21 @@ use crate::socket::{Domain, PeerCred, Socket, Type, socket_type_traits};
 use crate::sys::{self, SockAddr, UnixName};
 
 /// Which connection-oriented Unix socket type.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // SOCK_SEQPACKET keeps message boundaries: two sends, two recvs, never merged.
+/// let (a, b) = UnixStream::pair(UnixKind::Seqpacket)?;
+/// a.send(b"one")?;
+/// a.send(b"two")?;
+/// let mut buf = [0u8; 64];
+/// assert_eq!(b.recv(&mut buf)?, 3);
+/// assert_eq!(b.recv(&mut buf)?, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnixKind {
     /// `SOCK_STREAM`: bytes, no boundaries.
@@ -51,8 +66,12 @@ pub fn unix_addr(name: &str) -> io::Result<SockAddr> {
 }
 
 /// Removes a stale socket file at `addr`'s path (`unlink(2)`), so a server can bind it again.
-/// Refuses to remove anything that is not a socket (a typo must not delete a regular file). A
-/// missing file or an abstract name is fine: there is nothing to remove.
+/// Refuses to remove anything that is not a socket (a typo must not delete a regular file), and
+/// a socket something still serves: it first connects to the path (a nonblocking `SOCK_STREAM`
+/// socket), and only `ECONNREFUSED`, nobody bound behind the name, makes the file stale. A
+/// connection, a full accept queue (`EAGAIN`) or a socket of another type behind it
+/// (`EPROTOTYPE`) is a live server; the error names its process when /proc tells. A missing file
+/// or an abstract name is fine: there is nothing to remove.
 pub fn unlink_stale(addr: &SockAddr) -> Result<(), CallError> {
     let Some(UnixName::Path(bytes)) = addr.as_unix() else { return Ok(()) };
     let path = Path::new(OsStr::from_bytes(bytes));
@@ -68,11 +87,116 @@ pub fn unlink_stale(addr: &SockAddr) -> Result<(), CallError> {
                 "exists and is not a socket; refusing to remove it (choose another path)",
             ),
         )),
-        Ok(_) => sys::unlink(path).map_err(|e| CallError::unix("unlink", addr, e)),
+        Ok(_) => {
+            if let Some(how) = live_behind(addr)? {
+                let owner = owner_of(bytes).map_or_else(
+                    || "its owner is not known (/proc did not tell)".to_string(),
+                    |(pid, comm)| format!("it belongs to pid {pid} ({comm})"),
+                );
+                return Err(CallError::unix(
+                    "--unlink",
+                    addr,
+                    io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!(
+                            "a socket is live behind this path ({how}; {owner}); refusing to remove it: stop that \
+                             server first, or choose another path"
+                        ),
+                    ),
+                ));
+            }
+            sys::unlink(path).map_err(|e| CallError::unix("unlink", addr, e))
+        }
+    }
+}
+
+/// Whether a socket is bound behind the path `addr` names: `Some(what the probe saw)` if so,
+/// `None` if connect says `ECONNREFUSED` (a stale file) or `ENOENT` (gone meanwhile).
+fn live_behind(addr: &SockAddr) -> Result<Option<&'static str>, CallError> {
+    let probe =
+        Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).map_err(|e| CallError::unix("socket", addr, e))?;
+    match probe.connect_nonblocking(addr) {
+        Ok(_) => Ok(Some("a connect to it was accepted")),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::ECONNREFUSED | libc::ENOENT) => Ok(None),
+            Some(libc::EAGAIN) => Ok(Some("a connect to it found its accept queue full")),
+            Some(libc::EPROTOTYPE) => Ok(Some("a socket of another type is bound to it")),
+            _ => Err(CallError::unix("connect", addr, e)),
+        },
+    }
+}
+
+/// The process holding the socket bound to `path`, from /proc: the socket's inode from
+/// /proc/net/unix (its last column is the bound path), then the process whose /proc/PID/fd has
+/// `socket:[INODE]`. `None` when either step finds nothing (another user's processes are not
+/// readable without privilege).
+fn owner_of(path: &[u8]) -> Option<(u32, String)> {
+    let table = crate::file::read_to_string(Path::new("/proc/net/unix")).ok()?;
+    let wanted = OsStr::from_bytes(path).to_str()?;
+    // Every socket with this name: the listener, and also its accepted connections and those
+    // still in its accept queue (the probe's own, for one), which carry the listener's name.
+    let links: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() >= 8 && fields[7..].join(" ") == wanted).then(|| format!("socket:[{}]", fields[6]))
+        })
+        .collect();
+    if links.is_empty() {
+        return None;
+    }
+    let procs = crate::file::read_dir(Path::new("/proc")).ok()?;
+    procs.iter().filter_map(|p| p.to_str()?.parse::<u32>().ok()).find_map(|pid| {
+        let dir = Path::new("/proc").join(pid.to_string());
+        let fds = crate::file::read_dir(&dir.join("fd")).ok()?;
+        fds.iter()
+            .any(|fd| {
+                crate::file::read_link(&dir.join("fd").join(fd)).is_ok_and(|t| links.iter().any(|l| t == l.as_str()))
+            })
+            .then(|| {
+                let comm = crate::file::read_to_string(&dir.join("comm")).unwrap_or_default();
+                (pid, comm.trim().to_string())
+            })
+    })
+}
+
+/// Removes the socket file at `addr`'s path if it is still `bound` (the device and inode that
+/// [`crate::file::identity_of`] gave right after bind): a server stopping removes its own file,
+/// never one another server made there since (after an `--unlink` of its own, say). Returns
+/// whether it removed the file.
+pub fn unlink_own(addr: &SockAddr, bound: (u64, u64)) -> Result<bool, CallError> {
+    let Some(UnixName::Path(bytes)) = addr.as_unix() else { return Ok(false) };
+    let path = Path::new(OsStr::from_bytes(bytes));
+    match crate::file::identity_of(path) {
+        Ok(now) if now == bound => sys::unlink(path).map(|()| true).map_err(|e| CallError::unix("unlink", addr, e)),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CallError::unix("stat", addr, e)),
     }
 }
 
 /// A listening Unix stream or seqpacket socket.
+///
+/// # Example
+///
+/// ```
+/// use socklab::unix::unix_addr;
+/// use socklab::{UnixKind, UnixListener, UnixStream};
+///
+/// // An abstract name (`@...`, Linux): no file to clean up afterwards.
+/// let addr = unix_addr(&format!("@socklab-doc-listener-{}", std::process::id()))?;
+/// let listener = UnixListener::bind(&addr, UnixKind::Stream, 5)?;
+/// let client = UnixStream::connect(&addr, UnixKind::Stream)?;
+/// let (conn, peer) = listener.accept()?;
+/// assert_eq!(peer.to_string(), "(unnamed)"); // clients rarely bind
+/// client.send_all(b"Hello")?;
+/// let mut buf = [0u8; 2048];
+/// let n = conn.recv(&mut buf)?;
+/// conn.send_all(&buf[..n])?;
+/// assert_eq!(client.recv(&mut buf)?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixListener {
     socket: Socket,
@@ -129,6 +253,23 @@ impl UnixListener {
 
 /// A connected Unix stream or seqpacket socket (a client, an accepted connection, or one end of
 /// a socketpair).
+///
+/// # Example
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // Two connected ends, no name at all: what a parent hands a child it forks.
+/// let (a, b) = UnixStream::pair(UnixKind::Stream)?;
+/// (&a).write_all(b"Hello")?;
+/// let mut buf = [0u8; 5];
+/// (&b).read_exact(&mut buf)?;
+/// (&b).write_all(&buf)?;
+/// (&a).read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"Hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixStream {
     socket: Socket,
@@ -235,6 +376,25 @@ impl Write for &UnixStream {
 }
 
 /// A Unix datagram socket.
+///
+/// # Example
+///
+/// ```
+/// use socklab::UnixDatagram;
+/// use socklab::unix::unix_addr;
+///
+/// let addr = unix_addr(&format!("@socklab-doc-dgram-{}", std::process::id()))?;
+/// let server = UnixDatagram::bind(&addr)?;
+/// // The client is autobound to an abstract name, so the server has somewhere to answer.
+/// let client = UnixDatagram::connect_autobind(&addr)?;
+/// client.send(b"Hello")?;
+/// let mut buf = [0u8; 2048];
+/// let (n, from) = server.recv_from(&mut buf)?;
+/// assert!(from.to_string().starts_with('@'), "{from}");
+/// server.send_to(&buf[..n], &from)?;
+/// assert_eq!(client.recv(&mut buf)?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixDatagram {
     socket: Socket,

@@ -24,6 +24,7 @@ fn tiny(addr: SocketAddr, mode: Mode, conns: usize, size: usize) -> Report {
         duration: Duration::from_millis(200),
         grace: Duration::from_secs(5),
         seed: 7,
+        server_pids: Vec::new(),
     };
     bench::run(&config, &mut |_| {}).expect("bench run")
 }
@@ -153,6 +154,7 @@ fn a_swallowing_server_loses_bytes_and_says_so() {
         duration: Duration::from_millis(100),
         grace: Duration::from_millis(100),
         seed: 1,
+        server_pids: Vec::new(),
     };
     let report = bench::run(&config, &mut |_| {}).unwrap();
     assert_eq!((report.round_trips, report.lost_bytes), (0, 100), "{report}");
@@ -167,4 +169,68 @@ fn non_loopback_targets_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
+}
+
+/// The server's system calls are counted by the kernel and reported with the throughput, per
+/// 1,000 round trips (pingpong) and per MiB (bulk), for the epoll and io_uring models: the
+/// server found by its listening socket, or named with --server-pid. Where the kernel will not
+/// count (not root, no tracefs), the report says why instead. The values are not checked here.
+#[test]
+fn the_servers_system_calls_are_counted_and_reported() {
+    let countable = running_as_root() && std::path::Path::new("/sys/kernel/tracing/events/raw_syscalls").exists();
+    if !countable {
+        println!("{}", common::skip_line("not root or no tracefs: only the reason is checked"));
+    }
+    for model in ["epoll", "uring"] {
+        let ready = common::ReadyFile::new();
+        let mut server = common::socklab()
+            .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", model, "--threads", "1", "-q"])
+            .args(ready.args())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = ready.wait(&mut server).to_string();
+        let pid = server.id().to_string();
+        for (mode, size, unit, by_pid) in
+            [("pingpong", "64", "1,000 round trips", false), ("bulk", "65536", "MiB", true)]
+        {
+            let mut bench = common::socklab();
+            bench.args(["bench", "--addr", &addr, "--mode", mode, "--size", size, "--conns", "2"]);
+            bench.args(["--duration", "0.3", "--json"]);
+            if by_pid {
+                bench.args(["--server-pid", &pid]);
+            }
+            let out = bench.output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{model} {mode}: {text} {}", String::from_utf8_lossy(&out.stderr));
+            let json = socklab::timeline::json::parse(text.trim()).expect("JSON");
+            let field = |k: &str| json.get(k).cloned().unwrap_or_else(|| panic!("no {k} in {text}"));
+            if countable {
+                let calls = field("server_syscalls");
+                assert!(calls.as_i64().is_some_and(|n| n > 0), "{model} {mode}: {text}");
+                assert!(!field("server_syscalls_per").is_null(), "{model} {mode}: {text}");
+                assert_eq!(field("server_syscalls_unit").as_str(), Some(unit), "{model} {mode}: {text}");
+            } else {
+                assert!(field("server_syscalls").is_null(), "{text}");
+                assert!(field("server_syscalls_not_counted").as_str().is_some_and(|w| !w.is_empty()), "{text}");
+            }
+        }
+        // The report for people says it too.
+        let out =
+            common::socklab().args(["bench", "--addr", &addr, "--conns", "1", "--duration", "0.2"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let expected = if countable { "per 1,000 round trips)" } else { "server syscalls not counted: " };
+        assert!(text.lines().any(|l| l.contains("server syscalls") && l.contains(expected)), "{model}: {text}");
+        common::signal(server.id(), "TERM");
+        assert!(server.wait().unwrap().success());
+    }
+}
+
+/// Whether this test runs as root (its effective uid, read from /proc).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
 }

@@ -205,7 +205,7 @@ fn bench_duration_takes_the_same_units_as_every_duration() {
         assert_eq!(out.status.code(), Some(1), "--duration {good}: {stderr}");
         assert!(stderr.contains("not a loopback address"), "--duration {good}: {stderr}");
     }
-    for bad in ["1x", "-1s", "5ms", "2h", "61m", "abc"] {
+    for bad in ["1x", "-1s", "5ms", "61m", "abc"] {
         assert_usage_error(&["bench", "--addr", "127.0.0.1:7", "--duration", bad], "--duration");
     }
 }

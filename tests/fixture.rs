@@ -298,3 +298,37 @@ fn refuse_fills_the_backlog_then_connects_time_out() {
     assert!(!held.is_empty() && held.len() <= 3, "{} connections completed before the first drop", held.len());
     assert_eq!(server.stats().accepted, 0);
 }
+
+#[test]
+fn named_faults_are_added_updated_and_removed_on_an_open_connection() {
+    let server = EchoServer::builder().fault(fault("limit_data=1mb")).spawn().unwrap();
+    let names: Vec<String> = server.faults().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["limit_data_downstream"], "the builder's fault gets Toxiproxy's default name");
+    let mut client = connect(&server);
+    assert_eq!(echo(&mut client, b"plain"), b"plain");
+
+    server.add_fault("slow", fault("latency=1s")).unwrap();
+    let err = server.add_fault("slow", fault("latency=1ms")).expect_err("the name is taken");
+    assert!(err.to_string().contains("'slow'"), "{err}");
+    let start = Instant::now();
+    assert_eq!(echo(&mut client, b"late"), b"late");
+    assert!(start.elapsed() >= Duration::from_secs(1), "added latency applies to the open connection");
+
+    server.update_fault("slow", fault("latency=0ms")).unwrap();
+    let start = Instant::now();
+    assert_eq!(echo(&mut client, b"quick"), b"quick");
+    assert!(start.elapsed() < Duration::from_secs(1), "the updated latency applies to the next chunk");
+
+    assert_eq!(server.remove_fault("slow").unwrap(), fault("latency=0ms"));
+    assert!(server.remove_fault("slow").is_err(), "removed once");
+    assert!(server.update_fault("nothing", fault("latency=1ms")).is_err(), "unknown name");
+    assert_eq!(server.faults().len(), 1, "the other fault stays");
+    assert_eq!(echo(&mut client, b"again"), b"again");
+
+    drop(client);
+    let stats = server.wait_for(|s| s.open == 0, Duration::from_secs(20)).expect("the closed client is counted");
+    assert_eq!((stats.accepted, stats.open), (1, 0));
+    let not_yet = server.wait_for(|s| s.accepted == 2, Duration::from_millis(50));
+    assert_eq!(not_yet.expect_err("nobody else connected").accepted, 1);
+    server.shutdown().unwrap();
+}

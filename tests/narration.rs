@@ -251,7 +251,7 @@ fn compare_with_input(what: &str, args: &[&str], stdin: Option<&[u8]>, skip: &[&
 /// ready file, and the somaxconn read of every model but the tutorial's (whose backlog is 5).
 fn assert_files_narrated(what: &str, narration: &str, reads_somaxconn: bool) {
     assert!(
-        narration.contains("O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666)") && narration.contains("rename(\""),
+        narration.contains("O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0666)") && narration.contains("rename(\""),
         "{what}: the --ready-file's openat/rename are not narrated:\n{narration}"
     );
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The faults a proxy cannot make, on a real link: two network namespaces joined by a veth pair
 //! (`socklab::netns::Pair`), the server in one, the client in the other, the link made lossy,
-//! slow, blackholed or unplugged by nftables and tc inside those namespaces only.
+//! slow, delayed, blackholed or unplugged by nftables, tc and socklab's packet queue inside
+//! those namespaces only.
 //!
 //! Needs root, `ip`, `tc` and `nft` (CI has them: `.ci/run` installs iproute2 and nftables).
 //! Otherwise each test passes after printing why it did not run (`SKIPPED (tests/netns.rs): ...`
@@ -24,10 +25,10 @@ fn missing() -> Option<String> {
     if uid.as_deref() != Some("0") {
         return Some("not root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN".into());
     }
-    ["ip", "tc", "nft", "python3"]
+    ["ip", "tc", "nft", "iptables-legacy", "python3"]
         .into_iter()
         .find(|tool| !have(tool))
-        .map(|tool| format!("{tool} is not installed (apt-get install iproute2 nftables python3)"))
+        .map(|tool| format!("{tool} is not installed (apt-get install iproute2 nftables iptables python3)"))
 }
 
 macro_rules! require_netns {
@@ -75,11 +76,8 @@ fn echo_over_a_lossy_slow_link_is_byte_exact_and_closes_cleanly() {
     let mut pair = Pair::create("socklab-test").expect("create the namespaces");
     // 5 % of packets dropped each way (nftables), at most 1 Mbit/s each way (tbf, which queues).
     let mut conditions = vec![Condition::Loss(5.0), Condition::Rate(1_000_000)];
-    if pair.has_netem() {
-        conditions.push(Condition::Delay(Duration::from_millis(20)));
-    } else {
-        println!("note: this kernel has no netem qdisc; the link has loss and rate, no added delay");
-    }
+    // 20 ms each way, held by socklab's packet queue (no netem needed).
+    conditions.push(Condition::Delay(Duration::from_millis(20), Duration::ZERO));
     pair.apply(&conditions).unwrap();
     let (server, addr) = server_in_b(&pair);
     // 200 kB each way: some 300 packets, so with 5 % loss some are lost (P(none) < 1e-6).

@@ -279,7 +279,7 @@ fn step_waits_for_enter_on_a_terminal() {
     // count the prompts in the whole text rather than line by line.
     // rt_sigaction, socket, the two --timeout socket options, connect, close.
     assert_eq!(text.matches("[step] next: ").count(), 6, "rt_sigaction, socket, 2 setsockopt, connect, close: {text}");
-    assert_eq!(text.matches("(press Enter to make it)").count(), 6, "{text}");
+    assert_eq!(text.matches("(press Enter to make it; Ctrl-C ends the program)").count(), 6, "{text}");
     for call in ["socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP)  (press", "close(3)  (press"] {
         assert!(text.contains(call), "no prompt for {call}: {text}");
     }

@@ -17,6 +17,8 @@
 
 mod pattern;
 mod report;
+#[cfg(target_os = "linux")]
+mod syscalls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -81,6 +83,9 @@ pub struct BenchConfig {
     pub grace: Duration,
     /// Seed of the payload stream.
     pub seed: u64,
+    /// The server's processes, whose system calls are counted during the run (empty: the
+    /// processes listening at `addr`, found in /proc).
+    pub server_pids: Vec<i32>,
 }
 
 /// The CLI's grace period.
@@ -155,6 +160,8 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         first_error: None,
         opened: 0,
     };
+    let counters = server_counters(config);
+    let counted_from = counters.as_ref().ok().and_then(|c| c.total());
     let start = Instant::now();
     for i in 0..config.conns {
         run.conns.push(Conn {
@@ -199,6 +206,12 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
     for conn in &mut run.conns {
         run.lost += conn.tx - conn.rx;
     }
+    // Read before our connections close: the server's calls for the echoes, not for the goodbyes.
+    let server_syscalls = match (counters, counted_from) {
+        (Ok(c), Some(from)) => c.total().map(|to| to - from).ok_or_else(|| "a counter could not be read".into()),
+        (Ok(_), None) => Err("a counter could not be read".into()),
+        (Err(why), _) => Err(why),
+    };
     let served = run.conns.iter().filter(|c| c.served).count();
     Ok(Report {
         mode: config.mode,
@@ -215,7 +228,31 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         lost_bytes: run.lost,
         latency: Latency::from_histogram(&run.hist),
         first_error: run.first_error,
+        server_syscalls,
     })
+}
+
+/// The server's system-call counters (Linux), or why there are none.
+#[cfg(target_os = "linux")]
+fn server_counters(config: &BenchConfig) -> Result<Counters, String> {
+    syscalls::attach(&config.server_pids, config.addr).map(Counters)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn server_counters(_: &BenchConfig) -> Result<Counters, String> {
+    Err("counting another process's system calls is implemented for Linux only".into())
+}
+
+/// Kernel counters of the server's system calls.
+struct Counters(#[cfg(target_os = "linux")] Vec<crate::process::SyscallCount>);
+
+impl Counters {
+    fn total(&self) -> Option<u64> {
+        #[cfg(target_os = "linux")]
+        return syscalls::total(&self.0);
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
 }
 
 impl Run<'_> {

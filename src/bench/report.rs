@@ -97,6 +97,10 @@ pub struct Report {
     pub latency: Option<Latency>,
     /// The first failure, for the message.
     pub first_error: Option<String>,
+    /// System calls the server made from the first connect to the end of the run (the grace
+    /// period included, the closing of our connections not), counted by the kernel; `Err`: why
+    /// they could not be counted.
+    pub server_syscalls: Result<u64, String>,
 }
 
 impl Report {
@@ -117,6 +121,18 @@ impl Report {
     /// Connections per second.
     pub fn conns_per_sec(&self) -> f64 {
         self.connections as f64 / self.secs()
+    }
+
+    /// The server's system calls per unit of the mode's work, and that unit: per 1,000 round
+    /// trips (pingpong), per MiB echoed (bulk), per connection (connrate).
+    pub fn syscalls_per_unit(&self) -> Option<(f64, &'static str)> {
+        let calls = *self.server_syscalls.as_ref().ok()? as f64;
+        let (work, unit) = match self.mode {
+            Mode::Pingpong => (self.round_trips as f64 / 1000.0, "1,000 round trips"),
+            Mode::Bulk => (self.bytes as f64 / 1048576.0, "MiB"),
+            Mode::Connrate => (self.connections as f64, "connection"),
+        };
+        (work > 0.0).then(|| (calls / work, unit))
     }
 
     /// Every byte came back as sent, and something was served.
@@ -153,6 +169,13 @@ impl Report {
             ("lost_bytes", Value::Int(self.lost_bytes as i64)),
             ("latency_ns", latency),
             ("first_error", self.first_error.clone().map_or(Value::Null, Value::Str)),
+            ("server_syscalls", self.server_syscalls.as_ref().map_or(Value::Null, |&n| Value::Int(n as i64))),
+            ("server_syscalls_per", self.syscalls_per_unit().map_or(Value::Null, |(v, _)| Value::Fixed(v, 1))),
+            ("server_syscalls_unit", self.syscalls_per_unit().map_or(Value::Null, |(_, u)| Value::Str(u.into()))),
+            (
+                "server_syscalls_not_counted",
+                self.server_syscalls.as_ref().err().map_or(Value::Null, |e| Value::Str(e.clone())),
+            ),
         ])
     }
 }
@@ -190,6 +213,11 @@ impl fmt::Display for Report {
             "  served {}/{} conns, errors {}, mismatches {}, lost bytes {}",
             self.served, self.conns, self.errors, self.mismatches, self.lost_bytes
         )?;
+        match (&self.server_syscalls, self.syscalls_per_unit()) {
+            (Ok(n), Some((per, unit))) => write!(f, "\n  server syscalls {n} ({per:.1} per {unit})")?,
+            (Ok(n), None) => write!(f, "\n  server syscalls {n}")?,
+            (Err(why), _) => write!(f, "\n  server syscalls not counted: {why}")?,
+        }
         if let Some(e) = &self.first_error {
             write!(f, "\n  first error: {e}")?;
         }
@@ -218,6 +246,7 @@ mod tests {
             lost_bytes: 0,
             latency,
             first_error: first_error.map(String::from),
+            server_syscalls: Ok(2100),
         }
     }
 
@@ -230,7 +259,9 @@ mod tests {
                 r#"{"mode":"pingpong","addr":"[::1]:5000","conns":4,"size":64,"seconds":2.000,"served":4,"#,
                 r#""round_trips":1000,"round_trips_per_sec":500.0,"connections":0,"conns_per_sec":0.0,"#,
                 r#""bytes":64000,"mib_per_sec":0.03,"errors":0,"mismatches":0,"lost_bytes":0,"#,
-                r#""latency_ns":{"count":1000,"p50":10,"p99":20,"p999":30,"max":40},"first_error":null}"#
+                r#""latency_ns":{"count":1000,"p50":10,"p99":20,"p999":30,"max":40},"first_error":null,"#,
+                r#""server_syscalls":2100,"server_syscalls_per":2100.0,"server_syscalls_unit":"1,000 round trips","#,
+                r#""server_syscalls_not_counted":null}"#
             )
         );
     }

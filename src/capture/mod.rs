@@ -62,7 +62,17 @@ impl Capture {
     /// Opens the packet socket on `lo` and starts reading on a thread. Frames are queued by the
     /// kernel from the moment this returns, so start it before the traffic you want to see.
     pub fn start_loopback() -> io::Result<Capture> {
-        let socket = open_loopback()?;
+        Capture::start_socket(open(loopback_index(), true)?)
+    }
+
+    /// Like [`start_loopback`](Capture::start_loopback) on the interface with index `ifindex`
+    /// (of the calling thread's network namespace), keeping both directions: on a veth, unlike
+    /// `lo`, what goes out and what comes in are different segments, as `tcpdump -i DEV` shows.
+    pub fn start_interface(ifindex: i32) -> io::Result<Capture> {
+        Capture::start_socket(open(ifindex, false)?)
+    }
+
+    fn start_socket(socket: Socket) -> io::Result<Capture> {
         let stop_at = Arc::new(AtomicU64::new(0));
         let flag = Arc::clone(&stop_at);
         let thread =
@@ -78,10 +88,12 @@ impl Capture {
     }
 }
 
-fn open_loopback() -> io::Result<Socket> {
+fn open(ifindex: i32, ignore_outgoing: bool) -> io::Result<Socket> {
     let socket = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::ALL_FRAMES))?;
-    // The copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).
-    let _ = socket.set_packet_ignore_outgoing(true);
+    // On lo the copy going out and the copy coming in are the same segment: keep one (Linux 4.20+).
+    if ignore_outgoing {
+        let _ = socket.set_packet_ignore_outgoing(true);
+    }
     // A big buffer, so a burst of other traffic on lo does not make the kernel drop our frames
     // (SO_RCVBUFFORCE passes net.core.rmem_max when we are privileged, which capturing needs anyway).
     if socket.set_recv_buffer_size_force(8 << 20).is_err() {
@@ -89,7 +101,7 @@ fn open_loopback() -> io::Result<Socket> {
     }
     // A short receive timeout lets the reading thread notice a stop request.
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
-    socket.bind(&SockAddr::packet_all(loopback_index()))?;
+    socket.bind(&SockAddr::packet_all(ifindex))?;
     // The first SIOCGSTAMPNS turns kernel time stamping on (it fails: nothing was received yet).
     let _ = socket.last_frame_time();
     Ok(socket)

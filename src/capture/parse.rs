@@ -107,6 +107,10 @@ pub struct Segment {
     pub window: u16,
     /// Payload bytes.
     pub len: usize,
+    /// The SACK blocks of its options (RFC 2018): `(left edge, right edge)`, absolute sequence
+    /// numbers of bytes the receiver holds beyond the acknowledgment (or, below it, a D-SACK:
+    /// bytes it got twice, RFC 2883).
+    pub sack: Vec<(u32, u32)>,
 }
 
 fn need(what: &'static str, bytes: &[u8], n: usize) -> Result<(), Error> {
@@ -186,7 +190,31 @@ pub fn tcp(src: IpAddr, dst: IpAddr, t: &[u8]) -> Result<Segment, Error> {
         flags: Flags(t[13]),
         window: be16(t, 14),
         len: t.len() - header,
+        sack: sack_blocks(&t[20..header]),
     })
+}
+
+/// The SACK option's blocks among TCP options (kind 5; 1 is a no-op, 0 the end).
+fn sack_blocks(mut options: &[u8]) -> Vec<(u32, u32)> {
+    let mut blocks = Vec::new();
+    while let Some(&kind) = options.first() {
+        match kind {
+            0 => break,
+            1 => options = &options[1..],
+            _ => {
+                let Some(&len) = options.get(1) else { break };
+                let len = usize::from(len);
+                if len < 2 || len > options.len() {
+                    break;
+                }
+                if kind == 5 {
+                    blocks.extend(options[2..len].chunks_exact(8).map(|b| (be32(b, 0), be32(b, 4))));
+                }
+                options = &options[len..];
+            }
+        }
+    }
+    blocks
 }
 
 #[cfg(test)]
@@ -262,5 +290,17 @@ mod tests {
             let _ = ipv6(&ip6);
         }
         assert!(matches!(ipv6(&[0x60; 10]), Err(Error::Short { what: "IPv6", .. })));
+    }
+
+    #[test]
+    fn sack_blocks_are_read_from_the_options() {
+        // nop, nop, timestamps (10 bytes), nop, nop, SACK with two blocks.
+        let mut o = vec![1u8, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 5, 18];
+        for v in [100u32, 200, 300, 400] {
+            o.extend(v.to_be_bytes());
+        }
+        assert_eq!(sack_blocks(&o), vec![(100, 200), (300, 400)]);
+        assert_eq!(sack_blocks(&[5, 40, 0]), Vec::<(u32, u32)>::new(), "a length past the end is ignored");
+        assert_eq!(sack_blocks(&[0, 5, 10]), Vec::<(u32, u32)>::new());
     }
 }

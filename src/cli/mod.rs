@@ -1,5 +1,10 @@
 //! Top floor: argument parsing and printing only. Socket logic lives in the library.
 
+#[cfg(all(socklab_epoll, socklab_sock_diag))]
+mod check;
+mod duration;
+#[cfg(socklab_epoll)]
+mod faults;
 mod hints;
 mod log;
 mod signals;
@@ -28,17 +33,36 @@ struct Cli {
     narration: Narration,
 }
 
+// The headings `--help` groups each command's flags under, in this order.
+/// What the command listens on or connects to, and which socket family.
+const SERVE: &str = "What to serve";
+/// Where a client or the load generator connects.
+const REACH: &str = "What to reach";
+/// `states`: which sockets to list.
+const WHICH: &str = "Which sockets";
+/// How the work is done: the model, the message, the queue.
+const HOW: &str = "How";
+/// Time and resource bounds.
+const LIMITS: &str = "Limits";
+/// What is printed or written, and in which form.
+const OUTPUT: &str = "Output";
+/// The system calls, as they happen.
+const OBSERVING: &str = "Observing";
+/// `netns`: the link between the namespaces, and the peer in side B.
+const LINK: &str = "The link";
+const PEER: &str = "The peer (side B)";
+
 /// Flags that work with every command: show the system calls as they happen.
 #[derive(Debug, Args)]
 struct Narration {
     /// Print each system call to stderr as strace would: name, arguments, result.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = OBSERVING)]
     trace: bool,
     /// Like --trace, with one sentence under each call saying what the kernel just did.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = OBSERVING)]
     explain: bool,
     /// Pause before each system call: Enter continues (or SIGUSR1 when stdin is not a terminal).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = OBSERVING)]
     step: bool,
     /// Timestamped narration for `socklab walkthrough` to merge (internal).
     #[arg(long, global = true, hide = true)]
@@ -46,6 +70,32 @@ struct Narration {
 }
 
 impl Narration {
+    /// The global flags are refused where they would do nothing, rather than silently ignored.
+    fn applies_to(&self, command: &Command) -> Result<(), UsageError> {
+        let refuse = |arg: &'static str, why: &str| {
+            let source = io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
+            Err(UsageError { arg, source, not_applicable: true })
+        };
+        match command {
+            #[cfg(all(socklab_af_packet, socklab_sock_diag))]
+            Command::Walkthrough(_) if self.step => refuse(
+                "--step",
+                "the walkthrough runs its server and client as two processes and does not pause them; to step through the calls, run `socklab server --step` and `socklab client` in two terminals",
+            ),
+            Command::Completions(_) | Command::Man(_) if self.trace || self.explain || self.step => refuse(
+                if self.step {
+                    "--step"
+                } else if self.explain {
+                    "--explain"
+                } else {
+                    "--trace"
+                },
+                "this command only prints text it generates, it makes no socket calls to show; drop the flag",
+            ),
+            _ => Ok(()),
+        }
+    }
+
     fn start(&self) -> io::Result<()> {
         if !(self.trace || self.explain || self.step || self.trace_machine) {
             return Ok(());
@@ -62,6 +112,10 @@ enum Command {
     ///
     /// The first line, `Server start, listening PORT (on ADDR)`, is stable for scripts; so are
     /// --ready-file and --json.
+    ///
+    /// Without --model and the flags that say "adds to the strace", it is the tutorial's server
+    /// under `strace -f`: one thread, the tutorial's calls, SO_REUSEADDR, and Ctrl-C handled as a
+    /// C server does (a handler without SA_RESTART; the blocked accept returns EINTR).
     #[command(after_long_help = FAULT_HELP)]
     Server(ServerArgs),
     /// The tutorial's echo client: connect, send a message, read the echo back in chunks.
@@ -106,25 +160,75 @@ enum Command {
     /// 10.77.0.2 --port 5000 --model thread' --peer-port 5000 -- socklab client --host 10.77.0.2
     #[cfg(socklab_epoll)]
     Netns(NetnsArgs),
+    /// A conformance and robustness suite for any echo server: 31 cases (echo, close, load,
+    /// family, process) pointed at --addr, --unix or a --spawn'ed command; each passes, fails
+    /// (with a lesson and the man page to read) or is informational. Exit 0: no case failed; 1:
+    /// some did; 2: bad usage.
+    ///
+    /// First use: socklab check --spawn './a.out {port}'
+    #[cfg(all(socklab_epoll, socklab_sock_diag))]
+    Check(check::CheckArgs),
+    /// Serves netfilter queue N in this network namespace: packets an `NFQUEUE --queue-num N`
+    /// firewall rule hands over are let through, dropped, held back or copied as the flags say,
+    /// and each fault applied is printed. Needs root. Stops on Ctrl-C or after --for.
+    ///
+    /// Example: ip netns exec NS iptables-legacy -A OUTPUT -p tcp -j NFQUEUE --queue-num 0; ip netns
+    /// exec NS socklab nfqueue --drop syn#1
+    #[cfg(socklab_epoll)]
+    Nfqueue(faults::NfqueueArgs),
+    /// Prints a completion script for SHELL, made from the same definitions as --help.
+    ///
+    /// bash: `source <(socklab completions bash)`, or save it as
+    /// /usr/share/bash-completion/completions/socklab. zsh: save it as `_socklab` in a directory
+    /// of $fpath. fish: save it as ~/.config/fish/completions/socklab.fish.
+    Completions(CompletionsArgs),
+    /// Prints the manual page, made from the same definitions as --help: `socklab man >
+    /// socklab.1; man ./socklab.1`. With --dir, writes socklab.1 and one page per command
+    /// (socklab-server.1, ...) into DIR.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// bash, zsh or fish.
+    shell: Shell,
+}
+
+/// The shells `socklab completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// Write socklab.1 and socklab-COMMAND.1 for every command into this directory instead of
+    /// printing socklab.1.
+    #[arg(long, value_name = "DIR", help_heading = OUTPUT)]
+    dir: Option<PathBuf>,
 }
 
 #[cfg(socklab_epoll)]
 #[derive(Debug, Args)]
 struct NetnsArgs {
     /// A link condition (repeatable): loss=5% (each way, nftables), rate=1mbit (tbf), delay=50ms
-    /// (netem: only where the kernel has it), blackhole (SYNs to side B dropped: connect times
-    /// out), unplug (every packet dropped).
-    #[arg(long, value_name = "CONDITION")]
+    /// or delay=50ms~10ms (each way, held by socklab's packet queue: no netem needed), blackhole
+    /// (SYNs to side B dropped: connect times out), unplug (every packet dropped).
+    #[arg(long, value_name = "CONDITION", help_heading = LINK)]
     link: Vec<socklab::netns::Condition>,
+    #[command(flatten)]
+    faults: faults::QueueFaults,
     /// Pull the cable this long after the command started (e.g. 2s): open connections see only
     /// their own retransmissions.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::limit, help_heading = LINK)]
     unplug_after: Option<Duration>,
     /// A shell command to run in side B first (a server); it is stopped when the command ends.
-    #[arg(long, value_name = "SHELL COMMAND")]
+    #[arg(long, value_name = "SHELL COMMAND", help_heading = PEER)]
     peer: Option<String>,
     /// Start the command only once something in side B listens on this TCP port (at most 10 s).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", help_heading = PEER)]
     peer_port: Option<u16>,
     /// The command to run in side A, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -146,30 +250,30 @@ Faults (--fault, repeatable): [DIRECTION:]NAME[=ARGS][@PERCENT%]
   half_open                stop reading and writing, keep the connection (a cut cable)
   refuse                   stop accepting: connections wait in the backlog until it fills
   @25%                     only a quarter of the connections get the fault
-Sizes: b, kb (1000), kib (1024), mb, mib. Durations: us, ms, s, m.
+Sizes: b, kb (1000), kib (1024), mb, mib. Durations: us, ms, s, m, h.
 Examples: --fault latency=50ms --fault slicer=10b:2ms --fault downstream:reset_peer=after=1kb";
 
 #[cfg(socklab_epoll)]
 #[derive(Debug, Args)]
 struct ProxyArgs {
     /// Where to listen: HOST:PORT (port 0: the kernel picks one; an IPv6 address in brackets).
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, default_value = "127.0.0.1:0", help_heading = SERVE)]
     listen: String,
     /// Where to forward: HOST:PORT.
-    #[arg(long)]
+    #[arg(long, help_heading = SERVE)]
     upstream: String,
     /// A fault to inject (repeatable); the syntax is below.
-    #[arg(long, value_name = "SPEC", value_parser = parse_fault)]
+    #[arg(long, value_name = "SPEC", value_parser = parse_fault, help_heading = SERVE)]
     fault: Vec<socklab::fault::Fault>,
     /// listen(2) backlog: with `refuse`, how many connections the kernel completes before it
     /// ignores SYNs.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535), help_heading = HOW)]
     backlog: i32,
     /// Once listening, write the bound address and a newline to PATH (atomically, as `server`).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     ready_file: Option<PathBuf>,
     /// JSON lines instead of text: `listening` (with `upstream`), then `stopped` with the counts.
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     json: bool,
 }
 
@@ -182,43 +286,55 @@ fn parse_fault(text: &str) -> Result<socklab::fault::Fault, String> {
 struct WalkthroughArgs {
     /// The address the server listens on: 127.0.0.1, ::1 (the IPv6 handshake), or a wildcard
     /// (0.0.0.0, ::); loopback or wildcard only, the capture watches lo.
-    #[arg(long, default_value = "127.0.0.1", value_parser = parse_walkthrough_host)]
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_walkthrough_host, help_heading = SERVE)]
     host: IpAddr,
     /// The address the client connects to, a loopback address [default: --host; for a wildcard
     /// --host, its family's loopback]. With `--host :: --connect 127.0.0.1` the IPv4 client
     /// reaches a dual-stack listener and the server's sockets show it as ::ffff:127.0.0.1.
-    #[arg(long, value_parser = parse_walkthrough_connect)]
+    #[arg(long, value_parser = parse_walkthrough_connect, help_heading = SERVE)]
     connect: Option<IpAddr>,
     /// The server's IPV6_V6ONLY for an IPv6 --host (on, off) [default: the system's].
-    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off, help_heading = SERVE)]
     v6only: Option<bool>,
     /// The server's port (0: let the kernel choose a free one).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = SERVE)]
     port: u16,
     /// How long the server waits before calling accept, so the connection sits in the accept queue
     /// [default: 1s; 0s with --clients].
-    #[arg(long, value_parser = parse_delay)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::delay, help_heading = HOW)]
     accept_delay: Option<Duration>,
     /// The second story: N clients at once against the iterative server with listen(5), held
     /// stopped until its accept queue is full (backlog + 1 on Linux): dropped SYNs, SYN cookies,
     /// resets, and the kernel's TcpExt counters before and after.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500), help_heading = HOW)]
     clients: Option<u32>,
-    /// With --clients: the longest the whole run may take; clients still running then are killed.
-    #[arg(long, default_value = "60s", value_parser = parse_delay)]
-    time_limit: Duration,
+    /// TCP on a bad link, one story (needs root): syn-lost, synack-lost, data-lost,
+    /// fast-retransmit, zero-window, fin-lost, reorder, duplicate. Client and server run in two
+    /// network namespaces; socklab's packet queue drops, holds back or copies one segment; the
+    /// capture on the link, tcp_info samples and the kernel's counters show what TCP did about it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["clients", "connect", "v6only", "accept_delay"], help_heading = HOW)]
+    scenario: Option<socklab::walkthrough::scenario::Scenario>,
+    /// With --clients: the longest the whole run may take; clients still running then are killed
+    /// [default: 60s].
+    #[arg(long, value_name = "DURATION", requires = "clients", value_parser = duration::delay, help_heading = LIMITS)]
+    time_limit: Option<Duration>,
     /// One JSON object per event instead of text (save it: `socklab draw FILE` draws it later).
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     json: bool,
+    /// Every call both processes make, socklab's own too (the signal handlers' rt_sigaction),
+    /// not only the tutorial's.
+    #[arg(long, conflicts_with_all = ["clients", "scenario"], help_heading = OUTPUT)]
+    all: bool,
     /// After the timeline, a sequence diagram: client and server lifelines, the captured segments
     /// as arrows, the calls and observed socket states beside them (100 columns).
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     diagram: bool,
-    /// Draw the diagram with ASCII only (default: Unicode box drawing).
-    #[arg(long)]
+    /// With --diagram: draw it with ASCII only (default: Unicode box drawing; the SVG is not
+    /// affected).
+    #[arg(long, requires = "diagram", help_heading = OUTPUT)]
     ascii: bool,
     /// Also write the diagram as a standalone SVG picture to FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
     svg: Option<PathBuf>,
 }
 
@@ -227,29 +343,29 @@ struct DrawArgs {
     /// A session saved with `socklab walkthrough --json > FILE` (`-`: standard input).
     session: PathBuf,
     /// Write the diagram as SVG to OUT instead of printing it.
-    #[arg(long, value_name = "OUT")]
+    #[arg(long, value_name = "OUT", help_heading = OUTPUT)]
     svg: Option<PathBuf>,
-    /// Draw with ASCII only (default: Unicode box drawing).
-    #[arg(long)]
+    /// Draw with ASCII only (default: Unicode box drawing); not with --svg.
+    #[arg(long, conflicts_with = "svg", help_heading = OUTPUT)]
     ascii: bool,
 }
 
 #[derive(Debug, Args)]
 struct PassFdArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, default_value = "localhost", help_heading = SERVE)]
     host: String,
     /// Port to listen on (0: a free one).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = SERVE)]
     port: u16,
     /// Wait for outside clients (e.g. `socklab client`) instead of running one built-in client.
-    #[arg(long)]
+    #[arg(long, help_heading = HOW)]
     external: bool,
     /// How many connections to accept and hand over before ending.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), help_heading = HOW)]
     count: u32,
     /// Write the listening address and a newline to PATH once listening.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     ready_file: Option<PathBuf>,
 }
 
@@ -321,137 +437,154 @@ fn parse_on_off(text: &str) -> Result<bool, String> {
 #[derive(Debug, Args)]
 struct StatesArgs {
     /// Only sockets with this local or remote port.
-    #[arg(long)]
+    #[arg(long, help_heading = WHICH)]
     port: Option<u16>,
     /// Only IPv4 sockets (like `ss -4`).
-    #[arg(long, short = '4', conflicts_with = "ipv6")]
+    #[arg(long, short = '4', conflicts_with = "ipv6", help_heading = WHICH)]
     ipv4: bool,
     /// Only IPv6 sockets (like `ss -6`), IPv4-mapped peers of a dual-stack listener included.
-    #[arg(long, short = '6')]
+    #[arg(long, short = '6', help_heading = WHICH)]
     ipv6: bool,
     /// One JSON object per socket instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     json: bool,
 }
 
 #[derive(Debug, Args)]
 struct ServerArgs {
     /// Address to listen on: localhost, an IPv4 or an IPv6 address (e.g. ::1).
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, default_value = "localhost", help_heading = SERVE)]
     host: String,
     /// Port to listen on (0: let the kernel choose a free one).
-    #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, help_heading = SERVE)]
     port: u16,
     /// How clients are served together: iterative (the tutorial's, one at a time), fork (a process
     /// per client), thread (a thread per client), poll (one thread, poll(2)), epoll (epoll(7)),
     /// uring (io_uring(7): recvs and sends submitted to the kernel in batches).
-    #[arg(long, default_value = "iterative")]
+    #[arg(long, default_value = "iterative", help_heading = HOW)]
     model: Model,
     /// listen(2) backlog: how many finished handshakes may wait for accept [default: 5, the
     /// tutorial's, for iterative; the kernel's somaxconn for the other models].
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535), help_heading = HOW)]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
     /// 262144 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
-    /// recvs each take a whole buffer from a 4 MiB pool per thread].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer)]
+    /// recvs each take a whole buffer from a 4 MiB pool per thread; for datagrams (--udp, --dgram)
+    /// 2048 in every model, and a longer datagram is cut there and the cut reported].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer, help_heading = HOW)]
     buffer: Option<usize>,
     /// epoll and uring models: threads, each with its own epoll or io_uring instance: N (1 to 1024)
     /// or auto [default: auto: one per CPU; for epoll on a loopback address half the CPUs (at
     /// least 1), leaving the others to the clients, which then run on this machine too].
-    #[arg(long, value_name = "auto|N", allow_negative_numbers = true, value_parser = parse_threads)]
+    #[arg(long, value_name = "auto|N", allow_negative_numbers = true, value_parser = parse_threads, help_heading = HOW)]
     threads: Option<usize>,
     /// The most clients served at once; more wait in the listen queue until one ends [default:
     /// 1024 for thread, otherwise only the descriptor limit].
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = LIMITS)]
     max_conns: Option<u64>,
     /// Close a connection idle (no byte received, no send progress) for this long: 500ms, 30s, 5m.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
+    /// Adds to the strace: setsockopt SO_RCVTIMEO/SO_SNDTIMEO per connection, and the threads of
+    /// the stop machinery (see --ready-file).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = duration::limit, help_heading = LIMITS)]
     idle_timeout: Option<Duration>,
     /// Close a connection this long after accept, even if it keeps dribbling bytes: 500ms, 30s, 5m.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
+    /// Adds to the strace: setsockopt SO_RCVTIMEO/SO_SNDTIMEO before each recv and send, and the
+    /// threads of the stop machinery (see --ready-file).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = duration::limit, help_heading = LIMITS)]
     max_conn_time: Option<Duration>,
     /// Test hook: a SIGALRM every DURATION, with a do-nothing handler and no SA_RESTART, so every
     /// blocking call is interrupted (EINTR) again and again. Hidden from --help.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::limit, hide = true)]
     interrupt_every: Option<Duration>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = SERVE)]
     family: FamilyArgs,
     /// With --unix PATH: remove a stale socket file at PATH before binding (only a socket file;
     /// anything else is refused).
-    #[arg(long, requires = "unix")]
+    #[arg(long, requires = "unix", help_heading = SERVE)]
     unlink: bool,
     /// IPV6_V6ONLY, set before bind on an IPv6 address: off makes a listener on :: dual-stack
     /// (IPv4 clients show up as ::ffff:a.b.c.d), on refuses IPv4 [default: the system's,
     /// net.ipv6.bindv6only].
-    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off, help_heading = SERVE)]
     v6only: Option<bool>,
     /// Wait this long before each accept (e.g. 1s, 250ms), so a finished handshake visibly waits
-    /// in the accept queue (watch it with `ss -tln` or `socklab states`).
-    #[arg(long, default_value = "0s", allow_hyphen_values = true, value_parser = parse_delay)]
+    /// in the accept queue (watch it with `ss -tln` or `socklab states`). Adds to the strace, per
+    /// client: a poll of the listener (wait for the handshake) and a poll with no descriptor (the
+    /// wait itself).
+    #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = duration::delay, help_heading = HOW)]
     accept_delay: Duration,
     /// Print only the listening line (it has the port) and errors.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = OUTPUT)]
     quiet: bool,
     /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
     /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
-    /// Written to PATH.tmp, then renamed, so PATH never holds half a line.
-    #[arg(long, value_name = "PATH")]
+    /// Written to a new file of a random name beside PATH (O_EXCL|O_NOFOLLOW), then renamed, so PATH
+    /// never holds half a line and a link planted beside it is never written through. Adds to the
+    /// strace: openat/write/close/rename of the file, and the machinery a server run by a script
+    /// needs: a log thread (so a stdout nobody reads never stalls the service: fcntl F_DUPFD_CLOEXEC
+    /// of stdout, its writes, futex), a signal thread (SIGINT/SIGTERM blocked with rt_sigprocmask and
+    /// read from a signalfd4, a socketpair to end it; the stop shuts the listener down) and a
+    /// grace-period thread (clone3, mmap, futex for each).
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     ready_file: Option<PathBuf>,
     /// On SIGINT/SIGTERM: accept nothing more at once, let open connections finish their echo
     /// (their clients close) for at most this long, then close the rest; a second signal stops at
     /// once. 0s: stop at once. The log says how many connections were finished and how many cut.
-    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_delay)]
+    /// The tutorial's server times it with the served connection's SO_RCVTIMEO/SO_SNDTIMEO, set
+    /// only after the signal.
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = duration::delay, help_heading = LIMITS)]
     grace: Duration,
     /// One JSON object per event instead of text: listening, accepted, data, closed, error,
-    /// stopped (see the README's "Use in CI").
-    #[arg(long)]
+    /// stopped (see the README's "Use in CI"). Adds to the strace: the log, signal and grace
+    /// threads (see --ready-file).
+    #[arg(long, help_heading = OUTPUT)]
     json: bool,
     /// A fault to inject (repeatable; syntax under --help): clients then reach the echo server
-    /// through a fault proxy listening on --host/--port.
+    /// through a fault proxy listening on --host/--port. Adds to the strace: the proxy's threads,
+    /// sockets and epoll calls, and the log, signal and grace threads (see --ready-file).
     #[cfg(socklab_epoll)]
-    #[arg(long, value_name = "SPEC", value_parser = parse_fault)]
+    #[arg(long, value_name = "SPEC", value_parser = parse_fault, help_heading = SERVE)]
     fault: Vec<socklab::fault::Fault>,
 }
 
 #[derive(Debug, Args)]
 struct ClientArgs {
     /// Server to connect to: localhost, an IPv4 or an IPv6 address, or a host name.
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, default_value = "localhost", help_heading = REACH)]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..), help_heading = REACH)]
     port: u16,
     /// Message to send; `-` streams standard input (any bytes), as nc does: each chunk is sent
     /// as it is read while the echo comes back, and at its end the client sends its FIN
     /// (SHUT_WR) and reads to the server's (over UDP, --dgram, --seqpacket and with --tutorial,
     /// stdin is read whole first, as one message).
-    #[arg(long, default_value = "Hello")]
+    #[arg(long, default_value = "Hello", help_heading = HOW)]
     message: String,
-    /// Write the echo's bytes to stdout as they arrive, unchanged and nothing else (the human
-    /// lines go to stderr), as nc does: `socklab client --message - --raw < f | cmp - f`.
-    #[arg(long, conflicts_with = "json")]
-    raw: bool,
     /// How many bytes each recv(2) asks for (over UDP, --dgram and --seqpacket: the one buffer
     /// the whole echo must fit in).
-    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_buffer, help_heading = HOW)]
     chunk: usize,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = REACH)]
     family: FamilyArgs,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    quiet: bool,
     /// Give up when the connection, or any send or recv, makes no progress for this long (a
     /// server that accepts and never answers, a full accept queue): 500ms, 30s, 5m.
-    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = duration::limit, help_heading = LIMITS)]
     timeout: Duration,
     /// Make exactly the tutorial's calls: socket, connect, send, recv(10)..., close. No --timeout
     /// socket options (a server that never answers makes it wait for ever, as the tutorial's client
     /// would) and no end-of-stream check after the echo (extra bytes go unnoticed).
-    #[arg(long, conflicts_with = "timeout")]
+    #[arg(long, conflicts_with = "timeout", help_heading = HOW)]
     tutorial: bool,
+    /// Write the echo's bytes to stdout as they arrive, unchanged and nothing else (the human
+    /// lines go to stderr), as nc does: `socklab client --message - --raw < f | cmp - f`.
+    #[arg(long, conflicts_with = "json", help_heading = OUTPUT)]
+    raw: bool,
+    /// Print nothing but errors.
+    #[arg(long, short, help_heading = OUTPUT)]
+    quiet: bool,
     /// One JSON object per event instead of text: connected, data (out, then in), closed, error.
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     json: bool,
 }
 
@@ -459,45 +592,34 @@ struct ClientArgs {
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// The echo server: HOST:PORT (an IPv6 address in brackets: [::1]:5000).
-    #[arg(long)]
+    #[arg(long, help_heading = REACH)]
     addr: String,
     /// pingpong (one message at a time, latency), bulk (streaming), connrate (connect, echo, close).
-    #[arg(long, default_value = "pingpong")]
+    #[arg(long, default_value = "pingpong", help_heading = HOW)]
     mode: socklab::bench::Mode,
     /// Connections at once.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = HOW)]
     conns: u32,
     /// Bytes per message (pingpong, connrate) or per write (bulk).
-    #[arg(long, default_value_t = 64, value_parser = parse_buffer)]
+    #[arg(long, default_value_t = 64, value_parser = parse_buffer, help_heading = HOW)]
     size: usize,
-    /// How long the load runs: 500ms, 5s, 1m or a plain number of seconds, from 10ms to 60m (a
-    /// grace period of up to 5 s for outstanding echoes follows).
-    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_bench_duration)]
+    /// How long to load the server: 500ms, 10s, 1m (a bare number is seconds); a grace period
+    /// of up to 5 s for outstanding echoes follows.
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = duration::load, help_heading = LIMITS)]
     duration: Duration,
     /// Seed of the pseudo-random payload.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, help_heading = HOW)]
     seed: u64,
     /// Print one JSON object instead of the report (and no progress line).
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     json: bool,
     /// Allow a target that is not a loopback address (a benchmark is a flood: be sure).
-    #[arg(long)]
+    #[arg(long, help_heading = REACH)]
     allow_remote: bool,
-}
-
-/// `bench --duration`: the same units as every other duration (`parse_duration`), and a plain
-/// number of seconds with a fraction as before (`0.2`); from 10 ms to one hour.
-#[cfg(socklab_epoll)]
-fn parse_bench_duration(text: &str) -> Result<Duration, String> {
-    let d = match text.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs.min(1e9)),
-        Ok(_) => return Err(format!("'{text}' is not a positive duration: write e.g. 500ms, 5s or 1m")),
-        Err(_) => parse_duration(text)?,
-    };
-    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-        return Err(format!("'{text}' is out of range: use 10ms to 60m"));
-    }
-    Ok(d)
+    /// Count the system calls of this process as the server's (repeatable). Default: the
+    /// processes listening at --addr, found in /proc. Counting needs root (or CAP_PERFMON).
+    #[arg(long = "server-pid", value_name = "PID", help_heading = OUTPUT)]
+    server_pids: Vec<i32>,
 }
 
 /// Sizes from 1 byte to 64 MiB: larger recv buffers only waste memory.
@@ -518,50 +640,6 @@ fn parse_threads(text: &str) -> Result<usize, String> {
     }
 }
 
-/// A delay: `1s`, `250ms`, `1.5s`, or a bare number of seconds; 0 to one hour.
-fn parse_delay(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = t.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (t, 1.0)
-    };
-    if t.starts_with('-') {
-        return Err(format!("'{text}' is negative: durations are positive, e.g. 1s or 250ms"));
-    }
-    let value: f64 = number.trim().parse().map_err(|_| format!("'{text}' is not a duration: use e.g. 1s or 250ms"))?;
-    let secs = value * scale;
-    if !(0.0..=3600.0).contains(&secs) {
-        return Err(format!("'{text}' is out of range: use 0s to 3600s"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Durations as `500ms`, `30s`, `5m` or a plain number of seconds; from 1 ms to 1 day.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.starts_with('-') {
-        return Err(format!("'{text}' is negative: durations are positive, e.g. 500ms, 30s or 5m"));
-    }
-    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| format!("'{text}' is not a duration; write e.g. 500ms, 30s or 5m"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("'{text}' has an unknown unit '{unit}'; use ms, s or m")),
-    };
-    if d < Duration::from_millis(1) || d > Duration::from_secs(86_400) {
-        return Err(format!("{text} is out of range: use 1ms to 24h"));
-    }
-    Ok(d)
-}
-
 /// Parses, runs, and turns errors into one line on stderr and an exit status: 2 for bad usage (what
 /// clap rejects, and hosts that do not parse or resolve), 1 when the run itself fails.
 pub fn main() -> u8 {
@@ -576,6 +654,10 @@ fn run() -> u8 {
         Ok(cli) => cli,
         Err(err) => return usage_exit(err),
     };
+    if let Err(err) = cli.narration.applies_to(&cli.command) {
+        let _ = writeln!(io::stderr(), "socklab: {}", err);
+        return 2;
+    }
     // Before any thread exists: step mode's signal mask must be inherited by all of them.
     // The walkthrough narrates its two child processes, not its own polling.
     #[cfg(all(socklab_af_packet, socklab_sock_diag))]
@@ -613,6 +695,12 @@ fn run() -> u8 {
         Command::Proxy(args) => proxy(args),
         #[cfg(socklab_epoll)]
         Command::Netns(args) => netns(args),
+        #[cfg(all(socklab_epoll, socklab_sock_diag))]
+        Command::Check(args) => check::check(args),
+        #[cfg(socklab_epoll)]
+        Command::Nfqueue(args) => faults::nfqueue(args),
+        Command::Completions(args) => completions(args.shell),
+        Command::Man(args) => man(args.dir.as_deref()),
     });
     match result {
         Ok(()) => 0,
@@ -663,14 +751,19 @@ fn netns(args: NetnsArgs) -> io::Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let stop = socklab::echo::Stop::new();
     let signals = signals::stop_on_signals(stop.clone())?;
+    let (faults, queue_loss, seed) = args.faults.split();
     let config = RunConfig {
+        faults,
+        queue_loss,
+        seed,
         conditions: args.link,
         unplug_after: args.unplug_after,
         peer: args.peer,
         peer_port: args.peer_port,
         command: args.command,
     };
-    let status = run_command(&config, &stop);
+    let started = std::time::Instant::now();
+    let status = run_command(&config, &stop, &mut |event| faults::print_event(&mut io::stderr(), started, event));
     signals.finish();
     let status = status?;
     // A command killed by a signal exits as a shell reports it: 128 + the signal number.
@@ -687,18 +780,30 @@ fn netns(args: NetnsArgs) -> io::Result<()> {
 struct UsageError {
     arg: &'static str,
     source: io::Error,
+    /// The flag is valid but this command (or this combination) would ignore it.
+    not_applicable: bool,
 }
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid value for '{}': {}", self.arg, self.source)
+        if self.not_applicable {
+            write!(f, "'{}' does not apply here: {}", self.arg, self.source)
+        } else {
+            write!(f, "invalid value for '{}': {}", self.arg, self.source)
+        }
     }
 }
 
 impl std::error::Error for UsageError {}
 
 fn usage(arg: &'static str, source: io::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, UsageError { arg, source })
+    io::Error::new(io::ErrorKind::InvalidInput, UsageError { arg, source, not_applicable: false })
+}
+
+/// A flag this command would ignore: refused, exit 2, saying why and what to do instead.
+fn not_applicable(arg: &'static str, why: impl Into<String>) -> io::Error {
+    let source = io::Error::new(io::ErrorKind::InvalidInput, why.into());
+    io::Error::new(io::ErrorKind::InvalidInput, UsageError { arg, source, not_applicable: true })
 }
 
 /// Writes a line to stdout, ignoring a closed pipe (printing must never kill the program).
@@ -760,12 +865,31 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let transport = args.family.transport()?;
     let addrs = resolve(&args.host, args.port).map_err(|e| usage("--host", e))?;
     let addr = *addrs.first().ok_or_else(|| io::Error::other("no address"))?;
+    let model_name = format!("{:?}", args.model).to_lowercase();
     if !args.accept_delay.is_zero() && args.model != Model::Iterative {
         // Only the iterative loop holds a connection in the queue before accepting it; the others
         // would ignore the flag silently, and a student would see no queue and not know why.
-        let model = format!("{:?}", args.model).to_lowercase();
-        let why = format!("works with --model iterative only (not {model}); drop it or use the iterative model");
-        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+        let why = format!("works with --model iterative only (not {model_name}); drop it or use the iterative model");
+        return Err(not_applicable("--accept-delay", why));
+    }
+    // Flags this server would ignore are refused, so nobody believes a setting is in force.
+    if args.threads.is_some() && !matches!(args.model, Model::Epoll | Model::Uring) {
+        let why =
+            format!("sets the epoll and uring models' threads (not {model_name}'s); drop it or use --model epoll");
+        return Err(not_applicable("--threads", why));
+    }
+    if transport.is_datagram() {
+        let connection_flags = [
+            ("--backlog", args.backlog.is_some()),
+            ("--max-conns", args.max_conns.is_some()),
+            ("--idle-timeout", args.idle_timeout.is_some()),
+            ("--max-conn-time", args.max_conn_time.is_some()),
+        ];
+        if let Some((flag, _)) = connection_flags.iter().find(|(_, given)| *given) {
+            let why =
+                "applies to connections; a datagram socket (--udp, --dgram) has none: it neither listens nor accepts";
+            return Err(not_applicable(flag, why));
+        }
     }
     if !args.accept_delay.is_zero() && matches!(transport, Transport::Udp | Transport::UnixDgram(_)) {
         // A datagram socket has no listen queue and no accept: there is nothing to delay, and
@@ -803,6 +927,24 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let faults = args.fault;
     #[cfg(not(socklab_epoll))]
     let faults: Vec<()> = Vec::new();
+    // The tutorial's server: the iterative model with none of the flags that need machinery.
+    // One thread; stopped by signal handlers (see `signals`); each line printed with
+    // one write(2) to stdout.
+    let tutorial = args.model == Model::Iterative
+        && faults.is_empty()
+        && !args.json
+        && args.ready_file.is_none()
+        && args.idle_timeout.is_none()
+        && args.max_conn_time.is_none()
+        && args.interrupt_every.is_none();
+    if tutorial {
+        // Before socket(), as a C server sets its handlers first thing in main.
+        socklab::process::catch_stop_signals()?;
+        let server = Server::bind(config)?;
+        warn_if_reachable(&server);
+        server.stop_handle().follow_signals(args.grace);
+        return server.run(signals::tutorial_printer(args.quiet));
+    }
     // With faults, the echo server listens on a private loopback port and the fault proxy on the
     // address asked for.
     // Read once (the concurrent models' default reads /proc/sys/net/core/somaxconn) and handed to
@@ -812,16 +954,13 @@ fn server(args: ServerArgs) -> io::Result<()> {
     let config = ServerConfig { backlog: Some(backlog), ..config };
     let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
-    // Once, after bind, with the address really bound; on stderr even under --quiet, since a
-    // server reachable from other machines is worth knowing about whatever else is silenced.
-    if let Some(bound) = server.local_addr().as_socket().filter(|a| !a.ip().to_canonical().is_loopback()) {
-        let _ = writeln!(io::stderr(), "socklab: note: listening on {bound}, which is reachable from other machines");
-    }
+    warn_if_reachable(&server);
     // SIGINT / SIGTERM end the server cleanly: the listener is closed and the exit code is 0.
     let stop = server.stop_handle();
     let signals = signals::stop_on_signals(stop.clone())?;
     let timer = args.interrupt_every.map(signals::interrupt_every).transpose()?;
-    let (mut sink, log) = log::start(args.quiet, args.json)?;
+    let (sink, log) = log::start(args.quiet, args.json)?;
+    let mut sink = signals::with_grace_line(sink, args.quiet);
     let mut shown = server.local_addr();
     #[cfg(socklab_epoll)]
     let proxy = if faults.is_empty() {
@@ -868,6 +1007,14 @@ fn server(args: ServerArgs) -> io::Result<()> {
     signals.finish();
     log.finish();
     result
+}
+
+/// Once, after bind, with the address really bound; on stderr even under --quiet, since a server
+/// reachable from other machines is worth knowing about whatever else is silenced.
+fn warn_if_reachable(server: &Server) {
+    if let Some(bound) = server.local_addr().as_socket().filter(|a| !a.ip().to_canonical().is_loopback()) {
+        let _ = writeln!(io::stderr(), "socklab: note: listening on {bound}, which is reachable from other machines");
+    }
 }
 
 /// `socklab proxy`: the fixture's proxy until SIGINT/SIGTERM.
@@ -932,8 +1079,8 @@ fn proxy(args: ProxyArgs) -> io::Result<()> {
     result
 }
 
-/// `--ready-file`: `ADDR\n` into `PATH.tmp`, then rename(2) to PATH, which is atomic: a reader sees
-/// no file or the whole line.
+/// `--ready-file`: `ADDR\n` into a new file beside PATH (O_EXCL|O_NOFOLLOW, a random name), then
+/// rename(2) to PATH, which is atomic: a reader sees no file or the whole line.
 fn write_ready_file(path: &Path, addr: impl std::fmt::Display) -> io::Result<()> {
     socklab::file::write_atomically(path, format!("{addr}\n").as_bytes())
         .map_err(|e| io::Error::new(e.kind(), format!("--ready-file {}: {e}", path.display())))
@@ -1044,6 +1191,15 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
     use socklab::walkthrough::{self, Config, crowd};
     let exe = std::env::current_exe()?;
     let timeline = match args.clients {
+        _ if args.scenario.is_some() => {
+            use socklab::walkthrough::scenario;
+            let sc = args.scenario.unwrap_or(scenario::Scenario::SynLost);
+            if let Some(why) = scenario::needs_root(sc) {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+            }
+            let _ = writeln!(io::stderr(), "socklab: {}", sc.plan());
+            scenario::run(sc)?.timeline
+        }
         None => {
             let accept_delay = args.accept_delay.unwrap_or(Duration::from_secs(1));
             let config = Config {
@@ -1053,6 +1209,7 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
                 port: args.port,
                 accept_delay,
                 explain,
+                all: args.all,
             };
             walkthrough::run(&exe, &config)?
         }
@@ -1066,7 +1223,7 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
                 clients: n as usize,
                 port: args.port,
                 accept_delay: args.accept_delay.unwrap_or(Duration::ZERO),
-                time_limit: args.time_limit,
+                time_limit: args.time_limit.unwrap_or(Duration::from_secs(60)),
             };
             crowd::run(&exe, &config)?.0
         }
@@ -1075,7 +1232,18 @@ fn walkthrough(args: WalkthroughArgs, explain: bool) -> io::Result<()> {
         let _ = writeln!(io::stderr(), "socklab: note: {why}; the rest of the walkthrough runs without segments");
     }
     use socklab::timeline::{diagram, jsonl, text};
-    let mut text = if args.json { jsonl::render(&timeline) } else { text::render(&timeline) };
+    let mut text = match (args.json, args.scenario) {
+        (true, _) => jsonl::render(&timeline),
+        (false, Some(sc)) => format!(
+            "socklab walkthrough --scenario {}: a client in namespace A (10.77.0.1), a server in namespace B \
+             ({}), a packet queue in A.\nSources: wire = TCP segments on A's veth (sl-a), ss = socket states and \
+             queues (sock_diag) with TCP_INFO notes, note = the queue, the programs and the counters.\n\n{}",
+            sc.name(),
+            timeline.server_addr(),
+            text::events(&timeline)
+        ),
+        (false, None) => text::render(&timeline),
+    };
     if args.diagram {
         // After JSON lines the diagram would break them: it goes to stderr then.
         let drawn = if args.ascii { diagram::render_ascii(&timeline) } else { diagram::render(&timeline) };
@@ -1147,6 +1315,7 @@ fn bench(args: BenchArgs) -> io::Result<()> {
         duration: args.duration,
         grace: bench::GRACE,
         seed: args.seed,
+        server_pids: args.server_pids,
     };
     let live = !args.json && io::stderr().is_terminal();
     let mut progress = |p: &bench::Progress| {
@@ -1174,4 +1343,70 @@ fn bench(args: BenchArgs) -> io::Result<()> {
             report.mismatches, report.lost_bytes, report.served, report.conns
         )))
     }
+}
+
+/// `socklab completions SHELL`: clap_complete's script for the same `Cli` that parses the arguments.
+fn completions(shell: Shell) -> io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::{Shell as S, generate};
+    let shell = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+    };
+    let mut out = Vec::new();
+    generate(shell, &mut without_hidden(&Cli::command()), "socklab", &mut out);
+    io::stdout().lock().write_all(&out)
+}
+
+/// `command` and its subcommands without their hidden flags (socklab's internal `--trace-machine`
+/// and test hooks), which clap_complete would otherwise offer: what --help does not show, a
+/// completion should not either.
+fn without_hidden(command: &clap::Command) -> clap::Command {
+    let mut out = clap::Command::new(command.get_name().to_string());
+    if let Some(about) = command.get_about() {
+        out = out.about(about.clone());
+    }
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+        out = out.arg(arg.clone());
+    }
+    for sub in command.get_subcommands() {
+        out = out.subcommand(without_hidden(sub));
+    }
+    out
+}
+
+/// `socklab man [--dir DIR]`: clap_mangen's pages for the same `Cli` that parses the arguments.
+fn man(dir: Option<&Path>) -> io::Result<()> {
+    use clap::CommandFactory;
+    let page = |command: clap::Command| -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(command).render(&mut out)?;
+        Ok(out)
+    };
+    let mut cli = Cli::command();
+    cli.build();
+    let Some(dir) = dir else {
+        return io::stdout().lock().write_all(&page(cli)?);
+    };
+    // The directory is made if it is missing, as `mkdir -p` would for the last component.
+    match socklab::file::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(io::Error::new(e.kind(), format!("--dir {}: {e}", dir.display())));
+        }
+        _ => {}
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        socklab::file::write(&path, bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("--dir: {}: {e}", path.display())))
+    };
+    write("socklab.1", &page(cli.clone())?)?;
+    for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+        // Built, a subcommand's display name is socklab-COMMAND, the page's name, as git's are
+        // (`man socklab-server`).
+        let name = sub.get_display_name().unwrap_or(sub.get_name()).to_string();
+        write(&format!("{name}.1"), &page(sub.clone())?)?;
+    }
+    Ok(())
 }

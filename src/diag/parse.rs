@@ -127,6 +127,24 @@ pub struct TcpInfo {
     pub retransmits: u8,
     /// Retransmitted segments over the connection's life.
     pub total_retrans: u32,
+    /// The congestion-avoidance state (`tcpi_ca_state`): 0 Open, 1 Disorder, 2 CWR, 3 Recovery,
+    /// 4 Loss.
+    pub ca_state: u8,
+    /// Zero-window probes sent without an answer (`tcpi_probes`).
+    pub probes: u8,
+    /// Exponential backoff of the retransmission timer: it is `rto` after this many doublings
+    /// (`tcpi_backoff`).
+    pub backoff: u8,
+    /// The retransmission timeout, microseconds (`tcpi_rto`).
+    pub rto_us: u32,
+    /// Segments sent and not yet acknowledged (`tcpi_unacked`).
+    pub unacked: u32,
+    /// Segments the receiver reported by SACK (`tcpi_sacked`).
+    pub sacked: u32,
+    /// Segments the sender counts as lost (`tcpi_lost`).
+    pub lost: u32,
+    /// Slow-start threshold, segments (`tcpi_snd_ssthresh`; 2147483647: not set yet).
+    pub snd_ssthresh: u32,
 }
 
 impl TcpInfo {
@@ -136,9 +154,17 @@ impl TcpInfo {
             return err(format!("tcp_info of {} bytes, need 104", b.len()));
         }
         Ok(TcpInfo {
+            ca_state: b[1],
             retransmits: b[2],
+            probes: b[3],
+            backoff: b[4],
+            rto_us: ne32(b, 8),
+            unacked: ne32(b, 24),
+            sacked: ne32(b, 28),
+            lost: ne32(b, 32),
             rtt_us: ne32(b, 68),
             rttvar_us: ne32(b, 72),
+            snd_ssthresh: ne32(b, 76),
             snd_cwnd: ne32(b, 80),
             total_retrans: ne32(b, 100),
         })

@@ -85,7 +85,11 @@ pub fn hold_in_queue(listener: &Listener, delay: Duration, stop: &Stop) -> io::R
     if delay.is_zero() {
         return Ok(true);
     }
-    listener.wait_for_connection()?;
+    match listener.wait_for_connection() {
+        // A stop signal interrupted the wait (the tutorial's stop): the server is stopping.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted && stop.requested() => return Ok(false),
+        other => other?,
+    }
     Ok(stop.wait(delay))
 }
 

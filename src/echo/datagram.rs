@@ -28,11 +28,105 @@ use crate::{SockAddr, UnixName};
 
 /// Serves datagrams with `config.model` (iterative or epoll) until `stop` is requested.
 pub fn serve(sock: &Datagram, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
-    match config.model {
-        Model::Iterative => serve_blocking(sock, config, stop, sink),
+    let mut guard = Guard::new(sock);
+    let result = match config.model {
+        Model::Iterative => serve_blocking(sock, config, stop, sink, &mut guard),
         #[cfg(socklab_epoll)]
-        Model::Epoll => serve_epoll(sock, config, stop, sink),
+        Model::Epoll => serve_epoll(sock, config, stop, sink, &mut guard),
         other => Err(refused(other)),
+    };
+    let counts: Vec<(DropReason, u64)> =
+        DropReason::ALL.iter().map(|d| (*d, guard.counts[*d as usize])).filter(|c| c.1 > 0).collect();
+    if !counts.is_empty() {
+        sink(&Event::DropSummary(&counts));
+    }
+    result
+}
+
+/// Why a UDP datagram went unanswered: an answer would start a loop. A UDP echo server answers
+/// whatever address a datagram claims to come from, and UDP's source address is not checked by
+/// anyone, so one forged datagram can make it answer itself, or another server that answers
+/// everything, for ever (the echo/chargen loop of CVE-1999-0103).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The source is this server's own port on a local address: the answer would come back to it.
+    OwnPort,
+    /// The source port is 0, where nobody can receive (sendto would fail with EINVAL).
+    PortZero,
+    /// The source is one of the small services that answer everything (echo 7, discard 9,
+    /// daytime 13, chargen 19, time 37), which inetd refuses to answer for the same reason.
+    SmallService,
+}
+
+impl DropReason {
+    /// Every reason, in the order the summary lists them.
+    pub const ALL: [DropReason; 3] = [DropReason::OwnPort, DropReason::PortZero, DropReason::SmallService];
+
+    /// A short name, for JSON and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::OwnPort => "own_port",
+            DropReason::PortZero => "port_0",
+            DropReason::SmallService => "small_service",
+        }
+    }
+
+    /// Why such a datagram is not answered, in a sentence.
+    pub fn why(self) -> &'static str {
+        match self {
+            DropReason::OwnPort => {
+                "its source is this server's own port on a local address (a forged source: answering it would make the server answer itself for ever)"
+            }
+            DropReason::PortZero => "its source port is 0, which nobody can receive on (sendto would fail with EINVAL)",
+            DropReason::SmallService => {
+                "its source is a small service that answers everything (echo 7, discard 9, daytime 13, chargen 19, time 37): answering would start an endless loop, so inetd refuses them too"
+            }
+        }
+    }
+}
+
+/// The ports of the small services that answer every datagram (as inetd's refusal list).
+const SMALL_SERVICES: [u16; 5] = [7, 9, 13, 19, 37];
+
+/// Decides which datagrams go unanswered, and counts them.
+struct Guard {
+    local: Option<std::net::SocketAddr>,
+    counts: [u64; 3],
+}
+
+impl Guard {
+    fn new(sock: &Datagram) -> Guard {
+        let local = sock.as_ref().local_addr().ok().and_then(|a| a.as_socket());
+        Guard { local, counts: [0; 3] }
+    }
+
+    /// Why a datagram from `from` must not be answered, if it must not.
+    fn check(&self, from: &SockAddr) -> Option<DropReason> {
+        let (Some(from), Some(local)) = (from.as_socket(), self.local) else { return None };
+        if from.port() == 0 {
+            return Some(DropReason::PortZero);
+        }
+        if SMALL_SERVICES.contains(&from.port()) {
+            return Some(DropReason::SmallService);
+        }
+        if from.port() == local.port() && self.is_local(from.ip(), local.ip()) {
+            return Some(DropReason::OwnPort);
+        }
+        None
+    }
+
+    /// Whether `ip` is one of this machine's addresses: loopback, the bound address, or (bound to
+    /// the wildcard) an address a socket can bind (the kernel says EADDRNOTAVAIL for any other).
+    /// Asked only for datagrams from the server's own port number, which are rare.
+    fn is_local(&self, ip: std::net::IpAddr, bound: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        ip.is_loopback()
+            || ip.is_unspecified()
+            || ip == bound
+            || (bound.is_unspecified() && crate::UdpSocket::bind(&std::net::SocketAddr::new(ip, 0), None).is_ok())
     }
 }
 
@@ -49,7 +143,13 @@ pub fn refused(model: Model) -> io::Error {
 }
 
 /// The blocking loop: one datagram at a time.
-fn serve_blocking(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Sink) -> io::Result<()> {
+fn serve_blocking(
+    sock: &Datagram,
+    config: &ServerConfig,
+    stop: &Stop,
+    sink: &Sink,
+    guard: &mut Guard,
+) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer()];
     loop {
         let got = sock.recv_from(&mut buf);
@@ -57,13 +157,13 @@ fn serve_blocking(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Si
             return Ok(());
         }
         let (len, from) = got?;
-        echo_one(sock, &buf, len, &from, sink);
+        echo_one(sock, &buf, len, &from, sink, guard);
     }
 }
 
 /// One thread, nonblocking, epoll: on each wake-up, every queued datagram until `EAGAIN`.
 #[cfg(socklab_epoll)]
-fn serve_epoll(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Sink) -> io::Result<()> {
+fn serve_epoll(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Sink, guard: &mut Guard) -> io::Result<()> {
     use crate::ready::{Epoll, Events, Interest, Token};
     sock.as_ref().set_nonblocking(true)?;
     let epoll = Epoll::new()?;
@@ -77,7 +177,7 @@ fn serve_epoll(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Sink)
         }
         loop {
             match sock.recv_from(&mut buf) {
-                Ok((len, from)) => echo_one(sock, &buf, len, &from, sink),
+                Ok((len, from)) => echo_one(sock, &buf, len, &from, sink, guard),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
@@ -89,7 +189,16 @@ fn serve_epoll(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Sink)
 }
 
 /// Echoes one received datagram (what fitted of it) to its sender.
-fn echo_one(sock: &Datagram, buf: &[u8], len: usize, from: &SockAddr, sink: &Sink) {
+fn echo_one(sock: &Datagram, buf: &[u8], len: usize, from: &SockAddr, sink: &Sink, guard: &mut Guard) {
+    if let Some(reason) = guard.check(from) {
+        let count = &mut guard.counts[reason as usize];
+        *count += 1;
+        // Said once per reason: a flood of forged datagrams must not become a flood of lines.
+        if *count == 1 {
+            sink(&Event::DatagramDropped(*from, reason));
+        }
+        return;
+    }
     let kept = len.min(buf.len());
     if len > kept {
         sink(&Event::Truncated(*from, kept, len));

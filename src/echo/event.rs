@@ -44,6 +44,19 @@ pub enum Event<'a> {
     /// A stop was requested and the server has ended its connections: how many of those open at
     /// the request were finished by their clients within the grace period, and how many were cut.
     Drained(super::stop::Drained),
+    /// A datagram from this sender was not answered, for this reason (reported the first time per
+    /// reason only; the rest are counted).
+    DatagramDropped(SockAddr, super::datagram::DropReason),
+    /// At the stop: how many datagrams went unanswered, per reason (only reasons that occurred).
+    DropSummary(&'a [(super::datagram::DropReason, u64)]),
+    /// A stop request started the grace period while connections were open: how many, and how
+    /// long they have to finish (a second request cuts them at once).
+    Grace {
+        /// Connections being served at the request.
+        open: usize,
+        /// The grace period (`--grace`).
+        grace: std::time::Duration,
+    },
     /// The server stopped and closed its listener.
     Stopped,
     /// The client connected: its own address, then the server's.
@@ -132,6 +145,24 @@ impl fmt::Display for Event<'_> {
             ),
             Event::AcceptError(err) => write!(f, "Server accept failed: {}", show_error(err)),
             Event::Drained(d) => write!(f, "Server stopping: finished {}, cut {}", d.finished, d.cut),
+            Event::DatagramDropped(peer, reason) => write!(
+                f,
+                "Server Drop: a datagram from {peer} is not answered: {} (later ones for this reason are only counted)",
+                reason.why()
+            ),
+            Event::DropSummary(counts) => {
+                write!(f, "Server dropped unanswered datagrams:")?;
+                for (i, (reason, n)) in counts.iter().enumerate() {
+                    write!(f, "{} {n} {}", if i == 0 { "" } else { "," }, reason.name())?;
+                }
+                Ok(())
+            }
+            Event::Grace { open, grace } => write!(
+                f,
+                "stopping: {open} connection{} finishing, up to {}; Ctrl-C again to stop now",
+                if *open == 1 { "" } else { "s" },
+                super::limits::show_duration(*grace)
+            ),
             Event::Stopped => write!(f, "Server stopped"),
             Event::ClientConnected(local, server) => write!(f, "Client connected to {server} (from {local})"),
             Event::ClientSent(n) => write!(f, "Client sent {n} bytes"),
@@ -145,13 +176,14 @@ impl Event<'_> {
     /// Whether the tutorial printed this event (the client's connect and send it did not: the
     /// human output keeps the tutorial's lines; `--json` has them all).
     pub fn in_tutorial(&self) -> bool {
-        !matches!(self, Event::ClientConnected(..) | Event::ClientSent(_))
+        !matches!(self, Event::ClientConnected(..) | Event::ClientSent(_) | Event::Grace { .. })
     }
 
     /// The event as one JSON object (`--json`): `event` is one of `listening`, `accepted`,
     /// `connected`, `data` (with `dir` "in" or "out", seen from the program printing it, and
     /// `bytes`), `closed`, `error`, `deferred` (with `call`, `errno` and
-    /// `retry_ms`), `stopping` (with `finished` and `cut`), `stopped`; addresses are strings, byte counts integers. These
+    /// `retry_ms`), `grace` (with `open` and `grace_ms`: a stop request left that many connections
+    /// that long to finish), `stopping` (with `finished` and `cut`), `stopped`; addresses are strings, byte counts integers. These
     /// names and keys are stable for scripts.
     pub fn json(&self) -> String {
         use crate::timeline::json::{Value, object};
@@ -198,6 +230,23 @@ impl Event<'_> {
                 event("stopping"),
                 ("finished", Value::Int(i64::try_from(d.finished).unwrap_or(i64::MAX))),
                 ("cut", Value::Int(i64::try_from(d.cut).unwrap_or(i64::MAX))),
+            ]),
+            Event::DatagramDropped(p, reason) => object(&[
+                event("dropped"),
+                ("peer", addr(p)),
+                ("reason", s(reason.name().into())),
+                ("why", s(reason.why().into())),
+            ]),
+            Event::DropSummary(counts) => {
+                let mut fields = vec![event("drops")];
+                fields
+                    .extend(counts.iter().map(|(r, n)| (r.name(), Value::Int(i64::try_from(*n).unwrap_or(i64::MAX)))));
+                object(&fields)
+            }
+            Event::Grace { open, grace } => object(&[
+                event("grace"),
+                ("open", Value::Int(i64::try_from(*open).unwrap_or(i64::MAX))),
+                ("grace_ms", Value::Int(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))),
             ]),
             Event::Stopped => object(&[event("stopped")]),
             Event::ClientConnected(l, p) => object(&[event("connected"), ("local", addr(l)), ("peer", addr(p))]),

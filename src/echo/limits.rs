@@ -129,6 +129,11 @@ impl Clock {
     }
 }
 
+/// A duration in the unit it was most likely given: `5s`, `250ms`.
+pub(crate) fn show_duration(d: Duration) -> String {
+    show(d)
+}
+
 fn show(d: Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }

@@ -108,7 +108,7 @@ fn worker(line: &UnixStream, buf: &mut [u8], sink: &Sink) -> io::Result<()> {
             let conn = Stream::Tcp(TcpStream::from(fd));
             let peer = conn.as_ref().peer_addr()?;
             sink(&Event::TookOver(peer, conn.as_raw_fd(), std::process::id() as i32));
-            session::serve(&conn, peer, buf, Limits::default(), sink);
+            session::serve(&conn, peer, buf, Limits::default(), None, sink);
             conn.close()?;
         }
     }

@@ -4,6 +4,7 @@
 use crate::process::SpawnCounted;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub struct Server {
     addr: SockAddr,
     config: ServerConfig,
     stop: Arc<Stop>,
+    /// The device and inode of the socket file bound (a Unix path only), to remove at the stop
+    /// only that file, not one another server made at the same path since.
+    file: Option<(u64, u64)>,
 }
 
 impl Server {
@@ -48,8 +52,21 @@ impl Server {
             ));
         }
         let bound = Bound::bind(&config.transport, config.addr, config.backlog(), config.only_v6, config.unlink)?;
-        let addr = bound.local_addr()?;
-        Ok(Server { bound: Arc::new(bound), addr, config, stop: Stop::new() })
+        // The address asked for is the address bound, unless the kernel picked the port (port 0)
+        // or it is a Unix name: only then ask (getsockname), as the tutorial, binding a fixed
+        // port, never does.
+        let addr = match config.transport {
+            Transport::Tcp | Transport::Udp if config.addr.port() != 0 => SockAddr::from(config.addr),
+            _ => bound.local_addr()?,
+        };
+        let file = match addr.as_unix() {
+            Some(UnixName::Path(bytes)) => {
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(bytes));
+                Some(crate::file::identity_of(path).map_err(|e| crate::error::CallError::unix("stat", &addr, e))?)
+            }
+            _ => None,
+        };
+        Ok(Server { bound: Arc::new(bound), addr, config, stop: Stop::new(), file })
     }
 
     /// The address it listens on (getsockname): with the real port for TCP/UDP; the path or
@@ -72,15 +89,20 @@ impl Server {
         // (no grace, or no thread to be had) a stop request cuts at once. A plain thread joined
         // below, not a scoped one: `thread::scope` allocates a handle for the calling thread that
         // a program entered through C's main never frees (valgrind: "possibly lost").
+        // Following signals (the tutorial's stop), the connection being served times the grace
+        // itself: no thread.
         let grace = config.grace;
         stop.set_graceful(!grace.is_zero());
-        let keeper = (!grace.is_zero())
+        // "stopping: 3 connections finishing, up to 5s": said once, when the request comes.
+        let announce = Arc::clone(&sink);
+        stop.on_grace(grace, move |open, grace| announce(&Event::Grace { open, grace }));
+        let keeper = (!grace.is_zero() && !stop.follows_signals())
             .then(|| {
                 let stop = Arc::clone(stop);
                 thread::Builder::new().name("socklab-grace".into()).spawn_counted(move || stop.keep_grace(grace)).ok()
             })
             .flatten();
-        if keeper.is_none() {
+        if keeper.is_none() && !stop.follows_signals() {
             stop.set_graceful(false);
         }
         let result = match &*self.bound {
@@ -103,9 +125,9 @@ impl Server {
             Err(shared) => drop(shared),
         }
         // A Unix socket's file outlives the socket; remove the one this server created, so the
-        // next server can bind the same path without --unlink.
-        if let Some(UnixName::Path(_)) = self.addr.as_unix() {
-            crate::unix::unlink_stale(&self.addr)?;
+        // next server can bind the same path without --unlink, but only if it is still that file.
+        if let Some(file) = self.file {
+            crate::unix::unlink_own(&self.addr, file)?;
         }
         sink(&Event::Stopped);
         result

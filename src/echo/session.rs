@@ -23,31 +23,42 @@
 use crate::SockAddr;
 use std::io;
 use std::mem;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::endpoint::Stream;
 use super::event::{Event, Sink};
 use super::limits::{Clock, Deadline, Limits};
+use super::stop::Stop;
 
 /// A blocking connection with the server's time limits: its recv and send give up with a
 /// `TimedOut` error that names the limit.
+///
+/// With a [`Stop`] that follows signals (the tutorial's stop, no thread), it also keeps the grace
+/// period: a stop signal's `EINTR` wakes its recv or send, which then go on waiting for the client
+/// at most what is left of the grace period (`SO_RCVTIMEO`/`SO_SNDTIMEO`); when that is spent, or
+/// at a second signal, the connection is cut ([`is_cut`]).
 #[derive(Debug)]
 pub struct Limited<'a> {
     stream: &'a Stream,
     deadline: Deadline,
+    stop: Option<&'a Stop>,
 }
 
 impl<'a> Limited<'a> {
     /// Starts the connection's clocks (and sets the kernel's socket timeouts they need).
     pub fn new(stream: &'a Stream, limits: Limits) -> io::Result<Limited<'a>> {
-        Ok(Limited { stream, deadline: Deadline::start(stream, limits)? })
+        Ok(Limited { stream, deadline: Deadline::start(stream, limits)?, stop: None })
+    }
+
+    /// The same, keeping `stop`'s grace period when it follows signals.
+    pub fn until_stopped(stream: &'a Stream, limits: Limits, stop: &'a Stop) -> io::Result<Limited<'a>> {
+        Ok(Limited { stop: Some(stop), ..Limited::new(stream, limits)? })
     }
 
     /// recv(2), within the limits: `(bytes in buf, real length)`, which differ only for a
     /// seqpacket message longer than `buf` (see [`Stream::recv_message`]).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, usize)> {
-        self.deadline.before_io(self.stream)?;
-        self.stream.recv_message(buf).map_err(|e| self.deadline.explain(e))
+        self.io(|| self.stream.recv_message(buf))
     }
 
     /// send(2) until every byte is taken, within the limits: the budget is checked before every
@@ -56,14 +67,60 @@ impl<'a> Limited<'a> {
     /// MSG_NOSIGNAL turns what would be a SIGPIPE death into that error.
     pub fn send_all(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            self.deadline.before_io(self.stream)?;
-            match self.stream.send(data).map_err(|e| self.deadline.explain(e))? {
+            match self.io(|| self.stream.send(data))? {
                 0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "send accepted no bytes")),
                 sent => data = &data[sent..],
             }
         }
         Ok(())
     }
+
+    /// One blocking recv or send within the limits and the grace period.
+    fn io<T>(&self, mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        loop {
+            self.before_io()?;
+            match call() {
+                Ok(done) => return Ok(done),
+                // A stop signal woke the call (EINTR): the next round sets the grace period's
+                // timeouts, or cuts at a second signal.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && self.grace_left().is_some() => continue,
+                // The socket timeout set from the grace period ran out: the grace is over.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.grace_left().is_some() => {
+                    return Err(self.cut());
+                }
+                Err(e) => return Err(self.deadline.explain(e)),
+            }
+        }
+    }
+
+    fn grace_left(&self) -> Option<Duration> {
+        self.stop.and_then(Stop::grace_left)
+    }
+
+    fn before_io(&self) -> io::Result<()> {
+        self.deadline.before_io(self.stream)?;
+        match self.grace_left() {
+            None => Ok(()),
+            Some(left) if left.is_zero() => Err(self.cut()),
+            Some(left) => {
+                self.stream.set_read_timeout(Some(left))?;
+                self.stream.set_write_timeout(Some(left))
+            }
+        }
+    }
+
+    /// The grace period is over (or a second signal came): the connection is cut.
+    fn cut(&self) -> io::Error {
+        if let Some(stop) = self.stop {
+            stop.cut();
+        }
+        io::Error::new(io::ErrorKind::TimedOut, "cut: the grace period after the stop request is over")
+    }
+}
+
+/// Was this session's end the stop switch's cut (not the client's doing, not an error to report)?
+fn is_cut(stop: Option<&Stop>) -> bool {
+    stop.is_some_and(Stop::is_cut)
 }
 
 /// The tutorial's echo loop over `conn`, reporting what it does to `sink`.
@@ -86,9 +143,15 @@ pub fn echo(conn: &Limited<'_>, peer: SockAddr, buf: &mut [u8], sink: &Sink) -> 
 }
 
 /// Serves one blocking connection to its end. Errors end this connection only and are reported
-/// once, as `ConnectionError`.
-pub fn serve(stream: &Stream, peer: SockAddr, buf: &mut [u8], limits: Limits, sink: &Sink) {
-    if let Err(e) = Limited::new(stream, limits).and_then(|conn| echo(&conn, peer, buf, sink)) {
+/// once, as `ConnectionError`; a cut by `stop` ends it silently (the server counts it).
+pub fn serve(stream: &Stream, peer: SockAddr, buf: &mut [u8], limits: Limits, stop: Option<&Stop>, sink: &Sink) {
+    let conn = match stop {
+        Some(stop) => Limited::until_stopped(stream, limits, stop),
+        None => Limited::new(stream, limits),
+    };
+    if let Err(e) = conn.and_then(|conn| echo(&conn, peer, buf, sink))
+        && !is_cut(stop)
+    {
         sink(&Event::ConnectionError(peer, &e));
     }
 }

@@ -21,6 +21,13 @@
 //! for as long as it serves: the models only stop accepting, keep serving, and close what is left
 //! when cut. They count how each connection that was open at the request ended
 //! ([`Stop::connection_ended`]): finished by its client, or cut.
+//!
+//! **The tutorial's way** ([`Stop::follow_signals`]), for the iterative server run as the
+//! tutorial's program: no thread at all. SIGINT/SIGTERM handlers count
+//! (`process::catch_stop_signals`), the blocked accept or recv returns `EINTR`, and the loop reads
+//! the count: one signal is the request, two the cut. The connection being served times its own
+//! grace period ([`Stop::grace_left`]): its recv and send wait at most what is left of it
+//! (`SO_RCVTIMEO`/`SO_SNDTIMEO`, set only once a stop was asked for).
 
 use std::net::Shutdown;
 use std::os::fd::AsFd;
@@ -53,15 +60,28 @@ struct State {
     /// A grace period is kept ([`Stop::keep_grace`] runs): a first request only stops accepting.
     /// Without one, a request cuts at once.
     graceful: bool,
+    /// The grace period: timed by the connection being served when following signals, by
+    /// [`Stop::keep_grace`] otherwise; told to the announcer.
+    grace: Duration,
+    /// Called once when a stop request starts a grace period with connections open
+    /// ([`Stop::on_grace`]).
+    announce: Option<Announce>,
 }
+
+/// What [`Stop::on_grace`] calls: the connections open, and the grace period they have.
+type Announce = Box<dyn FnOnce(usize, Duration) + Send>;
 
 /// A stop request shared between a server and whoever may stop it.
 #[derive(Default)]
 pub struct Stop {
     requested: AtomicBool,
+    /// Also requested by the process's caught stop signals (see [`Stop::follow_signals`]).
+    signals: AtomicBool,
     cut: AtomicBool,
     finished: AtomicUsize,
     cut_count: AtomicUsize,
+    /// Connections being served: opened by the models at accept, ended or cut.
+    open: AtomicUsize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -83,12 +103,91 @@ impl Stop {
 
     /// Has a stop been requested (accept nothing more)?
     pub fn requested(&self) -> bool {
-        self.requested.load(Ordering::Acquire)
+        self.requested.load(Ordering::Acquire) || self.signalled(1)
     }
 
     /// Has the cut come (close every connection now)?
     pub fn is_cut(&self) -> bool {
-        self.cut.load(Ordering::Acquire)
+        self.cut.load(Ordering::Acquire) || self.signalled(2)
+    }
+
+    /// Following signals, have at least `n` stop signals been caught?
+    fn signalled(&self, n: u64) -> bool {
+        self.signals.load(Ordering::Relaxed) && crate::process::stop_signals() >= n
+    }
+
+    /// The tutorial's stop: SIGINT/SIGTERM caught by `process::catch_stop_signals`'s handler are
+    /// this switch's requests (the first stops accepting, the second cuts), and the grace period
+    /// is timed by the connection being served ([`grace_left`](Self::grace_left)), not by a
+    /// thread. Only for a server whose every blocking call is made on the thread the signal
+    /// lands on (the iterative model, alone in its process).
+    pub fn follow_signals(&self, grace: Duration) {
+        self.lock().grace = grace;
+        self.signals.store(true, Ordering::Relaxed);
+    }
+
+    /// Does this switch follow the process's stop signals ([`follow_signals`](Self::follow_signals))?
+    pub fn follows_signals(&self) -> bool {
+        self.signals.load(Ordering::Relaxed)
+    }
+
+    /// Following signals, after a stop request: how much of the grace period is left for the
+    /// connection being served (zero: cut it now). `None` before the request, or when a thread
+    /// keeps the grace period. The clock starts at the first call after the request: the serving
+    /// loop makes it as soon as the signal's `EINTR` woke it.
+    pub fn grace_left(&self) -> Option<Duration> {
+        if !self.follows_signals() || !self.requested() {
+            return None;
+        }
+        if self.is_cut() {
+            return Some(Duration::ZERO);
+        }
+        let mut state = self.lock();
+        let at = match state.requested_at {
+            Some(at) => at,
+            // The loop noticed the signal just now: the grace period starts, and is announced.
+            None => {
+                let now = Instant::now();
+                state.requested_at = Some(now);
+                let (announce, grace) = (state.announce.take(), state.grace);
+                drop(state);
+                self.announce(announce, grace);
+                return Some(grace);
+            }
+        };
+        Some(state.grace.saturating_sub(at.elapsed()))
+    }
+
+    /// `announce` is called once, when a stop request starts a grace period while connections
+    /// are open, with their number and the grace period (`grace`: how long it is): the CLI's
+    /// "stopping: 3 connections finishing, up to 5s" line. Not called when the request cuts at
+    /// once (no grace, a second request) or when no connection is open.
+    pub fn on_grace(&self, grace: Duration, announce: impl FnOnce(usize, Duration) + Send + 'static) {
+        let mut state = self.lock();
+        state.grace = grace;
+        state.announce = Some(Box::new(announce));
+    }
+
+    fn announce(&self, announce: Option<Announce>, grace: Duration) {
+        let open = self.open_connections();
+        if let Some(announce) = announce.filter(|_| open > 0 && !grace.is_zero() && !self.is_cut()) {
+            announce(open, grace);
+        }
+    }
+
+    /// A connection was accepted: it is being served until [`connection_ended`](Self::connection_ended)
+    /// or [`connections_cut`](Self::connections_cut).
+    pub fn connection_opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections being served now (opened, not yet ended or cut).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn closed(&self, n: usize) {
+        let _ = self.open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| Some(open.saturating_sub(n)));
     }
 
     /// The first call stops accepting (the listener is shut down) and starts the grace period;
@@ -107,7 +206,11 @@ impl Stop {
         if !state.graceful {
             drop(state);
             self.cut();
+            return;
         }
+        let (announce, grace) = (state.announce.take(), state.grace);
+        drop(state);
+        self.announce(announce, grace);
     }
 
     /// Stops at once, with no grace: the request and the cut together.
@@ -186,13 +289,22 @@ impl Stop {
 
     /// The server has ended: [`keep_grace`](Self::keep_grace) returns.
     pub fn server_ended(&self) {
-        self.lock().done = true;
-        self.changed.notify_all();
+        let mut state = self.lock();
+        state.done = true;
+        // The announcer holds a clone of the server's sink (and so the log's queue): let it go with
+        // the server, or the log's writer would wait for a line that can no longer come.
+        state.announce = None;
+        drop(state);
+        // Following signals, no thread waits (and a notify would be a futex call of its own).
+        if !self.follows_signals() {
+            self.changed.notify_all();
+        }
     }
 
     /// A connection ended. If it was open when the stop was requested, counts it as finished (it
     /// ended before the cut) or cut.
     pub fn connection_ended(&self) {
+        self.closed(1);
         if !self.requested() {
             return;
         }
@@ -202,6 +314,7 @@ impl Stop {
 
     /// Counts `n` connections cut at once (an event loop closing what is left).
     pub fn connections_cut(&self, n: usize) {
+        self.closed(n);
         self.cut_count.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -211,7 +324,18 @@ impl Stop {
     }
 
     /// Waits `delay`, or less if a stop is requested meanwhile. Returns false when stopped.
+    ///
+    /// Following signals, the wait is a `poll(NULL, 0, ms)` (poll with no descriptor: a
+    /// narrated sleep the stop signal's `EINTR` ends); otherwise a condition variable that
+    /// [`request`](Self::request) wakes.
     pub fn wait(&self, delay: Duration) -> bool {
+        if self.follows_signals() {
+            if !self.requested() {
+                // An error (none is expected: no descriptor can be bad) only shortens the wait.
+                let _ = crate::ready::PollSet::new().wait(Some(delay));
+            }
+            return !self.requested();
+        }
         let until = Instant::now() + delay;
         let mut state = self.lock();
         while !self.requested() {

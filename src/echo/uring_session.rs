@@ -2,13 +2,17 @@
 //!
 //! A connection has at most two requests in the kernel at a time: one multishot recv (armed once,
 //! it completes each time data arrives, into a buffer the kernel takes from the provided-buffer
-//! ring), and one send (of the oldest received buffer, or of what is left of it after a short
-//! send). A buffer goes back to the kernel once it has been sent in full.
+//! ring), and one send (of the oldest received piece, or of what is left of it after a short
+//! send). The recv stays armed while a send is in flight, so receiving and sending overlap. With
+//! incremental buffer consumption (Linux 6.12) consecutive recvs land one after another in the
+//! same buffer, and a piece that directly follows the last queued one is joined to it: one send
+//! then echoes what several recvs brought. A buffer goes back to the kernel once the kernel has
+//! used it up and every piece of it has been sent.
 //!
-//! Backpressure: received buffers wait in `queue` while the client does not read its echoes. When
-//! [`MAX_QUEUED`] are waiting the recv is cancelled — the server stops reading, as the epoll model
-//! does — and armed again once the queue is empty. A client that never reads thus holds at most
-//! `MAX_QUEUED` buffers, whatever it sends.
+//! Backpressure: received pieces wait in `queue` while the client does not read its echoes. When
+//! [`MAX_QUEUED_BYTES`] bytes or [`MAX_PIECES`] pieces are waiting, the recv is cancelled — the
+//! server stops reading, as the epoll model does — and armed again once half of that has been
+//! sent. A client that never reads thus holds at most that much of the pool, whatever it sends.
 //!
 //! A connection is closed only when neither request is in the kernel any more: until then the
 //! kernel holds the socket, and closing our descriptor would neither end it nor free its number
@@ -23,10 +27,13 @@ use super::endpoint::Stream;
 use super::event::{Event, Sink};
 use super::limits::{Clock, Limits};
 use crate::SockAddr;
-use crate::ready::uring::{Done, RECV, Ring};
+use crate::ready::uring::{Done, Piece, RECV, Ring};
 
-/// Received buffers a connection may hold before its recv is cancelled (backpressure).
-pub const MAX_QUEUED: usize = 4;
+/// Received bytes a connection may hold before its recv is cancelled (backpressure).
+pub const MAX_QUEUED_BYTES: u64 = 256 << 10;
+/// Received pieces a connection may hold before its recv is cancelled: each may keep a whole
+/// provided buffer from going back to the kernel.
+pub const MAX_PIECES: usize = 4;
 
 /// The token of the cancel requests themselves (their completions need no handling).
 pub const CANCEL_TOKEN: u64 = 1 << 40;
@@ -37,9 +44,11 @@ pub struct Conn {
     stream: Stream,
     peer: SockAddr,
     clock: Clock,
-    /// Received, not yet sent in full, oldest first: (buffer id, length).
-    queue: VecDeque<(u16, u32)>,
-    /// Bytes of the oldest buffer already sent.
+    /// Received, not yet sent in full, oldest first.
+    queue: VecDeque<Piece>,
+    /// Bytes in `queue` not yet sent.
+    queued: u64,
+    /// Bytes of the oldest piece already sent.
     sent: u32,
     /// A multishot recv is in the kernel (its last completion has not come).
     receiving: bool,
@@ -63,6 +72,7 @@ impl Conn {
             peer,
             clock: Clock::new(limits),
             queue: VecDeque::new(),
+            queued: 0,
             sent: 0,
             receiving: false,
             cancelling: false,
@@ -86,25 +96,34 @@ impl Conn {
     }
 
     /// A completion of its recv: data in a buffer, end of stream, or the recv ended.
-    pub fn on_recv(&mut self, ring: &mut Ring, done: &Done, sink: &Sink) {
+    pub fn on_recv(&mut self, ring: &mut Ring, done: &mut Done, sink: &Sink) {
         if !done.more {
             (self.receiving, self.cancelling) = (false, false);
         }
-        match (done.res, done.buffer) {
-            (Ok(n), Some(bid)) if n > 0 && !self.finished => {
+        match (done.res, done.piece.take()) {
+            (Ok(_), Some(piece)) if !self.finished => {
                 self.clock.progress();
-                let data = ring.data(bid, n);
+                let data = ring.data(&piece);
                 sink(&Event::ServerReceived(self.peer, data));
                 sink(&Event::ServerSending(self.peer, data));
-                self.queue.push_back((bid, n));
+                self.queued += u64::from(piece.len());
+                let piece = match self.queue.back_mut() {
+                    Some(last) => ring.join(last, piece).err(),
+                    None => Some(piece),
+                };
+                self.queue.extend(piece);
             }
-            (Ok(_), Some(bid)) => ring.recycle(bid), // after the end: nobody wants it
-            (Ok(_), None) if !self.finished => {
+            (Ok(_), Some(piece)) => ring.release(piece), // after the end: nobody wants it
+            (Ok(0), None) if !self.finished => {
                 // recv returned 0: the client closed its side; echo what is queued, then close.
                 sink(&Event::ServerRecvOver(self.peer));
                 self.finished = true;
             }
-            (Ok(_), None) => {}
+            (Ok(0), None) => {}
+            (Ok(_), None) => {
+                let e = io::Error::other("a recv completed without the buffer it filled");
+                self.fail(&e, sink);
+            }
             (Err(libc::ENOBUFS), _) => self.starved = true,
             (Err(libc::ECANCELED), _) => {}
             (Err(errno), _) => self.fail(&io::Error::from_raw_os_error(errno), sink),
@@ -118,11 +137,11 @@ impl Conn {
             Ok(n) => {
                 self.clock.progress();
                 self.sent += n;
-                if let Some(&(bid, len)) = self.queue.front()
-                    && self.sent >= len
+                self.queued = self.queued.saturating_sub(u64::from(n));
+                if self.queue.front().is_some_and(|p| self.sent >= p.len())
+                    && let Some(piece) = self.queue.pop_front()
                 {
-                    ring.recycle(bid);
-                    self.queue.pop_front();
+                    ring.release(piece);
                     self.sent = 0;
                 }
             }
@@ -133,26 +152,33 @@ impl Conn {
     /// Asks the kernel for what the connection needs next: the next send, a cancel of the recv
     /// (too much queued, or finished), or a new recv (queue drained). `token` is its own.
     pub fn resume(&mut self, ring: &mut Ring, token: u64, sink: &Sink) {
-        if self.failed {
-            while let Some((bid, _)) = self.queue.pop_front() {
-                ring.recycle(bid);
+        if self.failed && !self.sending {
+            // Nothing of ours is in the kernel any more: the pieces can go back.
+            while let Some(piece) = self.queue.pop_front() {
+                ring.release(piece);
             }
+            (self.queued, self.sent) = (0, 0);
         }
         if !self.sending
-            && let Some(&(bid, len)) = self.queue.front()
+            && !self.failed
+            && let Some(piece) = self.queue.front()
         {
-            match ring.send(self.stream.as_fd(), bid, self.sent, len - self.sent, token) {
+            match ring.send(self.stream.as_fd(), piece, self.sent, token) {
                 Ok(()) => self.sending = true,
                 Err(e) => self.fail(&e, sink),
             }
         }
-        let stop_reading = self.finished || self.queue.len() >= MAX_QUEUED;
-        if self.receiving && stop_reading && !self.cancelling {
+        let full = self.queued >= MAX_QUEUED_BYTES || self.queue.len() >= MAX_PIECES;
+        if self.receiving && (self.finished || full) && !self.cancelling {
             ring.cancel(token, RECV, CANCEL_TOKEN);
             self.cancelling = true;
         }
-        if !self.receiving && !self.finished && !self.starved && self.queue.is_empty() {
-            ring.recv(self.stream.as_fd(), token);
+        let room = self.queued < MAX_QUEUED_BYTES / 2 && self.queue.len() < MAX_PIECES / 2;
+        if !self.receiving && !self.finished && !self.starved && room {
+            // It ends by itself once the queue would be full (6.16): one io_uring_enter can
+            // otherwise bring a whole burst of completions before a cancel goes in.
+            let room = MAX_QUEUED_BYTES.saturating_sub(self.queued) as u32;
+            ring.recv(self.stream.as_fd(), token, room);
             self.receiving = true;
         }
     }

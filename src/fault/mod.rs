@@ -19,5 +19,5 @@ pub mod proxy;
 mod rng;
 pub mod spec;
 
-pub use proxy::{Control, Stats};
+pub use proxy::{Control, NamedError, Stats};
 pub use spec::{Direction, Fault, Kind, ResetAfter, SpecError};

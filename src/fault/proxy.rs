@@ -18,6 +18,7 @@
 //! instance rather than watched for nothing: epoll reports hang-ups and errors even then, and a
 //! loop that does not act on them would spin.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,10 +55,56 @@ pub struct Stats {
     pub faults_applied: u64,
 }
 
+/// Why a change to one named fault was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedError {
+    /// `add_fault`: a fault of this name is already in force (update or remove it instead).
+    Exists(String),
+    /// `update_fault`, `remove_fault`: no fault of this name is in force.
+    Unknown(String),
+}
+
+impl fmt::Display for NamedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamedError::Exists(name) => {
+                write!(f, "a fault named '{name}' is already set: update or remove it, or pick another name")
+            }
+            NamedError::Unknown(name) => write!(f, "no fault named '{name}' is set"),
+        }
+    }
+}
+
+impl std::error::Error for NamedError {}
+
+/// The faults in force, each with its name (the loop reads `faults` alone).
+#[derive(Debug, Default)]
+struct Table {
+    names: Vec<String>,
+    faults: Arc<Vec<Fault>>,
+}
+
+impl Table {
+    fn named(faults: Vec<Fault>) -> Table {
+        let mut names: Vec<String> = Vec::with_capacity(faults.len());
+        for fault in &faults {
+            let base = fault.default_name();
+            let mut name = base.clone();
+            let mut n = 2;
+            while names.contains(&name) {
+                name = format!("{base}_{n}");
+                n += 1;
+            }
+            names.push(name);
+        }
+        Table { names, faults: Arc::new(faults) }
+    }
+}
+
 /// What the proxy's owner shares with its loop: the faults in force and the counters.
 #[derive(Debug, Default)]
 pub struct Control {
-    faults: Mutex<Arc<Vec<Fault>>>,
+    table: Mutex<Table>,
     generation: AtomicU64,
     accepted: AtomicU64,
     open: AtomicU64,
@@ -69,17 +116,75 @@ pub struct Control {
 impl Control {
     /// A control with `faults` in force.
     pub fn new(faults: Vec<Fault>) -> Control {
-        Control { faults: Mutex::new(Arc::new(faults)), ..Control::default() }
+        Control { table: Mutex::new(Table::named(faults)), ..Control::default() }
     }
 
-    /// Replaces the faults; the loop picks them up when woken (see `Proxy::set_faults`).
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the faults; the loop picks them up when woken (see `Proxy::set_faults`). Each
+    /// gets its default name (`latency_downstream`; a second one of the same type and direction
+    /// `latency_downstream_2`).
     pub fn set_faults(&self, faults: Vec<Fault>) {
-        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(faults);
+        *self.table() = Table::named(faults);
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// The faults in force with their names, in the order they were added.
+    pub fn named_faults(&self) -> Vec<(String, Fault)> {
+        let table = self.table();
+        table.names.iter().cloned().zip(table.faults.iter().copied()).collect()
+    }
+
+    /// Adds one fault under `name`; refused if that name is taken.
+    pub fn add_fault(&self, name: &str, fault: Fault) -> Result<(), NamedError> {
+        self.edit(|names, faults| {
+            if names.iter().any(|n| n == name) {
+                return Err(NamedError::Exists(name.to_owned()));
+            }
+            names.push(name.to_owned());
+            faults.push(fault);
+            Ok(())
+        })
+    }
+
+    /// Replaces the fault named `name` (keeping its place in the list).
+    pub fn update_fault(&self, name: &str, fault: Fault) -> Result<(), NamedError> {
+        self.edit(|names, faults| {
+            let i = names.iter().position(|n| n == name).ok_or_else(|| NamedError::Unknown(name.to_owned()))?;
+            faults[i] = fault;
+            Ok(())
+        })
+    }
+
+    /// Removes the fault named `name` and returns it.
+    pub fn remove_fault(&self, name: &str) -> Result<Fault, NamedError> {
+        let mut removed = None;
+        self.edit(|names, faults| {
+            let i = names.iter().position(|n| n == name).ok_or_else(|| NamedError::Unknown(name.to_owned()))?;
+            names.remove(i);
+            removed = Some(faults.remove(i));
+            Ok(())
+        })?;
+        removed.ok_or_else(|| NamedError::Unknown(name.to_owned()))
+    }
+
+    /// Applies `change` to a copy of the list; on success the copy is put in force.
+    fn edit(
+        &self,
+        change: impl FnOnce(&mut Vec<String>, &mut Vec<Fault>) -> Result<(), NamedError>,
+    ) -> Result<(), NamedError> {
+        let mut table = self.table();
+        let (mut names, mut faults) = (table.names.clone(), table.faults.as_ref().clone());
+        change(&mut names, &mut faults)?;
+        *table = Table { names, faults: Arc::new(faults) };
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
     fn faults(&self) -> Arc<Vec<Fault>> {
-        Arc::clone(&self.faults.lock().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.table().faults)
     }
 
     /// The counters now.

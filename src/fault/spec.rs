@@ -40,6 +40,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The word `--fault` and Toxiproxy's `stream` use: `upstream`, `downstream` (or `both`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Upstream => "upstream",
+            Direction::Downstream => "downstream",
+            Direction::Both => "both",
+        }
+    }
+
     /// Whether the fault acts on bytes going `upstream` (true) or downstream (false).
     pub fn covers(self, upstream: bool) -> bool {
         match self {
@@ -95,6 +104,23 @@ pub enum Kind {
     Refuse,
 }
 
+impl Kind {
+    /// The fault's name in `--fault` (and Toxiproxy's toxic type where it has one): `latency`...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Latency { .. } => "latency",
+            Kind::Bandwidth(_) => "bandwidth",
+            Kind::Slicer { .. } => "slicer",
+            Kind::LimitData(_) => "limit_data",
+            Kind::ResetPeer(_) => "reset_peer",
+            Kind::Timeout(_) => "timeout",
+            Kind::SlowClose(_) => "slow_close",
+            Kind::HalfOpen => "half_open",
+            Kind::Refuse => "refuse",
+        }
+    }
+}
+
 /// A fault: what, which way, and for what share of connections.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fault {
@@ -120,6 +146,12 @@ impl Fault {
     /// The same fault for a share `probability` (0.0 to 1.0) of connections.
     pub fn probability(self, probability: f64) -> Fault {
         Fault { probability: probability.clamp(0.0, 1.0), ..self }
+    }
+
+    /// The name a fault gets when none is given (`set_faults`, a builder's `fault`): Toxiproxy's
+    /// default toxic name, `TYPE_STREAM` (`latency_downstream`).
+    pub fn default_name(&self) -> String {
+        format!("{}_{}", self.kind.name(), self.direction.name())
     }
 
     /// `latency=DELAY`.
@@ -257,7 +289,9 @@ pub fn size(text: &str) -> Result<u64, String> {
     n.checked_mul(scale).ok_or_else(|| format!("'{text}' is too large"))
 }
 
-/// A duration: `250us`, `50ms`, `2s`, `1m`; at most one day.
+/// A duration: `250us`, `50ms`, `1.5s`, `1m`, `1h`; at most one day. The command line's durations
+/// (`--grace`, `--timeout`, `bench --duration`...) are parsed by this function too, so every
+/// duration socklab takes is written the same way.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
@@ -270,8 +304,9 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         "ms" => 1e-3,
         "s" => 1.0,
         "m" => 60.0,
+        "h" => 3600.0,
         "" => return Err(format!("'{text}' needs a unit: write e.g. 50ms or 2s")),
-        _ => return Err(format!("'{text}' has an unknown time unit '{unit}': use us, ms, s or m")),
+        _ => return Err(format!("'{text}' has an unknown time unit '{unit}': use us, ms, s, m or h")),
     };
     let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration: write e.g. 50ms or 2s"))?;
     let secs = value * scale;
@@ -320,7 +355,8 @@ mod tests {
             ("latency", "latency needs a value"),
             ("latency=50", "needs a unit"),
             ("latency=fast", "not a duration"),
-            ("latency=5h", "unknown time unit 'h'"),
+            ("latency=5d", "unknown time unit 'd'"),
+            ("latency=25h", "out of range"),
             ("bandwidth=0", "never deliver"),
             ("bandwidth=10kbit", "unknown size unit 'kbit'"),
             ("slicer=0b", "at least 1 byte"),

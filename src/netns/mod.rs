@@ -9,7 +9,9 @@
 //!
 //! Built with the real tools, as a reader would do it by hand: `ip` (iproute2) for namespaces,
 //! links and addresses; `nft` (nftables) for loss, SYN drops and unplugging; `tc` for the rate
-//! (`tbf`) and the delay (`netem`, where the kernel has it: [`Pair::has_netem`]). Every change is
+//! (`tbf`). The delay and the exact faults (drop the Nth SYN or data segment, reorder, duplicate,
+//! seeded loss: [`Plan`]) are made by socklab itself, serving a netfilter queue in namespace A
+//! (`queue.rs`, over [`crate::nfqueue`]), so they work on kernels without `netem`. Every change is
 //! made inside the two namespaces, never on the host. Namespaces have their own addresses, routes,
 //! sysctls and firewalls, so every pair can use the same addresses; only the namespace names are
 //! unique (pid and a counter).
@@ -26,6 +28,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::fault::spec;
+
+mod queue;
+
+pub use queue::{Action, Did, Dir, Event, Fault, Kind, Plan, Segment, Served, serve};
+
+/// The queue number socklab serves in namespace A (namespaces have their own queues).
+pub const QUEUE_NUM: u16 = 0;
 
 /// Address of side A (the command's side).
 pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -48,8 +57,9 @@ pub enum Condition {
     Loss(f64),
     /// At most this many bits a second, each way (the `tbf` qdisc: a queue, so also a delay).
     Rate(u64),
-    /// Every packet waits this long, each way (the `netem` qdisc; not in every kernel).
-    Delay(Duration),
+    /// Every packet waits this long, each way, plus a random 0..jitter (the second value), order
+    /// kept: socklab holds each packet's verdict in a netfilter queue (no `netem` needed).
+    Delay(Duration, Duration),
     /// SYNs to side B are dropped: a connect from A times out.
     Blackhole,
     /// Every packet on the link is dropped (from the start; mid-connection: [`Pair::unplug`] or [`RunConfig::unplug_after`]): open
@@ -60,8 +70,8 @@ pub enum Condition {
 impl FromStr for Condition {
     type Err = String;
 
-    /// `loss=5%`, `rate=1mbit` (`kbit`, `mbit`, `gbit` or bare bits/s), `delay=50ms`, `blackhole`,
-    /// `unplug`.
+    /// `loss=5%`, `rate=1mbit` (`kbit`, `mbit`, `gbit` or bare bits/s), `delay=50ms` (or
+    /// `delay=50ms~10ms`: plus up to 10 ms of jitter), `blackhole`, `unplug`.
     fn from_str(text: &str) -> Result<Condition, String> {
         let bad = |why: String| format!("link condition '{text}': {why}");
         match text.trim().split_once('=') {
@@ -89,7 +99,13 @@ impl FromStr for Condition {
                     _ => Err(bad(format!("'{v}' is not a rate: write e.g. rate=1mbit"))),
                 }
             }
-            Some(("delay", v)) => spec::duration(v).map(Condition::Delay).map_err(bad),
+            Some(("delay", v)) => {
+                let (base, jitter) = match v.split_once('~') {
+                    Some((b, j)) => (spec::duration(b).map_err(&bad)?, spec::duration(j).map_err(&bad)?),
+                    None => (spec::duration(v).map_err(&bad)?, Duration::ZERO),
+                };
+                Ok(Condition::Delay(base, jitter))
+            }
             None if text.trim() == "blackhole" => Ok(Condition::Blackhole),
             None if text.trim() == "unplug" => Ok(Condition::Unplug),
             _ => Err(bad("use loss=5%, rate=1mbit, delay=50ms, blackhole or unplug".into())),
@@ -102,7 +118,8 @@ impl fmt::Display for Condition {
         match self {
             Condition::Loss(p) => write!(f, "loss={p}%"),
             Condition::Rate(bits) => write!(f, "rate={bits}bit"),
-            Condition::Delay(d) => write!(f, "delay={d:?}"),
+            Condition::Delay(d, j) if j.is_zero() => write!(f, "delay={d:?}"),
+            Condition::Delay(d, j) => write!(f, "delay={d:?}~{j:?}"),
             Condition::Blackhole => f.write_str("blackhole"),
             Condition::Unplug => f.write_str("unplug"),
         }
@@ -114,6 +131,13 @@ impl fmt::Display for Condition {
 pub struct Pair {
     name: String,
     netem: Option<bool>,
+    /// What the queue does (delay from [`Pair::apply`], faults from [`Pair::faults`]).
+    plan: Plan,
+    /// The queue, while the plan does anything.
+    queue: Option<Served>,
+    /// The NFQUEUE rules are installed (they stay; `--queue-bypass` lets packets through while
+    /// no queue is served).
+    queue_rules: bool,
 }
 
 impl Pair {
@@ -129,7 +153,7 @@ impl Pair {
             ));
         }
         // From here on, dropping `pair` removes whatever was made.
-        let pair = Pair { name, netem: None };
+        let pair = Pair { name, netem: None, plan: Plan::default(), queue: None, queue_rules: false };
         pair.setup()?;
         Ok(pair)
     }
@@ -186,33 +210,26 @@ impl Pair {
         })
     }
 
-    /// Applies the conditions (replacing earlier ones). `delay` needs netem; with netem, rate and
-    /// delay are both done by it, otherwise rate is `tbf`'s. Loss, blackhole and unplug are
-    /// nftables rules in namespace A on its veth (both directions).
+    /// Applies the conditions (replacing earlier ones). Rate is `tbf`'s; delay is the queue's
+    /// (see [`Pair::faults`]); loss, blackhole and unplug are nftables rules in namespace A on its
+    /// veth (both directions).
     pub fn apply(&mut self, conditions: &[Condition]) -> io::Result<()> {
-        let delay = conditions.iter().find_map(|c| if let Condition::Delay(d) = c { Some(*d) } else { None });
+        let delay = conditions.iter().find_map(|c| if let Condition::Delay(d, j) = c { Some((*d, *j)) } else { None });
         let rate = conditions.iter().find_map(|c| if let Condition::Rate(r) = c { Some(*r) } else { None });
-        if delay.is_some() && !self.has_netem() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "delay= needs the netem qdisc, which this kernel does not have (tc: 'Specified qdisc kind is unknown'); \
-                 use rate= (a tbf queue, which also delays) or the fault proxy's latency=",
-            ));
+        let (d, j) = delay.unwrap_or_default();
+        if (d, j) != (self.plan.delay, self.plan.jitter) {
+            let mut plan = self.plan.clone();
+            (plan.delay, plan.jitter) = (d, j);
+            self.serve(plan)?;
         }
         for (side, dev) in [(Side::A, "sl-a"), (Side::B, "sl-b")] {
             let ns = self.namespace(side);
             let _ = tool(Command::new("tc").args(["-n", &ns, "qdisc", "del", "dev", dev, "root"]));
             let mut args: Vec<String> = ["-n", &ns, "qdisc", "add", "dev", dev, "root"].map(String::from).to_vec();
-            match (delay, rate) {
-                (Some(d), rate) => {
-                    args.extend(["netem".into(), "delay".into(), format!("{}us", d.as_micros())]);
-                    if let Some(r) = rate {
-                        args.extend(["rate".into(), format!("{r}bit")]);
-                    }
-                }
+            match rate {
                 // tbf: a bucket of 10 ms worth of bytes (at least 2 full packets), and up to
                 // 400 ms of queue before it drops.
-                (None, Some(r)) => args.extend([
+                Some(r) => args.extend([
                     "tbf".into(),
                     "rate".into(),
                     format!("{r}bit"),
@@ -221,7 +238,7 @@ impl Pair {
                     "latency".into(),
                     "400ms".into(),
                 ]),
-                (None, None) => continue,
+                None => continue,
             }
             tool(Command::new("tc").args(&args))?;
         }
@@ -237,10 +254,109 @@ impl Pair {
                 // A SYN without ACK: only the first packet of a handshake. Side B never sees it.
                 Condition::Blackhole => rules += "  oifname \"sl-a\" tcp flags & (syn | ack) == syn drop\n",
                 Condition::Unplug => rules += "  iifname \"sl-a\" drop\n  oifname \"sl-a\" drop\n",
-                Condition::Rate(_) | Condition::Delay(_) => {}
+                Condition::Rate(_) | Condition::Delay(..) => {}
             }
         }
         self.firewall(&rules)
+    }
+
+    /// Serves the netfilter queue of namespace A with these exact faults, random loss and seed
+    /// (replacing earlier ones; the delay set by [`Pair::apply`] stays). Every packet crossing
+    /// side A's veth goes through socklab's queue from now on (see [`Plan`]).
+    pub fn faults(&mut self, faults: &[Fault], loss: f64, seed: u64) -> io::Result<()> {
+        let plan = Plan { faults: faults.to_vec(), loss, seed, ..self.plan.clone() };
+        self.serve(plan)
+    }
+
+    /// What the queue did so far: each segment dropped, held, released or duplicated.
+    pub fn fault_events(&self) -> Vec<Event> {
+        self.queue.as_ref().map(Served::events).unwrap_or_default()
+    }
+
+    /// (Re)starts the queue with `plan`; stops it when the plan does nothing.
+    fn serve(&mut self, plan: Plan) -> io::Result<()> {
+        if let Some(mut old) = self.queue.take() {
+            old.finish()?;
+        }
+        self.plan = plan;
+        if self.plan.is_empty() {
+            return Ok(());
+        }
+        let path = std::path::Path::new("/run/netns").join(self.namespace(Side::A));
+        // Bound before the rules exist, so no packet meets a rule without its queue.
+        self.queue = Some(Served::start(&path, QUEUE_NUM, self.plan.clone())?);
+        if !self.queue_rules {
+            let num = QUEUE_NUM.to_string();
+            for (chain, dir) in [("OUTPUT", "-o"), ("INPUT", "-i")] {
+                // -w: iptables-legacy's lock is one file for every namespace of the machine.
+                let mut cmd = self.command(Side::A, "iptables-legacy");
+                cmd.args(["-w", "5", "-A", chain, dir, "sl-a", "-j", "NFQUEUE", "--queue-num", &num, "--queue-bypass"]);
+                tool(&mut cmd).map_err(|e| {
+                    io::Error::new(e.kind(), format!("{e} (the NFQUEUE target comes with Debian's iptables package)"))
+                })?;
+            }
+            self.queue_rules = true;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a new thread inside the side's namespace and returns its result: sockets `f`
+    /// makes live there, so a test's own code can connect from side A and feel the link's faults
+    /// without a child process. The thread enters the namespace with `setns(2)`; the calling
+    /// thread stays where it is.
+    pub fn run_in<T: Send>(&self, side: Side, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        let path = std::path::Path::new("/run/netns").join(self.namespace(side));
+        std::thread::scope(|scope| {
+            let thread = std::thread::Builder::new()
+                .name(format!("netns-{side:?}"))
+                .spawn_scoped(scope, || crate::process::enter_network_namespace(&path).map(|()| f()))?;
+            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Like [`Pair::run_in`], on a thread that outlives the call: join it for `f`'s result.
+    pub fn spawn_in<T: Send + 'static>(
+        &self,
+        side: Side,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<std::thread::JoinHandle<io::Result<T>>> {
+        let path = std::path::Path::new("/run/netns").join(self.namespace(side));
+        std::thread::Builder::new()
+            .name(format!("netns-{side:?}"))
+            .spawn(move || crate::process::enter_network_namespace(&path).map(|()| f()))
+    }
+
+    /// The interface index of the side's veth end, in its namespace (what `ip -o link` prints
+    /// first), for a capture opened there.
+    pub fn veth_index(&self, side: Side) -> io::Result<i32> {
+        let dev = if side == Side::A { "sl-a" } else { "sl-b" };
+        let out = Command::new("ip").args(["-n", &self.namespace(side), "-o", "link", "show", dev]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(':')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("ip -o link show {dev}: no index in {text:?}")))
+    }
+
+    /// The side's TCP counters as `nstat` names them (`TcpRetransSegs`, `TcpExtTCPTimeouts`...),
+    /// from its /proc/net/snmp and /proc/net/netstat (each namespace counts its own).
+    pub fn counters(&self, side: Side) -> io::Result<Vec<(String, u64)>> {
+        let out = self.command(side, "cat").args(["/proc/net/snmp", "/proc/net/netstat"]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut counters = Vec::new();
+        for pair in lines.chunks(2) {
+            let [names, values] = pair else { continue };
+            let (Some((prefix, names)), Some((_, values))) = (names.split_once(':'), values.split_once(':')) else {
+                continue;
+            };
+            for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+                if let Ok(v) = value.parse::<u64>() {
+                    counters.push((format!("{prefix}{name}"), v));
+                }
+            }
+        }
+        Ok(counters)
     }
 
     /// Pulls the cable: every packet on the link is dropped from now on (loss and blackhole rules
@@ -279,6 +395,8 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
+        // The queue first: its thread lets held packets through and closes its socket.
+        drop(self.queue.take());
         // Deleting a namespace destroys its end of the veth, which destroys the other end too.
         for side in [Side::A, Side::B] {
             let _ = tool(Command::new("ip").args(["netns", "del", &self.namespace(side)]));
@@ -291,6 +409,12 @@ impl Drop for Pair {
 pub struct RunConfig {
     /// The link's conditions, applied before anything starts.
     pub conditions: Vec<Condition>,
+    /// Exact faults served by the queue (`--drop syn#1`, `--reorder data#2`...).
+    pub faults: Vec<Fault>,
+    /// Random loss through the queue (0 to 100 %), rolled from [`RunConfig::seed`].
+    pub queue_loss: f64,
+    /// The seed of the queue's random loss and jitter.
+    pub seed: u64,
     /// Pull the cable this long after the command started.
     pub unplug_after: Option<Duration>,
     /// A shell command run in side B first (a server), killed when the command ends.
@@ -305,13 +429,28 @@ pub struct RunConfig {
 /// `SOCKLAB_NETNS_ADDR` = their own address and `SOCKLAB_NETNS_PEER` = the other side's), and
 /// returns the command's exit status. The children are killed when `stop` is requested; the
 /// namespaces are deleted in every case.
-pub fn run_command(config: &RunConfig, stop: &crate::echo::Stop) -> io::Result<std::process::ExitStatus> {
+pub fn run_command(
+    config: &RunConfig,
+    stop: &crate::echo::Stop,
+    on_fault: &mut dyn FnMut(&Event),
+) -> io::Result<std::process::ExitStatus> {
     let (program, args) = config
         .command
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command to run: add -- COMMAND [ARGS]"))?;
     let mut pair = Pair::create("socklab")?;
     pair.apply(&config.conditions)?;
+    if !config.faults.is_empty() || config.queue_loss > 0.0 {
+        pair.faults(&config.faults, config.queue_loss, config.seed)?;
+    }
+    let mut reported = 0;
+    let mut report = |pair: &Pair| {
+        let events = pair.fault_events();
+        for e in events.iter().skip(reported) {
+            on_fault(e);
+        }
+        reported = events.len();
+    };
     let env = |cmd: &mut Command, side: Side| {
         let other = if side == Side::A { Side::B } else { Side::A };
         cmd.env("SOCKLAB_NETNS_ADDR", pair.addr(side).to_string())
@@ -339,12 +478,16 @@ pub fn run_command(config: &RunConfig, stop: &crate::echo::Stop) -> io::Result<s
     let started = std::time::Instant::now();
     let mut unplugged = config.unplug_after.is_none();
     loop {
+        report(&pair);
         if let Some(status) = child.0.try_wait()? {
+            report(&pair);
             return Ok(status);
         }
         if stop.requested() {
             let _ = crate::process::kill(child.0.id() as crate::process::Pid, crate::process::SIGTERM);
-            return child.0.wait();
+            let status = child.0.wait();
+            report(&pair);
+            return status;
         }
         if !unplugged && config.unplug_after.is_some_and(|after| started.elapsed() >= after) {
             pair.unplug()?;
@@ -436,7 +579,11 @@ mod tests {
     fn conditions_parse_and_bad_ones_say_why() {
         assert_eq!("loss=5%".parse(), Ok(Condition::Loss(5.0)));
         assert_eq!("rate=1mbit".parse(), Ok(Condition::Rate(1_000_000)));
-        assert_eq!("delay=50ms".parse(), Ok(Condition::Delay(Duration::from_millis(50))));
+        assert_eq!("delay=50ms".parse(), Ok(Condition::Delay(Duration::from_millis(50), Duration::ZERO)));
+        assert_eq!(
+            "delay=50ms~10ms".parse(),
+            Ok(Condition::Delay(Duration::from_millis(50), Duration::from_millis(10)))
+        );
         assert_eq!("blackhole".parse(), Ok(Condition::Blackhole));
         assert_eq!("unplug".parse(), Ok(Condition::Unplug));
         for (text, says) in [

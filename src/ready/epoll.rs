@@ -8,6 +8,30 @@ use super::{Interest, Readiness, Token, timeout_ms};
 use crate::sys::epoll::{self as sys, EpollEvent};
 
 /// An epoll instance. Closed on drop (narrated, like every close).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use socklab::ready::{Epoll, Events, Interest, Token};
+/// use socklab::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// listener.set_nonblocking(true)?;
+/// let epoll = Epoll::new()?;
+/// epoll.add(&listener, Token(0), Interest::READABLE)?;
+/// let _client = TcpStream::connect(&listener.local_addr()?)?;
+/// let mut events = Events::with_capacity(16);
+/// // Wait (bounded) until the kernel says the listener has a finished handshake queued.
+/// while events.is_empty() {
+///     epoll.wait(&mut events, Some(Duration::from_secs(5)))?;
+/// }
+/// let ready = events.iter().next().unwrap();
+/// assert_eq!((ready.token, ready.readable), (Token(0), true));
+/// let (conn, _) = listener.accept()?;
+/// epoll.add(&conn, Token(1), Interest::READABLE.and_writable())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Epoll {
     // `Some` until dropped; taken by Drop to close it through `sys`.
@@ -15,6 +39,26 @@ pub struct Epoll {
 }
 
 /// The buffer a wait fills: at most its capacity of events per wait.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use socklab::ready::{Epoll, Events, Interest, Token};
+/// use socklab::{UnixKind, UnixStream};
+///
+/// let (a, b) = UnixStream::pair(UnixKind::Stream)?;
+/// let epoll = Epoll::new()?;
+/// epoll.add(&b, Token(7), Interest::READABLE)?;
+/// let mut events = Events::with_capacity(4);
+/// epoll.wait(&mut events, Some(Duration::ZERO))?; // nothing to read yet
+/// assert!(events.is_empty());
+/// a.send(b"x")?;
+/// epoll.wait(&mut events, Some(Duration::from_secs(5)))?;
+/// assert_eq!(events.len(), 1);
+/// assert_eq!(events.iter().next().map(|r| r.token), Some(Token(7)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Events {
     buf: Vec<EpollEvent>,
     len: usize,

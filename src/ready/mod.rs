@@ -25,10 +25,43 @@ pub use epoll::{Epoll, Events};
 pub use poll::PollSet;
 
 /// The caller's name for a registered descriptor (a slot index, a connection id).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use socklab::ready::{Interest, PollSet, Readiness, Token};
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // The caller names each descriptor with a Token and gets it back with what is ready.
+/// let (a, b) = UnixStream::pair(UnixKind::Stream)?;
+/// let mut set = PollSet::new();
+/// set.push(&b, Token(42), Interest::READABLE);
+/// a.send(b"x")?;
+/// set.wait(Some(Duration::from_secs(5)))?;
+/// let ready: Vec<Readiness> = set.ready().collect();
+/// assert_eq!(ready[0].token, Token(42));
+/// assert!(ready[0].readable && !ready[0].hangup && ready[0].any());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub usize);
 
 /// What to wait for.
+///
+/// # Example
+///
+/// ```
+/// use socklab::ready::Interest;
+///
+/// let both = Interest::READABLE.and_writable();
+/// assert!(both.is_readable() && both.is_writable());
+/// // epoll's extras: one waiter woken per event on a shared listener, and edge-triggered reports.
+/// let shared = Interest::READABLE.exclusive();
+/// assert!(shared.is_readable() && !shared.is_writable());
+/// assert!(!Interest::NONE.is_readable());
+/// let _ = Interest::READABLE.edge_triggered();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interest {
     readable: bool,
@@ -74,6 +107,25 @@ impl Interest {
 }
 
 /// What the kernel reported for one descriptor.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use socklab::ready::{Interest, PollSet, Readiness, Token};
+/// use socklab::{UnixKind, UnixStream};
+///
+/// // The caller names each descriptor with a Token and gets it back with what is ready.
+/// let (a, b) = UnixStream::pair(UnixKind::Stream)?;
+/// let mut set = PollSet::new();
+/// set.push(&b, Token(42), Interest::READABLE);
+/// a.send(b"x")?;
+/// set.wait(Some(Duration::from_secs(5)))?;
+/// let ready: Vec<Readiness> = set.ready().collect();
+/// assert_eq!(ready[0].token, Token(42));
+/// assert!(ready[0].readable && !ready[0].hangup && ready[0].any());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
     /// The token it was registered with.

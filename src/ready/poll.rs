@@ -8,6 +8,30 @@ use super::{Interest, Readiness, Token, timeout_ms};
 use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd};
 
 /// The descriptors of one poll(2) call and, after it, what the kernel said about each.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use socklab::ready::{Interest, PollSet, Token};
+/// use socklab::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// let client = TcpStream::connect(&listener.local_addr()?)?;
+/// let (conn, _) = listener.accept()?;
+/// client.send_all(b"Hello")?;
+/// // poll(2) takes the whole list each time: rebuild it, wait, read what is ready.
+/// let mut set = PollSet::new();
+/// set.push(&listener, Token(0), Interest::READABLE);
+/// set.push(&conn, Token(1), Interest::READABLE);
+/// set.wait(Some(Duration::from_secs(5)))?;
+/// let ready: Vec<Token> = set.ready().filter(|r| r.readable).map(|r| r.token).collect();
+/// assert_eq!(ready, [Token(1)]); // the connection has data; nobody else is connecting
+/// let mut buf = [0u8; 16];
+/// let n = conn.recv(&mut buf)?;
+/// conn.send_all(&buf[..n])?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct PollSet {
     fds: Vec<PollFd>,

@@ -11,6 +11,7 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use crate::sys::names;
+pub use crate::sys::uring::Piece;
 use crate::sys::uring::{self as sys, Completion, Sqe, Uring};
 
 pub use crate::sys::uring::{
@@ -23,10 +24,59 @@ const GROUP: u16 = 0;
 
 /// An io_uring instance with its provided buffers. Not `Send`: a ring set up with
 /// `IORING_SETUP_SINGLE_ISSUER` belongs to the thread that made it.
+///
+/// # Example
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use socklab::ready::uring::{ACCEPT, RECV, Ring, SEND};
+/// use socklab::{TcpListener, TcpStream};
+///
+/// let mut ring = match Ring::new(8, 8, 4096) {
+///     Ok(ring) => ring,
+///     // io_uring may be disabled (sysctl kernel.io_uring_disabled) or too old: the error says which.
+///     Err(e) => { eprintln!("skipped: {e}"); return Ok(()); }
+/// };
+/// let listener = TcpListener::bind(&"127.0.0.1:0".parse()?)?;
+/// let client = TcpStream::connect(&listener.local_addr()?)?;
+/// client.send_all(b"Hello")?;
+/// // The kernel accepts, receives into a provided buffer and sends it back; we only wait.
+/// ring.accept(listener.as_fd(), false, 1);
+/// let mut conn = None;
+/// let mut echoed = false;
+/// let mut pieces = Vec::new();
+/// for _ in 0..10 {
+///     if echoed { break; }
+///     ring.wait(Some(Duration::from_secs(2)))?;
+///     for done in ring.take() {
+///         match done.op {
+///             ACCEPT => {
+///                 let fd = done.accepted.expect("accepted");
+///                 ring.recv(fd.as_fd(), 2, 0);
+///                 conn = Some(fd);
+///             }
+///             RECV => {
+///                 let piece = done.piece.expect("a provided buffer");
+///                 assert_eq!(ring.data(&piece), b"Hello");
+///                 ring.send(conn.as_ref().unwrap().as_fd(), &piece, 0, 3)?;
+///                 pieces.push(piece); // held until its send completes
+///             }
+///             SEND => echoed = done.res == Ok(5),
+///             _ => {}
+///         }
+///     }
+/// }
+/// let mut buf = [0u8; 5];
+/// assert_eq!(client.recv(&mut buf)?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Ring {
     uring: Uring,
     done: Vec<Completion>,
+    /// Multishot recvs can be given a byte limit (Linux 6.16).
+    recv_limit: bool,
 }
 
 impl Ring {
@@ -38,6 +88,7 @@ impl Ring {
         // interrupting the thread; it needs SINGLE_ISSUER. Older kernels say EINVAL: ask again
         // without them.
         let base = sys::IORING_SETUP_CQSIZE | sys::IORING_SETUP_SUBMIT_ALL;
+        // (COOP_TASKRUN instead of DEFER_TASKRUN was measured and not kept: BENCHMARKS.md.)
         let modern = base | sys::IORING_SETUP_SINGLE_ISSUER | sys::IORING_SETUP_DEFER_TASKRUN;
         let uring = match Uring::setup(entries, entries * 8, modern) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Uring::setup(entries, entries * 8, base),
@@ -48,8 +99,16 @@ impl Ring {
         if uring.params().features & needed != needed {
             return Err(too_old("io_uring_enter with a timeout (IORING_FEAT_EXT_ARG)", "5.11"));
         }
-        let mut ring = Ring { uring, done: Vec::new() };
-        ring.uring.register_buffers(GROUP, buffers, buffer_size).map_err(|e| match e.raw_os_error() {
+        let mut ring = Ring { uring, done: Vec::new(), recv_limit: kernel_at_least(6, 16) };
+        // Incremental consumption (6.12) lets many small recvs share one large buffer, so buffers
+        // can be sized for streams; before 6.12 the kernel says EINVAL: ask again without it.
+        let registered = match ring.uring.register_buffers(GROUP, buffers, buffer_size, true) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                ring.uring.register_buffers(GROUP, buffers, buffer_size, false)
+            }
+            other => other,
+        };
+        registered.map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) => too_old("provided-buffer rings (IORING_REGISTER_PBUF_RING)", "5.19"),
             _ => explained(&e, "io_uring_register"),
         })?;
@@ -70,17 +129,20 @@ impl Ring {
         self.push(Sqe::accept(listener, multishot, token));
     }
 
-    /// A multishot recv on `fd`: a completion each time data arrives, in a provided buffer.
-    pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64) {
-        self.push(Sqe::recv_multishot(fd, GROUP, token));
+    /// A multishot recv on `fd`: a completion each time data arrives, in a provided buffer. Where
+    /// the kernel can (6.16), it ends by itself after `limit` bytes (0: no limit).
+    pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64, limit: u32) {
+        let limit = if self.recv_limit { limit } else { 0 };
+        self.push(Sqe::recv_multishot(fd, GROUP, token, limit));
     }
 
-    /// Sends `len` bytes of buffer `bid` from `offset` (a buffer a recv completion handed us).
-    pub fn send(&mut self, fd: BorrowedFd<'_>, bid: u16, offset: u32, len: u32, token: u64) -> io::Result<()> {
-        match self.uring.push_send(fd, bid, offset, len, token) {
+    /// Sends the bytes of `piece` (which a recv completion handed us) from `skip` on. Keep the
+    /// piece until the send completes.
+    pub fn send(&mut self, fd: BorrowedFd<'_>, piece: &Piece, skip: u32, token: u64) -> io::Result<()> {
+        match self.uring.push_send(fd, piece, skip, token) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 self.uring.enter(false, None)?;
-                self.uring.push_send(fd, bid, offset, len, token)
+                self.uring.push_send(fd, piece, skip, token)
             }
             other => other,
         }
@@ -97,14 +159,33 @@ impl Ring {
         self.push(Sqe::cancel(token, op, cancel_token));
     }
 
-    /// The first `len` bytes of buffer `bid`, which a completion handed us (empty if not held).
-    pub fn data(&self, bid: u16, len: u32) -> &[u8] {
-        self.uring.buffer(bid, len).unwrap_or_default()
+    /// From now on a [`Ring::wait`] waits for `min_complete` completions, but returns once
+    /// `min_wait_usec` passed with at least one ready (6.12; older kernels wait for one).
+    pub fn set_batch(&mut self, min_complete: u32, min_wait_usec: u32) {
+        let min_wait_ok = self.uring.params().features & sys::IORING_FEAT_MIN_TIMEOUT != 0;
+        if min_wait_ok {
+            self.uring.set_batch(min_complete, min_wait_usec);
+        }
     }
 
-    /// Gives buffer `bid` back to the kernel for the next recv.
-    pub fn recycle(&mut self, bid: u16) {
-        self.uring.recycle(bid);
+    /// Whether recvs consume the provided buffers incrementally (`IOU_PBUF_RING_INC`, 6.12).
+    pub fn incremental(&self) -> bool {
+        self.uring.incremental()
+    }
+
+    /// The bytes of `piece`, which a completion handed us (empty if not held).
+    pub fn data(&self, piece: &Piece) -> &[u8] {
+        self.uring.piece_data(piece)
+    }
+
+    /// Appends `next` to `piece` if it directly follows it in the same buffer; else gives it back.
+    pub fn join(&mut self, piece: &mut Piece, next: Piece) -> Result<(), Piece> {
+        self.uring.join(piece, next)
+    }
+
+    /// Lets go of `piece`: its buffer goes back to the kernel once nothing else of it is held.
+    pub fn release(&mut self, piece: Piece) {
+        self.uring.release(piece);
     }
 
     /// One loop turn's system call: submits everything queued and waits until a completion is
@@ -158,6 +239,13 @@ pub fn refusal(call: &str, errno: i32, disabled: Option<u32>) -> String {
     )
 }
 
+/// Whether the running kernel is at least `major.minor` (from /proc/sys/kernel/osrelease).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = crate::file::read_to_string(std::path::Path::new("/proc/sys/kernel/osrelease")).unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
 /// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 group-restricted, 2 off.
 pub fn disabled_sysctl() -> Option<u32> {
     crate::file::read_to_string(std::path::Path::new("/proc/sys/kernel/io_uring_disabled")).ok()?.trim().parse().ok()
@@ -202,22 +290,35 @@ mod tests {
         use std::os::fd::AsFd;
         let Ok(mut ring) = Ring::new(8, 4, 64) else { return }; // no io_uring here: covered by the CLI test
         let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
-        ring.recv(a.as_fd(), 7);
+        ring.recv(a.as_fd(), 7, 0);
         b.write_all(b"hello").unwrap();
         ring.wait(Some(Duration::from_secs(5))).unwrap();
         let done = ring.take();
         let got = done.iter().find(|c| c.op == RECV).expect("a recv completion");
-        let bid = got.buffer.expect("a provided buffer");
         assert_eq!((got.token, got.res, got.more), (7, Ok(5), true));
-        assert_eq!(ring.data(bid, 5), b"hello");
-        ring.send(a.as_fd(), bid, 1, 3, 8).unwrap();
+        let mut done = done;
+        let piece = done.iter_mut().find_map(|c| c.piece.take()).expect("a provided buffer");
+        assert_eq!(ring.data(&piece), b"hello");
+        ring.send(a.as_fd(), &piece, 1, 8).unwrap();
         ring.give_back(done);
         ring.wait(Some(Duration::from_secs(5))).unwrap();
-        assert!(ring.take().iter().any(|c| (c.op, c.token, c.res) == (SEND, 8, Ok(3))));
-        let mut back = [0u8; 3];
+        assert!(ring.take().iter().any(|c| (c.op, c.token, c.res) == (SEND, 8, Ok(4))));
+        let mut back = [0u8; 4];
         b.read_exact(&mut back).unwrap();
-        assert_eq!(&back, b"ell");
-        ring.recycle(bid);
-        assert!(ring.data(bid, 5).is_empty(), "a recycled buffer is the kernel's again");
+        assert_eq!(&back, b"ello");
+        // A second message lands right after the first in the same buffer (incremental
+        // consumption, 6.12) or in a buffer of its own; either way it can be read and joined or not.
+        b.write_all(b"world").unwrap();
+        ring.wait(Some(Duration::from_secs(5))).unwrap();
+        let mut done = ring.take();
+        let second = done.iter_mut().find_map(|c| c.piece.take()).expect("a second recv");
+        assert_eq!(ring.data(&second), b"world");
+        let mut piece = piece;
+        match ring.join(&mut piece, second) {
+            Ok(()) => assert_eq!(ring.data(&piece), b"helloworld"),
+            Err(second) => ring.release(second),
+        }
+        ring.release(piece);
+        ring.give_back(done);
     }
 }

@@ -18,6 +18,20 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// A socket address of any family, as the kernel reads and writes it.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{SockAddr, UnixName};
+///
+/// // One address type for every family, printed as socklab prints peers.
+/// let ip = SockAddr::from(std::net::SocketAddr::from(([127, 0, 0, 1], 5000)));
+/// assert_eq!((ip.to_string(), ip.family(), ip.len()), ("127.0.0.1:5000".into(), libc::AF_INET, 16));
+/// let path = SockAddr::unix("/tmp/echo.sock")?;
+/// assert_eq!(path.as_unix(), Some(UnixName::Path(b"/tmp/echo.sock")));
+/// assert_eq!(SockAddr::unix_abstract(b"echo")?.to_string(), "@echo");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct SockAddr {
     storage: libc::sockaddr_storage,
@@ -25,6 +39,17 @@ pub struct SockAddr {
 }
 
 /// The name in an `AF_UNIX` address.
+///
+/// # Example
+///
+/// ```
+/// use socklab::{SockAddr, UnixName};
+///
+/// assert_eq!(SockAddr::unix_abstract(b"echo")?.as_unix(), Some(UnixName::Abstract(b"echo")));
+/// assert_eq!(SockAddr::unix_unnamed().as_unix(), Some(UnixName::Unnamed));
+/// assert_eq!(SockAddr::from(std::net::SocketAddr::from(([127, 0, 0, 1], 1))).as_unix(), None);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnixName<'a> {
     /// A file system path (`sun_path` up to its NUL).
@@ -93,6 +118,8 @@ impl SockAddr {
 
     /// An `AF_UNIX` address naming a file system path. Fails if the path (plus its NUL) does not
     /// fit in `sun_path`, or contains a NUL byte.
+    ///
+    /// Man page: [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
     pub fn unix(path: impl AsRef<Path>) -> io::Result<SockAddr> {
         let bytes = path.as_ref().as_os_str().as_bytes();
         if bytes.contains(&0) {
@@ -117,6 +144,8 @@ impl SockAddr {
 
     /// A Linux abstract-namespace `AF_UNIX` address: no file, the name lives as long as a socket
     /// is bound to it. `name` excludes the leading NUL (strace writes it `@name`).
+    ///
+    /// Man page: [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
     pub fn unix_abstract(name: &[u8]) -> io::Result<SockAddr> {
         if name.len() + 1 > SUN_PATH_LEN {
             return Err(io::Error::new(
@@ -134,6 +163,8 @@ impl SockAddr {
     /// An `AF_UNIX` address with no name at all (length 2: the family only). Binding it asks Linux
     /// to *autobind*: the kernel picks a unique abstract name (five hex digits), which is how an
     /// unnamed datagram client gets an address a server can reply to.
+    ///
+    /// Man page: [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
     pub fn unix_unnamed() -> SockAddr {
         SockAddr::unix_raw(&[], SUN_PATH_OFFSET)
     }
@@ -150,6 +181,8 @@ impl SockAddr {
 
     /// An `AF_PACKET` address: every frame of protocol `protocol` (an EtherType, host order) on
     /// interface `ifindex`.
+    ///
+    /// Man page: [`packet(7)`](https://man7.org/linux/man-pages/man7/packet.7.html).
     #[cfg(socklab_af_packet)]
     pub fn packet(ifindex: i32, protocol: u16) -> SockAddr {
         // SAFETY: sockaddr_ll is a plain C struct; all-zero bytes are a valid value.
@@ -161,12 +194,16 @@ impl SockAddr {
     }
 
     /// An `AF_PACKET` address receiving every frame (`ETH_P_ALL`) of interface `ifindex`.
+    ///
+    /// Man page: [`packet(7)`](https://man7.org/linux/man-pages/man7/packet.7.html).
     #[cfg(socklab_af_packet)]
     pub fn packet_all(ifindex: i32) -> SockAddr {
         SockAddr::packet(ifindex, ETH_P_ALL)
     }
 
     /// An `AF_NETLINK` address: port id `pid` (0: the kernel) and multicast `groups`.
+    ///
+    /// Man page: [`netlink(7)`](https://man7.org/linux/man-pages/man7/netlink.7.html).
     #[cfg(socklab_sock_diag)]
     pub fn netlink(pid: u32, groups: u32) -> SockAddr {
         // SAFETY: sockaddr_nl is a plain C struct; all-zero bytes are a valid value.

@@ -3,12 +3,16 @@
 
 /// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds. A vDSO call on Linux (no system call is made,
 /// so strace shows nothing and it is not narrated).
+///
+/// Man page: [`clock_getres(2)`](https://man7.org/linux/man-pages/man2/clock_getres.2.html) (clock_gettime).
 pub fn monotonic_ns() -> u64 {
     read(libc::CLOCK_MONOTONIC)
 }
 
 /// `clock_gettime(CLOCK_REALTIME)` in nanoseconds since the epoch: the clock of the kernel's
 /// packet time stamps, converted to the monotonic clock by `capture`.
+///
+/// Man page: [`clock_getres(2)`](https://man7.org/linux/man-pages/man2/clock_getres.2.html) (clock_gettime).
 pub fn realtime_ns() -> u64 {
     read(libc::CLOCK_REALTIME)
 }

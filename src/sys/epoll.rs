@@ -16,6 +16,8 @@ pub use libc::{
 };
 
 /// `epoll_create1(2)`: a new, empty epoll instance. Pass `EPOLL_CLOEXEC`.
+///
+/// Man page: [`epoll_create(2)`](https://man7.org/linux/man-pages/man2/epoll_create.2.html).
 pub fn epoll_create1(flags: libc::c_int) -> io::Result<OwnedFd> {
     let fd = syscall!(
         "epoll_create1",
@@ -30,6 +32,8 @@ pub fn epoll_create1(flags: libc::c_int) -> io::Result<OwnedFd> {
 /// `epoll_ctl(2)`: adds (`EPOLL_CTL_ADD`), changes (`EPOLL_CTL_MOD`) or removes (`EPOLL_CTL_DEL`)
 /// `fd` in the interest list of `epfd`. `events` is a mask of `EPOLLIN`, `EPOLLOUT`...; `data` comes
 /// back unchanged with every event of this descriptor (callers store a token in it).
+///
+/// Man page: [`epoll_ctl(2)`](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html).
 pub fn epoll_ctl(epfd: BorrowedFd<'_>, op: libc::c_int, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
     let mut event = EpollEvent { events, u64: data };
     // EPOLL_CTL_DEL's event is ignored by the kernel (since Linux 2.6.9): pass NULL, as strace
@@ -48,6 +52,8 @@ pub fn epoll_ctl(epfd: BorrowedFd<'_>, op: libc::c_int, fd: BorrowedFd<'_>, even
 
 /// `epoll_wait(2)`: blocks until at least one watched descriptor is ready or `timeout_ms` passes
 /// (`-1`: forever), and fills the front of `events`. Returns how many entries were filled.
+///
+/// Man page: [`epoll_wait(2)`](https://man7.org/linux/man-pages/man2/epoll_wait.2.html).
 pub fn epoll_wait(epfd: BorrowedFd<'_>, events: &mut [EpollEvent], timeout_ms: libc::c_int) -> io::Result<usize> {
     let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
     let ptr = events.as_mut_ptr();

@@ -7,6 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use super::trace::Arg;
 
 /// `fcntl(fd, F_GETFL)` / `fcntl(fd, F_GETFD)`: reads the status or descriptor flags.
+///
+/// Man page: [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
 pub fn fcntl_get(fd: BorrowedFd<'_>, cmd: libc::c_int) -> io::Result<libc::c_int> {
     syscall!(
         "fcntl",
@@ -17,6 +19,8 @@ pub fn fcntl_get(fd: BorrowedFd<'_>, cmd: libc::c_int) -> io::Result<libc::c_int
 }
 
 /// `fcntl(fd, F_SETFL, flags)` / `fcntl(fd, F_SETFD, flags)`: writes them (e.g. `O_NONBLOCK`, `FD_CLOEXEC`).
+///
+/// Man page: [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
 pub fn fcntl_set(fd: BorrowedFd<'_>, cmd: libc::c_int, flags: libc::c_int) -> io::Result<()> {
     syscall!(
         "fcntl",
@@ -29,6 +33,8 @@ pub fn fcntl_set(fd: BorrowedFd<'_>, cmd: libc::c_int, flags: libc::c_int) -> io
 
 /// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`: a new descriptor for the same open file, close-on-exec, the
 /// lowest number free.
+///
+/// Man page: [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
 pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let new = syscall!(

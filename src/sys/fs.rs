@@ -21,6 +21,8 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// `unlink(2)`: removes a name from the file system. A Unix socket bound to a path leaves that
 /// file behind when it is closed; the next bind to the same path fails with `EADDRINUSE` until
 /// someone unlinks it. (Connecting to such a stale file fails with `ECONNREFUSED`.)
+///
+/// Man page: [`unlink(2)`](https://man7.org/linux/man-pages/man2/unlink.2.html).
 pub fn unlink(path: &Path) -> io::Result<()> {
     let c = c_path(path)?;
     syscall!(
@@ -35,6 +37,8 @@ pub fn unlink(path: &Path) -> io::Result<()> {
 /// `openat(2)` relative to the current directory (`AT_FDCWD`), which is what glibc's `open` makes
 /// too. `mode` is the permission of a file `O_CREAT` creates (less the umask); it is passed, and
 /// shown, only with `O_CREAT`.
+///
+/// Man page: [`open(2)`](https://man7.org/linux/man-pages/man2/open.2.html).
 pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let c = c_path(path)?;
     let bytes = path.as_os_str().as_bytes();
@@ -60,6 +64,8 @@ pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<O
 /// `lstat(3)`, made as `newfstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW)` (glibc's lstat):
 /// what `path` itself is (a symbolic link is not followed). strace shows the type and size:
 /// `{st_mode=S_IFSOCK|0755, st_size=0, ...}`.
+///
+/// Man page: [`stat(2)`](https://man7.org/linux/man-pages/man2/stat.2.html).
 pub fn lstat(path: &Path) -> io::Result<libc::stat> {
     let c = c_path(path)?;
     let bytes = path.as_os_str().as_bytes();
@@ -91,6 +97,8 @@ fn stat_arg(st: &libc::stat) -> Arg<'static> {
 }
 
 /// `mkdir(2)`: makes a directory with permissions `mode` less the umask.
+///
+/// Man page: [`mkdir(2)`](https://man7.org/linux/man-pages/man2/mkdir.2.html).
 pub fn mkdir(path: &Path, mode: libc::mode_t) -> io::Result<()> {
     let c = c_path(path)?;
     syscall!(
@@ -103,6 +111,8 @@ pub fn mkdir(path: &Path, mode: libc::mode_t) -> io::Result<()> {
 }
 
 /// `rmdir(2)`: removes an empty directory.
+///
+/// Man page: [`rmdir(2)`](https://man7.org/linux/man-pages/man2/rmdir.2.html).
 pub fn rmdir(path: &Path) -> io::Result<()> {
     let c = c_path(path)?;
     syscall!(
@@ -115,6 +125,8 @@ pub fn rmdir(path: &Path) -> io::Result<()> {
 }
 
 /// `read(2)`: up to `buf.len()` bytes from a file (or a pipe, a terminal); 0 at end of file.
+///
+/// Man page: [`read(2)`](https://man7.org/linux/man-pages/man2/read.2.html).
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let (len, ptr) = (buf.len(), buf.as_mut_ptr());
     let n = syscall!(
@@ -128,6 +140,8 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `write(2)`: copies bytes into a file; may take fewer than offered (callers loop).
+///
+/// Man page: [`write(2)`](https://man7.org/linux/man-pages/man2/write.2.html).
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let n = syscall!(
         "write",
@@ -140,6 +154,8 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// `rename(2)`: gives a file a new name, replacing any file already there in one step — a reader
 /// opening `to` sees the old file or the new one, never a half-written one.
+///
+/// Man page: [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html).
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     let (a, b) = (c_path(from)?, c_path(to)?);
     syscall!(
@@ -153,6 +169,8 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
 
 /// `readlink(2)`: where a symbolic link points (`/proc/PID/fd/N` → `socket:[12345]`), at most
 /// `buf.len()` bytes of it, not NUL-terminated.
+///
+/// Man page: [`readlink(2)`](https://man7.org/linux/man-pages/man2/readlink.2.html).
 pub fn readlink(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
     let c = c_path(path)?;
     let (len, ptr) = (buf.len(), buf.as_mut_ptr());
@@ -169,6 +187,8 @@ pub fn readlink(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `getdents64(2)`: the next directory entries of an open directory, packed into `buf` as
 /// `struct linux_dirent64` records; 0 when the listing is done. Returns the bytes filled.
+///
+/// Man page: [`getdents(2)`](https://man7.org/linux/man-pages/man2/getdents.2.html).
 pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let (len, ptr) = (buf.len(), buf.as_mut_ptr());
     let n = syscall!(
@@ -187,6 +207,8 @@ pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 /// The names in a buffer getdents64 filled: each `struct linux_dirent64` is `d_ino` (8 bytes),
 /// `d_off` (8), `d_reclen` (2), `d_type` (1), then the NUL-terminated name, padded to `d_reclen`.
+///
+/// Man page: [`getdents(2)`](https://man7.org/linux/man-pages/man2/getdents.2.html).
 pub fn dirents(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut at = 0;
     std::iter::from_fn(move || {

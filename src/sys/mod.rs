@@ -67,11 +67,15 @@ mod entry;
 pub mod epoll;
 mod fcntl;
 mod fs;
+#[cfg(socklab_uring)]
+pub mod mem;
 pub mod names;
 #[cfg(socklab_sock_diag)]
 pub mod netlink;
 #[cfg(socklab_af_packet)]
 pub mod packet;
+#[cfg(target_os = "linux")]
+pub mod perf;
 mod poll;
 pub mod process;
 #[cfg(target_os = "linux")]

@@ -28,6 +28,7 @@ pub fn errno_display(errno: i32) -> String {
 /// Address families.
 pub fn domain(v: i32) -> String {
     match v {
+        libc::AF_UNSPEC => "AF_UNSPEC".into(),
         libc::AF_UNIX => "AF_UNIX".into(),
         libc::AF_INET => "AF_INET".into(),
         libc::AF_INET6 => "AF_INET6".into(),
@@ -74,8 +75,30 @@ pub fn protocol(v: i32) -> String {
         0 => "IPPROTO_IP".into(),
         libc::IPPROTO_TCP => "IPPROTO_TCP".into(),
         libc::IPPROTO_UDP => "IPPROTO_UDP".into(),
+        libc::IPPROTO_RAW => "IPPROTO_RAW".into(),
         other => other.to_string(),
     }
+}
+
+/// mmap's `PROT_*` bits: `PROT_READ|PROT_WRITE` (`PROT_NONE` for none).
+pub fn prot(v: i32) -> String {
+    const TABLE: &[(i32, &str)] =
+        &[(libc::PROT_READ, "PROT_READ"), (libc::PROT_WRITE, "PROT_WRITE"), (libc::PROT_EXEC, "PROT_EXEC")];
+    if v == 0 { "PROT_NONE".into() } else { flag_names(v, TABLE) }
+}
+
+/// mmap's flags: `MAP_PRIVATE|MAP_ANONYMOUS`.
+pub fn map_flags(v: i32) -> String {
+    const TABLE: &[(i32, &str)] = &[
+        (libc::MAP_SHARED, "MAP_SHARED"),
+        (libc::MAP_PRIVATE, "MAP_PRIVATE"),
+        (libc::MAP_FIXED, "MAP_FIXED"),
+        (libc::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+        (libc::MAP_POPULATE, "MAP_POPULATE"),
+        (libc::MAP_NORESERVE, "MAP_NORESERVE"),
+        (libc::MAP_STACK, "MAP_STACK"),
+    ];
+    flag_names(v, TABLE)
 }
 
 /// `MSG_*` flags.
@@ -160,6 +183,7 @@ pub fn netlink_protocol(v: i32) -> String {
     match v {
         0 => "NETLINK_ROUTE".into(),
         4 => "NETLINK_SOCK_DIAG".into(),
+        12 => "NETLINK_NETFILTER".into(),
         other => other.to_string(),
     }
 }
@@ -232,7 +256,7 @@ pub fn open_flags(v: i32) -> String {
 }
 
 /// openat(2)'s flags in strace's order: `O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY`,
-/// `O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC`.
+/// `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` (as strace prints them).
 pub fn openat_flags(v: i32) -> String {
     let access = match v & libc::O_ACCMODE {
         libc::O_RDONLY => "O_RDONLY",
@@ -247,6 +271,7 @@ pub fn openat_flags(v: i32) -> String {
             (libc::O_TRUNC, "O_TRUNC"),
             (libc::O_APPEND, "O_APPEND"),
             (libc::O_NONBLOCK, "O_NONBLOCK"),
+            (libc::O_NOFOLLOW, "O_NOFOLLOW"),
             (libc::O_CLOEXEC, "O_CLOEXEC"),
             (libc::O_DIRECTORY, "O_DIRECTORY"),
         ],

@@ -20,6 +20,8 @@ const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
 
 /// `ioctl(fd, SIOCGSTAMPNS, &ts)`: when the kernel received the frame the last recv returned, as
 /// CLOCK_REALTIME `(seconds, nanoseconds)`. The first call also switches time stamping on.
+///
+/// Man pages: [`ioctl(2)`](https://man7.org/linux/man-pages/man2/ioctl.2.html), [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html).
 pub fn ioctl_siocgstampns(fd: BorrowedFd<'_>) -> io::Result<(i64, i64)> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     let ptr: *mut libc::timespec = &mut ts;

@@ -10,6 +10,8 @@ pub use libc::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
 
 /// `poll(2)`: blocks until an event in `fds[i].events` happens on some descriptor (the kernel sets
 /// `fds[i].revents`), or `timeout_ms` passes (`-1`: forever). Returns how many entries have events.
+///
+/// Man page: [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html).
 pub fn poll(fds: &mut [PollFd], timeout_ms: libc::c_int) -> io::Result<usize> {
     let (ptr, len) = (fds.as_mut_ptr(), fds.len());
     let n = syscall!(

@@ -10,6 +10,8 @@ pub use libc::RLIMIT_NOFILE;
 /// `getrlimit(2)` (made as `prlimit64(0, resource, NULL, &old)`): the `(soft, hard)` limit of
 /// `resource`. The kernel enforces the soft one; a process may raise its soft limit up to the hard
 /// one without privileges.
+///
+/// Man page: [`getrlimit(2)`](https://man7.org/linux/man-pages/man2/getrlimit.2.html).
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> io::Result<(u64, u64)> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     let ptr: *mut libc::rlimit = &mut limit;
@@ -24,6 +26,8 @@ pub fn getrlimit(resource: libc::__rlimit_resource_t) -> io::Result<(u64, u64)> 
 }
 
 /// `setrlimit(2)` (made as `prlimit64(0, resource, &new, NULL)`): sets the `(soft, hard)` limit.
+///
+/// Man page: [`getrlimit(2)`](https://man7.org/linux/man-pages/man2/getrlimit.2.html).
 pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
     let limit = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
     syscall!(

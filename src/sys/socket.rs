@@ -24,6 +24,8 @@ fn owned(fd: libc::c_int) -> OwnedFd {
 ///
 /// `ty` may carry `SOCK_CLOEXEC` / `SOCK_NONBLOCK` where the platform has them (cfg
 /// `socklab_sock_flags`). The kernel picks the lowest free descriptor number.
+///
+/// Man page: [`socket(2)`](https://man7.org/linux/man-pages/man2/socket.2.html).
 pub fn socket(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
     let fd = syscall!(
         "socket",
@@ -36,6 +38,8 @@ pub fn socket(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io
 
 /// `socketpair(2)`: two sockets already connected to each other (`AF_UNIX` only). socklab uses
 /// one as a wake-up line: shutting one end down makes it readable in every poll/epoll watching it.
+///
+/// Man page: [`socketpair(2)`](https://man7.org/linux/man-pages/man2/socketpair.2.html).
 pub fn socketpair(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
     syscall!(
@@ -50,6 +54,8 @@ pub fn socketpair(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -
 
 /// `bind(2)`: gives the socket its local address (the server's "well-known port", a Unix path,
 /// an interface for a packet socket).
+///
+/// Man page: [`bind(2)`](https://man7.org/linux/man-pages/man2/bind.2.html).
 pub fn bind(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
     syscall!(
         "bind",
@@ -62,6 +68,8 @@ pub fn bind(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
 
 /// `listen(2)`: turns the socket into a listener. From here on the *kernel* completes handshakes
 /// and queues the finished connections (up to the backlog) before the program calls accept.
+///
+/// Man page: [`listen(2)`](https://man7.org/linux/man-pages/man2/listen.2.html).
 pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     syscall!(
         "listen",
@@ -78,6 +86,8 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
 ///
 /// `flags` (`SOCK_CLOEXEC`, `SOCK_NONBLOCK`) apply atomically to the new descriptor with accept4;
 /// without accept4 they are ignored here and the caller sets them with fcntl.
+///
+/// Man page: [`accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html).
 pub fn accept(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<(OwnedFd, SockAddr)> {
     let name = if cfg!(socklab_accept4) { "accept4" } else { "accept" };
     let mut peer = SockAddr::for_kernel();
@@ -127,6 +137,8 @@ fn written<'a>(res: &io::Result<libc::c_int>, addr: &'a SockAddr) -> Arg<'a> {
 /// the client's side of the three-way handshake. It returns as soon as the connection is
 /// established, which may be before the server program calls accept. On a nonblocking socket it
 /// returns `EINPROGRESS` at once and the handshake goes on in the kernel.
+///
+/// Man page: [`connect(2)`](https://man7.org/linux/man-pages/man2/connect.2.html).
 pub fn connect(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
     syscall!(
         "connect",
@@ -140,6 +152,8 @@ pub fn connect(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
 /// `recv(2)`, made as `recvfrom(fd, buf, len, flags, NULL, NULL)` — the call the kernel receives on
 /// x86-64 and arm64 anyway. Copies up to `buf.len()` bytes out of the socket's receive queue; blocks
 /// while it is empty; returns 0 once the peer has sent its FIN and everything before it was read.
+///
+/// Man page: [`recv(2)`](https://man7.org/linux/man-pages/man2/recv.2.html).
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
     let (len, ptr) = (buf.len(), buf.as_mut_ptr());
     let n = syscall!(
@@ -166,6 +180,8 @@ pub(super) fn filled<'a>(res: &io::Result<isize>, buf: &'a [u8]) -> Arg<'a> {
 /// `send(2)`, made as `sendto(fd, buf, len, flags, NULL, 0)`. Copies bytes into the socket's send
 /// buffer and returns how many it took — possibly fewer than offered (a short write), so callers
 /// loop (see `send_all` in the safe layer). Pass `MSG_NOSIGNAL` to get `EPIPE` instead of SIGPIPE.
+///
+/// Man page: [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     let n = syscall!(
         "sendto",
@@ -185,6 +201,8 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<us
 
 /// `shutdown(2)`: ends one or both directions without closing the descriptor. `SHUT_WR` sends our
 /// FIN (the peer's recv then returns 0) while we can still read what the peer sends.
+///
+/// Man page: [`shutdown(2)`](https://man7.org/linux/man-pages/man2/shutdown.2.html).
 pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
     syscall!(
         "shutdown",
@@ -201,6 +219,8 @@ pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
 ///
 /// Never retried: on Linux the descriptor is gone even when close reports `EINTR`, and a retry
 /// could close a descriptor another thread just got with the same number.
+///
+/// Man page: [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html).
 pub fn close(fd: OwnedFd) -> io::Result<()> {
     let raw: RawFd = fd.into_raw_fd();
     syscall!(
@@ -218,6 +238,8 @@ pub fn close(fd: OwnedFd) -> io::Result<()> {
 /// Takes a plain descriptor number: `--explain` asks it about a descriptor the program is about
 /// to close, which the narration knows only by number. Asking about a closed or reused number
 /// cannot touch memory; at worst the kernel answers `EBADF` or `ENOTTY`.
+///
+/// Man pages: [`ioctl(2)`](https://man7.org/linux/man-pages/man2/ioctl.2.html), [`tcp(7)`](https://man7.org/linux/man-pages/man7/tcp.7.html).
 pub fn ioctl_fionread(fd: RawFd) -> io::Result<i32> {
     let mut n: libc::c_int = 0;
     let ptr: *mut libc::c_int = &mut n;
@@ -235,11 +257,15 @@ pub fn ioctl_fionread(fd: RawFd) -> io::Result<i32> {
 }
 
 /// `getsockname(2)`: the local address, e.g. the port the kernel chose after binding port 0.
+///
+/// Man page: [`getsockname(2)`](https://man7.org/linux/man-pages/man2/getsockname.2.html).
 pub fn getsockname(fd: BorrowedFd<'_>) -> io::Result<SockAddr> {
     name_call("getsockname", fd, libc::getsockname)
 }
 
 /// `getpeername(2)`: the remote address of a connected socket (`ENOTCONN` otherwise).
+///
+/// Man page: [`getpeername(2)`](https://man7.org/linux/man-pages/man2/getpeername.2.html).
 pub fn getpeername(fd: BorrowedFd<'_>) -> io::Result<SockAddr> {
     name_call("getpeername", fd, libc::getpeername)
 }
@@ -263,6 +289,8 @@ fn name_call(name: &'static str, fd: BorrowedFd<'_>, call: NameFn) -> io::Result
 /// `recvfrom(2)` with the sender's address: for datagram sockets, where each datagram may come
 /// from a different peer. With `MSG_TRUNC` in `flags` (Linux, UDP and Unix datagrams) the call
 /// returns the datagram's *real* length even when the buffer was shorter and the rest was cut.
+///
+/// Man page: [`recv(2)`](https://man7.org/linux/man-pages/man2/recv.2.html).
 pub fn recvfrom(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<(usize, SockAddr)> {
     let (len, ptr) = (buf.len(), buf.as_mut_ptr());
     let mut from = SockAddr::for_kernel();
@@ -286,6 +314,8 @@ fn written_n<'a>(res: &io::Result<isize>, addr: &'a SockAddr) -> Arg<'a> {
 
 /// `sendto(2)` to `addr`: one datagram to that peer (an unconnected UDP or Unix datagram socket).
 /// A datagram goes out whole or not at all (`EMSGSIZE` when it is too big).
+///
+/// Man page: [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html).
 pub fn sendto(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int, addr: &SockAddr) -> io::Result<usize> {
     let n = syscall!(
         "sendto",
@@ -305,6 +335,8 @@ pub fn sendto(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int, addr: &SockAdd
 }
 
 /// `CMSG_LEN(4 * n)`: the `cmsg_len` of an SCM_RIGHTS message carrying `n` descriptors.
+///
+/// Man page: [`cmsg(3)`](https://man7.org/linux/man-pages/man3/cmsg.3.html).
 pub fn cmsg_len(n: usize) -> usize {
     // SAFETY: CMSG_LEN is pure arithmetic on its argument.
     unsafe { libc::CMSG_LEN((n * mem::size_of::<libc::c_int>()) as u32) as usize }
@@ -323,6 +355,8 @@ pub const MAX_FDS: usize = 4;
 /// installs *copies* of these descriptors in the receiving process (new numbers, same open
 /// sockets or files), as dup(2) would across processes. Needs an `AF_UNIX` socket and at least
 /// one data byte (Linux does not pass control messages with an empty stream send).
+///
+/// Man pages: [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html), [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
 pub fn sendmsg_fds(fd: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>], flags: libc::c_int) -> io::Result<usize> {
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     // u64 words keep the buffer aligned for `struct cmsghdr`.
@@ -359,6 +393,22 @@ pub fn sendmsg_fds(fd: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>], flag
 }
 
 /// What [`recvmsg_fds`] received.
+///
+/// # Example
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use socklab::sys::{recvmsg_fds, sendmsg_fds, socketpair};
+///
+/// // A descriptor passed over a Unix socket (SCM_RIGHTS): the receiver gets its own, new number.
+/// let (a, b) = socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+/// let (passed, _other) = socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+/// sendmsg_fds(a.as_fd(), b"F", &[passed.as_fd()], 0)?;
+/// let mut buf = [0u8; 1];
+/// let got = recvmsg_fds(b.as_fd(), &mut buf, 0)?;
+/// assert_eq!((got.len, got.fds.len(), got.flags & libc::MSG_CTRUNC), (1, 1, 0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Received {
     /// Data bytes written into the buffer.
@@ -372,6 +422,8 @@ pub struct Received {
 /// `recvmsg(2)` into `buf`, taking up to [`MAX_FDS`] descriptors from an `SCM_RIGHTS` message.
 /// Each becomes an `OwnedFd` at once, so none can leak. `MSG_CMSG_CLOEXEC` (Linux) makes them
 /// close-on-exec atomically, like every other descriptor socklab opens.
+///
+/// Man pages: [`recv(2)`](https://man7.org/linux/man-pages/man2/recv.2.html), [`cmsg(3)`](https://man7.org/linux/man-pages/man3/cmsg.3.html).
 pub fn recvmsg_fds(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<Received> {
     #[cfg(target_os = "linux")]
     let flags = flags | libc::MSG_CMSG_CLOEXEC;

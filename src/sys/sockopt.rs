@@ -45,12 +45,16 @@ fn get<T>(
 }
 
 /// `setsockopt(fd, level, name, &int, 4)`: SO_REUSEADDR, TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF...
+///
+/// Man page: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html).
 pub fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     set(fd, level, name, &value, Arg::OptInt(value))
 }
 
 /// `setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, 8)`. `Some(0)` makes close send RST at once
 /// (an abortive close: no FIN, no TIME-WAIT); `None` restores the normal graceful close.
+///
+/// Man pages: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html), [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html).
 pub fn setsockopt_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
     let value = libc::linger {
         l_onoff: linger.is_some() as libc::c_int,
@@ -61,6 +65,8 @@ pub fn setsockopt_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Re
 
 /// `setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO or SO_SNDTIMEO, &timeval, 16)`. `None` (a zero timeval)
 /// means block forever. A timed-out recv/send fails with `EAGAIN`.
+///
+/// Man pages: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html), [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html).
 pub fn setsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int, timeout: Option<Duration>) -> io::Result<()> {
     let d = timeout.unwrap_or(Duration::ZERO);
     // A non-zero timeout shorter than 1 µs would round to zero, which means "forever": round up.
@@ -75,6 +81,8 @@ pub fn setsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int, timeout: Option
 
 /// `getsockopt(fd, level, name, &int, [4])` for options whose value is an int (SO_ERROR, SO_TYPE,
 /// SO_REUSEADDR, TCP_NODELAY, SO_RCVBUF...).
+///
+/// Man page: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html).
 pub fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     get(fd, level, name, &mut value, |v| Arg::OptInt(*v))?;
@@ -82,6 +90,8 @@ pub fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int)
 }
 
 /// `getsockopt(SO_LINGER)`: the current linger setting.
+///
+/// Man pages: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html), [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html).
 pub fn getsockopt_linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
     let mut value = libc::linger { l_onoff: 0, l_linger: 0 };
     get(fd, libc::SOL_SOCKET, libc::SO_LINGER, &mut value, |v| Arg::OptLinger {
@@ -92,6 +102,8 @@ pub fn getsockopt_linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
 }
 
 /// `getsockopt(SO_RCVTIMEO / SO_SNDTIMEO)`: `None` when the call blocks forever.
+///
+/// Man pages: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html), [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html).
 pub fn getsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<Option<Duration>> {
     let mut value = libc::timeval { tv_sec: 0, tv_usec: 0 };
     get(fd, libc::SOL_SOCKET, name, &mut value, |v| Arg::OptTimeval { sec: v.tv_sec as i64, usec: v.tv_usec as i64 })?;
@@ -102,6 +114,8 @@ pub fn getsockopt_timeval(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<O
 /// `getsockopt(fd, level, name, buf, [len])` for options whose value is a struct the caller parses
 /// from bytes (`TCP_INFO`'s `struct tcp_info`). Returns how many bytes the kernel wrote, which may
 /// be fewer than `buf.len()` on an older kernel with a shorter struct.
+///
+/// Man page: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html).
 pub fn getsockopt_bytes(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
@@ -124,6 +138,8 @@ pub fn getsockopt_bytes(
 /// `getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, [12])` (Linux): who is at the other end of a
 /// connected `AF_UNIX` socket — the pid, uid and gid the kernel recorded when the peer called
 /// connect (or socketpair). Not forgeable by the peer: the kernel filled it in.
+///
+/// Man pages: [`getsockopt(2)`](https://man7.org/linux/man-pages/man2/getsockopt.2.html), [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn getsockopt_peercred(fd: BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
     let mut value = libc::ucred { pid: 0, uid: 0, gid: 0 };

@@ -9,6 +9,8 @@ use super::trace::Arg;
 
 /// `setitimer(2)` with `ITIMER_REAL`: SIGALRM every `interval` of wall-clock time, the first one
 /// after `interval`. `None` stops the timer.
+///
+/// Man page: [`getitimer(2)`](https://man7.org/linux/man-pages/man2/getitimer.2.html).
 pub fn setitimer(interval: Option<Duration>) -> io::Result<()> {
     let d = interval.unwrap_or(Duration::ZERO);
     let tv = libc::timeval {

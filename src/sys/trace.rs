@@ -16,6 +16,30 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use super::addr::SockAddr;
 
 /// One argument of a system call, typed so a formatter can print constants by name.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use std::sync::Mutex;
+/// use socklab::sys::trace::{self, Arg, Call, Phase};
+///
+/// // Every wrapper in `sys` describes its call to one hook: the kernel's name, typed arguments, result.
+/// static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// fn hook(call: &Call<'_>) {
+///     if let Phase::Exit(result) = call.phase {
+///         let fd = call.args.iter().find_map(|a| if let Arg::Fd(fd) = a { Some(*fd) } else { None });
+///         SEEN.lock().unwrap().push(format!("{} {:?} {:?}", call.name, fd, result.as_ref().ok()));
+///     }
+/// }
+/// assert!(trace::install(hook));
+/// let (a, _b) = socklab::Socket::pair(socklab::Type::STREAM)?;
+/// a.send(b"x")?;
+/// trace::set_enabled(false);
+/// let seen = SEEN.lock().unwrap();
+/// assert!(seen.iter().any(|l| l.starts_with("socketpair ")), "{seen:?}");
+/// assert!(seen.iter().any(|l| l.starts_with("sendto Some(") && l.ends_with("Some(1)")), "{seen:?}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Arg<'a> {
@@ -170,6 +194,12 @@ pub enum Arg<'a> {
         /// `tv_nsec`.
         nsec: i64,
     },
+    /// mmap's protection: `PROT_READ|PROT_WRITE`.
+    Prot(i32),
+    /// mmap's flags: `MAP_SHARED|MAP_POPULATE`.
+    MapFlags(i32),
+    /// A number strace prints in hex (mmap's offset): `0x10000000`, or `0`.
+    Hex(u64),
     // --- io_uring (src/sys/uring.rs) ---
     /// io_uring_setup's `struct io_uring_params`, as filled by the kernel.
     #[cfg(socklab_uring)]
@@ -189,6 +219,8 @@ pub enum Arg<'a> {
         entries: u32,
         /// The buffer group id.
         bgid: u16,
+        /// `IOU_PBUF_RING_*` flags.
+        flags: u16,
     },
     /// The SQEs an io_uring_enter handed to the kernel: printed beneath the call, not inside it.
     #[cfg(socklab_uring)]
@@ -199,6 +231,30 @@ pub enum Arg<'a> {
 }
 
 /// Whether the hook sees the call before it is made or after it returned.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use std::sync::Mutex;
+/// use socklab::sys::trace::{self, Arg, Call, Phase};
+///
+/// // Every wrapper in `sys` describes its call to one hook: the kernel's name, typed arguments, result.
+/// static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// fn hook(call: &Call<'_>) {
+///     if let Phase::Exit(result) = call.phase {
+///         let fd = call.args.iter().find_map(|a| if let Arg::Fd(fd) = a { Some(*fd) } else { None });
+///         SEEN.lock().unwrap().push(format!("{} {:?} {:?}", call.name, fd, result.as_ref().ok()));
+///     }
+/// }
+/// assert!(trace::install(hook));
+/// let (a, _b) = socklab::Socket::pair(socklab::Type::STREAM)?;
+/// a.send(b"x")?;
+/// trace::set_enabled(false);
+/// let seen = SEEN.lock().unwrap();
+/// assert!(seen.iter().any(|l| l.starts_with("socketpair ")), "{seen:?}");
+/// assert!(seen.iter().any(|l| l.starts_with("sendto Some(") && l.ends_with("Some(1)")), "{seen:?}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum Phase<'a> {
     /// About to make the call (for `--step`); out-arguments are not filled in yet.
@@ -208,6 +264,30 @@ pub enum Phase<'a> {
 }
 
 /// One report: the kernel's name for the call, its arguments and the phase.
+///
+/// # Example
+///
+/// ```standalone_crate
+/// use std::sync::Mutex;
+/// use socklab::sys::trace::{self, Arg, Call, Phase};
+///
+/// // Every wrapper in `sys` describes its call to one hook: the kernel's name, typed arguments, result.
+/// static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// fn hook(call: &Call<'_>) {
+///     if let Phase::Exit(result) = call.phase {
+///         let fd = call.args.iter().find_map(|a| if let Arg::Fd(fd) = a { Some(*fd) } else { None });
+///         SEEN.lock().unwrap().push(format!("{} {:?} {:?}", call.name, fd, result.as_ref().ok()));
+///     }
+/// }
+/// assert!(trace::install(hook));
+/// let (a, _b) = socklab::Socket::pair(socklab::Type::STREAM)?;
+/// a.send(b"x")?;
+/// trace::set_enabled(false);
+/// let seen = SEEN.lock().unwrap();
+/// assert!(seen.iter().any(|l| l.starts_with("socketpair ")), "{seen:?}");
+/// assert!(seen.iter().any(|l| l.starts_with("sendto Some(") && l.ends_with("Some(1)")), "{seen:?}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Call<'a> {
     /// The name strace prints: the syscall the kernel actually receives.
@@ -227,6 +307,8 @@ static HOOK: OnceLock<Hook> = OnceLock::new();
 /// The calling thread's id (`gettid(2)`), for the narration's `[pid N]` marks. Like the
 /// narration's own writes to stderr, this call belongs to the narrator, not to the program it
 /// narrates, so it is not reported (the narration asks once per thread and remembers).
+///
+/// Man page: [`gettid(2)`](https://man7.org/linux/man-pages/man2/gettid.2.html).
 pub fn own_tid() -> i32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() }

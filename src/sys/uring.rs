@@ -3,8 +3,9 @@
 //! (CQEs) into the completion ring, which the program reads without any system call at all.
 //!
 //! Made here on raw system calls (`io_uring_setup`, `io_uring_enter`, `io_uring_register` through
-//! `syscall(2)`, the rings mapped with `mmap`), with the kernel's structs from `linux/io_uring.h`
-//! written out below because libc does not define them.
+//! `syscall(2)`; the rings and the buffers mapped with `sys::mem::mmap`, narrated like every other
+//! call), with the kernel's structs from `linux/io_uring.h` written out below because libc does
+//! not define them.
 //!
 //! What makes this module's API safe to call from safe code:
 //! - the only memory the kernel may *write* is owned here: the rings, and the provided buffers,
@@ -60,6 +61,13 @@ pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
 pub const IORING_CQE_F_MORE: u32 = 1 << 1;
 /// `IORING_CQE_F_SOCK_NONEMPTY`.
 pub const IORING_CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
+/// `IORING_CQE_F_BUF_MORE`: with incremental consumption, the buffer is not used up; the kernel
+/// will put later data in the rest of it.
+pub const IORING_CQE_F_BUF_MORE: u32 = 1 << 4;
+
+/// `IOU_PBUF_RING_INC` (Linux 6.12): the kernel consumes a provided buffer a piece at a time, one
+/// recv after another, instead of a whole buffer per recv.
+pub const IOU_PBUF_RING_INC: u16 = 2;
 const IORING_CQE_BUFFER_SHIFT: u32 = 16;
 
 /// `IORING_SETUP_CQSIZE`.
@@ -77,6 +85,8 @@ pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
 pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 /// `IORING_FEAT_NODROP`: completions are never dropped when the CQ ring is full (5.5).
 pub const IORING_FEAT_NODROP: u32 = 1 << 1;
+/// `IORING_FEAT_MIN_TIMEOUT`: io_uring_enter's wait takes a minimum wait (6.12).
+pub const IORING_FEAT_MIN_TIMEOUT: u32 = 1 << 15;
 /// `IORING_FEAT_EXT_ARG`: io_uring_enter takes a timeout (5.11).
 pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
 
@@ -97,6 +107,27 @@ const IORING_OFF_SQES: libc::off_t = 0x1000_0000;
 const NSIG_BYTES: usize = 8;
 
 /// `struct io_sqring_offsets`.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(missing_docs)]
@@ -113,6 +144,27 @@ pub struct SqOffsets {
 }
 
 /// `struct io_cqring_offsets`.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(missing_docs)]
@@ -129,6 +181,27 @@ pub struct CqOffsets {
 }
 
 /// `struct io_uring_params`: what we ask of io_uring_setup, and what the kernel answers.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(missing_docs)]
@@ -146,6 +219,27 @@ pub struct Params {
 }
 
 /// `struct io_uring_sqe`: one request. Built only by the constructors below (none takes a pointer).
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Sqe {
@@ -177,10 +271,14 @@ impl Sqe {
             .with(|s| (s.ioprio, s.op_flags) = (ioprio, libc::SOCK_CLOEXEC as u32))
     }
 
-    /// A multishot recv into buffers picked by the kernel from group `group`.
-    pub fn recv_multishot(fd: BorrowedFd<'_>, group: u16, token: u64) -> Sqe {
-        Sqe::new(IORING_OP_RECV, fd.as_raw_fd(), token)
-            .with(|s| (s.flags, s.ioprio, s.buf_group) = (IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, group))
+    /// A multishot recv into buffers picked by the kernel from group `group`; `limit` > 0: it
+    /// ends (a last completion without `IORING_CQE_F_MORE`) once it has received that many bytes
+    /// (the SQE's `optlen`, Linux 6.16; older kernels refuse a nonzero one with EINVAL).
+    pub fn recv_multishot(fd: BorrowedFd<'_>, group: u16, token: u64, limit: u32) -> Sqe {
+        Sqe::new(IORING_OP_RECV, fd.as_raw_fd(), token).with(|s| {
+            (s.flags, s.ioprio, s.buf_group) = (IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, group);
+            s.splice_fd_in = limit as i32;
+        })
     }
 
     /// A one-shot poll for `events` (`POLLIN`...).
@@ -250,6 +348,27 @@ impl Sqe {
 }
 
 /// `struct io_uring_cqe`: one result.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cqe {
@@ -268,6 +387,27 @@ fn user_data(token: u64, opcode: u8) -> u64 {
 }
 
 /// One reaped completion, in safe terms.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Completion {
     /// The operation that completed, `IORING_OP_*`.
@@ -278,8 +418,8 @@ pub struct Completion {
     pub res: Result<u32, i32>,
     /// More completions will come from this request (multishot).
     pub more: bool,
-    /// The provided buffer the data went into (recv with buffer select).
-    pub buffer: Option<u16>,
+    /// The part of a provided buffer the data went into (recv with buffer select, `res` > 0).
+    pub piece: Option<Piece>,
     /// An accepted connection.
     pub accepted: Option<OwnedFd>,
 }
@@ -313,17 +453,10 @@ struct Map {
 }
 
 impl Map {
+    /// A new mapping through the narrated `mmap` (see `sys::mem`).
     fn new(len: usize, fd: Option<(BorrowedFd<'_>, libc::off_t)>) -> io::Result<Map> {
-        let (flags, raw, offset) = match fd {
-            Some((fd, offset)) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd(), offset),
-            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0),
-        };
-        // SAFETY: a fresh mapping chosen by the kernel (addr NULL): no existing memory is affected.
-        let ptr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw, offset) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Map { ptr: ptr.cast(), len })
+        let ptr = super::mem::mmap(len, fd.map(|(fd, offset)| (fd, offset as i64)))?;
+        Ok(Map { ptr, len })
     }
 
     /// A pointer `offset` bytes in, checked to leave room for a `T`.
@@ -337,12 +470,80 @@ impl Map {
 impl Drop for Map {
     fn drop(&mut self) {
         // SAFETY: this mapping was made by Map::new with this length and is not used after drop.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        let _ = unsafe { super::mem::munmap(self.ptr, self.len) };
     }
 }
 
+/// The bytes one recv put into a provided buffer: buffer `bid`, from `offset`, `len` bytes. The
+/// program holds it from the completion until [`Uring::release`]; while any piece of a buffer is
+/// held, the buffer is not given back to the kernel, so the piece's bytes stay as received. Not
+/// `Clone`: each piece is released once.
+///
+/// # Example
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// if let Err(e) = ring.register_buffers(0, 4, 64, false) {
+///     eprintln!("skipped: provided buffers: {e}");
+///     return Ok(());
+/// }
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+/// ring.push(Sqe::recv_multishot(a.as_fd(), 0, 1, 0)).unwrap();
+/// b.write_all(b"Hi")?;
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// let piece = done[0].piece.take().expect("the recv's bytes");
+/// assert_eq!((piece.len(), ring.piece_data(&piece)), (2, &b"Hi"[..]));
+/// assert!(ring.release(piece)); // its buffer goes back to the kernel
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct Piece {
+    bid: u16,
+    offset: u32,
+    len: u32,
+}
+
+impl Piece {
+    /// The provided buffer's id.
+    pub fn bid(&self) -> u16 {
+        self.bid
+    }
+    /// Where in the buffer the bytes start.
+    pub fn offset(&self) -> u32 {
+        self.offset
+    }
+    /// How many bytes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+    /// Whether it holds no bytes (never, for a piece a completion handed over).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What happens to one provided buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct BufState {
+    /// Bytes the kernel has put into it since it was last given (incremental consumption).
+    filled: u32,
+    /// Pieces of it the program holds.
+    pieces: u32,
+    /// It is in the kernel's ring (given, not used up): the kernel may write past `filled`.
+    in_kernel: bool,
+}
+
 /// The provided buffers of one group: the ring of entries the kernel takes them from, the memory
-/// itself, and which buffers the program holds at the moment.
+/// itself, and which buffers are whose at the moment.
 #[derive(Debug)]
 struct Buffers {
     group: u16,
@@ -350,10 +551,11 @@ struct Buffers {
     data: Option<Map>,
     count: u16,
     size: u32,
+    /// Registered with `IOU_PBUF_RING_INC`.
+    incremental: bool,
     /// Our copy of the ring's tail (the kernel reads the shared one).
     tail: u16,
-    /// Handed to us by a completion and not recycled yet.
-    lent: Vec<bool>,
+    state: Vec<BufState>,
 }
 
 impl Buffers {
@@ -379,10 +581,72 @@ impl Buffers {
         }
         self.tail = self.tail.wrapping_add(1);
         self.tail().store(self.tail, Ordering::Release);
+        self.state[usize::from(bid)] = BufState { filled: 0, pieces: 0, in_kernel: true };
+    }
+
+    /// A completion used buffer `bid` for `n` bytes; `more`: the kernel keeps using the rest of it
+    /// (incremental consumption). Returns the piece the program now holds, if any bytes came.
+    fn used(&mut self, bid: u16, n: u32, more: bool) -> Option<Piece> {
+        let incremental = self.incremental;
+        let st = self.state.get_mut(usize::from(bid)).filter(|st| st.in_kernel)?;
+        let offset = if incremental { st.filled } else { 0 };
+        if offset.checked_add(n).is_none_or(|end| end > self.size) {
+            return None; // not what the kernel promised: hold nothing rather than read out of bounds
+        }
+        st.filled = offset + n;
+        st.in_kernel = incremental && more;
+        let piece = (n > 0).then(|| {
+            st.pieces += 1;
+            Piece { bid, offset, len: n }
+        });
+        self.give_back_if_unused(bid);
+        piece
+    }
+
+    /// Gives buffer `bid` back once the kernel is done with it and the program holds none of it.
+    fn give_back_if_unused(&mut self, bid: u16) {
+        let st = self.state[usize::from(bid)];
+        if !st.in_kernel && st.pieces == 0 {
+            self.give(bid);
+        }
+    }
+
+    /// Whether `piece` is one the program holds (its buffer has pieces held, and it lies within
+    /// what the kernel filled).
+    fn holds(&self, piece: &Piece) -> bool {
+        self.state
+            .get(usize::from(piece.bid))
+            .is_some_and(|st| st.pieces > 0 && piece.offset.checked_add(piece.len).is_some_and(|end| end <= st.filled))
+    }
+
+    fn address(&self, bid: u16, offset: u32) -> *mut u8 {
+        let data = self.data.as_ref().expect("buffers are mapped while the ring lives");
+        data.at::<u8>(u32::from(bid) * self.size + offset)
     }
 }
 
 /// One io_uring instance: its descriptor, its two rings, and its provided buffers.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Uring};
+///
+/// // The raw ring: a NOP submitted and its completion reaped, one io_uring_enter.
+/// let mut ring = match Uring::setup(4, 8, 0) {
+///     Ok(ring) => ring,
+///     Err(e) => { eprintln!("skipped: io_uring_setup: {e}"); return Ok(()); }
+/// };
+/// let params = *ring.params();
+/// assert!(params.sq_entries >= 4 && params.cq_entries >= 8);
+/// assert!(params.sq_off.array > 0 && params.cq_off.cqes > 0); // where the rings lie in the mapping
+/// ring.push(Sqe::nop(9)).unwrap();
+/// ring.enter(true, None)?;
+/// let mut done = Vec::new();
+/// ring.reap(&mut done);
+/// assert_eq!((done[0].token, done[0].res), (9, Ok(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Uring {
     /// Closed at the end of `drop` through `close`, so the narration shows it (ManuallyDrop keeps
@@ -395,12 +659,17 @@ pub struct Uring {
     sq_tail: u32,
     /// Requests submitted whose last completion has not been reaped.
     in_flight: usize,
+    /// Waits ask for this many completions, and return early once `min_wait_usec` passed with at
+    /// least one (`IORING_FEAT_MIN_TIMEOUT`, 6.12): `(1, 0)` is a plain wait for one.
+    batch: (u32, u32),
     buffers: Option<Buffers>,
 }
 
 impl Uring {
     /// `io_uring_setup(2)`, then the rings are mapped. `flags` are `IORING_SETUP_*`; `cq_entries`
     /// is used with `IORING_SETUP_CQSIZE`. Needs `IORING_FEAT_SINGLE_MMAP` (Linux 5.4).
+    ///
+    /// Man page: [`io_uring_setup(2)`](https://man7.org/linux/man-pages/man2/io_uring_setup.2.html).
     pub fn setup(entries: u32, cq_entries: u32, flags: u32) -> io::Result<Uring> {
         let mut params = Params { flags, cq_entries, ..Params::default() };
         let fd = io_uring_setup(entries, &mut params)?;
@@ -411,7 +680,16 @@ impl Uring {
         let cq_len = params.cq_off.cqes as usize + params.cq_entries as usize * size_of::<Cqe>();
         let ring = Map::new(sq_len.max(cq_len), Some((fd.as_fd(), IORING_OFF_SQ_RING)))?;
         let sqes = Map::new(params.sq_entries as usize * size_of::<Sqe>(), Some((fd.as_fd(), IORING_OFF_SQES)))?;
-        let uring = Uring { fd: ManuallyDrop::new(fd), ring, sqes, params, sq_tail: 0, in_flight: 0, buffers: None };
+        let uring = Uring {
+            fd: ManuallyDrop::new(fd),
+            ring,
+            sqes,
+            params,
+            sq_tail: 0,
+            in_flight: 0,
+            batch: (1, 0),
+            buffers: None,
+        };
         // The SQ array maps ring slots to SQE indexes; socklab uses slot i for SQE i, always.
         for i in 0..params.sq_entries {
             let slot = uring.ring.at::<u32>(params.sq_off.array + i * 4);
@@ -467,19 +745,24 @@ impl Uring {
         Ok(())
     }
 
-    /// Queues a send of `len` bytes of provided buffer `bid` starting at `offset`. The buffer must
-    /// be held by us (reaped, not recycled) and the range inside it.
-    pub fn push_send(&mut self, fd: BorrowedFd<'_>, bid: u16, offset: u32, len: u32, token: u64) -> io::Result<()> {
+    /// Queues a send of `piece`'s bytes from `skip` on (what a short send left). The piece must be
+    /// held by us (reaped, not released), and stay held until the send completes.
+    pub fn push_send(&mut self, fd: BorrowedFd<'_>, piece: &Piece, skip: u32, token: u64) -> io::Result<()> {
         let bufs = self.buffers.as_ref().ok_or_else(|| io::Error::other("no provided buffers"))?;
-        let held = bufs.lent.get(usize::from(bid)).copied().unwrap_or(false);
-        if !held || offset.checked_add(len).is_none_or(|end| end > bufs.size) {
+        if !bufs.holds(piece) || skip >= piece.len {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "send of a buffer we do not hold"));
         }
-        let data = bufs.data.as_ref().expect("buffers are mapped while the ring lives");
-        let addr = data.at::<u8>(u32::from(bid) * bufs.size + offset) as u64;
+        let addr = bufs.address(piece.bid, piece.offset + skip) as u64;
         let mut sqe = Sqe::new(IORING_OP_SEND, fd.as_raw_fd(), token);
-        (sqe.addr, sqe.len, sqe.op_flags) = (addr, len, libc::MSG_NOSIGNAL as u32);
+        (sqe.addr, sqe.len, sqe.op_flags) = (addr, piece.len - skip, libc::MSG_NOSIGNAL as u32);
         self.push(sqe).map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// Waits from now on ask for `min_complete` completions, returning early once `min_wait_usec`
+    /// passed with at least one ready (`IORING_FEAT_MIN_TIMEOUT`, Linux 6.12).
+    pub fn set_batch(&mut self, min_complete: u32, min_wait_usec: u32) {
+        // Waiting for one needs no minimum wait (and then no extended argument at all).
+        self.batch = if min_complete <= 1 { (1, 0) } else { (min_complete, min_wait_usec) };
     }
 
     /// SQEs queued and not yet handed to the kernel.
@@ -489,6 +772,8 @@ impl Uring {
 
     /// Publishes the queued SQEs and calls `io_uring_enter(2)`: submits them, then (when `wait`)
     /// blocks until a completion is ready or `timeout` passes. Returns how many were submitted.
+    ///
+    /// Man page: [`io_uring_enter(2)`](https://man7.org/linux/man-pages/man2/io_uring_enter.2.html).
     pub fn enter(&mut self, wait: bool, timeout: Option<Duration>) -> io::Result<u32> {
         let head = self.sq_head();
         let to_submit = self.sq_tail.wrapping_sub(head);
@@ -497,8 +782,13 @@ impl Uring {
         let mut flags = if wait { IORING_ENTER_GETEVENTS } else { 0 };
         let ts =
             timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
-        let ext =
-            ts.as_ref().map(|ts| GeteventsArg { sigmask: 0, sigmask_sz: 0, pad: 0, ts: ptr::from_ref(ts) as u64 });
+        let (min_complete, min_wait) = self.batch;
+        let ext = (ts.is_some() || min_wait > 0).then(|| GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: min_wait,
+            ts: ts.as_ref().map_or(0, |ts| ptr::from_ref(ts) as u64),
+        });
         let (arg, size) = match &ext {
             Some(ext) if wait => {
                 flags |= IORING_ENTER_EXT_ARG;
@@ -506,7 +796,7 @@ impl Uring {
             }
             _ => (ptr::null(), NSIG_BYTES),
         };
-        let min_complete = u32::from(wait);
+        let min_complete = if wait { min_complete } else { 0 };
         // The SQEs handed over, for the narration only (an empty Vec does not allocate).
         let sqes = if trace::enabled() { self.submitted_sqes(head, to_submit) } else { Vec::new() };
         let arg_shown = if arg.is_null() { Arg::Null } else { Arg::Ptr(arg as usize) };
@@ -581,32 +871,38 @@ impl Uring {
         if !more {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
-        let mut buffer = None;
-        if cqe.flags & IORING_CQE_F_BUFFER != 0 {
+        let mut piece = None;
+        if cqe.flags & IORING_CQE_F_BUFFER != 0
+            && let Some(bufs) = self.buffers.as_mut()
+        {
             let bid = (cqe.flags >> IORING_CQE_BUFFER_SHIFT) as u16;
-            if let Some(lent) = self.buffers.as_mut().and_then(|b| b.lent.get_mut(usize::from(bid))) {
-                *lent = true;
-                buffer = Some(bid);
-            }
+            piece = bufs.used(bid, cqe.res.max(0) as u32, cqe.flags & IORING_CQE_F_BUF_MORE != 0);
         }
         let accepted = (op == IORING_OP_ACCEPT && cqe.res >= 0)
             // SAFETY: a successful accept's result is a new descriptor that nothing else owns.
             .then(|| unsafe { OwnedFd::from_raw_fd(cqe.res) });
         let res = if cqe.res < 0 { Err(-cqe.res) } else { Ok(cqe.res as u32) };
-        Completion { op, token, res, more, buffer, accepted }
+        Completion { op, token, res, more, piece, accepted }
     }
 
     /// `io_uring_register(IORING_REGISTER_PBUF_RING)`: `count` buffers (a power of two) of `size`
-    /// bytes each, as group `group`, all given to the kernel. Linux 5.19.
-    pub fn register_buffers(&mut self, group: u16, count: u16, size: u32) -> io::Result<()> {
+    /// bytes each, as group `group`, all given to the kernel. Linux 5.19; `incremental`
+    /// (`IOU_PBUF_RING_INC`, Linux 6.12): each recv takes only the bytes it fills from the buffer
+    /// at the ring's head, so small messages do not each use up a whole buffer.
+    ///
+    /// Man page: [`io_uring_register(2)`](https://man7.org/linux/man-pages/man2/io_uring_register.2.html).
+    pub fn register_buffers(&mut self, group: u16, count: u16, size: u32, incremental: bool) -> io::Result<()> {
         if !count.is_power_of_two() || size == 0 || self.buffers.is_some() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let ring = Map::new(usize::from(count) * size_of::<BufEntry>(), None)?;
         let data = Map::new(usize::from(count) * size as usize, None)?;
-        let reg = BufReg { ring_addr: ring.ptr as u64, ring_entries: count.into(), bgid: group, ..BufReg::default() };
+        let flags = if incremental { IOU_PBUF_RING_INC } else { 0 };
+        let reg =
+            BufReg { ring_addr: ring.ptr as u64, ring_entries: count.into(), bgid: group, flags, ..BufReg::default() };
         io_uring_register_pbuf(self.fd.as_fd(), IORING_REGISTER_PBUF_RING, &reg)?;
-        let mut bufs = Buffers { group, ring, data: Some(data), count, size, tail: 0, lent: vec![false; count.into()] };
+        let state = vec![BufState::default(); count.into()];
+        let mut bufs = Buffers { group, ring, data: Some(data), count, size, incremental, tail: 0, state };
         for bid in 0..count {
             bufs.give(bid);
         }
@@ -614,30 +910,42 @@ impl Uring {
         Ok(())
     }
 
-    /// The first `len` bytes of provided buffer `bid`, while we hold it.
-    pub fn buffer(&self, bid: u16, len: u32) -> Option<&[u8]> {
-        let bufs = self.buffers.as_ref()?;
-        if !*bufs.lent.get(usize::from(bid))? || len > bufs.size {
-            return None;
-        }
-        let data = bufs.data.as_ref()?;
-        let start = data.at::<u8>(u32::from(bid) * bufs.size);
-        // SAFETY: in bounds (len <= size, the buffer is inside the mapping); we hold the buffer, so
-        // the kernel does not write it until `recycle`, which needs `&mut self`.
-        Some(unsafe { std::slice::from_raw_parts(start, len as usize) })
+    /// Whether the provided buffers are consumed incrementally (`IOU_PBUF_RING_INC`).
+    pub fn incremental(&self) -> bool {
+        self.buffers.as_ref().is_some_and(|b| b.incremental)
     }
 
-    /// Gives provided buffer `bid` back to the kernel. Returns false if we did not hold it.
-    pub fn recycle(&mut self, bid: u16) -> bool {
-        let Some(bufs) = self.buffers.as_mut() else { return false };
-        match bufs.lent.get_mut(usize::from(bid)) {
-            Some(lent) if *lent => {
-                *lent = false;
-                bufs.give(bid);
-                true
-            }
-            _ => false,
+    /// The bytes of `piece`, while we hold it (empty for a piece not ours).
+    pub fn piece_data(&self, piece: &Piece) -> &[u8] {
+        let Some(bufs) = self.buffers.as_ref().filter(|b| b.holds(piece)) else { return &[] };
+        let start = bufs.address(piece.bid, piece.offset);
+        // SAFETY: in bounds (the piece lies within the filled part of its buffer, inside the
+        // mapping); the kernel wrote these bytes before the completion we reaped, and does not
+        // write them again until the buffer is given back, which happens only once no piece of it
+        // is held (`release` needs `&mut self`, so not while this borrow lives).
+        unsafe { std::slice::from_raw_parts(start, piece.len as usize) }
+    }
+
+    /// Appends `next` to `piece` when it directly follows it in the same buffer (two recvs in a
+    /// row into one buffer, with incremental consumption): then one send covers both. Otherwise
+    /// gives `next` back unchanged.
+    pub fn join(&mut self, piece: &mut Piece, next: Piece) -> Result<(), Piece> {
+        let Some(bufs) = self.buffers.as_mut() else { return Err(next) };
+        if next.bid != piece.bid || piece.offset + piece.len != next.offset || !bufs.holds(piece) {
+            return Err(next);
         }
+        piece.len += next.len;
+        bufs.state[usize::from(next.bid)].pieces -= 1; // `next` is now part of `piece`
+        Ok(())
+    }
+
+    /// Lets go of `piece`; its buffer goes back to the kernel once the kernel has used it up and
+    /// no other piece of it is held. Returns false if we did not hold it.
+    pub fn release(&mut self, piece: Piece) -> bool {
+        let Some(bufs) = self.buffers.as_mut().filter(|b| b.holds(&piece)) else { return false };
+        bufs.state[usize::from(piece.bid)].pieces -= 1;
+        bufs.give_back_if_unused(piece.bid);
+        true
     }
 
     /// The size and number of the provided buffers.
@@ -693,12 +1001,14 @@ impl Drop for Uring {
 struct GeteventsArg {
     sigmask: u64,
     sigmask_sz: u32,
-    pad: u32,
+    min_wait_usec: u32,
     ts: u64,
 }
 
 /// `io_uring_setup(2)`: a new io_uring instance with rings of `entries` SQEs; the kernel fills in
 /// the rest of `params` (sizes, offsets into the mapping, features).
+///
+/// Man page: [`io_uring_setup(2)`](https://man7.org/linux/man-pages/man2/io_uring_setup.2.html).
 pub fn io_uring_setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> {
     let raw: *mut Params = params;
     let fd = syscall!(
@@ -722,7 +1032,8 @@ pub fn io_uring_setup(entries: u32, params: &mut Params) -> io::Result<OwnedFd> 
 
 /// `io_uring_register(2)` for (un)registering a provided-buffer ring.
 fn io_uring_register_pbuf(fd: BorrowedFd<'_>, op: u32, reg: &BufReg) -> io::Result<()> {
-    let shown = Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid };
+    let shown =
+        Arg::UringBufReg { ring_addr: reg.ring_addr, entries: reg.ring_entries, bgid: reg.bgid, flags: reg.flags };
     syscall!(
         "io_uring_register",
         // SAFETY: `reg` is a valid io_uring_buf_reg, read by the kernel during the call only; the

@@ -157,6 +157,8 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
                     flags,
                     window: int("win", u16::MAX.into())? as u16,
                     len: int("len", u32::MAX.into())? as usize,
+                    // Not saved: the note names the SACK blocks where they matter.
+                    sack: Vec::new(),
                 };
                 What::Segment { from: side("from")?, segment, rel_seq, rel_ack, note: opt_text("note")? }
             }

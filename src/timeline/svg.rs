@@ -1,5 +1,9 @@
-//! Floor 4: the sequence diagram as a standalone SVG picture — black on white, no scripts, no
-//! fonts or anything else fetched (generic `monospace` only), so it prints and opens anywhere.
+//! Floor 4: the sequence diagram as a standalone SVG picture — black on white, no scripts, nothing
+//! fetched, so it prints and opens anywhere. Text is `monospace`, except the four CJK characters
+//! of the tutorial's handshake words (约 么 好 的): those come from a font embedded in the picture
+//! (`@font-face` with a `data:` URL: a 2.7 kB subset of Noto Sans Mono CJK SC Bold, SIL Open Font
+//! License, made by `scripts/make-cjk-subset.sh`), then from a fallback list of common CJK fonts,
+//! so they are drawn, not boxes, even where no CJK font is installed.
 //!
 //! Drawn from [`super::ladder`]'s rows, like the terminal diagram: each captured segment an arrow
 //! (`<g class="segment">`, in captured order), the tutorial's handshake words (C: 约么? / S: 约 /
@@ -18,6 +22,29 @@ use super::ladder::{self, Item, Ladder, width, wrap};
 use super::{Side, Timeline};
 
 const W: f64 = 940.0;
+
+/// The handshake captions' CJK characters: the embedded font holds exactly these.
+const CJK: [char; 4] = ['约', '么', '好', '的'];
+
+/// The embedded subset (see the module doc), base64 in lines of 100.
+const CJK_WOFF_B64: &str = include_str!("tutorial-cjk.woff.b64");
+
+/// The font list: the embedded subset (for its four characters only), monospace for the rest,
+/// then CJK fonts common on Linux, macOS and Windows should a viewer ignore the embedded one.
+const FONTS: &str = "socklab-tutorial-cjk, monospace, \"Noto Sans Mono CJK SC\", \"Noto Sans CJK SC\", \
+    \"WenQuanYi Micro Hei\", \"Source Han Sans SC\", \"PingFang SC\", \"Hiragino Sans GB\", \"Microsoft YaHei\", \
+    \"SimHei\", sans-serif";
+
+/// The `@font-face` rule of the embedded subset.
+fn cjk_font_face() -> String {
+    let data: String = CJK_WOFF_B64.split_whitespace().collect();
+    let range: Vec<String> = CJK.iter().map(|c| format!("U+{:04X}", *c as u32)).collect();
+    format!(
+        "@font-face {{ font-family: socklab-tutorial-cjk; font-weight: normal bold; unicode-range: {}; \
+         src: url(data:font/woff;base64,{data}) format(\"woff\"); }}\n",
+        range.join(", ")
+    )
+}
 const CLIENT_X: f64 = 350.0;
 const SERVER_X: f64 = 610.0;
 const TEXT_GAP: f64 = 10.0;
@@ -238,14 +265,15 @@ fn draw(ladder: &Ladder) -> String {
     let _ = writeln!(out, "<title>{}</title>", escape(&title));
     let _ = writeln!(
         out,
-        "<style>\ntext {{ font-family: monospace; font-size: 11px; fill: #000; }}\n\
+        "<style>\n{}text {{ font-family: {FONTS}; font-size: 11px; fill: #000; }}\n\
          .title {{ font-size: 14px; font-weight: bold; }}\n.head, .full {{ fill: #000; }}\n\
          .small, .time, .note {{ font-size: 10px; }}\n.note {{ font-style: italic; }}\n\
          .caption {{ font-size: 13px; font-weight: bold; }}\n.state {{ font-weight: bold; }}\n\
          .caveat {{ font-size: 11px; font-weight: bold; }}\n\
          .life, .arrow {{ stroke: #000; stroke-width: 1.2; }}\n.life {{ stroke-dasharray: 4 3; }}\n\
          .gap {{ stroke: #000; stroke-width: 0.5; stroke-dasharray: 2 4; }}\n\
-         .box, .empty {{ fill: #fff; stroke: #000; }}\n.full {{ stroke: #000; }}\n</style>"
+         .box, .empty {{ fill: #fff; stroke: #000; }}\n.full {{ stroke: #000; }}\n</style>",
+        if body.contains(CJK) { cjk_font_face() } else { String::new() }
     );
     let _ = writeln!(out, r##"<rect x="0" y="0" width="{W:.0}" height="{height:.0}" fill="#fff"/>"##);
     for x in [CLIENT_X, SERVER_X] {

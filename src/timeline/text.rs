@@ -11,6 +11,13 @@ pub fn render(timeline: &Timeline) -> String {
          ss = socket states and queues (sock_diag).\n\n",
         timeline.server_addr()
     );
+    out.push_str(&events(timeline));
+    out
+}
+
+/// The events alone, one line each (for a recording with a header of its own: the scenarios).
+pub fn events(timeline: &Timeline) -> String {
+    let mut out = String::new();
     for e in &timeline.events {
         let t = format!("{:+.6}", timeline.seconds(e.t_ns));
         let line = match &e.what {

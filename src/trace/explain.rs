@@ -127,10 +127,57 @@ pub fn sentence_in(call: &Call<'_>, result: &io::Result<i64>, cx: &Context) -> O
             }
         ),
         "getsockopt" => "The kernel reported one option of this socket.".into(),
+        "poll" if matches!(call.args.get(1), Some(Arg::Int(0))) => {
+            "poll with no descriptor only waits: the timeout passed (a signal would have ended it early).".into()
+        }
         "poll" => format!("{ret} of the watched descriptors became ready."),
+        "rt_sigaction" => sigaction(call),
         _ => return None,
     };
     Some(text)
+}
+
+/// What a sigaction just set.
+fn sigaction(call: &Call<'_>) -> String {
+    let sig = match call.args.first() {
+        Some(Arg::Signal(sig)) => crate::names::signal(*sig),
+        _ => "the signal".into(),
+    };
+    match call.args.get(1) {
+        Some(Arg::Handler(h, _)) if *h == libc::SIG_IGN => format!(
+            "{sig} is now ignored{}.",
+            if sig == "SIGPIPE" {
+                ": a write to a pipe or socket whose reader is gone fails with EPIPE instead of killing the process"
+            } else {
+                ""
+            }
+        ),
+        Some(Arg::Handler(h, _)) if *h == libc::SIG_DFL => format!("{sig} does its default action again."),
+        Some(Arg::Handler(_, flags)) if flags & libc::SA_RESTART == 0 => format!(
+            "From now on {sig} runs this handler. Without SA_RESTART in sa_flags, a blocking call the signal \
+             interrupts (accept, recv) is not restarted after the handler: it returns EINTR, which is how the \
+             signal wakes the loop."
+        ),
+        _ => format!(
+            "From now on {sig} runs this handler; with SA_RESTART, a blocking call it interrupts is restarted by \
+             the kernel after the handler, and the program never sees EINTR."
+        ),
+    }
+}
+
+/// The sentence under the handler's `rt_sigreturn`.
+pub fn sigreturn(caught: &crate::process::Caught) -> String {
+    let what = match caught.signo {
+        libc::SIGINT | libc::SIGTERM => {
+            "; the handler counted the stop request, and the loop, woken by the EINTR, reads that count and stops"
+        }
+        _ => "",
+    };
+    format!(
+        "The handler for {} returned: rt_sigreturn restored the signal mask and the registers of the interrupted call, \
+         which ends with EINTR{what}.",
+        crate::names::signal(caught.signo)
+    )
 }
 
 fn failure(call: &Call<'_>, errno: i32, addr: Option<&SockAddr>, cx: &Context) -> Option<String> {
@@ -153,7 +200,11 @@ fn failure(call: &Call<'_>, errno: i32, addr: Option<&SockAddr>, cx: &Context) -
         ("ioctl", libc::EINVAL) if cx.fd.is_some_and(|k| k.listening) => {
             "A listener has no receive queue of bytes, so FIONREAD does not apply to it.".into()
         }
-        (_, libc::EINTR) => "A signal interrupted the call before it did anything.".into(),
+        (_, libc::EINTR) => "A signal arrived while the call waited, and the call returned EINTR having done \
+            nothing: the signal's handler was installed without SA_RESTART, so the kernel did not restart the call \
+            after the handler (strace shows `? ERESTARTSYS`), and the program gets to look at what the handler \
+            recorded."
+            .into(),
         (name, libc::EAGAIN) => {
             let what = match name {
                 "accept" | "accept4" => "no finished connection was waiting in the accept queue",

@@ -3,7 +3,7 @@
 //! SO_LINGER). Nothing here is guessed: a descriptor the narration never saw created is unknown,
 //! and its sentences say less.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
@@ -42,17 +42,17 @@ impl Known {
     }
 }
 
-static FDS: Mutex<Option<HashMap<RawFd, Known>>> = Mutex::new(None);
+static FDS: Mutex<Option<BTreeMap<RawFd, Known>>> = Mutex::new(None);
 
 /// Holds the table's lock, for [`super::ForkLocks`]: a fork made while another thread holds it
 /// would leave the child's copy locked for ever.
-pub(super) fn hold() -> std::sync::MutexGuard<'static, Option<HashMap<RawFd, Known>>> {
+pub(super) fn hold() -> std::sync::MutexGuard<'static, Option<BTreeMap<RawFd, Known>>> {
     FDS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn with<R>(f: impl FnOnce(&mut HashMap<RawFd, Known>) -> R) -> R {
+fn with<R>(f: impl FnOnce(&mut BTreeMap<RawFd, Known>) -> R) -> R {
     let mut fds = FDS.lock().unwrap_or_else(|p| p.into_inner());
-    f(fds.get_or_insert_with(HashMap::new))
+    f(fds.get_or_insert_with(BTreeMap::new))
 }
 
 /// Changes what is known about `fd`, if anything is.

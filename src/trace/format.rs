@@ -163,6 +163,10 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::OptTimeval { sec, usec } => write!(out, "{{tv_sec={sec}, tv_usec={usec}}}"),
         Arg::OptOut => write!(out, "..."),
         Arg::Null => write!(out, "NULL"),
+        Arg::Prot(p) => write!(out, "{}", names::prot(*p)),
+        Arg::MapFlags(f) => write!(out, "{}", names::map_flags(*f)),
+        Arg::Hex(0) => write!(out, "0"),
+        Arg::Hex(v) => write!(out, "{v:#x}"),
         Arg::Ptr(p) => write!(out, "{p:#x}"),
         Arg::Name(name) => write!(out, "{name}"),
         #[cfg(socklab_epoll)]
@@ -365,6 +369,27 @@ fn epoll_event(events: u32, data: u64) -> String {
     format!("{{events={}, data={{u32={}, u64={data}}}}}", names::epoll_events(events), data as u32)
 }
 
+/// What strace prints after a call a caught signal interrupted: the signal with its siginfo, and
+/// the handler's return, which hands the call's `EINTR` to the program:
+/// `--- SIGINT {si_signo=SIGINT, si_code=SI_USER, si_pid=42, si_uid=0} ---` and
+/// `rt_sigreturn({mask=[]}) = -1 EINTR (Interrupted system call)`. `None` for a signal whose
+/// siginfo strace prints with fields the handler does not keep (a timer's, a queued one's).
+pub fn caught_signal(caught: &crate::process::Caught) -> Option<(String, String)> {
+    let signo = names::signal(caught.signo);
+    let info = match caught.code {
+        0 => format!("si_code=SI_USER, si_pid={}, si_uid={}", caught.pid, caught.uid),
+        -6 => format!("si_code=SI_TKILL, si_pid={}, si_uid={}", caught.pid, caught.uid),
+        0x80 => "si_code=SI_KERNEL".to_string(),
+        _ => return None,
+    };
+    let mut ret = format!("rt_sigreturn({{mask={}}})", names::sigset(caught.mask));
+    while ret.chars().count() < 39 {
+        ret.push(' ');
+    }
+    ret.push_str(" = -1 EINTR (Interrupted system call)");
+    Some((format!("--- {signo} {{si_signo={signo}, {info}}} ---"), ret))
+}
+
 /// The result: `3`, or `-1 ECONNREFUSED (Connection refused)`.
 pub fn ret(result: &io::Result<i64>) -> String {
     ret_of("", result)
@@ -376,11 +401,20 @@ pub fn ret(result: &io::Result<i64>) -> String {
 pub fn ret_of(name: &str, result: &io::Result<i64>) -> String {
     if let Err(e) = result
         && e.raw_os_error() == Some(libc::EINTR)
-        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4")
+        && matches!(name, "accept4" | "accept" | "connect" | "recvfrom" | "sendto" | "wait4" | "read" | "write")
     {
         return "? ERESTARTSYS (To be restarted if SA_RESTART is set)".into();
     }
+    // poll is never restarted after a handler: strace shows the kernel's ERESTARTNOHAND.
+    if let Err(e) = result
+        && e.raw_os_error() == Some(libc::EINTR)
+        && name == "poll"
+    {
+        return "? ERESTARTNOHAND (To be restarted if no handler)".into();
+    }
     match result {
+        // mmap returns an address, which strace prints in hex.
+        Ok(n) if name == "mmap" => format!("{n:#x}"),
         Ok(n) => n.to_string(),
         Err(e) => match e.raw_os_error() {
             Some(errno) => format!("-1 {}", names::errno_display(errno)),

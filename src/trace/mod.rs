@@ -22,8 +22,8 @@ mod step;
 pub mod uring;
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::sys::trace::{self as hook, Call, Phase};
@@ -80,7 +80,7 @@ static CHILD: AtomicBool = AtomicBool::new(false);
 /// the order every thread takes them (pause, then stream, then descriptor table).
 struct ForkLocks {
     _pause: MutexGuard<'static, ()>,
-    _fds: MutexGuard<'static, Option<std::collections::HashMap<std::os::fd::RawFd, fds::Known>>>,
+    _fds: MutexGuard<'static, Option<std::collections::BTreeMap<std::os::fd::RawFd, fds::Known>>>,
 }
 
 /// Calls after which other threads may run at once: their narration waits for this call's line.
@@ -140,6 +140,39 @@ pub fn start(options: Options, out: Box<dyn Write + Send>) -> io::Result<()> {
     }
     hook::install(on_call);
     Ok(())
+}
+
+/// On a terminal, `--step` never pauses the calling thread's calls (they are narrated all the
+/// same): for a program's signal thread, which must stay free to take Ctrl-C while another thread
+/// waits at a prompt. (Stepped by SIGUSR1, without a terminal, every call pauses.)
+pub fn never_pause_this_thread() {
+    if stepping_on_a_terminal() {
+        PAUSING.with(|p| p.set(true));
+    }
+}
+
+/// `--step` with stdin a terminal. (Asked only under `--step`: the question is an unnarrated
+/// ioctl(TCGETS) of std's.)
+fn stepping_on_a_terminal() -> bool {
+    OPTIONS.get().is_some_and(|o| o.step) && io::stdin().is_terminal()
+}
+
+/// Runs `f` with `--step`'s pauses off on the calling thread, on a terminal (its calls narrated all the same):
+/// for setting up a signal thread, between blocking SIGINT and the thread taking it, where a
+/// prompt would leave a Ctrl-C with nobody to take it.
+pub fn without_pauses<T>(f: impl FnOnce() -> T) -> T {
+    let was = PAUSING.with(|p| p.replace(stepping_on_a_terminal() || p.get()));
+    let result = f();
+    PAUSING.with(|p| p.set(was));
+    result
+}
+
+/// SIGINT arrived, taken by a signal thread of the program: under `--step` on a terminal, with a
+/// thread waiting at a prompt, the program ends at once (see `step`); otherwise nothing happens.
+pub fn ctrl_c() {
+    if OPTIONS.get().is_some_and(|o| o.step) {
+        step::interrupted();
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the stamps of `--trace-machine` lines: [`sys::monotonic_ns`](crate::sys::monotonic_ns),
@@ -228,11 +261,36 @@ fn on_call(call: &Call<'_>) {
                     text.push_str(&format!("    # {sentence}\n"));
                 }
             }
+            if !options.machine
+                && let Err(e) = result
+                && e.raw_os_error() == Some(libc::EINTR)
+            {
+                signal_lines(&mark, options.explain, &mut text);
+            }
             fds::learn(call, result);
             // One write per call, so lines from several threads do not interleave mid-line.
             emit(&text);
             HELD.with(|held| drop(held.borrow_mut().take()));
         }
+    }
+}
+
+/// How many caught signals the narration has shown.
+static SIGNALS_SHOWN: AtomicU64 = AtomicU64::new(0);
+
+/// After a call that returned `EINTR`: the signal the handler caught meanwhile and the handler's
+/// return, as strace prints them (the handler itself cannot narrate: a signal handler may take no
+/// lock). Nothing when no new signal was caught, or its siginfo is one strace prints with fields
+/// the handler does not keep.
+fn signal_lines(mark: &str, explain: bool, text: &mut String) {
+    let (seen, caught) = crate::process::last_caught();
+    if seen == SIGNALS_SHOWN.swap(seen, Ordering::Relaxed) {
+        return;
+    }
+    let Some((signal, ret)) = format::caught_signal(&caught) else { return };
+    text.push_str(&format!("{mark}{signal}\n{mark}{ret}\n"));
+    if explain {
+        text.push_str(&format!("    # {}\n", explain::sigreturn(&caught)));
     }
 }
 

@@ -22,6 +22,7 @@ use crate::sys::names;
 use super::format::MAX_STRLEN;
 
 const NETLINK_SOCK_DIAG: i32 = 4;
+const NETLINK_NETFILTER: i32 = 12;
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -94,6 +95,9 @@ fn message(buf: &[u8], protocol: Option<i32>) -> String {
 }
 
 fn msg_type(ty: u16, protocol: Option<i32>) -> String {
+    if ty >= NLMSG_MIN_TYPE && protocol == Some(NETLINK_NETFILTER) {
+        return netfilter_type(ty);
+    }
     if ty >= NLMSG_MIN_TYPE && protocol == Some(NETLINK_SOCK_DIAG) {
         return match ty {
             18 => "TCPDIAG_GETSOCK".into(),
@@ -140,6 +144,9 @@ fn payload(body: &[u8], ty: u16, flags: u16, protocol: Option<i32>) -> String {
     {
         return text;
     }
+    if ty >= NLMSG_MIN_TYPE && protocol == Some(NETLINK_NETFILTER) {
+        return netfilter(body, ty);
+    }
     if ty == NLMSG_DONE && body.len() == 4 {
         return (u32_at(body, 0) as i32).to_string();
     }
@@ -159,6 +166,82 @@ fn error(body: &[u8], protocol: Option<i32>) -> String {
     let text = format!("{{error={error}, msg={}}}", message(shown, protocol));
     // Extended-ack attributes after the request (socklab does not ask for them): their bytes.
     if msg.len() > shown.len() { format!("[{text}, {}]", hex(&msg[shown.len()..])) } else { text }
+}
+
+/// A netfilter message type, as strace's `decode_nlmsg_type_netfilter`: the two batch markers by
+/// name, anything else split into subsystem and message, `NFNL_SUBSYS_QUEUE<<8|NFQNL_MSG_VERDICT`.
+/// Message names are known for the queue subsystem (the one socklab speaks); other subsystems'
+/// messages print in hex here, where strace would name them.
+fn netfilter_type(ty: u16) -> String {
+    const SUBSYS: [&str; 13] = [
+        "NFNL_SUBSYS_NONE",
+        "NFNL_SUBSYS_CTNETLINK",
+        "NFNL_SUBSYS_CTNETLINK_EXP",
+        "NFNL_SUBSYS_QUEUE",
+        "NFNL_SUBSYS_ULOG",
+        "NFNL_SUBSYS_OSF",
+        "NFNL_SUBSYS_IPSET",
+        "NFNL_SUBSYS_ACCT",
+        "NFNL_SUBSYS_CTNETLINK_TIMEOUT",
+        "NFNL_SUBSYS_CTHELPER",
+        "NFNL_SUBSYS_NFTABLES",
+        "NFNL_SUBSYS_NFT_COMPAT",
+        "NFNL_SUBSYS_HOOK",
+    ];
+    const QUEUE: [&str; 4] = ["NFQNL_MSG_PACKET", "NFQNL_MSG_VERDICT", "NFQNL_MSG_CONFIG", "NFQNL_MSG_VERDICT_BATCH"];
+    match ty {
+        0x10 => return "NFNL_MSG_BATCH_BEGIN".into(),
+        0x11 => return "NFNL_MSG_BATCH_END".into(),
+        _ => {}
+    }
+    let (subsys, msg) = (usize::from(ty >> 8), usize::from(ty & 0xff));
+    let subsys_name =
+        SUBSYS.get(subsys).map_or_else(|| format!("{subsys:#x} /* NFNL_SUBSYS_??? */"), |s| s.to_string());
+    let msg_name = match (subsys, QUEUE.get(msg)) {
+        (3, Some(name)) => name.to_string(),
+        _ => format!("{msg:#x} /* NFNL_SUBSYS_??? */"),
+    };
+    format!("{subsys_name}<<8|{msg_name}")
+}
+
+/// A netfilter payload: `struct nfgenmsg`, then its attributes, which strace prints undecoded
+/// (`[{nla_len=8, nla_type=0x1}, "\x01\x00\x00\x00"]`).
+fn netfilter(body: &[u8], ty: u16) -> String {
+    if body.len() < 4 {
+        return hex(body);
+    }
+    let version = if body[1] == 0 { "NFNETLINK_V0".to_string() } else { format!("{:#x} /* NFNETLINK_??? */", body[1]) };
+    let mut out = format!(
+        "{{nfgen_family={}, version={version}, res_id=htons({})}}",
+        names::domain(i32::from(body[0])),
+        u16::from_be_bytes([body[2], body[3]])
+    );
+    if body.len() > 4 {
+        out.push_str(", ");
+        // Batch markers carry raw bytes; everything else, attributes.
+        if matches!(ty, 0x10 | 0x11) {
+            out.push_str(&hex(&body[4..]));
+        } else {
+            out.push_str(&elements(&body[4..], 4, |a| usize::from(u16_at(a, 0)), bare_attribute));
+        }
+    }
+    out
+}
+
+/// An attribute strace has no table for: its type in hex and its value's bytes.
+fn bare_attribute(buf: &[u8]) -> String {
+    let (len, raw_type) = (usize::from(u16_at(buf, 0)), u16_at(buf, 2));
+    let mut kind = String::new();
+    if raw_type & 0x8000 != 0 {
+        kind.push_str("NLA_F_NESTED|");
+    }
+    if raw_type & 0x4000 != 0 {
+        kind.push_str("NLA_F_NET_BYTEORDER|");
+    }
+    kind.push_str(&format!("{:#x}", raw_type & 0x3fff));
+    let header = format!("{{nla_len={len}, nla_type={kind}}}");
+    let shown = len.min(buf.len());
+    if shown <= 4 { header } else { format!("[{header}, {}]", hex(&buf[4..shown])) }
 }
 
 /// A sock_diag payload: the request (`NLM_F_REQUEST`) or the answer for its address family.
@@ -518,6 +601,40 @@ mod tests {
             attributes(&attrs),
             "[[{nla_len=5, nla_type=INET_DIAG_SHUTDOWN}, 0x1 /* RCV_SHUTDOWN */], \
              [{nla_len=6, nla_type=INET_DIAG_SOCKOPT}, {is_icsk=1, mc_loop=1, mc_all=1}]]"
+        );
+    }
+
+    #[test]
+    fn nfqueue_messages_print_as_strace_printed_them() {
+        // Bytes and lines from `strace -f` (6.1) of a queue program inside its namespace.
+        let mut cfg = header(28, 3 << 8 | 2, 5, 1, 0);
+        cfg.extend([0, 0, 0, 0, 8, 0, 1, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            decode(&cfg, Some(NETLINK_NETFILTER)),
+            "[{nlmsg_len=28, nlmsg_type=NFNL_SUBSYS_QUEUE<<8|NFQNL_MSG_CONFIG, nlmsg_flags=NLM_F_REQUEST|NLM_F_ACK, \
+             nlmsg_seq=1, nlmsg_pid=0}, {nfgen_family=AF_UNSPEC, version=NFNETLINK_V0, res_id=htons(0)}, \
+             [{nla_len=8, nla_type=0x1}, \"\\x01\\x00\\x00\\x00\"]]"
+        );
+        let mut ack = header(36, NLMSG_ERROR, 0x100, 1, 1260);
+        ack.extend(0i32.to_ne_bytes());
+        ack.extend(&cfg[..16]);
+        assert_eq!(
+            decode(&ack, Some(NETLINK_NETFILTER)),
+            "[{nlmsg_len=36, nlmsg_type=NLMSG_ERROR, nlmsg_flags=NLM_F_CAPPED, nlmsg_seq=1, nlmsg_pid=1260}, \
+             {error=0, msg={nlmsg_len=28, nlmsg_type=NFNL_SUBSYS_QUEUE<<8|NFQNL_MSG_CONFIG, \
+             nlmsg_flags=NLM_F_REQUEST|NLM_F_ACK, nlmsg_seq=1, nlmsg_pid=0}}]"
+        );
+        let mut pkt = header(48, 3 << 8, 0, 0, 0);
+        pkt.extend([2, 0, 0, 0]);
+        pkt.extend([11, 0, 1, 0, 0, 0, 0, 1, 8, 0, 3, 0]);
+        pkt.extend([8, 0, 6, 0, 0, 0, 0, 1]);
+        pkt.extend([8, 0, 10, 0, 0x45, 0, 0, 0x3c]);
+        assert_eq!(
+            decode(&pkt, Some(NETLINK_NETFILTER)),
+            "[{nlmsg_len=48, nlmsg_type=NFNL_SUBSYS_QUEUE<<8|NFQNL_MSG_PACKET, nlmsg_flags=0, nlmsg_seq=0, \
+             nlmsg_pid=0}, {nfgen_family=AF_INET, version=NFNETLINK_V0, res_id=htons(0)}, \
+             [[{nla_len=11, nla_type=0x1}, \"\\x00\\x00\\x00\\x01\\x08\\x00\\x03\"], [{nla_len=8, nla_type=0x6}, \
+             \"\\x00\\x00\\x00\\x01\"], [{nla_len=8, nla_type=0xa}, \"\\x45\\x00\\x00\\x3c\"]]]"
         );
     }
 }

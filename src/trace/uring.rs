@@ -67,15 +67,24 @@ const ENTER_FLAGS: &[(i32, &str)] = &[
     (1 << 4, "IORING_ENTER_REGISTERED_RING"),
 ];
 
+const PBUF_FLAGS: &[(i32, &str)] =
+    &[(1 << 0, "IOU_PBUF_RING_MMAP"), (ring::IOU_PBUF_RING_INC as i32, "IOU_PBUF_RING_INC")];
+
 const CQE_FLAGS: &[(i32, &str)] = &[
     (ring::IORING_CQE_F_BUFFER as i32, "IORING_CQE_F_BUFFER"),
     (ring::IORING_CQE_F_MORE as i32, "IORING_CQE_F_MORE"),
     (ring::IORING_CQE_F_SOCK_NONEMPTY as i32, "IORING_CQE_F_SOCK_NONEMPTY"),
+    (ring::IORING_CQE_F_BUF_MORE as i32, "IORING_CQE_F_BUF_MORE"),
 ];
 
 /// `IORING_SETUP_*` bits by name (leftovers in hex, as strace does).
 pub fn setup_flags(v: u32) -> String {
     names::flag_names(v as i32, SETUP_FLAGS)
+}
+
+/// `IOU_PBUF_RING_*` bits (io_uring_buf_reg's flags) by name.
+pub fn pbuf_flags(v: u16) -> String {
+    names::flag_names(i32::from(v), PBUF_FLAGS)
 }
 
 /// `IORING_FEAT_*` bits by name.
@@ -106,8 +115,14 @@ pub fn arg(a: &Arg<'_>) -> Option<String> {
             ring::IORING_UNREGISTER_PBUF_RING => "IORING_UNREGISTER_PBUF_RING".into(),
             other => other.to_string(),
         },
-        Arg::UringBufReg { ring_addr, entries, bgid } => {
+        // strace leaves the flags out when they are 0 (strace 6.1 calls the field `pad`, its old
+        // name in the kernel headers).
+        Arg::UringBufReg { ring_addr, entries, bgid, flags: 0 } => {
             format!("{{ring_addr={ring_addr:#x}, ring_entries={entries}, bgid={bgid}}}")
+        }
+        Arg::UringBufReg { ring_addr, entries, bgid, flags } => {
+            let flags = pbuf_flags(*flags);
+            format!("{{ring_addr={ring_addr:#x}, ring_entries={entries}, bgid={bgid}, flags={flags}}}")
         }
         _ => return None,
     })

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Poller, Process, ReadyDir, calls, complaints, wait_or_kill, wait_ready};
+use super::{Poller, Process, TempDir, calls, complaints, wait_listening, wait_or_kill};
 use crate::capture::{self, Capture, Captured, Flags};
 use crate::clock::monotonic_ns;
 use crate::timeline::{Event, Side, Timeline, What};
@@ -169,8 +169,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
         }
         Err(e) => (None, Some(format!("capturing on lo failed: {e}"))),
     };
-    let ready = ReadyDir::create()?;
-    let ready_arg = ready.path().to_string_lossy().into_owned();
+    let logs = TempDir::create()?;
     let (port, delay, backlog) =
         (config.port.to_string(), format!("{}ms", config.accept_delay.as_millis()), BACKLOG.to_string());
     let mut server = Process::spawn(
@@ -185,14 +184,12 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
             &backlog,
             "--accept-delay",
             &delay,
-            "--ready-file",
-            &ready_arg,
             "--quiet",
             "--trace-machine",
         ],
     )?;
-    let port = match wait_ready(&ready.path(), &mut server.child, super::PHASE_LIMIT) {
-        Ok(addr) => addr.port(),
+    let port = match wait_listening(&mut server, super::PHASE_LIMIT) {
+        Ok(port) => port,
         Err(why) => {
             let err = complaints(&server.finish(Duration::ZERO));
             return Err(io::Error::other(format!("the server did not start: {}", why.unwrap_or(err))));
@@ -217,7 +214,7 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<(Timeline, Report)> {
     let mut clients = Vec::new();
     let mut spawn_error = None;
     for i in 0..config.clients {
-        let log = ready.0.join(format!("client-{i}.err"));
+        let log = logs.0.join(format!("client-{i}.err"));
         let spawned = crate::file::File::create(&log).and_then(|f| {
             Command::new(exe)
                 .args(["client", "--host", "127.0.0.1", "--port", &port_text, "--message", "Hello", "--quiet"])

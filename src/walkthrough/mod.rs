@@ -10,9 +10,16 @@
 //! - the sockets' states and queues, polled through [`crate::diag`] about every millisecond and
 //!   recorded each time one changes.
 //!
-//! It talks to its children through machine channels only, never their human output: the server's
-//! address comes from `--ready-file`, the calls from the `@trace` lines of `--trace-machine`, and
-//! every other stderr line is the child's own message.
+//! It talks to its children through machine channels only, never their human output: the calls
+//! come from the `@trace` lines of `--trace-machine`, the server's port from its narrated `bind`
+//! (or `getsockname`, for port 0) — so the server runs as the tutorial's, with no `--ready-file`
+//! adding calls to its story — and every other stderr line is the child's own message. The client
+//! is the tutorial's (`client --tutorial`: no timeouts, no shutdown, close after the echo).
+//!
+//! By default the timeline shows the tutorial's calls only (socket, setsockopt, bind, listen,
+//! getsockname, getpeername, accept, connect, recv, send, shutdown, close, the prints' write, the
+//! accept delay's poll); a note counts socklab's own calls left out (its signal handlers), and
+//! [`Config::all`] shows them.
 //!
 //! The server waits `accept_delay` before calling accept, so the timeline shows what the tutorial
 //! says and no single tool shows: connect() returns as soon as the kernel finished the handshake,
@@ -25,7 +32,7 @@ use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -38,6 +45,8 @@ use crate::timeline::{Event, Side, Timeline, What};
 use crate::trace::parse_machine_line;
 
 pub mod crowd;
+#[cfg(socklab_epoll)]
+pub mod scenario;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -56,6 +65,8 @@ pub struct Config {
     pub accept_delay: Duration,
     /// Ask both processes for `--explain` sentences too.
     pub explain: bool,
+    /// Show every call, socklab's own (signal handlers) too, not only the tutorial's.
+    pub all: bool,
 }
 
 impl Default for Config {
@@ -67,6 +78,7 @@ impl Default for Config {
             port: 0,
             accept_delay: Duration::from_secs(1),
             explain: false,
+            all: false,
         }
     }
 }
@@ -110,12 +122,9 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
 
     let delay = format!("{}ms", config.accept_delay.as_millis());
     let port = config.port.to_string();
-    let ready = ReadyDir::create()?;
-    let ready_path = ready.path();
-    let ready_arg = ready_path.to_string_lossy();
     let host = config.host.to_string();
     let mut server_args = vec!["server", "--host", &host, "--port", &port, "--accept-delay", &delay];
-    server_args.extend(["--ready-file", &ready_arg, "--trace-machine"]);
+    server_args.push("--trace-machine");
     match config.v6only {
         Some(true) => server_args.extend(["--v6only", "on"]),
         Some(false) => server_args.extend(["--v6only", "off"]),
@@ -125,20 +134,19 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
         server_args.push("--explain");
     }
     let mut server = Process::spawn(exe, &server_args)?;
-    let port = match wait_ready(&ready_path, &mut server.child, PHASE_LIMIT) {
-        Ok(addr) => addr.port(),
+    let port = match wait_listening(&mut server, PHASE_LIMIT) {
+        Ok(port) => port,
         Err(why) => {
             let err = complaints(&server.finish(Duration::ZERO));
             return Err(io::Error::other(format!("the server did not start: {}", why.unwrap_or(err))));
         }
     };
-    drop(ready);
 
     let states = Poller::start(port, config.families());
     let port_text = port.to_string();
     let target = config.client_target().to_string();
     let mut client_args = vec!["client", "--host", &target, "--port", &port_text, "--message", "Hello"];
-    client_args.push("--trace-machine");
+    client_args.extend(["--tutorial", "--trace-machine"]);
     if config.explain {
         client_args.push("--explain");
     }
@@ -152,8 +160,23 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let (segments, dropped) = capture.map(Capture::stop).unwrap_or_default();
 
     let mut events = Vec::new();
-    events.extend(calls(Side::Server, &server_err));
-    events.extend(calls(Side::Client, &client_err));
+    let mut own = Vec::new();
+    for (side, text) in [(Side::Server, &server_err), (Side::Client, &client_err)] {
+        let (tutorial, socklab): (Vec<Event>, Vec<Event>) =
+            calls(side, text).into_iter().partition(|e| config.all || is_tutorial_call(e));
+        events.extend(tutorial);
+        own.extend(socklab);
+    }
+    if let Some(first) = own.first() {
+        let mut names: Vec<String> = own.iter().filter_map(call_name).collect();
+        names.dedup();
+        let note = format!(
+            "not shown: {} of socklab's own calls ({}), made before the tutorial's; --all shows them",
+            own.len(),
+            names.join(", ")
+        );
+        events.push(Event { t_ns: first.t_ns, what: What::Note(note) });
+    }
     events.extend(annotate(port, segments));
     events.extend(state_events);
     let listen = events.iter().find(|e| is_call(e, Side::Server, "listen("));
@@ -257,59 +280,96 @@ fn sampling_notes(events: &[Event]) -> Vec<Event> {
     notes
 }
 
+/// The calls of the tutorial's story: its programs' calls and what the kernel receives for them
+/// (accept4, recvfrom, sendto), the prints' writes, and the accept delay's poll.
+pub const TUTORIAL_CALLS: &[&str] = &[
+    "socket",
+    "setsockopt",
+    "bind",
+    "listen",
+    "getsockname",
+    "getpeername",
+    "accept",
+    "accept4",
+    "connect",
+    "recvfrom",
+    "sendto",
+    "shutdown",
+    "close",
+    "write",
+    "poll",
+];
+
+/// The name of a narrated call: `accept4` of `accept4(3, ...) = 4`.
+fn call_name(e: &Event) -> Option<String> {
+    match &e.what {
+        What::Call { line, .. } => line.split('(').next().map(str::to_string),
+        _ => None,
+    }
+}
+
+fn is_tutorial_call(e: &Event) -> bool {
+    call_name(e).is_some_and(|n| TUTORIAL_CALLS.contains(&n.as_str()))
+}
+
 fn is_call(e: &Event, who: Side, prefix: &str) -> bool {
     matches!(&e.what, What::Call { side, line, .. } if *side == who && crate::trace::split_pid_mark(line).1.starts_with(prefix))
 }
 
-/// A private directory for the server's `--ready-file`, removed on drop.
-struct ReadyDir(PathBuf);
+/// A private directory for the crowd's client logs, removed on drop. Its name is random and
+/// mkdir(2) makes it new, mode 0700, as mkdtemp(3) does: a name guessed from the pid could be
+/// planted in a shared /tmp beforehand (a symbolic link to another directory, whose files the
+/// clean-up would then unlink).
+struct TempDir(PathBuf);
 
-impl ReadyDir {
-    fn create() -> io::Result<ReadyDir> {
-        static SESSIONS: AtomicU64 = AtomicU64::new(0);
-        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("socklab-walkthrough-{}-{n}", std::process::id()));
-        // A leftover of a killed earlier run with the same pid is ours to replace.
-        let _ = crate::file::remove_flat_dir(&dir);
-        crate::file::create_dir(&dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        Ok(ReadyDir(dir))
-    }
-
-    fn path(&self) -> PathBuf {
-        self.0.join("ready")
+impl TempDir {
+    fn create() -> io::Result<TempDir> {
+        let parent = std::env::temp_dir();
+        crate::file::create_private_dir(&parent, "socklab-walkthrough")
+            .map(TempDir)
+            .map_err(|e| io::Error::new(e.kind(), format!("a private directory in {}: {e}", parent.display())))
     }
 }
 
-impl Drop for ReadyDir {
+impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = crate::file::remove_flat_dir(&self.0);
     }
 }
 
-/// Waits for `socklab server --ready-file PATH` to write its address. `Err(None)` if the server
-/// exited first (its stderr says why); `Err(Some(why))` for a timeout or an unreadable file.
-fn wait_ready(path: &Path, server: &mut Child, limit: Duration) -> Result<SocketAddr, Option<String>> {
+/// Waits until the server's narration shows its `listen` (then it accepts connections), and
+/// returns its port: the one its narrated `getsockname` read back (port 0), or else its `bind`'s.
+/// `Err(None)` if the server exited first (its stderr says why); `Err(Some(why))` on a timeout.
+fn wait_listening(server: &mut Process, limit: Duration) -> Result<u16, Option<String>> {
     let until = Instant::now() + limit;
     loop {
-        // The server renames the file into place whole, so any content read is complete.
-        match crate::file::read_to_string(path) {
-            Ok(text) => {
-                return text.trim_end().parse().map_err(|_| Some(format!("its --ready-file holds {text:?}")));
+        let text = server.stderr_so_far();
+        let lines: Vec<&str> = text.lines().filter_map(|l| parse_machine_line(l).map(|(_, _, t)| t)).collect();
+        if lines.iter().any(|l| l.starts_with("listen(") && l.ends_with("= 0")) {
+            let port = ["getsockname(", "bind("]
+                .iter()
+                .find_map(|call| lines.iter().rev().find(|l| l.starts_with(call)).and_then(|l| narrated_port(l)));
+            // With port 0 the port comes from the getsockname after listen, whose narration may
+            // not be written yet: wait for it (the time limit below still applies).
+            if let Some(port) = port.filter(|p| *p != 0) {
+                return Ok(port);
             }
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(Some(format!("reading its --ready-file: {e}")));
-            }
-            Err(_) => {}
         }
-        if !matches!(server.try_wait(), Ok(None)) {
+        if !matches!(server.child.try_wait(), Ok(None)) {
             return Err(None);
         }
         if Instant::now() >= until {
-            return Err(Some(format!("it was not listening after {} s", limit.as_secs())));
+            return Err(Some(format!("no listening port in its narration after {} s: {text}", limit.as_secs())));
         }
-        // Pacing of the check, not synchronisation: the file's existence is the signal.
+        // Pacing of the check, not synchronisation: the narrated listen is the signal.
         thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The port in a narrated address: `sin_port=htons(5000)` or `sin6_port=htons(5000)`.
+fn narrated_port(line: &str) -> Option<u16> {
+    let at = line.find("_port=htons(")? + "_port=htons(".len();
+    line[at..].split(')').next()?.parse().ok()
 }
 
 /// The narration lines of one process, with their `--explain` sentences attached.
@@ -351,7 +411,11 @@ fn annotate(port: u16, captured: Vec<Captured>) -> Vec<Event> {
         let f = s.flags;
         let note = if f.has(Flags::SYN) && !f.has(Flags::ACK) && !said_syn {
             said_syn = true;
-            Some("C: 约么?  (SYN: the client's kernel asks to connect)".to_string())
+            Some(
+                "C: 约么?  (SYN: the client's kernel asks to connect. 约么? / 约 / 好的, \"shall we?\" / \"let's\" / \
+                 \"OK\", are the tutorial's words for SYN, SYN-ACK, ACK)"
+                    .to_string(),
+            )
         } else if f.has(Flags::SYN) && f.has(Flags::ACK) && !said_synack {
             said_synack = true;
             Some("S: 约  (SYN-ACK: the server's kernel agrees; the server program is not involved)".to_string())
@@ -382,15 +446,19 @@ fn annotate(port: u16, captured: Vec<Captured>) -> Vec<Event> {
 /// Its stdout (the human lines) is not used: the timeline takes everything from the narration.
 struct Process {
     child: Child,
-    out_thread: JoinHandle<String>,
-    err_thread: JoinHandle<String>,
+    out_thread: JoinHandle<()>,
+    err_thread: JoinHandle<()>,
+    /// Its stderr as read so far (the whole of it once the process ended).
+    err: Arc<Mutex<Vec<u8>>>,
 }
 
-fn read_all(mut r: impl Read + Send + 'static) -> io::Result<JoinHandle<String>> {
+/// Reads `r` to its end on a thread, appending to `into` as the bytes come.
+fn read_all(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> io::Result<JoinHandle<()>> {
     thread::Builder::new().name("socklab-pipe".into()).spawn_counted(move || {
-        let mut bytes = Vec::new();
-        let _ = r.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = r.read(&mut buf) {
+            into.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]);
+        }
     })
 }
 
@@ -405,11 +473,12 @@ impl Process {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", exe.display())))?;
         let pipes = child.stdout.take().zip(child.stderr.take());
         let threads = pipes.ok_or_else(|| io::Error::other("no stdout or stderr pipe")).and_then(|(out, err)| {
-            let out_thread = read_all(out)?;
-            Ok((out_thread, read_all(err)?))
+            let err_text = Arc::new(Mutex::new(Vec::new()));
+            let out_thread = read_all(out, Arc::new(Mutex::new(Vec::new())))?;
+            Ok((out_thread, read_all(err, err_text.clone())?, err_text))
         });
         match threads {
-            Ok((out_thread, err_thread)) => Ok(Process { child, out_thread, err_thread }),
+            Ok((out_thread, err_thread, err)) => Ok(Process { child, out_thread, err_thread, err }),
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -437,9 +506,16 @@ impl Process {
         self.collect()
     }
 
+    /// What it wrote to stderr so far.
+    fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
     fn collect(self) -> String {
-        let _ = self.out_thread.join();
-        self.err_thread.join().unwrap_or_default()
+        let Process { out_thread, err_thread, err, .. } = self;
+        let _ = out_thread.join();
+        let _ = err_thread.join();
+        String::from_utf8_lossy(&err.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
 }
 

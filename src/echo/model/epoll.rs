@@ -15,6 +15,11 @@
 //!     }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread an
+//! `epoll_create1`, `epoll_ctl` ADD/DEL per socket, `epoll_wait` per turn, a `socketpair` wake
+//! line; `accept4(SOCK_NONBLOCK)` until `EAGAIN`, `setsockopt(TCP_NODELAY)`; for the thread count
+//! `sched_getaffinity` and the cgroup's CPU quota (`openat`/`statx`/`read`/`lseek`).
+//!
 //! Trade-off: the cost of a wake-up is the number of ready sockets, not of all sockets, and a
 //! client costs a few dozen bytes (its socket, its address, an empty remainder), so 10,000 idle
 //! clients are cheap; in exchange the code is a state machine instead of a straight loop.
@@ -232,4 +237,5 @@ fn add_conn(epoll: &Epoll, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>, s
     }
     conns[fd] = Some(Conn::new(stream, peer, shared.config.limits()));
     shared.open.fetch_add(1, Ordering::Relaxed);
+    shared.stop.connection_opened();
 }

@@ -15,6 +15,11 @@
 //! }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per client a
+//! `clone` (fork), the child's `close` of its listener copy and its `exit_group`, the parent's
+//! `close` of the connection; SIGCHLD on a signalfd (`signalfd4`, `poll`, `read`) and `wait4`
+//! with WNOHANG to reap; `openat`/`read` of `/proc/sys/net/core/somaxconn` for the backlog.
+//!
 //! Trade-off: clients are isolated from each other (a crash kills one child), but every client
 //! costs a process (a fork, page tables, a scheduler entity), so this tops out at a few thousand.
 //!
@@ -114,10 +119,9 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         signals.drain()?;
         let before = children.len();
         reap(&mut children);
-        if stopping {
-            for _ in children.len()..before {
-                stop.connection_ended();
-            }
+        // Each reaped child was a connection served to its end (counted as finished while stopping).
+        for _ in children.len()..before {
+            stop.connection_ended();
         }
         // The waiting client's retry: when a child has ended (a process is free) or the back-off
         // is over. Also while stopping: it was accepted, so the grace period is for it too.
@@ -150,6 +154,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
             },
         };
         announce(&conn, &peer, sink);
+        stop.connection_opened();
         match fork_child(&inherited, conn, peer, &mut buf, config.limits(), sink) {
             Ok(pid) => children.push(pid),
             Err((conn, e)) => waiting = Waiting::first(conn, peer, e, sink),
@@ -243,7 +248,7 @@ fn child(parent: &Inherited<'_>, conn: Stream, peer: SockAddr, buf: &mut [u8], l
         let _ = process::close_inherited(parent.listener);
         let _ = process::close_inherited(parent.signals);
         let _ = process::close_inherited(parent.cut);
-        session::serve(&conn, peer, buf, limits, sink);
+        session::serve(&conn, peer, buf, limits, None, sink);
         conn.close()
     }));
     process::exit_now(if matches!(served, Ok(Ok(()))) { 0 } else { 1 })

@@ -16,6 +16,15 @@
 //! handshake done, in the listen queue.
 //!
 //! Stop: accept nothing more, but let the client being served finish (within the grace period).
+//! Run as the tutorial's program (`socklab server`, no flag that needs more), it is stopped as a
+//! C server is: the SIGINT handler (installed without SA_RESTART) makes the blocked accept or
+//! recv return EINTR, and the loop checks the count the handler keeps (`Stop::follow_signals`);
+//! the client being served times its grace period with SO_RCVTIMEO/SO_SNDTIMEO, set only then.
+//!
+//! Calls it adds to the tutorial's, under `strace -f socklab server --port P` (the README's
+//! "Under strace"): `setsockopt(SO_REUSEADDR)` before bind, so a restart can bind the port while
+//! the last run's connections sit in TIME-WAIT; two `rt_sigaction`s before `socket()` (the
+//! handlers); and at Ctrl-C the kernel's `rt_sigreturn` after the handler. No thread.
 //!
 //! Trade-off: the simplest possible server, and while it serves one client every other client
 //! waits — their handshakes complete anyway (the kernel does them) and they sit in the accept queue.
@@ -35,9 +44,12 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
     let mut buf = vec![0u8; config.buffer()];
     let quiet_at_stop = unless_stopped(stop, sink);
     loop {
-        if !hold_in_queue(listener, config.accept_delay, stop)? {
+        // The loop checks the flag, as a C server checks the one its signal handler sets: a
+        // request that came while a client was served ends the server here.
+        if stop.requested() || !hold_in_queue(listener, config.accept_delay, stop)? {
             return Ok(());
         }
+        // A stop signal interrupts this accept (EINTR), and the check below ends the loop.
         let accepted = listener.accept();
         if stop.requested() {
             return Ok(());
@@ -45,11 +57,12 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         match accepted {
             Ok((conn, peer)) => {
                 announce_peer(&conn, &peer, sink);
+                stop.connection_opened();
                 // No TCP_NODELAY here: the tutorial's server sets none, and this loop makes its calls.
                 // The stop switch shuts this connection down, which ends its recv at once.
                 let conn = Arc::new(conn);
                 let _watch = stop.watch(conn.clone());
-                session::serve(&conn, peer, &mut buf, config.limits(), &quiet_at_stop);
+                session::serve(&conn, peer, &mut buf, config.limits(), Some(stop), &quiet_at_stop);
                 // After a stop request the session went on until its client closed (finished) or the
                 // grace period ran out (cut); then the loop's next check ends the server.
                 stop.connection_ended();

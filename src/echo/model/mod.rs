@@ -1,6 +1,16 @@
 //! One file per concurrency model, each holding only its loop: what differs between the rungs of
 //! the ladder. What they share is one floor down in `echo/`: the session (`session.rs`), the
 //! accept policy (`accept.rs`), the configuration (`config.rs`) and the stop switch (`stop.rs`).
+//!
+//! Calls every model but the iterative one adds to the tutorial's under `strace -f socklab server
+//! --model M` (one client, then SIGINT): the stop machinery of `cli/signals.rs` and `cli/log.rs`
+//! (`rt_sigprocmask` blocking SIGINT/SIGTERM in every thread, `signalfd4`, a `socketpair` to end
+//! the signal thread, `fcntl(1, F_DUPFD_CLOEXEC)` for the log thread; three threads, each a
+//! `clone3` with its stack's `mmap`/`mprotect`, `prctl(PR_SET_NAME)` and `futex` waits; at the stop
+//! the signal fd's `read` and `shutdown` of the listener), `prlimit64` raising the descriptor
+//! limit, and what each model's doc lists. Why: a signal lands on any thread that does not block
+//! it, so a server of several threads (or processes) cannot stop the tutorial's way, with a
+//! handler and the blocked call's EINTR; and its log must never stall its clients.
 
 #[cfg(socklab_epoll)]
 pub mod epoll;

@@ -8,6 +8,10 @@
 //! }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): `fcntl(F_SETFL,
+//! O_NONBLOCK)` on the listener, `accept4(SOCK_NONBLOCK)` until `EAGAIN`, `setsockopt(TCP_NODELAY)`
+//! per connection, and one `poll` per loop turn (recvs that find nothing return `EAGAIN`).
+//!
 //! Trade-off: no process or thread per client and no locks, but every poll call copies the whole
 //! descriptor list into the kernel and back, and the loop scans it all, so each wake-up costs time
 //! in the number of clients — fine for hundreds, slow for tens of thousands (see epoll.rs).
@@ -99,7 +103,10 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
         paused = false;
         if !stopping && set.readiness(0).readable {
             let room = max.saturating_sub(conns.len());
-            let burst = accept_burst(listener, room, sink, |stream, peer| conns.push(Conn::new(stream, peer, limits)));
+            let burst = accept_burst(listener, room, sink, |stream, peer| {
+                stop.connection_opened();
+                conns.push(Conn::new(stream, peer, limits));
+            });
             paused = match burst {
                 // The stop shut the listener down (EINVAL) after this loop last looked: not an
                 // error, the stop; the next turn watches the wake line instead.

@@ -11,6 +11,10 @@
 //! }
 //! ```
 //!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per client a
+//! thread (`clone3`, its stack's `mmap`/`mprotect`, `set_robust_list`, `rseq`; `futex` at its
+//! join, `madvise`/`munmap` at its end); `openat`/`read` of `/proc/sys/net/core/somaxconn`.
+//!
 //! Trade-off: as simple to read as the iterative loop, and clients no longer wait for each other;
 //! but each client costs a thread (a stack, a kernel task, a context switch per message), so the
 //! number of threads is bounded, and a slow client holds one for as long as it stays connected.
@@ -54,6 +58,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
             },
         };
         announce(&conn, &peer, sink);
+        stop.connection_opened();
         let conn = Arc::new(conn);
         let (id, mut delay) = (next_id, FIRST_RETRY);
         next_id += 1;
@@ -120,7 +125,7 @@ fn spawn_session(
         // and even if this thread panics.
         let _done = Done(done, id);
         let mut buf = vec![0u8; size];
-        session::serve(&conn, peer, &mut buf, limits, &conn_sink);
+        session::serve(&conn, peer, &mut buf, limits, None, &conn_sink);
         conn_stop.connection_ended();
         drop(watch);
         drop(conn);

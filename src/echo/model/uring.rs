@@ -6,16 +6,24 @@
 //! each of N threads, with its own ring and its own provided-buffer ring:
 //!     submit: multishot accept on the listener, poll on the wake line
 //!     loop {
-//!         io_uring_enter(submit everything queued this turn, wait for >= 1 completion)
+//!         io_uring_enter(submit everything queued this turn, wait for >= 1 completion;
+//!                        with many connections for several, or 50 µs once one is there)
 //!         for each completion {
 //!             accept:    a new connection; submit a multishot recv on it
-//!             recv:      data in a provided buffer: submit a send of that buffer
-//!                        (too many buffers waiting for the client to read: cancel the recv)
-//!             send:      all of the buffer went: recycle it; otherwise send the rest
+//!             recv:      data in a piece of a provided buffer: queue it (joined to the last
+//!                        piece if it follows it), and send the oldest unless a send is out
+//!                        (too much waiting for the client to read: cancel the recv)
+//!             send:      the piece went: let go of it (its buffer goes back to the kernel
+//!                        once used up and all sent); otherwise send the rest
 //!             wake line: the stop was requested: return (the ring cancels what is left)
 //!         }
 //!     }
 //! ```
+//!
+//! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread
+//! `io_uring_setup`, the rings' and the buffer pool's `mmap`, `io_uring_register` of the buffer
+//! ring, then `io_uring_enter` per loop turn (the accepts, recvs and sends are ring entries, not
+//! calls); for the thread count `sched_getaffinity` and the cgroup's CPU quota.
 //!
 //! Trade-off: one system call per loop turn for any number of recvs, sends and accepts, and no
 //! readiness round trip (epoll_wait, then recv); in exchange, memory the kernel writes into at
@@ -56,6 +64,15 @@ const ENTRIES: u32 = 1024;
 /// them back at the tail, so over time every buffer is written: all of it becomes resident.
 const POOL_BYTES: usize = 4 << 20;
 
+/// Batched waits: one completion asked for per BATCH_PER open connections, at most BATCH_MAX,
+/// and no longer than BATCH_WAIT_USEC once the first is there (BENCHMARKS.md).
+const BATCH_PER: u32 = 8;
+const BATCH_MAX: u32 = 16;
+const BATCH_WAIT_USEC: u32 = 50;
+
+/// The buffer size where each recv uses up a whole buffer (kernels before 6.12).
+const SMALL_BUFFER: u32 = 4096;
+
 /// What every thread shares.
 struct Shared<'a> {
     listener: &'a Listener,
@@ -87,6 +104,13 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
 fn worker(shared: &Shared<'_>) -> io::Result<()> {
     let (size, count) = buffer_shape(shared.config.buffer());
     let mut ring = Ring::new(ENTRIES, count, size)?;
+    if !ring.incremental() && size > SMALL_BUFFER && shared.config.buffer.is_none() {
+        // Before Linux 6.12 each recv uses up a whole buffer: large ones would leave few for
+        // many connections. Smaller ones, as many as fit in the pool.
+        drop(ring);
+        let (size, count) = buffer_shape(SMALL_BUFFER as usize);
+        ring = Ring::new(ENTRIES, count, size)?;
+    }
     ring.poll_in(shared.wake.as_fd(), WAKE);
     let bounded = shared.config.max_conns.is_some();
     let max = shared.config.max_conns.unwrap_or(usize::MAX);
@@ -116,6 +140,10 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
         if !accepting {
             timeout = Some(timeout.map_or(Duration::from_millis(100), |t| t.min(Duration::from_millis(100))));
         }
+        // Batching: with many connections, wait for several completions (or BATCH_WAIT, once one is
+        // there) per io_uring_enter; with few, for one, so a lone client's echo is not delayed.
+        let open_here = conns.iter().flatten().count() as u32;
+        ring.set_batch((open_here / BATCH_PER).clamp(1, BATCH_MAX), BATCH_WAIT_USEC);
         match ring.wait(timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             result => result?,
@@ -210,6 +238,7 @@ fn add_conn(ring: &mut Ring, conns: &mut Vec<Option<Conn>>, shared: &Shared<'_>,
         return;
     };
     announce(&stream, &peer, shared.sink);
+    shared.stop.connection_opened();
     let fd = stream.as_raw_fd() as usize;
     if conns.len() <= fd {
         conns.resize_with(fd + 1, || None);
