@@ -209,3 +209,24 @@ fn bench_duration_takes_the_same_units_as_every_duration() {
         assert_usage_error(&["bench", "--addr", "127.0.0.1:7", "--duration", bad], "--duration");
     }
 }
+
+#[test]
+fn draw_of_a_missing_file_names_the_call() {
+    let out = run(&["draw", "/nonexistent-socklab-session"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("openat /nonexistent-socklab-session: ENOENT"), "{stderr}");
+    assert!(stderr.contains("walkthrough --json"), "says what to pass instead: {stderr}");
+}
+
+#[test]
+fn refused_abstract_unix_connect_speaks_of_no_file() {
+    // A name nobody bound: the kernel refuses at once (no file exists to give ENOENT).
+    let name = format!("@socklab-18b-nobody-{}", std::process::id());
+    let out = run(&["client", "--unix", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ECONNREFUSED"), "{stderr}");
+    assert!(!stderr.contains("stale socket file"), "an abstract name has no file: {stderr}");
+    assert!(stderr.contains("abstract names have no file"), "{stderr}");
+}

@@ -1275,7 +1275,14 @@ fn draw(args: DrawArgs) -> io::Result<()> {
         let bytes = socklab::file::read_stdin()?;
         String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stdin: not UTF-8 text"))?
     } else {
-        socklab::file::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
+        socklab::file::read_to_string(&args.session).map_err(|e| {
+            // Name the call that failed, as every other error does: the open of the session file.
+            let why = e.raw_os_error().map_or_else(|| e.to_string(), socklab::names::errno_display);
+            let what = format!(
+                "openat {name}: {why}: pass a session saved with `socklab walkthrough --json > FILE`, or - for stdin"
+            );
+            io::Error::new(e.kind(), what)
+        })?
     };
     let timeline = jsonl::read(&saved).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a saved `walkthrough --json` session: {e}"))
