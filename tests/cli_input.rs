@@ -185,3 +185,48 @@ fn privileged_port_as_non_root_says_eacces_with_a_hint() {
         assert!(stderr.contains("below 1024") && stderr.contains("--port"), "the hint is missing: {stderr}");
     }
 }
+
+#[test]
+fn accept_delay_without_a_listen_queue_is_refused() {
+    // UDP and Unix datagram servers never listen or accept: the flag would do nothing.
+    assert_usage_error(&["server", "--udp", "--port", "0", "--accept-delay", "1s"], "--accept-delay");
+    assert_usage_error(
+        &["server", "--unix", "@socklab-18b-dgram", "--dgram", "--accept-delay", "1s"],
+        "--accept-delay",
+    );
+}
+
+#[test]
+fn bench_duration_takes_the_same_units_as_every_duration() {
+    // Each spelling parses: the run then stops at the remote-address check (exit 1, not a usage error).
+    for good in ["1s", "250ms", "1m", "0.2", "2"] {
+        let out = run(&["bench", "--addr", "192.0.2.1:7", "--duration", good]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--duration {good}: {stderr}");
+        assert!(stderr.contains("not a loopback address"), "--duration {good}: {stderr}");
+    }
+    for bad in ["1x", "-1s", "5ms", "61m", "abc"] {
+        assert_usage_error(&["bench", "--addr", "127.0.0.1:7", "--duration", bad], "--duration");
+    }
+}
+
+#[test]
+fn draw_of_a_missing_file_names_the_call() {
+    let out = run(&["draw", "/nonexistent-socklab-session"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("openat /nonexistent-socklab-session: ENOENT"), "{stderr}");
+    assert!(stderr.contains("walkthrough --json"), "says what to pass instead: {stderr}");
+}
+
+#[test]
+fn refused_abstract_unix_connect_speaks_of_no_file() {
+    // A name nobody bound: the kernel refuses at once (no file exists to give ENOENT).
+    let name = format!("@socklab-18b-nobody-{}", std::process::id());
+    let out = run(&["client", "--unix", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ECONNREFUSED"), "{stderr}");
+    assert!(!stderr.contains("stale socket file"), "an abstract name has no file: {stderr}");
+    assert!(stderr.contains("abstract names have no file"), "{stderr}");
+}

@@ -92,3 +92,32 @@ fn the_usual_path_leads_to_the_binary() {
     let resolved = std::fs::canonicalize(&usual).unwrap_or_else(|e| panic!("{}: {e}", usual.display()));
     assert_eq!(resolved, std::fs::canonicalize(&bin).unwrap(), "{} leads elsewhere", usual.display());
 }
+
+/// The concurrent models' default backlog is the kernel's somaxconn: `strace -f` shows the file
+/// opened once (the CLI used to read it, then bind read it again).
+#[test]
+fn somaxconn_is_read_once() {
+    if !have("strace") {
+        common::skip("needs strace");
+        return;
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_socklab"));
+    for model in ["fork", "thread", "epoll"] {
+        let dir = std::env::temp_dir().join(format!("socklab-somaxconn-{}-{model}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("strace.log");
+        let ready = ReadyFile::new();
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-e", "trace=openat", "-o"]).arg(&log).arg(&bin);
+        cmd.args(["server", "--model", model, "--host", "127.0.0.1", "--port", "0", "--quiet"]).args(ready.args());
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let _ = ready.wait(&mut child);
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+        signal(children.split_whitespace().next().unwrap().parse().unwrap(), "INT");
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let opens = text.lines().filter(|l| l.contains("/proc/sys/net/core/somaxconn")).count();
+        assert_eq!(opens, 1, "--model {model}: somaxconn opened {opens} times:\n{text}");
+    }
+}

@@ -37,6 +37,13 @@ fn unix_hint(call: &str, errno: i32, name: &str) -> Option<String> {
         ("connect", libc::ENOENT) => {
             format!("there is no socket at {name}; start one with: socklab server --unix {name}")
         }
+        // An abstract name has no file: nothing stale is left when its server ends, and connecting
+        // to a name nobody bound is refused outright (a path gives ENOENT instead).
+        ("connect", libc::ECONNREFUSED) if name.starts_with('@') => format!(
+            "no socket of this type listens on the abstract name {name} (abstract names have no file, so none \
+             is stale: no server has it bound, or it does not listen, or it is of another type: check \
+             --seqpacket/--dgram); start one with: socklab server --unix {name}"
+        ),
         ("connect", libc::ECONNREFUSED) => format!(
             "nothing is listening on {name} (a stale socket file left by a server that ended, or a socket of \
              another type: check --seqpacket/--dgram)"

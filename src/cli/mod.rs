@@ -618,7 +618,7 @@ struct BenchArgs {
     size: usize,
     /// How long to load the server: 500ms, 10s, 1m (a bare number is seconds); a grace period
     /// of up to 5 s for outstanding echoes follows.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::load, help_heading = LIMITS)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = duration::load, help_heading = LIMITS)]
     duration: Duration,
     /// Seed of the pseudo-random payload.
     #[arg(long, default_value_t = 1, help_heading = HOW)]
@@ -904,6 +904,13 @@ fn server(args: ServerArgs) -> io::Result<()> {
             return Err(not_applicable(flag, why));
         }
     }
+    if !args.accept_delay.is_zero() && matches!(transport, Transport::Udp | Transport::UnixDgram(_)) {
+        // A datagram socket has no listen queue and no accept: there is nothing to delay, and
+        // ignoring the flag silently would leave a student looking for a queue that cannot exist.
+        let why = "needs connections to hold in the listen queue; --udp and --unix --dgram have no listen or accept, \
+                   so drop --accept-delay or use TCP, --unix or --unix --seqpacket";
+        return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
     let ip = addr.ip().to_canonical(); // ::ffff:127.0.0.1 is 127.0.0.1
     if transport.unix_addr().is_none() && (ip.is_multicast() || ip == std::net::Ipv4Addr::BROADCAST) {
         let why = format!("{ip} is a multicast or broadcast address, which a listener cannot bind; use localhost");
@@ -953,8 +960,11 @@ fn server(args: ServerArgs) -> io::Result<()> {
     }
     // With faults, the echo server listens on a private loopback port and the fault proxy on the
     // address asked for.
+    // Read once (the concurrent models' default reads /proc/sys/net/core/somaxconn) and handed to
+    // the server, so the strace shows that file opened once, not once here and once in bind.
     let backlog = config.backlog();
     let server_is_tcp = config.transport == Transport::Tcp;
+    let config = ServerConfig { backlog: Some(backlog), ..config };
     let config = if faults.is_empty() { config } else { ServerConfig { addr: ([127, 0, 0, 1], 0).into(), ..config } };
     let server = Server::bind(config)?;
     warn_if_reachable(&server);
@@ -1335,7 +1345,14 @@ fn draw(args: DrawArgs) -> io::Result<()> {
         let bytes = socklab::file::read_stdin()?;
         String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stdin: not UTF-8 text"))?
     } else {
-        socklab::file::read_to_string(&args.session).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?
+        socklab::file::read_to_string(&args.session).map_err(|e| {
+            // Name the call that failed, as every other error does: the open of the session file.
+            let why = e.raw_os_error().map_or_else(|| e.to_string(), socklab::names::errno_display);
+            let what = format!(
+                "openat {name}: {why}: pass a session saved with `socklab walkthrough --json > FILE`, or - for stdin"
+            );
+            io::Error::new(e.kind(), what)
+        })?
     };
     let timeline = jsonl::read(&saved).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not a saved `walkthrough --json` session: {e}"))
