@@ -20,9 +20,14 @@ struct Api {
 
 impl Api {
     fn start() -> Api {
+        Api::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Api {
         let ready = common::ReadyFile::new();
         let mut child = common::socklab()
             .args(["proxy", "--api", "127.0.0.1:0"])
+            .args(extra)
             .args(ready.args())
             .stdout(Stdio::null())
             .spawn()
@@ -152,4 +157,24 @@ fn proxies_and_toxics_are_made_changed_and_removed_through_the_api() {
     let (_, all) = api.call("GET", "/proxies", "");
     assert_eq!(all, Value::Object(vec![]));
     assert!(TcpStream::connect(listen).is_err(), "a deleted proxy's listener is closed");
+}
+
+#[test]
+fn config_makes_toxiproxys_proxies_before_the_api_answers() {
+    let service = EchoServer::builder().spawn().unwrap();
+    let dir = common::ReadyFile::new();
+    let config = dir.path.with_file_name("toxiproxy.json");
+    let up = service.local_addr();
+    let json = format!(
+        r#"[{{"name": "on", "listen": "127.0.0.1:0", "upstream": "{up}"}},
+            {{"name": "off", "listen": "127.0.0.1:0", "upstream": "{up}", "enabled": false}}]"#
+    );
+    std::fs::write(&config, json).unwrap();
+    let api = Api::start_with(&["--config", config.to_str().unwrap()]);
+    let (status, all) = api.call("GET", "/proxies", "");
+    assert_eq!(status, 200);
+    let on = all.get("on").expect("proxy 'on'");
+    assert_eq!(all.get("off").and_then(|p| p.get("enabled")), Some(&Value::Bool(false)));
+    let listen: SocketAddr = text(on, "listen").parse().unwrap();
+    assert_eq!(echo_through(listen, b"configured").unwrap(), b"configured");
 }
