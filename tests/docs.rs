@@ -158,6 +158,9 @@ set -m
 started() {{ for _ in $(seq 500); do [ -s "$1" ] && return 0; sleep 0.02; done; echo "background command printed nothing in 10 s" >&2; return 1; }}
 stop_jobs() {{ status=$?; set +em; for p in $(jobs -p); do kill -INT -- -"$p" 2>/dev/null; done; wait; exit $status; }}
 trap stop_jobs EXIT
+# Descriptors the test's own parent left open would shift every fd the block's commands are given
+# (a new user's shell has only 0, 1 and 2); 255 is bash's own copy of this script.
+for fd in /proc/$$/fd/*; do fd=${{fd##*/}}; case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null || true;; esac; done
 "#,
         bin = bin.display(),
         repo = repo().display()
