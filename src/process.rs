@@ -247,6 +247,15 @@ pub fn set_interval_timer(interval: Option<Duration>) -> io::Result<()> {
     crate::sys::setitimer(interval)
 }
 
+/// How many CPUs this process may run on: the kernel's answer to `sched_getaffinity(2)` (one
+/// narrated call), at least 1. Unlike std's `available_parallelism`, it does not read the cgroup
+/// files for a CPU quota (`/proc/self/cgroup`, `cpu.max`): a container limited by quota rather
+/// than by a cpuset counts every CPU it may be scheduled on.
+#[cfg(target_os = "linux")]
+pub fn cpus() -> usize {
+    crate::sys::resource::sched_getaffinity().map_or(1, |cpus| cpus.len().max(1))
+}
+
 /// Raises the soft descriptor limit (`RLIMIT_NOFILE`) to the hard limit if it is below `need`
 /// (`None`: always). Returns the soft limit now in force. Fails if even the hard limit is below
 /// `need`. Many systems start programs with a soft limit of 1024 open files, which caps a server at

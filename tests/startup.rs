@@ -121,3 +121,54 @@ fn somaxconn_is_read_once() {
         assert_eq!(opens, 1, "--model {model}: somaxconn opened {opens} times:\n{text}");
     }
 }
+
+/// The epoll model sizes its thread pool from the CPUs the kernel lets it run on: one narrated
+/// `sched_getaffinity`, the same line in `--trace` as in `strace -f`, and no cgroup file read
+/// behind the narration's back (std's `available_parallelism` opens `/proc/self/cgroup`).
+#[test]
+fn the_cpu_count_is_one_narrated_call() {
+    if !have("strace") {
+        common::skip("needs strace");
+        return;
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_socklab"));
+    let dir = std::env::temp_dir().join(format!("socklab-affinity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, narration) = (dir.join("strace.log"), dir.join("narration.log"));
+    let ready = ReadyFile::new();
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"]).arg(&log).arg(&bin);
+    cmd.args(["server", "--model", "epoll", "--host", "127.0.0.1", "--port", "0", "--trace"]).args(ready.args());
+    let stderr = std::fs::File::create(&narration).unwrap();
+    let mut child = cmd.stdout(Stdio::null()).stderr(stderr).spawn().unwrap();
+    let _ = ready.wait(&mut child);
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    signal(children.split_whitespace().next().unwrap().parse().unwrap(), "INT");
+    let _ = child.wait();
+    let traced = std::fs::read_to_string(&log).unwrap();
+    let told = std::fs::read_to_string(&narration).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // strace's own line, `PID sched_getaffinity(0, 128, [0 1]) = 32`, split or not by -f.
+    // Only the call itself (the narration's own write(2) quotes its name too).
+    let calls: Vec<&str> = traced
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1).is_some_and(|c| c.starts_with("sched_getaffinity(") || c == "<..."))
+        .filter(|l| l.contains("sched_getaffinity"))
+        .collect();
+    let joined = calls.join(" ");
+    let args = joined.split("sched_getaffinity(").nth(1).expect("strace shows no sched_getaffinity");
+    let mask = args.split('[').nth(1).and_then(|s| s.split(']').next()).expect("no CPU list in strace's line");
+    let result = joined.rsplit("= ").next().unwrap().trim();
+    let line = told.lines().find(|l| l.contains("sched_getaffinity(")).expect("--trace narrates no sched_getaffinity");
+    assert!(
+        line.contains(&format!("sched_getaffinity(0, 128, [{mask}])"))
+            && line.trim_end().ends_with(&format!("= {result}")),
+        "narrated {line:?}, strace saw {joined:?}"
+    );
+    assert_eq!(told.matches("sched_getaffinity(").count(), 1, "asked more than once:\n{told}");
+    assert!(
+        !traced.contains("/proc/self/cgroup") && !traced.contains("/sys/fs/cgroup"),
+        "a cgroup file was read:\n{traced}"
+    );
+}

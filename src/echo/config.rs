@@ -199,6 +199,6 @@ pub fn auto_threads(addr: &SocketAddr) -> usize {
 
 /// [`auto_threads`] by where the clients are: `local` for loopback and Unix sockets.
 pub(crate) fn auto_threads_for(local: bool) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = crate::process::cpus();
     if local { (cpus / 2).max(1) } else { cpus }
 }

@@ -1,5 +1,6 @@
 //! `getrlimit(2)` / `setrlimit(2)`: per-process resource limits. socklab reads and raises
 //! `RLIMIT_NOFILE`, the most descriptors a process may hold (10,000 connections need 10,000).
+//! And `sched_getaffinity(2)`: the CPUs the process may run on, which sizes the thread pools.
 
 use std::io;
 
@@ -37,6 +38,37 @@ pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> i
         [Arg::Int(0), Arg::Resource(resource as i32), Arg::Rlimit(soft, hard), Arg::Null]
     )
     .map(drop)
+}
+
+/// Bytes in glibc's `cpu_set_t`: room for 1024 CPUs.
+const CPU_SET_BYTES: usize = 128;
+
+/// `sched_getaffinity(2)` for the calling process (pid 0): the CPUs the scheduler may run it on,
+/// as their numbers. `taskset`, a cpuset cgroup or a container runtime can leave fewer than the
+/// machine has. Made as the raw system call, which returns how many bytes of the mask the kernel
+/// wrote (8 for up to 64 CPUs), as strace shows it; glibc's wrapper would return 0.
+///
+/// Man page: [`sched_getaffinity(2)`](https://man7.org/linux/man-pages/man2/sched_getaffinity.2.html).
+pub fn sched_getaffinity() -> io::Result<Vec<usize>> {
+    let mut mask = [0u8; CPU_SET_BYTES];
+    let ptr = mask.as_mut_ptr();
+    let written = syscall!(
+        "sched_getaffinity",
+        // SAFETY: `ptr` points to CPU_SET_BYTES writable bytes for the whole call, and the kernel
+        // writes at most the length it is given.
+        unsafe { libc::syscall(libc::SYS_sched_getaffinity, 0, CPU_SET_BYTES, ptr) },
+        [Arg::Int(0), Arg::Int(CPU_SET_BYTES as i64), Arg::OptOut]
+            => |res| [Arg::Int(0), Arg::Int(CPU_SET_BYTES as i64), match &res {
+                Ok(n) => Arg::CpuSet(&mask[..(*n as usize).min(CPU_SET_BYTES)]),
+                Err(_) => Arg::Ptr(ptr as usize),
+            }]
+    )?;
+    Ok(cpus_in(&mask[..(written as usize).min(CPU_SET_BYTES)]))
+}
+
+/// The CPU numbers whose bits are set in an affinity mask (bit `n % 8` of byte `n / 8`).
+pub fn cpus_in(mask: &[u8]) -> Vec<usize> {
+    (0..mask.len() * 8).filter(|n| mask[n / 8] & (1 << (n % 8)) != 0).collect()
 }
 
 fn limit_arg<'a>(res: &io::Result<libc::c_int>, limit: libc::rlimit) -> Arg<'a> {

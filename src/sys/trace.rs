@@ -200,6 +200,8 @@ pub enum Arg<'a> {
     MapFlags(i32),
     /// A number strace prints in hex (mmap's offset): `0x10000000`, or `0`.
     Hex(u64),
+    /// A CPU affinity mask the kernel wrote back, as its bytes: strace lists the CPUs, `[0 1]`.
+    CpuSet(&'a [u8]),
     // --- io_uring (src/sys/uring.rs) ---
     /// io_uring_setup's `struct io_uring_params`, as filled by the kernel.
     #[cfg(socklab_uring)]

@@ -165,6 +165,10 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Null => write!(out, "NULL"),
         Arg::Prot(p) => write!(out, "{}", names::prot(*p)),
         Arg::MapFlags(f) => write!(out, "{}", names::map_flags(*f)),
+        Arg::CpuSet(mask) => {
+            let cpus: Vec<String> = crate::sys::resource::cpus_in(mask).iter().map(|n| n.to_string()).collect();
+            write!(out, "[{}]", cpus.join(" "))
+        }
         Arg::Hex(0) => write!(out, "0"),
         Arg::Hex(v) => write!(out, "{v:#x}"),
         Arg::Ptr(p) => write!(out, "{p:#x}"),

@@ -18,7 +18,8 @@
 //! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread an
 //! `epoll_create1`, `epoll_ctl` ADD/DEL per socket, `epoll_wait` per turn, a `socketpair` wake
 //! line; `accept4(SOCK_NONBLOCK)` until `EAGAIN`, `setsockopt(TCP_NODELAY)`; for the thread count
-//! `sched_getaffinity` and the cgroup's CPU quota (`openat`/`statx`/`read`/`lseek`).
+//! one `sched_getaffinity` (the CPUs this process may run on; a CPU quota set in the cgroup is
+//! not read).
 //!
 //! Trade-off: the cost of a wake-up is the number of ready sockets, not of all sockets, and a
 //! client costs a few dozen bytes (its socket, its address, an empty remainder), so 10,000 idle

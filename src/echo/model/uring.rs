@@ -23,7 +23,7 @@
 //! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread
 //! `io_uring_setup`, the rings' and the buffer pool's `mmap`, `io_uring_register` of the buffer
 //! ring, then `io_uring_enter` per loop turn (the accepts, recvs and sends are ring entries, not
-//! calls); for the thread count `sched_getaffinity` and the cgroup's CPU quota.
+//! calls); for the thread count one `sched_getaffinity` (the CPUs this process may run on).
 //!
 //! Trade-off: one system call per loop turn for any number of recvs, sends and accepts, and no
 //! readiness round trip (epoll_wait, then recv); in exchange, memory the kernel writes into at
@@ -40,7 +40,6 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Failure, announce, classify};
@@ -87,7 +86,7 @@ struct Shared<'a> {
 /// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
 pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let threads = match config.threads {
-        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => crate::process::cpus(),
         n => n,
     };
     let (wake, _other_end) = Socket::pair(Type::STREAM)?;
