@@ -49,7 +49,8 @@ impl UdpSocket {
         if let Some(on) = only_v6 {
             socket.set_only_v6(on).map_err(|e| CallError::new("setsockopt IPV6_V6ONLY", Some(*addr), e))?;
         }
-        socket.bind(&SockAddr::from(addr)).map_err(|e| CallError::new("bind", Some(*addr), e))?;
+        // Named apart from TCP's bind: the same port number is another port for UDP.
+        socket.bind(&SockAddr::from(addr)).map_err(|e| CallError::new("bind (UDP)", Some(*addr), e))?;
         Ok(UdpSocket { socket })
     }
 

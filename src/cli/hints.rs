@@ -62,8 +62,10 @@ fn hint(call: &str, errno: i32, addr: &str, port: u16) -> Option<String> {
             "no UDP server on {addr}: the kernel answered our datagram with ICMP port unreachable, which a \
              connected UDP socket reports as ECONNREFUSED; start one with: socklab server --udp --port {port}"
         ),
-        ("bind", libc::EADDRINUSE) => format!(
-            "another process is listening on this port; choose another with --port (ss -ltnp 'sport = :{port}' shows who has it)"
+        ("bind", libc::EADDRINUSE) => port_in_use(port),
+        ("bind (UDP)", libc::EADDRINUSE) => format!(
+            "another UDP socket is bound to this port (UDP has no listen: the bound socket is the server); choose \
+             another with --port (ss -uanp 'sport = :{port}' shows who has it)"
         ),
         ("bind", libc::EACCES) => {
             "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port of 1024 or more with --port".into()
@@ -87,4 +89,50 @@ fn hint(call: &str, errno: i32, addr: &str, port: u16) -> Option<String> {
         _ => return None,
     };
     Some(text)
+}
+
+/// Why a TCP port is taken, from the kernel's socket table: a listener, TIME-WAIT records, or
+/// connections still using it. Asked only here, after the failed bind.
+fn port_in_use(port: u16) -> String {
+    let other = format!("choose another with --port (ss -tanp 'sport = :{port}' shows who has it)");
+    let Ok(found) = socklab::diag::port::port_use(port) else {
+        return format!("another socket holds this port; {other}");
+    };
+    if let Some(first) = found.listeners.first() {
+        let who = match first {
+            Some((pid, comm)) => format!("process {pid} ({comm})"),
+            None => "a process this user cannot see in /proc".to_string(),
+        };
+        return format!("{who} is listening on this port; stop it, or {other}");
+    }
+    if found.time_wait > 0 {
+        let n = found.time_wait;
+        return format!(
+            "no one listens on this port, but {n} connection{s} in TIME-WAIT still hold{v} it: the side that \
+             closes first keeps the connection's ports for 60 s (Linux's fixed TIME-WAIT length) so that its late segments are not taken for a \
+             new connection's. The kernel lets a new socket bind such a port only when both the new socket and \
+             the closed one set SO_REUSEADDR (the tutorial's Python server does not set it); wait up to 60 s, or \
+             {other}",
+            s = if n == 1 { "" } else { "s" },
+            v = if n == 1 { "s" } else { "" },
+        );
+    }
+    if found.bound > 0 {
+        return format!(
+            "no one listens on this port, but a socket is bound to it without listen() (ss shows it as UNCONN): \
+             bind alone takes the port; {other}"
+        );
+    }
+    if !found.others.is_empty() {
+        let states: Vec<String> = found.others.iter().map(|(state, n)| format!("{state} ×{n}")).collect();
+        return format!(
+            "no one listens on this port, but connections still use it as their local port ({}); it is free \
+             once their programs close them; {other}",
+            states.join(", ")
+        );
+    }
+    format!(
+        "no TCP socket on this port shows in this network namespace's socket table (sock_diag) any more: it \
+         may have just closed; try again, or {other}"
+    )
 }

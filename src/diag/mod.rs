@@ -8,6 +8,7 @@
 //! [`tcp_info`] reads `TCP_INFO` (rtt, cwnd, retransmits) of a socket this process owns.
 
 pub mod parse;
+pub mod port;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
