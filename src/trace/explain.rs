@@ -83,6 +83,13 @@ pub fn sentence_in(call: &Call<'_>, result: &io::Result<i64>, cx: &Context) -> O
             Some(a) => format!("The socket now owns the local address {a}."),
             None => "The socket now owns a local address.".into(),
         },
+        "listen" if family(cx) == Family::Unix => format!(
+            "The socket is now a listener: a connect to its name is now linked to it inside the kernel (AF_UNIX has \
+             no wire and no handshake packets) and queued until the program calls accept. Up to backlog + 1 = {} \
+             wait (the backlog is capped at net.core.somaxconn); when the queue is full a blocking connect waits \
+             and a nonblocking one fails with EAGAIN: nothing is dropped or retried.",
+            int(1) + 1
+        ),
         "listen" => format!(
             "The socket is now a listener: from here on the kernel itself answers SYNs with SYN-ACKs and queues \
              finished handshakes until the program calls accept. Linux queues up to backlog + 1 = {} of them (the \
@@ -94,28 +101,93 @@ pub fn sentence_in(call: &Call<'_>, result: &io::Result<i64>, cx: &Context) -> O
         "getpeername" => {
             format!("The kernel reported the address of the peer this socket is connected to: {}.", show(addr))
         }
-        "connect" => format!(
-            "The kernel sent a SYN to {}, got a SYN-ACK back and answered with an ACK: the three-way handshake is \
-             complete. It was done by the two kernels alone; whether the server program is blocked in accept or \
-             has not called it yet, the connection now waits in the server's accept queue until accept takes it.",
-            show(addr)
+        "connect" => match family(cx) {
+            Family::Udp => format!(
+                "No packet was sent: a UDP connect only records {} as this socket's default destination, so send \
+                 needs no address, and from now on only datagrams from that address are received.",
+                show(addr)
+            ),
+            Family::UnixDgram => format!(
+                "Nothing was sent: this AF_UNIX datagram socket now sends to {} by default and receives only from it.",
+                show(addr)
+            ),
+            Family::Unix => format!(
+                "The kernel linked this socket to the listener at {} directly, in memory (AF_UNIX has no wire and no \
+                 handshake packets); the connection waits in the listener's queue until its accept takes it.",
+                show(addr)
+            ),
+            Family::Netlink => format!(
+                "Nothing was sent: a netlink connect only sets this socket's default destination, {}.",
+                show(addr)
+            ),
+            Family::Tcp => connect_tcp(addr, ""),
+            Family::Unknown => connect_tcp(addr, "If this is a TCP socket (the narration did not see it made): "),
+        },
+        "accept" | "accept4" if family(cx) == Family::Unix => format!(
+            "A client's connect had already linked its socket to this listener and queued it (no packets: AF_UNIX); \
+             accept only took that connection off the queue and gave it its own descriptor, {ret}."
         ),
         "accept" | "accept4" => format!(
             "The handshake with {} had already completed inside the kernel; accept only took that connection off the \
              listener's accept queue and gave it its own descriptor, {ret}.",
             show(addr)
         ),
-        "recvfrom" if ret == 0 => "recv returned 0: the peer sent a FIN, so it will send nothing more, and \
-            everything it sent before has been read."
-            .into(),
-        "recvfrom" => format!(
-            "The kernel copied {ret} bytes out of this socket's receive queue; they had already arrived in a TCP \
-             segment, which the kernel acknowledged by itself."
-        ),
-        "sendto" => format!(
-            "The kernel copied {ret} bytes into this socket's send buffer and sends them as a TCP segment; returning \
-             does not mean the peer has read them."
-        ),
+        "recvfrom" if ret == 0 => match family(cx) {
+            Family::Udp | Family::UnixDgram => "recv returned 0: an empty datagram arrived (a datagram socket has no \
+                end of stream, so 0 is not a close)."
+                .into(),
+            Family::Unix => "recv returned 0: end of file. The peer closed its end or shut it for writing (AF_UNIX \
+                sends no FIN: the kernel marks the peer's end shut), and everything it wrote has been read."
+                .into(),
+            Family::Netlink => "recv returned 0: the kernel's answer was empty.".into(),
+            _ => "recv returned 0: the peer sent a FIN, so it will send nothing more, and everything it sent before \
+                has been read."
+                .into(),
+        },
+        "recvfrom" => match family(cx) {
+            Family::Udp => format!(
+                "The kernel copied one datagram of {ret} bytes out of this socket's receive queue (a datagram is read \
+                 whole, or cut to the buffer; UDP sends no acknowledgement)."
+            ),
+            Family::UnixDgram => format!(
+                "The kernel copied one message of {ret} bytes out of this socket's receive queue, where the sender's \
+                 call had put it directly (AF_UNIX has no wire)."
+            ),
+            Family::Unix => format!(
+                "The kernel copied {ret} bytes out of this socket's receive queue, where the peer's send had put them \
+                 directly (AF_UNIX: no segments, no acknowledgements)."
+            ),
+            Family::Netlink => format!(
+                "The kernel's answer: {ret} bytes of netlink messages, which the kernel itself wrote into this \
+                 socket's receive queue."
+            ),
+            _ => format!(
+                "The kernel copied {ret} bytes out of this socket's receive queue; they had already arrived in a TCP \
+                 segment, which the kernel acknowledged by itself."
+            ),
+        },
+        "sendto" => match family(cx) {
+            Family::Udp => format!(
+                "The kernel sent {ret} bytes as one UDP datagram. Nothing acknowledges it: returning means only that \
+                 the datagram was handed on, not that anyone received it."
+            ),
+            Family::UnixDgram => format!(
+                "The kernel put {ret} bytes as one message straight into the receiving socket's queue (AF_UNIX has no \
+                 wire); returning does not mean it has been read."
+            ),
+            Family::Unix => format!(
+                "The kernel copied {ret} bytes straight into the peer socket's receive queue (AF_UNIX has no wire and \
+                 no segments); returning does not mean the peer has read them."
+            ),
+            Family::Netlink => format!(
+                "A request of {ret} bytes to the kernel: a netlink sendto goes to no network; the kernel answers into \
+                 this socket's receive queue."
+            ),
+            _ => format!(
+                "The kernel copied {ret} bytes into this socket's send buffer and sends them as a TCP segment; \
+                 returning does not mean the peer has read them."
+            ),
+        },
         "shutdown" => shutdown(call, cx.fd),
         "close" => close(cx),
         "ioctl" if matches!(call.args.get(1), Some(Arg::Name("FIONREAD"))) => format!(
@@ -294,6 +366,12 @@ fn close(cx: &Context) -> String {
         Some(Ok(n)) => Some(*n),
         _ => None,
     };
+    if k.domain == libc::AF_UNIX && k.ty == libc::SOCK_DGRAM {
+        return "The descriptor is released. An AF_UNIX datagram socket has no connection, so nothing tells the other \
+            side; messages still queued for this socket are thrown away, and a peer connected to it gets \
+            ECONNREFUSED at its next send."
+            .into();
+    }
     if k.domain == libc::AF_UNIX {
         return match unread {
             Some(0) => "FIONREAD found nothing unread. AF_UNIX has no wire and no FIN: the peer's reads now return \
@@ -336,6 +414,41 @@ fn close(cx: &Context) -> String {
             data was still in its receive queue (it was not checked)."
             .into(),
     }
+}
+
+/// What the narration knows the descriptor to be, for sentences that differ by family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Tcp,
+    Udp,
+    /// AF_UNIX stream or seqpacket: connections, but no wire.
+    Unix,
+    UnixDgram,
+    Netlink,
+    /// The narration did not see the descriptor made.
+    Unknown,
+}
+
+fn family(cx: &Context) -> Family {
+    match cx.fd {
+        None => Family::Unknown,
+        Some(k) if k.is_tcp() => Family::Tcp,
+        Some(k) if k.domain == libc::AF_NETLINK => Family::Netlink,
+        Some(k) if k.domain == libc::AF_UNIX && k.ty == libc::SOCK_DGRAM => Family::UnixDgram,
+        Some(k) if k.domain == libc::AF_UNIX => Family::Unix,
+        Some(k) if k.ty == libc::SOCK_DGRAM => Family::Udp,
+        Some(_) => Family::Unknown,
+    }
+}
+
+/// A TCP connect that returned 0, with `lead` before it when the socket's kind is a guess.
+fn connect_tcp(addr: Option<&SockAddr>, lead: &str) -> String {
+    format!(
+        "{lead}The kernel sent a SYN to {}, got a SYN-ACK back and answered with an ACK: the three-way handshake is \
+         complete. It was done by the two kernels alone; whether the server program is blocked in accept or has not \
+         called it yet, the connection now waits in the server's accept queue until accept takes it.",
+        show(addr)
+    )
 }
 
 fn show(addr: Option<&SockAddr>) -> String {
