@@ -96,6 +96,8 @@ fn close_with_unread_data_sends_rst_and_says_so() {
     assert!(has_call(&stderr, "ioctl(3, FIONREAD, [16])", "= 0"), "FIONREAD not asked before close: {stderr}");
     let close = stderr.lines().skip_while(|l| !l.starts_with("close(3)")).nth(1).unwrap_or_default();
     assert!(close.contains("16 bytes still unread") && close.contains("RST"), "close sentence: {close}");
+    // The client counts only what it read past the message (5 of the 10 in its recv), not more.
+    assert!(stderr.contains("5 extra bytes in the recv that went past its end"), "{stderr}");
     let peer = peer.join().unwrap();
     assert_eq!(peer.map_err(|e| e.kind()).err(), Some(ErrorKind::ConnectionReset), "the peer saw no reset");
     let seen = dump.until(|s| s.iter().any(|(src, _, f)| *src != port && f.contains('R')));
@@ -177,4 +179,76 @@ fn shutdown_of_a_listener_resets_the_queued_connection() {
         !seen.iter().any(|(src, dst, f)| *src == addr.port() && *dst == queued_port && f.contains('F')),
         "the queued client got a FIN: {seen:?}"
     );
+}
+
+/// The fork model's parent closes its copy of each connection right after the fork: the child
+/// still holds the socket, so nothing is sent (tcpdump: no RST, no FIN from the server until the
+/// child's own close) and the child reads the very bytes the parent left unread. The sentence says
+/// so, the child's close of its listener copy says the parent still listens, and the signalfd's
+/// EAGAIN is explained as a signalfd's, not as a socket's queue.
+#[test]
+fn close_of_a_forked_descriptor_sends_nothing_and_says_so() {
+    let ready = ReadyFile::new();
+    let log = std::env::temp_dir().join(format!("socklab-explain-fork-{}.log", std::process::id()));
+    let mut server = socklab()
+        .args(["server", "--model", "fork", "--host", "127.0.0.1", "--port", "0", "--explain"])
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut server);
+    let dump = Dump::start(addr.port());
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    client.write_all(b"Hello").unwrap();
+    let mut echo = [0u8; 5];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"Hello");
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(client.read_to_end(&mut rest).unwrap(), 0, "the child's FIN ends the echo");
+    let seen = dump.until(|s| s.iter().any(|(src, _, f)| *src == addr.port() && f.contains('F')));
+    signal(server.id(), "INT");
+    let _ = server.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(!seen.iter().any(|(_, _, f)| f.contains('R')), "a RST was sent: {seen:?}");
+
+    // The sentence under each close, with the line before it.
+    let lines: Vec<&str> = text.lines().collect();
+    let after = |call: &str| -> Vec<String> {
+        lines.windows(2).filter(|w| w[0].contains(call)).map(|w| w[1].trim().to_string()).collect()
+    };
+    let closes = after("close(");
+    assert!(
+        closes.iter().any(|s| s.contains("Another process holds this socket too") && s.contains("nothing is sent now")),
+        "the parent's close of the forked connection:\n{text}"
+    );
+    assert!(closes.iter().any(|s| s.contains("Another process still holds this listener")), "{text}");
+    // No close promised a RST: none was sent.
+    assert!(!closes.iter().any(|s| s.contains("sends a RST")), "{text}");
+    let again: Vec<String> = lines
+        .windows(2)
+        .filter(|w| w[0].contains("read(") && w[0].contains("EAGAIN"))
+        .map(|w| w[1].trim().to_string())
+        .collect();
+    assert!(!again.is_empty(), "no signalfd read narrated:\n{text}");
+    assert!(again.iter().all(|s| s.contains("no signal was pending") && !s.contains("receive queue")), "{again:?}");
+}
+
+/// A refused connect leaves a socket that never had a connection: its close sends nothing, and
+/// the sentence promises no FIN and no TIME-WAIT.
+#[test]
+fn close_after_a_refused_connect_promises_nothing() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out =
+        socklab().args(["client", "--host", "127.0.0.1", "--port", &port.to_string(), "--explain"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("ECONNREFUSED"), "{stderr}");
+    let close = stderr.lines().skip_while(|l| !l.starts_with("close(3)")).nth(1).unwrap_or_default();
+    assert!(close.contains("never had a connection") && close.contains("no TIME-WAIT"), "close sentence: {close}");
+    assert!(!close.contains("sends a FIN") && !close.contains("will end in TIME-WAIT"), "{close}");
 }

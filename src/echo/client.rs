@@ -421,7 +421,11 @@ fn receive(stream: &Stream, config: &ClientConfig, sink: &Sink) -> io::Result<us
         let n = stream.recv(&mut buf)?;
         if n > expected - received {
             let extra = received + n - expected;
-            let err = format!("the server sent {extra} bytes more than the {expected}-byte message");
+            // Only what this recv got is counted: more may wait unread behind it.
+            let err = format!(
+                "the server sent more than the {expected}-byte message: {extra} extra bytes in the recv that went \
+                 past its end (any after them were not read)"
+            );
             return Err(io::Error::new(io::ErrorKind::InvalidData, err));
         }
         if n == 0 {

@@ -279,8 +279,11 @@ fn failure(call: &Call<'_>, errno: i32, addr: Option<&SockAddr>, cx: &Context) -
             .into(),
         (name, libc::EAGAIN) => {
             let what = match name {
+                "read" if cx.fd.is_some_and(|k| k.signalfd) => "no signal was pending for this signalfd",
                 "accept" | "accept4" => "no finished connection was waiting in the accept queue",
-                "recvfrom" | "read" => "no data was waiting in the receive queue",
+                "recvfrom" => "no data was waiting in the receive queue",
+                "read" if cx.fd.is_some_and(|k| k.domain != 0) => "no data was waiting in the receive queue",
+                "read" => "nothing was waiting to be read on this descriptor",
                 "sendto" | "write" => "the send buffer was full",
                 "connect" => "the listener's queue was full",
                 _ => "the call could not be done at once",
@@ -288,6 +291,9 @@ fn failure(call: &Call<'_>, errno: i32, addr: Option<&SockAddr>, cx: &Context) -
             let dontwait = flags.is_some_and(|f| f & libc::MSG_DONTWAIT != 0);
             let why = match cx.fd {
                 _ if dontwait => "MSG_DONTWAIT asked the kernel not to wait, so it returned at once".to_string(),
+                Some(k) if k.signalfd => "it was made with SFD_NONBLOCK, so the kernel returned at once instead \
+                    of waiting"
+                    .to_string(),
                 Some(k) if k.nonblocking => "this descriptor is nonblocking, so the kernel returned at once \
                     instead of waiting"
                     .to_string(),
@@ -296,7 +302,9 @@ fn failure(call: &Call<'_>, errno: i32, addr: Option<&SockAddr>, cx: &Context) -
                 }
                 _ => "the descriptor is nonblocking or has a timeout, so the kernel did not wait (longer)".to_string(),
             };
-            format!("Not an error in the connection: {what}, and {why} (EAGAIN: try again later).")
+            let lead =
+                if cx.fd.is_some_and(|k| k.domain != 0) { "Not an error in the connection" } else { "Not a failure" };
+            format!("{lead}: {what}, and {why} (EAGAIN: try again later).")
         }
         (_, errno) => format!("The call failed: {}.", names::errno_text(errno)),
     };
@@ -351,6 +359,26 @@ fn close(cx: &Context) -> String {
     let Some(k) = cx.fd else {
         return "The descriptor is released.".into();
     };
+    if k.signalfd {
+        return "The signalfd is released (it is not a socket: nothing is sent anywhere).".into();
+    }
+    if k.shared() && k.listening {
+        return "Another process still holds this listener (a fork copied it, or it was passed with SCM_RIGHTS): \
+            a close ends a socket only when it drops the last reference to it, so the listener stays open there \
+            and new connections are still accepted, not refused."
+            .into();
+    }
+    if k.shared() && !k.signalfd {
+        let unread = match &cx.unread {
+            Some(Ok(n)) if *n > 0 => format!(", and the {n} unread bytes stay queued for the other holder to read"),
+            _ => String::new(),
+        };
+        return format!(
+            "Another process holds this socket too (a fork copied the descriptor, or it was passed with \
+             SCM_RIGHTS): a close ends a connection only when it drops the last reference to the socket, so unless \
+             the other holder has already closed its copy, nothing is sent now{unread}."
+        );
+    }
     if k.listening {
         return if k.is_tcp() {
             "The listener is closed: the kernel answers each connection still waiting in its accept queue with a \
@@ -386,6 +414,17 @@ fn close(cx: &Context) -> String {
     }
     if !k.is_tcp() {
         return "The descriptor is released; nothing is sent for this kind of socket.".into();
+    }
+    if !k.connected && k.connect_failed {
+        return "This socket's connect failed, so it never had a connection: the close sends nothing (no FIN) and \
+            leaves no TIME-WAIT."
+            .into();
+    }
+    if !k.connected && k.connect_pending {
+        return "The narration never saw this socket's connect finish (it returned EINPROGRESS, and no send or recv \
+            went through since): if the handshake was still unfinished, the kernel drops it, sends no FIN and \
+            keeps no TIME-WAIT; if it had finished unseen, this close sends a FIN like any other."
+            .into();
     }
     if k.linger_zero {
         return "SO_LINGER was set to {l_onoff=1, l_linger=0} on this socket: the kernel sends a RST instead of a \

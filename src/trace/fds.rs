@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sys::trace::{Arg, Call};
 
@@ -33,14 +34,36 @@ pub struct Known {
     pub wr_shut: bool,
     /// A recv on it returned 0: the peer's FIN (or end-of-file) arrived and was read.
     pub peer_eof: bool,
+    /// It has (had) a connection: accept made it, or a connect, send or recv on it succeeded.
+    pub connected: bool,
+    /// Its connect failed outright (ECONNREFUSED, ETIMEDOUT...): it never had a connection.
+    pub connect_failed: bool,
+    /// Its connect returned EINPROGRESS (or EINTR) and nothing since showed it finished.
+    pub connect_pending: bool,
+    /// A fork copied it and the copy is known to be open: in the parent, a socket while a child
+    /// forked after it runs; in the child, the parent's own sockets (its listener above all), not
+    /// the connection handed over.
+    pub forked: bool,
+    /// It was passed to another process with SCM_RIGHTS, which has its own descriptor for it.
+    pub passed: bool,
+    /// A signalfd, not a socket (only the fields above that default apply).
+    pub signalfd: bool,
 }
 
 impl Known {
+    /// Another process holds a descriptor for the same socket (a fork's copy, or one passed).
+    pub fn shared(&self) -> bool {
+        self.forked || self.passed
+    }
+
     /// A TCP socket (stream socket of an IP family).
     pub fn is_tcp(&self) -> bool {
         matches!(self.domain, libc::AF_INET | libc::AF_INET6) && self.ty == libc::SOCK_STREAM
     }
 }
+
+/// Children forked and not yet reaped (while any runs, the parent's forked connections are shared).
+static CHILDREN: AtomicUsize = AtomicUsize::new(0);
 
 static FDS: Mutex<Option<BTreeMap<RawFd, Known>>> = Mutex::new(None);
 
@@ -81,6 +104,16 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
         forget(*fd);
         return;
     }
+    if let ("connect", Some(fd)) = (call.name, fd_arg(call, 0)) {
+        match result.as_ref().map_err(|e| e.raw_os_error()) {
+            Ok(_) => update(fd, |k| (k.connected, k.connect_pending) = (true, false)),
+            // The handshake goes on in the kernel; the program learns its end later.
+            Err(Some(libc::EINPROGRESS | libc::EINTR)) => update(fd, |k| k.connect_pending = true),
+            Err(Some(libc::EALREADY | libc::EISCONN)) | Err(None) => {}
+            Err(Some(_)) => update(fd, |k| (k.connect_failed, k.connect_pending) = (true, false)),
+        }
+        return;
+    }
     let Ok(ret) = result else { return };
     let ret = *ret;
     match (call.name, call.args) {
@@ -114,6 +147,7 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
                 domain: parent.domain,
                 ty: parent.ty,
                 nonblocking: flags & libc::SOCK_NONBLOCK != 0,
+                connected: true,
                 ..Known::default()
             };
             m.insert(ret as RawFd, k);
@@ -143,11 +177,54 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
         ("shutdown", [Arg::Fd(fd), Arg::How(how)]) if *how != libc::SHUT_RD => {
             update(*fd, |k| k.wr_shut = true);
         }
-        ("sendto" | "bind", [Arg::Fd(fd), ..]) => update(*fd, |k| k.nl_bound = true),
-        ("recvfrom", [Arg::Fd(fd), ..]) if ret == 0 => {
-            // 0 from a datagram socket is an empty datagram, not an end of stream.
-            update(*fd, |k| k.peer_eof = k.ty == libc::SOCK_STREAM);
+        // fork: the parent's descriptors now each have a copy in the child. In the child, only the
+        // listener is known to stay open in the parent (the server keeps it to accept the next one).
+        ("clone", _) if ret > 0 => {
+            CHILDREN.fetch_add(1, Ordering::Relaxed);
+            with(|m| m.values_mut().filter(|k| !k.listening && k.domain != 0).for_each(|k| k.forked = true));
         }
+        ("clone", _) => with(|m| {
+            // The parent keeps its listener and its own sockets; the connection just accepted is the
+            // one it hands over (and closes), so that one is not counted as shared here.
+            for k in m.values_mut() {
+                k.forked = k.domain != 0 && !k.connected;
+            }
+        }),
+        // Once every child is reaped, none of their copies is open any more.
+        ("wait4", _) if ret > 0 => {
+            if CHILDREN.fetch_sub(1, Ordering::Relaxed) <= 1 {
+                CHILDREN.store(0, Ordering::Relaxed);
+                with(|m| m.values_mut().for_each(|k| k.forked = false));
+            }
+        }
+        // The receiver of an SCM_RIGHTS message gets its own descriptor for each socket passed.
+        ("sendmsg", [_, Arg::Msg { fds, .. }, ..]) => with(|m| {
+            for fd in fds.iter() {
+                if let Some(k) = m.get_mut(fd) {
+                    k.passed = true;
+                }
+            }
+        }),
+        ("signalfd4", _) => with(|m| {
+            m.insert(ret as RawFd, Known { signalfd: true, nonblocking: true, ..Known::default() });
+        }),
+        ("bind", [Arg::Fd(fd), ..]) => update(*fd, |k| k.nl_bound = true),
+        // A send that went through on a stream socket means its connect had finished.
+        ("sendto", [Arg::Fd(fd), ..]) => update(*fd, |k| {
+            k.nl_bound = true;
+            if k.connect_pending {
+                (k.connected, k.connect_pending) = (true, false);
+            }
+        }),
+        ("recvfrom", [Arg::Fd(fd), ..]) => update(*fd, |k| {
+            if k.connect_pending {
+                (k.connected, k.connect_pending) = (true, false);
+            }
+            // 0 from a datagram socket is an empty datagram, not an end of stream.
+            if ret == 0 {
+                k.peer_eof = k.ty == libc::SOCK_STREAM;
+            }
+        }),
         _ => {}
     }
 }

@@ -227,6 +227,8 @@ fn on_call(call: &Call<'_>) {
                     MARK.with(|m| m.borrow_mut().take());
                     TID.with(|t| t.set(0));
                     PID.store(tid(), Ordering::Relaxed);
+                    // The child's descriptor table: its listener is the parent's too.
+                    fds::learn(call, result);
                     // strace prints a fork once, in the parent, with the child's pid.
                     return;
                 }
@@ -301,7 +303,7 @@ fn signal_lines(mark: &str, explain: bool, text: &mut String) {
 fn probe_before_close(call: &Call<'_>) {
     let Some(hook::Arg::Fd(fd)) = call.args.first() else { return };
     let Some(known) = fds::known(*fd) else { return };
-    if known.listening || known.linger_zero {
+    if known.listening || known.linger_zero || known.signalfd {
         return;
     }
     let unread = crate::sys::ioctl_fionread(*fd);
