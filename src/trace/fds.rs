@@ -191,12 +191,7 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
             }
         }),
         // Once every child is reaped, none of their copies is open any more.
-        ("wait4", _) if ret > 0 => {
-            if CHILDREN.fetch_sub(1, Ordering::Relaxed) <= 1 {
-                CHILDREN.store(0, Ordering::Relaxed);
-                with(|m| m.values_mut().for_each(|k| k.forked = false));
-            }
-        }
+        ("wait4", _) if ret > 0 => child_reaped(),
         // The receiver of an SCM_RIGHTS message gets its own descriptor for each socket passed.
         ("sendmsg", [_, Arg::Msg { fds, .. }, ..]) => with(|m| {
             for fd in fds.iter() {
@@ -226,6 +221,14 @@ pub fn learn(call: &Call<'_>, result: &io::Result<i64>) {
             }
         }),
         _ => {}
+    }
+}
+
+/// A child was reaped: when it was the last, no fork's copy of a descriptor is open any more.
+fn child_reaped() {
+    if CHILDREN.fetch_sub(1, Ordering::Relaxed) <= 1 {
+        CHILDREN.store(0, Ordering::Relaxed);
+        with(|m| m.values_mut().for_each(|k| k.forked = false));
     }
 }
 
