@@ -171,3 +171,17 @@ fn empty_host_is_refused_with_a_reason() {
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("host is empty"), "{err}");
 }
+
+/// A datagram the server cut (its buffer smaller than the message) comes back short: the client
+/// says so as a datagram, with no connection closed (UDP has none).
+#[test]
+fn a_cut_datagram_echo_is_not_a_closed_connection() {
+    let server = ServerProcess::start("127.0.0.1", &["--udp", "--buffer", "4", "--quiet"]);
+    let port = server.addr.port().to_string();
+    let out = socklab()
+        .args(["client", "--udp", "--host", "127.0.0.1", "--port", &port, "--message", "0123456789"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 1, &["the echoed message held 4 of the 10 bytes sent", "no connection to close"]);
+    assert!(!stderr(&out).contains("closed the connection"), "{}", stderr(&out));
+}

@@ -66,6 +66,14 @@ pub enum EchoError {
         /// The buffer (`chunk`).
         buffer: usize,
     },
+    /// The echoed datagram (or message) was shorter than the one sent: nothing closed, the
+    /// server sent it cut.
+    ShortMessage {
+        /// Bytes in the echoed message.
+        received: usize,
+        /// Bytes sent.
+        expected: usize,
+    },
     /// The server closed before echoing everything.
     Short {
         /// Bytes that came back.
@@ -103,6 +111,12 @@ impl fmt::Display for EchoError {
             EchoError::Short { received, expected } => {
                 write!(f, "short echo: the server closed the connection after echoing {received} of {expected} bytes")
             }
+            EchoError::ShortMessage { received, expected } => write!(
+                f,
+                "short echo: the echoed message held {received} of the {expected} bytes sent. A datagram arrives \
+                 whole or not at all, so the server sent it cut (its receive buffer, --buffer on a socklab server, \
+                 was smaller than the message, or it echoed fewer bytes); there is no connection to close"
+            ),
             EchoError::Mismatch { offset, sent, got } => {
                 write!(f, "echo mismatch at byte {offset}: sent {sent:#04x}, got {got:#04x}")
             }
@@ -581,8 +595,11 @@ fn message_exchange(sock: &Messages, config: &ClientConfig, sink: &Sink) -> io::
         let err = EchoError::Mismatch { offset: i, sent: config.message[i], got: buf[i] };
         return Err(io::Error::new(io::ErrorKind::InvalidData, err));
     }
-    if len != expected {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, EchoError::Short { received: len, expected }));
+    if len < expected {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, EchoError::ShortMessage { received: len, expected }));
+    }
+    if len > expected {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, EchoError::Extra { expected, extra: len - expected }));
     }
     Ok(1)
 }
