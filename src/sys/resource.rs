@@ -48,7 +48,7 @@ const CPU_SET_BYTES: usize = 128;
 /// machine has. Made as the raw system call, which returns how many bytes of the mask the kernel
 /// wrote (8 for up to 64 CPUs), as strace shows it; glibc's wrapper would return 0.
 ///
-/// Man page: [`sched_getaffinity(2)`](https://man7.org/linux/man-pages/man2/sched_getaffinity.2.html).
+/// Man page: [`sched_getaffinity(2)`](https://man7.org/linux/man-pages/man2/sched_setaffinity.2.html).
 pub fn sched_getaffinity() -> io::Result<Vec<usize>> {
     let mut mask = [0u8; CPU_SET_BYTES];
     let ptr = mask.as_mut_ptr();
@@ -67,7 +67,7 @@ pub fn sched_getaffinity() -> io::Result<Vec<usize>> {
 }
 
 /// The CPU numbers whose bits are set in an affinity mask (bit `n % 8` of byte `n / 8`).
-pub fn cpus_in(mask: &[u8]) -> Vec<usize> {
+pub(crate) fn cpus_in(mask: &[u8]) -> Vec<usize> {
     (0..mask.len() * 8).filter(|n| mask[n / 8] & (1 << (n % 8)) != 0).collect()
 }
 
