@@ -71,6 +71,8 @@ pub enum EchoError {
     ShortMessage {
         /// Bytes in the echoed message.
         received: usize,
+        /// A datagram (no connection) or a seqpacket message (its connection stays open).
+        datagram: bool,
         /// Bytes sent.
         expected: usize,
     },
@@ -111,12 +113,19 @@ impl fmt::Display for EchoError {
             EchoError::Short { received, expected } => {
                 write!(f, "short echo: the server closed the connection after echoing {received} of {expected} bytes")
             }
-            EchoError::ShortMessage { received, expected } => write!(
-                f,
-                "short echo: the echoed message held {received} of the {expected} bytes sent. A datagram arrives \
-                 whole or not at all, so the server sent it cut (its receive buffer, --buffer on a socklab server, \
-                 was smaller than the message, or it echoed fewer bytes); there is no connection to close"
-            ),
+            EchoError::ShortMessage { received, expected, datagram } => {
+                let (what, tail) = if *datagram {
+                    ("A datagram", "there is no connection to close")
+                } else {
+                    ("A seqpacket message", "the connection was not closed")
+                };
+                write!(
+                    f,
+                    "short echo: the echoed message held {received} of the {expected} bytes sent. {what} arrives \
+                     whole or not at all, so the server sent it cut (its receive buffer, --buffer on a socklab \
+                     server, was smaller than the message, or it echoed fewer bytes); {tail}"
+                )
+            }
             EchoError::Mismatch { offset, sent, got } => {
                 write!(f, "echo mismatch at byte {offset}: sent {sent:#04x}, got {got:#04x}")
             }
@@ -596,7 +605,11 @@ fn message_exchange(sock: &Messages, config: &ClientConfig, sink: &Sink) -> io::
         return Err(io::Error::new(io::ErrorKind::InvalidData, err));
     }
     if len < expected {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, EchoError::ShortMessage { received: len, expected }));
+        let datagram = !matches!(sock, Messages::Seqpacket(_));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            EchoError::ShortMessage { received: len, expected, datagram },
+        ));
     }
     if len > expected {
         return Err(io::Error::new(io::ErrorKind::InvalidData, EchoError::Extra { expected, extra: len - expected }));
