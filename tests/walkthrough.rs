@@ -61,7 +61,7 @@ fn accept_queue_holds_the_connection_until_accept() {
     let connect = events.iter().find(|e| e.str("side") == "client" && e.str("call") == "connect").expect("connect");
     assert!(connect.str("line").ends_with("= 0"), "{}", connect.0);
     // connect() returned before the server program even called accept.
-    assert!(connect.num("t") < accept.num("start"), "connect {} accept {}", connect.0, accept.0);
+    assert!(connect.num("end") < accept.num("start"), "connect {} accept {}", connect.0, accept.0);
 
     let listener: Vec<&Obj> =
         events.iter().filter(|e| e.str("source") == "state" && e.str("socket") == "listener").collect();
@@ -118,7 +118,59 @@ fn handshake_before_data_and_time_wait_for_the_active_closer() {
     assert_eq!(flags.last().map(|(a, b)| (a.as_str(), b.as_str())), Some(("client", "ACK")));
     // The handshake completes before connect() returns.
     let connect = events.iter().find(|e| e.str("side") == "client" && e.str("call") == "connect").unwrap();
-    assert!(segments[2].num("t") <= connect.num("t"));
+    assert!(segments[2].num("t") <= connect.num("end"));
+}
+
+/// The timeline's order: times only grow down the list; a segment a call sends is listed after
+/// that call (the server's echo after its sendto, each FIN after its close), inside the call's
+/// span; what a call waited for is listed before it.
+#[test]
+fn each_segment_follows_the_call_that_sent_it_and_times_only_grow() {
+    let _serial = serial();
+    let (events, stderr) = walkthrough(&[]);
+    let times: Vec<f64> = events.iter().skip(1).map(|e| e.num("t")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "times go back: {times:?}");
+    for call in events.iter().filter(|e| e.str("source") == "syscall") {
+        assert!(call.num("start") <= call.num("t") && call.num("t") <= call.num("end"), "{}", call.0);
+    }
+    if !can_capture() {
+        common::skip(&format!("the segment order: no CAP_NET_RAW here ({stderr})"));
+        return;
+    }
+    let at = |pred: &dyn Fn(&Obj) -> bool| events.iter().position(pred);
+    let call = |side: &'static str, prefix: &'static str| {
+        move |e: &Obj| e.str("side") == side && e.str("line").starts_with(prefix)
+    };
+    let segment = |from: &'static str, what: &'static str| {
+        move |e: &Obj| {
+            e.str("source") == "segment"
+                && e.str("from") == from
+                && (if what == "data" { e.num("len") > 0.0 } else { e.str("flags").contains(what) })
+        }
+    };
+    let after_accept = at(&call("server", "accept4")).expect("accept4");
+    for (side, prefix, what) in [
+        ("client", "connect(", "SYN"),
+        ("client", "sendto(", "data"),
+        ("server", "sendto(", "data"),
+        ("client", "close(", "FIN"),
+        ("server", "close(4", "FIN"),
+    ] {
+        let from = if side == "server" { after_accept } else { 0 };
+        let c = from + events[from..].iter().position(call(side, prefix)).expect(prefix);
+        let s = from + events[from..].iter().position(segment(side, what)).expect(what);
+        assert!(c < s, "{side}'s {what} listed before its {prefix}: {} / {}", events[s].0, events[c].0);
+        let (seg, sent) = (&events[s], &events[c]);
+        assert!(sent.num("start") <= seg.num("t") && seg.num("t") <= sent.num("end"), "{} / {}", seg.0, sent.0);
+    }
+    // The echo arrives before the client's recvfrom returns with it, and the client's FIN before
+    // the server's recvfrom returns 0.
+    let echo = at(&segment("server", "data")).unwrap();
+    let got = at(&|e: &Obj| call("client", "recvfrom(")(e) && !e.str("line").contains("= 0")).unwrap();
+    assert!(echo < got);
+    let fin = at(&segment("client", "FIN")).unwrap();
+    let eof = at(&|e: &Obj| call("server", "recvfrom(")(e) && e.str("line").ends_with("= 0")).unwrap();
+    assert!(fin < eof);
 }
 
 /// `12:00:00.000000 IP 127.0.0.1.41142 > 127.0.0.1.46567: Flags [S], seq 1, win 65495, ..., length 0`

@@ -1,9 +1,11 @@
 //! Floor 4: the timeline for scripts — one JSON object per event, one per line (JSON Lines).
 //!
 //! Every line has `t` (seconds since the start) and `source`: `session` (the first line: the
-//! server's address and port and why segments are missing, if they are), `syscall`, `segment`, `state` or
-//! `note`; the other keys depend on the source. Written with [`super::json`], read back into a
-//! [`Timeline`] by [`read`] (so a saved session can be drawn later: `socklab draw FILE`).
+//! server's address and port and why segments are missing, if they are), `syscall`, `segment`,
+//! `state` or `note`; the other keys depend on the source. A `syscall` also has `start` and `end`
+//! (when it entered the kernel and when it returned); its `t` is one of the two
+//! ([`super::model::place`]). Written with [`super::json`], read back into a [`Timeline`] by
+//! [`read`] (so a saved session can be drawn later: `socklab draw FILE`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,11 +27,12 @@ pub fn render(timeline: &Timeline) -> String {
     for e in &timeline.events {
         let t = ("t", Value::Num(timeline.seconds(e.t_ns)));
         let line = match &e.what {
-            What::Call { side, start_ns, line, explain } => json::object(&[
+            What::Call { side, start_ns, end_ns, line, explain } => json::object(&[
                 t,
                 ("source", Value::Str("syscall".into())),
                 ("side", Value::Str(side.name().into())),
                 ("start", Value::Num(timeline.seconds(*start_ns))),
+                ("end", Value::Num(timeline.seconds(*end_ns))),
                 ("call", Value::Str(line.split('(').next().unwrap_or("").into())),
                 ("line", Value::Str(line.clone())),
                 ("explain", explain.clone().map_or(Value::Null, Value::Str)),
@@ -139,12 +142,13 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
                 timeline.capture_error = opt_text("capture_error")?;
                 continue;
             }
-            "syscall" => What::Call {
-                side: side("side")?,
-                start_ns: ns("start")?,
-                line: text("line")?,
-                explain: opt_text("explain")?,
-            },
+            "syscall" => {
+                // Sessions saved before "end" existed placed every call where it returned.
+                let end_ns = if v.get("end").is_some() { ns("end")? } else { t_ns };
+                let (side, line) = (side("side")?, text("line")?);
+                timeline.events.push(super::model::call(side, ns("start")?, end_ns, line, opt_text("explain")?));
+                continue;
+            }
             "segment" => {
                 let flags =
                     parse_tcpdump_flags(&text("tcpdump_flags")?).ok_or_else(|| fail("bad \"tcpdump_flags\"".into()))?;
@@ -180,6 +184,9 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
         };
         timeline.events.push(Event { t_ns, what });
     }
+    // An older session listed its calls by return time: placed again, the list is re-sorted
+    // (stable: events at one time keep the file's order).
+    timeline.events.sort_by_key(|e| e.t_ns);
     Ok(timeline)
 }
 

@@ -94,6 +94,10 @@ impl Ladder {
 pub const STATES_CAVEAT: &str = "states are what sock_diag reported, polled about every millisecond: a state \
      that lasted less (SYN-SENT usually does) is not drawn; 'gone' means the socket left the kernel's table (sock_diag never reports CLOSED)";
 
+/// How a call's row is timed, said under every diagram that has calls (see [`super::model::place`]).
+pub const CALL_TIMES: &str = "a call that sends (send, connect, shutdown, close) is drawn when it was made, \
+     so the segments it sends come after it; any other call is drawn when it returned";
+
 /// The rows of `timeline`.
 pub fn build(timeline: &Timeline) -> Ladder {
     let mut rows = Vec::new();
@@ -163,6 +167,9 @@ pub fn build(timeline: &Timeline) -> Ladder {
     }
     if !any_segment && timeline.capture_error.is_none() {
         caveats.push("no segments were captured in this session; no arrows are drawn".into());
+    }
+    if rows.iter().any(|r| matches!(r.item, Item::Call { .. })) {
+        caveats.push(CALL_TIMES.into());
     }
     if any_state {
         caveats.push(STATES_CAVEAT.into());

@@ -2,7 +2,8 @@
 //!
 //! A [`Timeline`] is a list of [`Event`]s ordered by CLOCK_MONOTONIC ([`crate::clock::monotonic_ns`]),
 //! whatever recorded them: a process's system call, a TCP segment on the wire, a socket's state, a
-//! note. Recording is [`crate::walkthrough`]'s job; turning it into text or JSON is the renderers'
+//! note. A system call is not an instant but a span (it entered the kernel, it returned); it is
+//! placed at the end of the span that matters for the order ([`place`]). Recording is [`crate::walkthrough`]'s job; turning it into text or JSON is the renderers'
 //! ([`super::text`], [`super::jsonl`]), which only read it.
 
 use std::net::{IpAddr, SocketAddr};
@@ -35,8 +36,10 @@ pub enum What {
     Call {
         /// Who made it.
         side: Side,
-        /// When it started (CLOCK_MONOTONIC ns); the event's time is when it returned.
+        /// When it entered the kernel (CLOCK_MONOTONIC ns).
         start_ns: u64,
+        /// When it returned. The event's time is one of the two ([`place`]).
+        end_ns: u64,
         /// The strace line.
         line: String,
         /// The `--explain` sentence.
@@ -121,126 +124,46 @@ impl Timeline {
     }
 }
 
-/// What a call line means for the order of events between the two processes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Role {
-    /// Data handed to the kernel: `sendto(...) = n`.
-    Send(u64),
-    /// Data taken from the kernel: `recvfrom(...) = n`, n > 0.
-    Recv(u64),
-    /// The end of the peer's stream seen: a recv that returned 0, or a poll that reported a hang-up.
-    PeerEnd,
-    /// This side ends its stream: `shutdown` (not `SHUT_RD`) or `close`.
-    End,
-    Other,
-}
-
-fn role(line: &str) -> Role {
+/// Whether the call `line` hands the kernel something that goes to the peer: bytes
+/// (`sendto`/`sendmsg` that sent some), a connection request (`connect`), the end of this side's
+/// stream (`shutdown` other than `SHUT_RD`, `close`).
+fn hands_over(line: &str) -> bool {
     let name = line.split('(').next().unwrap_or("");
     let result = line.rsplit(" = ").next().unwrap_or("").split(' ').next().unwrap_or("");
-    let n: Option<u64> = result.parse().ok();
     match name {
-        "sendto" | "sendmsg" => n.map_or(Role::Other, Role::Send),
-        "recvfrom" | "recvmsg" => match n {
-            Some(0) => Role::PeerEnd,
-            Some(n) => Role::Recv(n),
-            None => Role::Other,
-        },
-        "poll" | "ppoll" | "epoll_wait" | "epoll_pwait"
-            if line.rsplit(" = ").next().is_some_and(|r| r.contains("HUP")) =>
-        {
-            Role::PeerEnd
-        }
-        "shutdown" if !line.contains("SHUT_RD)") && !line.contains("SHUT_RD ") => Role::End,
-        "close" => Role::End,
-        _ => Role::Other,
+        "sendto" | "sendmsg" => result.parse::<u64>().is_ok_and(|n| n > 0),
+        "shutdown" => !line.contains("SHUT_RD)") && !line.contains("SHUT_RD "),
+        "close" | "connect" => true,
+        _ => false,
     }
 }
 
-/// Puts each cause before its effect where the kernel's order is known but the calls' return
-/// times say otherwise. Events come in sorted by when each call *returned*; two calls on two
-/// processes can overlap, and then the effect may return first: the client's `recvfrom "Hello"`
-/// returns while the server's `sendto` that fed it is still on its way back to user space. What
-/// is known for certain:
-/// - a receive that returned bytes needs the send that carried the last of them (counted byte by
-///   byte, per direction) — that send had *started* before the receive returned;
-/// - a receive that returned 0 (or a poll that reported a hang-up) needs the peer's first
-///   `shutdown`/`close` after its last send.
+/// Where a call `line` made from `start_ns` to `end_ns` is placed on the timeline.
 ///
-/// When such a cause is listed after its effect and it started before the effect returned, it is
-/// moved to just before the effect. Times are not changed (each still says when its call
-/// returned), so a moved line may show a time a few microseconds later than the line after it.
-/// Each side's own calls keep their order: every earlier call of the cause's side returned before
-/// the cause started, so it is already listed before the effect.
-pub fn order_causes(events: &mut Vec<Event>) {
-    let call = |e: &Event| match &e.what {
-        What::Call { side, start_ns, line, .. } => Some((*side, *start_ns, role(line))),
-        _ => None,
-    };
-    // Pass 1, in list order: which event (by original index) each effect needs.
-    let mut needs: Vec<(usize, usize)> = Vec::new();
-    let mut sent: Vec<(Side, u64, usize)> = Vec::new(); // (sender, bytes sent through this send, index)
-    let mut received = [0u64; 2]; // bytes received by the server, by the client
-    let slot = |s: Side| if s == Side::Server { 0 } else { 1 };
-    let peer = |s: Side| if s == Side::Server { Side::Client } else { Side::Server };
-    for (i, e) in events.iter().enumerate() {
-        let Some((side, _, role)) = call(e) else { continue };
-        match role {
-            Role::Send(n) => {
-                let before = sent.iter().filter(|s| s.0 == side).map(|s| s.1).max().unwrap_or(0);
-                sent.push((side, before + n, i));
-            }
-            Role::Recv(n) => {
-                received[slot(side)] += n;
-                let total = received[slot(side)];
-                if let Some(&(_, _, j)) = sent.iter().find(|s| s.0 == peer(side) && s.1 >= total) {
-                    needs.push((i, j));
-                } else if let Some(j) = (i + 1..events.len())
-                    .find(|&j| call(&events[j]).is_some_and(|(s, _, r)| s == peer(side) && matches!(r, Role::Send(_))))
-                {
-                    // The feeding send is listed later: the first later send of the peer (the
-                    // byte count says which, but a later send is only ever the next one here).
-                    needs.push((i, j));
-                }
-            }
-            Role::PeerEnd => {
-                let last_send = sent.iter().filter(|s| s.0 == peer(side)).map(|s| s.2).max();
-                let from = last_send.map_or(0, |j| j + 1);
-                if let Some(j) = (from..events.len())
-                    .find(|&j| call(&events[j]).is_some_and(|(s, _, r)| s == peer(side) && r == Role::End))
-                {
-                    needs.push((i, j));
-                }
-            }
-            _ => {}
-        }
-    }
-    // Pass 2: move each cause listed after its effect to just before it, if it had started by then.
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    for (effect, cause) in needs {
-        let (Some(pe), Some(pc)) = (order.iter().position(|&k| k == effect), order.iter().position(|&k| k == cause))
-        else {
-            continue;
-        };
-        let started = call(&events[cause]).map_or(u64::MAX, |c| c.1);
-        if pc > pe && started <= events[effect].t_ns {
-            let k = order.remove(pc);
-            order.insert(pe, k);
-        }
-    }
-    let mut taken: Vec<Option<Event>> = std::mem::take(events).into_iter().map(Some).collect();
-    events.extend(order.into_iter().filter_map(|k| taken[k].take()));
+/// A call that hands something to the kernel for the peer — `sendto`/`sendmsg` with bytes,
+/// `connect` (its SYN), `shutdown` (not `SHUT_RD`) and `close` (its FIN or RST) — is placed where it
+/// *entered* the kernel: the segment it sends leaves during the call, so it is listed after the
+/// call, and the peer's call that sees it (a `recvfrom` that returns the bytes, a `recvfrom` = 0)
+/// returns after the cause started. Every other call — `recvfrom`, `accept`, `poll`, which wait for
+/// something — is placed where it *returned*: what it waited for is listed before it. So a cause
+/// always comes before its effect, one process's calls keep their order (each returned before the
+/// next entered), and the times down the timeline only grow.
+pub fn place(line: &str, start_ns: u64, end_ns: u64) -> u64 {
+    if hands_over(line) { start_ns } else { end_ns }
+}
+
+/// The event for a narrated call: placed by [`place`].
+pub fn call(side: Side, start_ns: u64, end_ns: u64, line: String, explain: Option<String>) -> Event {
+    let t_ns = place(&line, start_ns, end_ns.max(start_ns));
+    Event { t_ns, what: What::Call { side, start_ns, end_ns: end_ns.max(start_ns), line, explain } }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn call(side: Side, start_ns: u64, end_ns: u64, line: &str) -> Event {
-        Event { t_ns: end_ns, what: What::Call { side, start_ns, line: line.to_string(), explain: None } }
-    }
-
-    fn lines(events: &[Event]) -> Vec<String> {
+    fn lines(mut events: Vec<Event>) -> Vec<String> {
+        events.sort_by_key(|e| e.t_ns);
         events
             .iter()
             .map(|e| match &e.what {
@@ -251,25 +174,28 @@ mod tests {
             .collect()
     }
 
+    fn c(side: Side, start_ns: u64, end_ns: u64, line: &str) -> Event {
+        call(side, start_ns, end_ns, line.to_string(), None)
+    }
+
     #[test]
     fn a_receive_follows_the_send_that_fed_it_and_an_eof_the_close_that_caused_it() {
         use Side::{Client, Server};
-        // As sorted by return time: the client's recv returned (t=110) before the server's sendto
-        // (started at 100) did (t=120); the server's recv of 0 returned (t=210) before the
-        // client's close (started at 200) returned (t=220).
-        let mut events = vec![
-            call(Client, 10, 20, r#"sendto(3, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
-            call(Server, 30, 40, r#"recvfrom(4, "Hello", 2048, 0, NULL, NULL) = 5"#),
-            call(Client, 50, 110, r#"recvfrom(3, "Hello", 10, 0, NULL, NULL) = 5"#),
-            call(Server, 100, 120, r#"sendto(4, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
+        // By return time the client's recv (t=110) would come before the server's sendto that fed
+        // it (entered at 100, returned at 120), and the server's recv of 0 (t=210) before the
+        // client's close (entered at 200, returned at 220).
+        let events = vec![
+            c(Client, 10, 20, r#"sendto(3, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
+            c(Server, 30, 40, r#"recvfrom(4, "Hello", 2048, 0, NULL, NULL) = 5"#),
+            c(Client, 50, 110, r#"recvfrom(3, "Hello", 10, 0, NULL, NULL) = 5"#),
+            c(Server, 100, 120, r#"sendto(4, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
             Event { t_ns: 150, what: What::Note("a note".into()) },
-            call(Server, 130, 210, r#"recvfrom(4, "", 2048, 0, NULL, NULL) = 0"#),
-            call(Client, 200, 220, "close(3) = 0"),
-            call(Server, 230, 240, "close(4) = 0"),
+            c(Server, 130, 210, r#"recvfrom(4, "", 2048, 0, NULL, NULL) = 0"#),
+            c(Client, 200, 220, "close(3) = 0"),
+            c(Server, 230, 240, "close(4) = 0"),
         ];
-        order_causes(&mut events);
         assert_eq!(
-            lines(&events),
+            lines(events),
             [
                 "client sendto",
                 "server recvfrom",
@@ -284,36 +210,51 @@ mod tests {
     }
 
     #[test]
-    fn a_cause_that_started_after_its_effect_returned_is_not_moved_and_order_already_right_is_kept() {
+    fn a_segment_sent_by_a_call_is_listed_after_it_and_one_process_keeps_its_order() {
         use Side::{Client, Server};
-        // Already in causal order: nothing moves.
-        let mut events = vec![
-            call(Server, 100, 120, r#"sendto(4, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
-            call(Client, 50, 130, r#"recvfrom(3, "Hello", 10, 0, NULL, NULL) = 5"#),
-            call(Client, 140, 150, "close(3) = 0"),
-            call(Server, 125, 160, r#"recvfrom(4, "", 2048, 0, NULL, NULL) = 0"#),
+        let seg = |t_ns| Event { t_ns, what: What::Note(format!("segment at {t_ns}")) };
+        // The PSH-ACK left at 105, inside the sendto (100..120); the FIN at 305, inside the close;
+        // the SYN at 55 inside connect (50..90), whose SYN-ACK came at 60.
+        let events = vec![
+            c(Client, 50, 90, "connect(3, {sa_family=AF_INET}, 16) = 0"),
+            seg(55),
+            seg(60),
+            c(Server, 10, 70, "accept4(3, NULL, NULL, SOCK_CLOEXEC) = 4"),
+            c(Server, 100, 120, r#"sendto(4, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
+            seg(105),
+            c(Server, 300, 310, "close(4) = 0"),
+            seg(305),
         ];
-        let before = lines(&events);
-        order_causes(&mut events);
-        assert_eq!(lines(&events), before);
-        // A "cause" that started after the effect returned cannot be its cause: left alone.
-        let mut events = vec![
-            call(Client, 50, 110, r#"recvfrom(3, "Hello", 10, 0, NULL, NULL) = 5"#),
-            call(Server, 115, 120, r#"sendto(4, "Hello", 5, MSG_NOSIGNAL, NULL, 0) = 5"#),
-        ];
-        let before = lines(&events);
-        order_causes(&mut events);
-        assert_eq!(lines(&events), before);
+        assert_eq!(
+            lines(events.clone()),
+            [
+                "client connect",
+                "segment at 55",
+                "segment at 60",
+                "server accept4",
+                "server sendto",
+                "segment at 105",
+                "server close",
+                "segment at 305"
+            ]
+        );
+        // Each call's place lies inside its span, so the server's calls stay in their order.
+        for e in &events {
+            if let What::Call { start_ns, end_ns, .. } = e.what {
+                assert!(start_ns <= e.t_ns && e.t_ns <= end_ns);
+            }
+        }
     }
 
     #[test]
-    fn a_hang_up_follows_the_shutdown_that_caused_it() {
+    fn a_hang_up_follows_the_shutdown_that_caused_it_and_shut_rd_sends_nothing() {
         use Side::{Client, Server};
-        let mut events = vec![
-            call(Server, 10, 50, "poll([{fd=4, events=POLLIN}], 1, -1) = 1 ([{fd=4, revents=POLLIN|POLLHUP}])"),
-            call(Client, 20, 60, "shutdown(3, SHUT_RDWR) = 0"),
+        let events = vec![
+            c(Server, 10, 50, "poll([{fd=4, events=POLLIN}], 1, -1) = 1 ([{fd=4, revents=POLLIN|POLLHUP}])"),
+            c(Client, 20, 60, "shutdown(3, SHUT_RDWR) = 0"),
         ];
-        order_causes(&mut events);
-        assert_eq!(lines(&events), ["client shutdown", "server poll"]);
+        assert_eq!(lines(events), ["client shutdown", "server poll"]);
+        assert_eq!(place("shutdown(3, SHUT_RD) = 0", 20, 60), 60);
+        assert_eq!(place(r#"recvfrom(3, "", 10, 0, NULL, NULL) = 0"#, 20, 60), 60);
     }
 }

@@ -8,7 +8,10 @@ pub fn render(timeline: &Timeline) -> String {
     let mut out = format!(
         "socklab walkthrough: echo server on {} and its client, as two processes.\n\
          Sources: server/client = system calls (strace's syntax), wire = TCP segments on lo, \
-         ss = socket states and queues (sock_diag).\n\n",
+         ss = socket states and queues (sock_diag).\n\
+         A call's time is when it was made if it hands the peer something (send, connect, shutdown, close: \
+         what it sends follows it), else when it returned (what it waited for comes before it); \
+         <seconds> after it is how long it took, as strace -T prints it.\n\n",
         timeline.server_addr()
     );
     out.push_str(&events(timeline));
@@ -21,8 +24,9 @@ pub fn events(timeline: &Timeline) -> String {
     for e in &timeline.events {
         let t = format!("{:+.6}", timeline.seconds(e.t_ns));
         let line = match &e.what {
-            What::Call { side, line, explain, .. } => {
-                let mut s = format!("{t}  {:<6}  {line}", side.name());
+            What::Call { side, line, explain, start_ns, end_ns } => {
+                let took = end_ns.saturating_sub(*start_ns) as f64 / 1e9;
+                let mut s = format!("{t}  {:<6}  {line} <{took:.6}>", side.name());
                 if let Some(x) = explain {
                     s.push_str(&format!("\n{:>10}          # {x}", ""));
                 }

@@ -203,8 +203,6 @@ pub fn run(exe: &Path, config: &Config) -> io::Result<Timeline> {
     let notes = sampling_notes(&events);
     events.extend(notes);
     events.sort_by_key(|e| e.t_ns);
-    // Return times put an effect first when two calls overlap: the kernel's order where known.
-    crate::timeline::model::order_causes(&mut events);
     if !client_ok {
         return Err(io::Error::other(format!("the client failed: {}", complaints(&client_err))));
     }
@@ -380,8 +378,7 @@ fn calls(side: Side, stderr: &str) -> Vec<Event> {
             // The timeline tells the two processes apart by side; strace's `[pid N]` mark (the
             // server runs a second thread) is left out of its lines.
             let text = crate::trace::split_pid_mark(text).1;
-            let what = What::Call { side, start_ns, line: text.to_string(), explain: None };
-            events.push(Event { t_ns: end_ns, what });
+            events.push(crate::timeline::model::call(side, start_ns, end_ns, text.to_string(), None));
         } else if let Some(sentence) = line.strip_prefix("    # ") {
             if let Some(Event { what: What::Call { explain, .. }, .. }) = events.last_mut() {
                 *explain = Some(sentence.to_string());
