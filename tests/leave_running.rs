@@ -293,3 +293,111 @@ fn every_udp_model_echoes_at_most_2048_bytes_and_reports_the_cut() {
     let help = String::from_utf8_lossy(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(help.contains("for datagrams (--udp, --dgram) 2048 in every model"), "{help}");
 }
+
+/// `socklab proxy --upstream ADDR --fault FAULT --quiet`, waiting until it listens.
+fn proxy(upstream: std::net::SocketAddr, fault: &str) -> (std::process::Child, std::net::SocketAddr) {
+    let ready = common::ReadyFile::new();
+    let mut child = socklab()
+        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &upstream.to_string()])
+        .args(["--fault", fault])
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut child);
+    (child, addr)
+}
+
+/// A child killed when the test ends, panicking or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// A `/proc/PID/status` figure in KiB (`VmHWM`: the peak resident size).
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// 200 clients send 100 bytes and close, through each fault that holds bytes back. Toxiproxy's
+/// timeout drains its input until that side closes, then closes the link; a link whose peers
+/// have both gone is let go (half_open included: it holds a cut cable, not descriptors of peers
+/// that have left). The proxy's descriptors come back to what it held before (it held 400 more,
+/// for ever, through timeout and half_open).
+#[test]
+fn links_end_when_their_peers_leave_through_every_fault() {
+    let (server, upstream) = common::quiet_server();
+    let _server = Killed(server);
+    for fault in ["timeout", "both:timeout", "half_open", "slow_close=50ms", "latency=20ms", "slicer=10b:5ms"] {
+        let (child, addr) = proxy(upstream, fault);
+        let mut proxy = Killed(child);
+        let pid = proxy.0.id();
+        let idle = open_fds(pid);
+        for _ in 0..200 {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            std::io::Write::write_all(&mut c, &[b'x'; 100]).unwrap();
+        } // each client closes here
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while open_fds(pid) > idle && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let held = open_fds(pid);
+        common::signal(pid, "TERM");
+        assert!(proxy.0.wait().unwrap().success(), "{fault}");
+        assert_eq!(held, idle, "{fault}: the proxy still holds {} descriptors of clients that left", held - idle);
+    }
+}
+
+/// 20 clients send 1 MiB each and never read, through the faults that cut bytes into one-byte
+/// chunks. The proxy stops reading a side whose queue is full (256 KiB or 4,096 chunks), so the
+/// senders block in their own kernels; its peak memory stays bounded (it was 441 MiB through
+/// bandwidth=1b, 430 MiB through slicer=1b:1ms).
+#[test]
+fn the_proxy_is_bounded_under_faults_with_clients_that_never_read() {
+    const BOUND_KIB: u64 = 48 * 1024;
+    let (server, upstream) = common::quiet_server();
+    let _server = Killed(server);
+    for fault in ["bandwidth=1b", "slicer=1b:1ms", "both:bandwidth=1b", "latency=5s", "upstream:slicer=1b:1ms"] {
+        let (child, addr) = proxy(upstream, fault);
+        let mut proxy = Killed(child);
+        let pid = proxy.0.id();
+        let mut clients = Vec::new();
+        for _ in 0..20 {
+            let c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_nonblocking(true).unwrap();
+            clients.push((c, 0usize));
+        }
+        // Each sends until its kernel takes no more for half a second (or all of its 1 MiB).
+        let chunk = vec![b'y'; 64 * 1024];
+        let mut quiet_since = std::time::Instant::now();
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while quiet_since.elapsed() < Duration::from_millis(500) && std::time::Instant::now() < until {
+            for (c, sent) in clients.iter_mut().filter(|(_, sent)| *sent < 1 << 20) {
+                if let Ok(n) = std::io::Write::write(c, &chunk[..chunk.len().min((1 << 20) - *sent)]) {
+                    *sent += n;
+                    quiet_since = std::time::Instant::now();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let peak = status_kib(pid, "VmHWM:");
+        let sent: usize = clients.iter().map(|(_, n)| n).sum();
+        drop(clients);
+        common::signal(pid, "TERM");
+        assert!(proxy.0.wait().unwrap().success(), "{fault}");
+        println!("{fault}: peak RSS {peak} KiB, {sent} bytes taken from 20 clients that never read");
+        assert!(sent > 0, "{fault}: nothing was sent");
+        assert!(peak < BOUND_KIB, "{fault}: peak RSS {peak} KiB for {sent} bytes sent (bound {BOUND_KIB} KiB)");
+    }
+}

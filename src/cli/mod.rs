@@ -249,9 +249,9 @@ Faults (--fault, repeatable): [DIRECTION:]NAME[=ARGS][@PERCENT%]
   limit_data=1kb           close the connection after 1,000 bytes
   reset_peer[=100ms]       RST (SO_LINGER 0, then close) that long after accept
   reset_peer=after=1kb     ... or after 1,000 bytes
-  timeout[=1s]             forward nothing; close after 1s (none or 0: hold it open)
+  timeout[=1s]             forward nothing; close after 1s, or when that side closes (none or 0: no clock)
   slow_close=500ms         pass the FIN on 500 ms late
-  half_open                stop reading and writing, keep the connection (a cut cable)
+  half_open                stop reading and writing, keep the connection (a cut cable) until both peers close
   refuse                   stop accepting: connections wait in the backlog until it fills
   @25%                     only a quarter of the connections get the fault
 Sizes: b, kb (1000), kib (1024), mb, mib. Durations: us, ms, s, m, h.

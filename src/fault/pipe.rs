@@ -7,8 +7,11 @@
 //! queue ──send when due──▶ destination;  source's FIN ──(slow_close later)──▶ shutdown(SHUT_WR)
 //! ```
 //!
-//! The queue is bounded ([`CAP`]): a pipe that holds that much stops reading its source, so the
-//! sender's kernel buffers fill and it blocks, as it would behind a slow link (no unbounded memory).
+//! The queue is bounded ([`CAP`] bytes, [`MAX_CHUNKS`] chunks): a pipe that holds that much stops
+//! reading its source, so the sender's kernel buffers fill and it blocks, as it would behind a slow
+//! link (no unbounded memory). A read takes no more than the queue has room for ([`Pipe::room`]),
+//! and a chunk is a due time and a length over one byte buffer: cut into one-byte slices
+//! (`slicer=1b`, `bandwidth=1b`), a byte costs 24 bytes of bookkeeping, not an allocation.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,6 +24,8 @@ use crate::tcp::TcpStream;
 
 /// The most bytes one direction holds before it stops reading.
 pub const CAP: usize = 256 * 1024;
+/// The most chunks (slices waiting for their time) one direction holds.
+pub const MAX_CHUNKS: usize = 4096;
 
 /// The faults one direction of one connection actually got (each fault's probability was rolled
 /// when the connection was accepted, or when the faults were changed).
@@ -84,10 +89,11 @@ pub enum End {
     Close,
 }
 
+/// The next `len` bytes of the pipe's buffer leave at `due`.
 #[derive(Debug)]
 struct Chunk {
     due: Instant,
-    data: Vec<u8>,
+    len: usize,
 }
 
 /// One direction's state.
@@ -97,13 +103,16 @@ pub struct Pipe {
     /// When `active` was set: reset_peer's and timeout's clocks start here.
     since: Instant,
     queue: VecDeque<Chunk>,
-    queued: usize,
+    /// The queued bytes, in order; the chunks cut them up.
+    bytes: VecDeque<u8>,
     /// The due time of the last chunk queued: chunks never overtake each other.
     last_due: Instant,
     /// When the bandwidth limit lets the next byte go.
     free_at: Instant,
-    /// The source sent its FIN.
+    /// The source sent its FIN (read as recv = 0).
     pub eof: bool,
+    /// The source sent its FIN while half_open kept it unread (seen as `EPOLLRDHUP`).
+    pub gone: bool,
     /// The FIN was passed on (shutdown(SHUT_WR) of the destination).
     pub shut: bool,
     fin_at: Option<Instant>,
@@ -122,10 +131,11 @@ impl Pipe {
             active,
             since: now,
             queue: VecDeque::new(),
-            queued: 0,
+            bytes: VecDeque::new(),
             last_due: now,
             free_at: now,
             eof: false,
+            gone: false,
             shut: false,
             fin_at: None,
             taken: 0,
@@ -144,8 +154,40 @@ impl Pipe {
     pub fn wants_read(&self) -> bool {
         !self.eof
             && !self.active.half_open
-            && self.queued < CAP
+            && self.room() > 0
             && self.active.byte_cap().is_none_or(|cap| self.taken < cap)
+    }
+
+    /// How many bytes the next read may take: what fits under [`CAP`] and, cut into this
+    /// direction's slices, under [`MAX_CHUNKS`] (bandwidth alone cuts 100 ms worth per chunk).
+    pub fn room(&self) -> usize {
+        let bytes = CAP.saturating_sub(self.bytes.len());
+        let chunks = MAX_CHUNKS.saturating_sub(self.queue.len());
+        let slice = match (self.active.slicer, self.active.bandwidth) {
+            (Some((size, var, _)), _) => (size - var).max(1),
+            (None, Some(rate)) => (rate / 10).max(1) as usize,
+            (None, None) => return if chunks > 0 { bytes } else { 0 },
+        };
+        bytes.min(chunks.saturating_mul(slice))
+    }
+
+    /// Whether this direction will pass nothing more on: its FIN was passed on, or its source
+    /// has ended while a fault holds everything back — a timeout (which drops what it reads) or
+    /// half_open (which reads nothing).
+    pub fn done(&self) -> bool {
+        let frozen = self.active.half_open || self.active.timeout.is_some();
+        self.shut || (frozen && (self.eof || self.gone))
+    }
+
+    /// timeout's end (as Toxiproxy's timeout toxic): it drains its source until the source
+    /// closes, then the link closes.
+    pub fn drained(&self) -> bool {
+        self.active.timeout.is_some() && self.eof
+    }
+
+    /// Whether half_open holds this direction (its source is not read).
+    pub fn half_open(&self) -> bool {
+        self.active.half_open
     }
 
     /// Bytes just read from the source: shaped by the faults and queued.
@@ -178,8 +220,8 @@ impl Pipe {
             if let Some(rate) = self.active.bandwidth {
                 self.free_at = due + Duration::from_secs_f64(slice.len() as f64 / rate as f64);
             }
-            self.queue.push_back(Chunk { due, data: slice.to_vec() });
-            self.queued += slice.len();
+            self.queue.push_back(Chunk { due, len: slice.len() });
+            self.bytes.extend(slice);
             self.last_due = due;
             due += gap;
             rest = tail;
@@ -193,15 +235,16 @@ impl Pipe {
         }
         let mut total = 0;
         while let Some(chunk) = self.queue.front_mut().filter(|c| c.due <= now) {
-            match dest.send(&chunk.data) {
+            // The chunk's bytes, or the part before the ring buffer wraps (the rest goes next).
+            let (head, _) = self.bytes.as_slices();
+            match dest.send(&head[..chunk.len.min(head.len())]) {
                 Ok(n) => {
                     total += n;
                     self.sent += n as u64;
-                    self.queued -= n;
-                    if n == chunk.data.len() {
+                    self.bytes.drain(..n);
+                    chunk.len -= n;
+                    if chunk.len == 0 {
                         self.queue.pop_front();
-                    } else {
-                        chunk.data.drain(..n);
                     }
                     self.blocked = false;
                 }
@@ -211,6 +254,11 @@ impl Pipe {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        // A drained queue gives back what a burst made it grow to (an idle link keeps little).
+        if self.queue.is_empty() && self.bytes.capacity() > 64 * 1024 {
+            self.bytes = VecDeque::new();
+            self.queue = VecDeque::new();
         }
         Ok(total)
     }

@@ -14,9 +14,14 @@
 //! }
 //! ```
 //!
-//! A socket whose pipes need nothing (a `half_open` link, a full queue) is removed from the epoll
-//! instance rather than watched for nothing: epoll reports hang-ups and errors even then, and a
-//! loop that does not act on them would spin.
+//! A socket whose pipes need nothing (a full queue) is removed from the epoll instance rather than
+//! watched for nothing: epoll reports hang-ups and errors even then, and a loop that does not act
+//! on them would spin. A `half_open` source is watched for its peer's FIN alone (`EPOLLRDHUP`).
+//!
+//! A link ends when both directions have passed their FIN on, when one direction's fault holds
+//! everything back and its source has ended too (half_open: both peers gone), when a timeout's
+//! source closes (Toxiproxy's timeout drains until then), or when a fault's verdict says so: no
+//! descriptor outlives the peers it served.
 
 use std::fmt;
 use std::io;
@@ -37,8 +42,19 @@ use crate::tcp::{TcpListener, TcpStream};
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
+/// What epoll said about one socket of a link.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Something to read: bytes, a FIN, a hang-up or an error (a recv will tell).
+    read: bool,
+    /// The peer's FIN or a hang-up (`EPOLLRDHUP`, `EPOLLHUP`), or an error.
+    hangup: bool,
+    /// Any event at all (a writable socket too).
+    any: bool,
+}
+
 /// A link's entry in the loop's to-do list when no socket event named it (new, or a clock is due).
-const NO_EVENT: [(bool, bool); 2] = [(false, false); 2];
+const NO_EVENT: [Seen; 2] = [Seen { read: false, hangup: false, any: false }; 2];
 
 /// What a running proxy counted so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,8 +277,8 @@ pub fn run(
         let due = links.iter().flatten().filter_map(Link::deadline).chain(paused_until).min();
         epoll.wait(&mut events, ready::until(due))?;
         let now = Instant::now();
-        // (link slot, per socket: (readable, any event)); a link may appear more than once.
-        let mut touched: Vec<(usize, [(bool, bool); 2])> = Vec::new();
+        // (link slot, what each socket saw); a link may appear more than once.
+        let mut touched: Vec<(usize, [Seen; 2])> = Vec::new();
         for event in events.iter() {
             match event.token {
                 WAKE => {
@@ -292,7 +308,8 @@ pub fn run(
                     }
                 }
                 Token(token) => {
-                    let seen = (event.readable || event.hangup || event.error, true);
+                    let hangup = event.hangup || event.error;
+                    let seen = Seen { read: event.readable || hangup, hangup, any: true };
                     let mut sides = NO_EVENT;
                     sides[token % 2] = seen;
                     touched.push((token / 2, sides));
@@ -381,13 +398,13 @@ impl Link {
     /// link ends, if it does, and which sockets (client, upstream) get the RST of a reset.
     fn pump(
         &mut self,
-        seen: [(bool, bool); 2],
+        seen: [Seen; 2],
         now: Instant,
         buf: &mut [u8],
         rng: &mut Rng,
         control: &Control,
     ) -> io::Result<Option<(End, [bool; 2])>> {
-        if self.connecting && seen[1].1 {
+        if self.connecting && seen[1].any {
             // The upstream socket was watched for writable only: the handshake ended, and SO_ERROR
             // says how (ECONNREFUSED...).
             if let Some(e) = self.upstream.take_error()? {
@@ -395,13 +412,25 @@ impl Link {
             }
             self.connecting = false;
         }
-        if seen[0].0 && self.up.wants_read() {
-            let n = read(&self.client, buf, &mut self.up)?;
+        // half_open reads nothing; the socket is watched for its peer's FIN alone (EPOLLRDHUP), so
+        // that a link both of whose peers have gone can be let go.
+        for (socket, pipe, seen) in [(&self.client, &mut self.up, seen[0]), (&self.upstream, &mut self.down, seen[1])] {
+            if seen.hangup && pipe.half_open() && !pipe.gone {
+                if let Some(e) = socket.take_error()? {
+                    return Err(e);
+                }
+                pipe.gone = true;
+            }
+        }
+        if seen[0].read && self.up.wants_read() {
+            let room = self.up.room().min(buf.len());
+            let n = read(&self.client, &mut buf[..room], &mut self.up)?;
             Control::add(&control.bytes_in, n as u64);
             self.up.take(&buf[..n], now, rng);
         }
-        if seen[1].0 && !self.connecting && self.down.wants_read() {
-            let n = read(&self.upstream, buf, &mut self.down)?;
+        if seen[1].read && !self.connecting && self.down.wants_read() {
+            let room = self.down.room().min(buf.len());
+            let n = read(&self.upstream, &mut buf[..room], &mut self.down)?;
             self.down.take(&buf[..n], now, rng);
         }
         if !self.connecting {
@@ -418,14 +447,22 @@ impl Link {
         if let Some(end) = self.up.verdict(now) {
             return Ok(Some((end, [false, true])));
         }
-        Ok((self.up.shut && self.down.shut).then_some((End::Close, [false, false])))
+        // A timeout drains its source until that closes, then closes the link; and once each
+        // direction has passed its FIN on, or its source ended behind a fault that holds
+        // everything back, nothing will ever cross the link again.
+        let over = self.up.drained() || self.down.drained() || (self.up.done() && self.down.done());
+        Ok(over.then_some((End::Close, [false, false])))
     }
 
     /// Registers each socket for what its pipes need now (or removes it: see the module doc).
     fn watch(&mut self, epoll: &Epoll, slot: usize) -> io::Result<()> {
-        let client = interest(self.up.wants_read(), self.down.blocked);
-        let upstream =
-            if self.connecting { Some(Interest::WRITABLE) } else { interest(self.down.wants_read(), self.up.blocked) };
+        let peer_close = |pipe: &Pipe| pipe.half_open() && !pipe.gone;
+        let client = interest(self.up.wants_read(), self.down.blocked, peer_close(&self.up));
+        let upstream = if self.connecting {
+            Some(Interest::WRITABLE)
+        } else {
+            interest(self.down.wants_read(), self.up.blocked, peer_close(&self.down))
+        };
         for (i, (socket, want)) in [(&self.client, client), (&self.upstream, upstream)].into_iter().enumerate() {
             let token = Token(slot * 2 + i);
             match (self.watched[i], want) {
@@ -453,11 +490,16 @@ impl Link {
     }
 }
 
-fn interest(read: bool, write: bool) -> Option<Interest> {
-    match (read, write) {
-        (true, true) => Some(Interest::READABLE.and_writable()),
-        (true, false) => Some(Interest::READABLE),
-        (false, true) => Some(Interest::WRITABLE),
+fn interest(read: bool, write: bool, peer_close: bool) -> Option<Interest> {
+    let interest = match (read, write) {
+        (true, true) => Interest::READABLE.and_writable(),
+        (true, false) => Interest::READABLE,
+        (false, true) => Interest::WRITABLE,
+        (false, false) => Interest::NONE,
+    };
+    match (read || write, peer_close) {
+        (_, true) => Some(interest.and_peer_close()),
+        (true, false) => Some(interest),
         (false, false) => None,
     }
 }

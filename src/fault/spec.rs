@@ -11,10 +11,12 @@
 //! limit_data=1kb               close the connection once 1,000 bytes went this way
 //! reset_peer[=DURATION]        RST (SO_LINGER 0, then close) that long after the connection
 //! reset_peer=after=1kb         … or once 1,000 bytes went this way
-//! timeout[=DURATION]           stop forwarding (bytes are read and dropped); close after DURATION
-//!                              (none or 0: hold the connection open)
+//! timeout[=DURATION]           stop forwarding (bytes are read and dropped); close after DURATION,
+//!                              or when the side it drains closes
+//!                              (none or 0: no clock)
 //! slow_close=DURATION          pass the end of stream (FIN) on that much later
-//! half_open                    stop reading and writing, keep the connection (a cut cable)
+//! half_open                    stop reading and writing, keep the connection (a cut cable) until
+//!                              both peers have closed
 //! refuse                       stop accepting: connections wait in the backlog until it fills
 //!                              (the whole listener; no direction, no percentage)
 //! @PERCENT%                    the share of connections that get the fault (Toxiproxy's toxicity);

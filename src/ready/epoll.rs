@@ -112,6 +112,9 @@ fn mask(interest: Interest) -> u32 {
     if interest.exclusive {
         bits |= sys::EPOLLEXCLUSIVE;
     }
+    if interest.peer_close {
+        bits |= sys::EPOLLRDHUP;
+    }
     if interest.edge {
         // With edge triggering, also ask for the peer's half-close, so a FIN is its own edge.
         bits |= libc::EPOLLET | sys::EPOLLRDHUP;

@@ -68,19 +68,29 @@ pub struct Interest {
     writable: bool,
     exclusive: bool,
     edge: bool,
+    peer_close: bool,
 }
 
 impl Interest {
     /// Bytes to read, a connection to accept, or the peer's FIN.
-    pub const READABLE: Interest = Interest { readable: true, writable: false, exclusive: false, edge: false };
+    pub const READABLE: Interest =
+        Interest { readable: true, writable: false, exclusive: false, edge: false, peer_close: false };
     /// Room in the send buffer, or a nonblocking connect that finished.
-    pub const WRITABLE: Interest = Interest { readable: false, writable: true, exclusive: false, edge: false };
+    pub const WRITABLE: Interest =
+        Interest { readable: false, writable: true, exclusive: false, edge: false, peer_close: false };
     /// Only errors and hang-ups, which are always reported (poll's `events = 0`).
-    pub const NONE: Interest = Interest { readable: false, writable: false, exclusive: false, edge: false };
+    pub const NONE: Interest =
+        Interest { readable: false, writable: false, exclusive: false, edge: false, peer_close: false };
 
     /// Both.
     pub const fn and_writable(self) -> Interest {
         Interest { writable: true, ..self }
+    }
+
+    /// epoll's `EPOLLRDHUP`: also report the peer's FIN (its half-close) — even on a socket not
+    /// watched for reading, or whose unread bytes hide the FIN behind them.
+    pub const fn and_peer_close(self) -> Interest {
+        Interest { peer_close: true, ..self }
     }
 
     /// epoll's `EPOLLEXCLUSIVE`: when several epoll instances wait on this descriptor, an event
