@@ -401,3 +401,45 @@ fn the_proxy_is_bounded_under_faults_with_clients_that_never_read() {
         assert!(peak < BOUND_KIB, "{fault}: peak RSS {peak} KiB for {sent} bytes sent (bound {BOUND_KIB} KiB)");
     }
 }
+
+/// `pass-fd --external --count 200` with its stdout a pipe nobody reads until the end: every
+/// client is served and the program ends (2 of 200 were served and then it hung). The acceptor
+/// queues its lines for the log's writer; the worker, forked before any thread, drops a line that
+/// does not fit at once.
+#[test]
+fn pass_fd_with_an_unread_stdout_serves_every_client_and_ends() {
+    const COUNT: usize = 200;
+    let ready = common::ReadyFile::new();
+    let child = socklab()
+        .args(["pass-fd", "--port", "0", "--external", "--count", &COUNT.to_string()])
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped()) // read only at the end
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let addr = ready.wait(&mut child.0);
+    for i in 0..COUNT {
+        let payload = format!("client {i} of a pass-fd whose stdout nobody reads");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut s, payload.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap_or_else(|e| panic!("client {i} was not served ({e})"));
+        assert_eq!(got, payload.as_bytes(), "client {i}");
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < until, "pass-fd did not end after serving {COUNT} clients");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.starts_with("Server start"), "{out}");
+}

@@ -122,6 +122,17 @@ impl Log {
     }
 }
 
+/// The sink of a process forked before any writer thread could exist (pass-fd's worker): the
+/// tutorial's lines, each written at once if stdout has room and dropped otherwise, as a fork
+/// child of [`start`]'s sink does.
+pub fn child_printer() -> Sink {
+    Arc::new(|event: &Event<'_>| {
+        if event.in_tutorial() {
+            write_from_child(&event.to_string());
+        }
+    })
+}
+
 /// A fork child's line: written only if stdout has room now (so the write does not block: a line
 /// is far below PIPE_BUF), without the stdout lock a parent thread may have held at the fork.
 fn write_from_child(line: &str) {

@@ -1228,9 +1228,11 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
         .map_err(|e| usage("--host", e))?
         .first()
         .ok_or_else(|| io::Error::other("no address"))?;
-    let sink = printer(false, false);
-    // Forks the worker first, while this is the only thread.
-    let demo = PassFd::start(addr, &sink)?;
+    // Forks the worker first, while this is the only thread; then the log's writer thread starts,
+    // so that neither process ever waits on a stdout nobody reads (the worker drops a line that
+    // does not fit at once, the acceptor queues it for the writer).
+    let demo = PassFd::start(addr, &log::child_printer())?;
+    let (sink, log) = log::start(false, false)?;
     let addr = demo.local_addr();
     if let Some(path) = &args.ready_file {
         write_ready_file(path, addr)?;
@@ -1250,9 +1252,10 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
     });
     let client = client.transpose()?;
     let served = demo.run(args.count as usize, &sink);
-    if let Some(client) = client {
-        client.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked")))?;
-    }
+    let joined = client.map(|c| c.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked"))));
+    drop(sink);
+    log.finish();
+    joined.transpose()?;
     served
 }
 
