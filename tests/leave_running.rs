@@ -253,6 +253,83 @@ fn a_forged_datagram_from_the_servers_own_port_starts_no_echo_loop() {
     }
 }
 
+/// A UDP echo server on 127.0.0.1 with `extra` flags, its JSON lines on stdout.
+fn udp_server(model: &str, extra: &[&str]) -> (Killed, std::net::SocketAddr) {
+    let ready = common::ReadyFile::new();
+    let mut child = socklab()
+        .args(["server", "--udp", "--host", "127.0.0.1", "--port", "0", "--json", "--model", model])
+        .args(extra)
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut child);
+    (Killed(child), addr)
+}
+
+/// Two UDP echo servers and one datagram forged from one to the other: each answers the other for
+/// ever (a core each) — unless `--udp-rate` limits the answers per source, when the first answer
+/// over the limit is dropped and the loop ends. Both models, one on each side.
+#[test]
+fn udp_rate_ends_a_loop_between_two_echo_servers() {
+    if !common::have("python3") || !nix_is_root() {
+        common::skip("needs root and python3 for a raw socket");
+        return;
+    }
+    let busy = |a: &Killed, b: &Killed| {
+        let before = cpu_ticks(a.0.id()) + cpu_ticks(b.0.id());
+        std::thread::sleep(Duration::from_secs(1));
+        cpu_ticks(a.0.id()) + cpu_ticks(b.0.id()) - before
+    };
+    // Without a limit the loop runs: the control that shows what the limit ends.
+    let ((a, a_addr), (b, b_addr)) = (udp_server("iterative", &[]), udp_server("epoll", &[]));
+    forge_udp(a_addr.port(), b_addr.port());
+    std::thread::sleep(Duration::from_millis(200));
+    let spent = busy(&a, &b);
+    assert!(spent >= 20, "without --udp-rate the two servers spent only {spent} ticks in 1 s: no loop to end");
+    drop((a, b));
+
+    let limit = ["--udp-rate", "1000/s"];
+    let ((mut a, a_addr), (mut b, b_addr)) = (udp_server("iterative", &limit), udp_server("epoll", &limit));
+    forge_udp(a_addr.port(), b_addr.port());
+    std::thread::sleep(Duration::from_millis(1500)); // at most one second of 1,000 answers each
+    let spent = busy(&a, &b);
+    assert!(spent < 20, "with --udp-rate the two servers spent {spent} ticks in 1 s: the loop goes on");
+    // An honest client is still answered, and each server says why it dropped what it dropped.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    client.send_to(b"hello", a_addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    let mut drops = 0;
+    for server in [&mut a, &mut b] {
+        common::signal(server.0.id(), "TERM");
+        let mut out = String::new();
+        server.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert!(server.0.wait().unwrap().success(), "{out}");
+        let out = out.replace("\": ", "\":");
+        if let Some(summary) = out.lines().find(|l| l.contains(r#""event":"drops""#)) {
+            assert!(summary.contains(r#""rate":"#), "{summary}");
+            drops += 1;
+        }
+    }
+    assert!(drops >= 1, "neither server dropped a datagram for its rate");
+    // --udp-rate is for UDP alone, and takes a rate.
+    for (args, says) in [
+        (&["server", "--udp-rate", "10/s"][..], "use it with --udp"),
+        (&["server", "--udp", "--udp-rate", "0/s"][..], "not a rate"),
+        (&["server", "--udp", "--udp-rate", "fast"][..], "not a rate"),
+    ] {
+        let out = socklab().args(args).args(["--port", "0"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()

@@ -82,7 +82,8 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
             return;
         };
         if socklab::process::in_fork_child() {
-            return write_from_child(&line);
+            write_from_child(&line);
+            return;
         }
         match tx.try_send(line) {
             Ok(()) => drop(count_queued.fetch_add(1, Ordering::Relaxed)),
@@ -122,29 +123,29 @@ impl Log {
     }
 }
 
-/// The sink of a process forked before any writer thread could exist (pass-fd's worker): the
-/// tutorial's lines, each written at once if stdout has room and dropped otherwise, as a fork
-/// child of [`start`]'s sink does.
-pub fn child_printer() -> Sink {
-    Arc::new(|event: &Event<'_>| {
-        if event.in_tutorial() {
-            write_from_child(&event.to_string());
+/// A sink that writes each of the tutorial's lines at once if stdout has room, and drops it (and
+/// counts it in `dropped`) otherwise: for `pass-fd`, whose two processes print as things happen
+/// (a queue for a writer thread would print the acceptor's lines after the worker's) and whose
+/// worker is forked before any thread could exist. Never blocks, whatever reads stdout.
+pub fn direct_printer(dropped: Arc<AtomicU64>) -> Sink {
+    Arc::new(move |event: &Event<'_>| {
+        if event.in_tutorial() && !write_from_child(&event.to_string()) {
+            dropped.fetch_add(1, Ordering::Relaxed);
         }
     })
 }
 
 /// A fork child's line: written only if stdout has room now (so the write does not block: a line
 /// is far below PIPE_BUF), without the stdout lock a parent thread may have held at the fork.
-fn write_from_child(line: &str) {
+/// Returns whether it was written.
+fn write_from_child(line: &str) -> bool {
     let stdout = io::stdout();
     let fd = stdout.as_fd();
     let mut set = PollSet::new();
     set.push(&fd, Token(0), Interest::WRITABLE);
     if set.wait(Some(Duration::ZERO)).is_err() || !set.readiness(0).writable {
-        return;
+        return false;
     }
-    if let Ok(owned) = socklab::process::duplicate(fd) {
-        let mut file = socklab::file::File::from_fd(owned);
-        let _ = file.write_all(format!("{line}\n").as_bytes());
-    }
+    // One write(2) to descriptor 1: no buffer, no lock of std's.
+    socklab::file::write_stdout(format!("{line}\n").as_bytes()).is_ok()
 }

@@ -124,6 +124,9 @@ enum Command {
     Demo,
     /// Descriptor passing: this process accepts a TCP connection and hands it over a socketpair
     /// (sendmsg with SCM_RIGHTS) to a forked worker process, which serves the echo.
+    ///
+    /// Under strace each printed line is a poll of stdout with a zero timeout, then one write:
+    /// a line that does not fit at once is dropped, so a stdout nobody reads never stops service.
     PassFd(PassFdArgs),
     /// Server and client as two processes, their syscalls, the segments on lo and the socket
     /// states, in one timeline: the handshake, the accept queue, the data, the close, TIME-WAIT.
@@ -526,6 +529,12 @@ struct ServerArgs {
     /// wait itself).
     #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = duration::delay, help_heading = HOW)]
     accept_delay: Duration,
+    /// UDP: answer each source (address and port) at most N times a second (e.g. 1000/s); the
+    /// rest go unanswered and are counted (`Server Drop`, the stop's summary). A UDP echo answers
+    /// whatever source a datagram claims, so one forged datagram can make two echo servers answer
+    /// each other for ever; a limit ends that loop. Default: no limit. Adds nothing to the strace.
+    #[arg(long, value_name = "N/s", value_parser = parse_rate, help_heading = LIMITS)]
+    udp_rate: Option<u32>,
     /// Print only the listening line (it has the port) and errors.
     #[arg(long, short, help_heading = OUTPUT)]
     quiet: bool,
@@ -824,6 +833,15 @@ fn say(line: &dyn std::fmt::Display) {
     let _ = writeln!(io::stdout().lock(), "{line}");
 }
 
+/// `1000/s` or `1000`: answers per second, at least 1.
+fn parse_rate(text: &str) -> Result<u32, String> {
+    let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
+    match number.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{text}' is not a rate: give answers per second as a whole number from 1, e.g. 1000/s")),
+    }
+}
+
 /// Prints the tutorial's events, or under --quiet only what a script needs: the listening line (a
 /// server on port 0 must say which port it got) and the errors. `--json`: every event, one JSON
 /// object per line (--quiet then keeps the same events as in text).
@@ -911,6 +929,10 @@ fn server(args: ServerArgs) -> io::Result<()> {
                    so drop --accept-delay or use TCP, --unix or --unix --seqpacket";
         return Err(usage("--accept-delay", io::Error::new(io::ErrorKind::InvalidInput, why)));
     }
+    if args.udp_rate.is_some() && transport != Transport::Udp {
+        let why = "limits the answers to each UDP source; TCP and Unix peers cannot forge their address, so use it with --udp";
+        return Err(usage("--udp-rate", io::Error::new(io::ErrorKind::InvalidInput, why)));
+    }
     let ip = addr.ip().to_canonical(); // ::ffff:127.0.0.1 is 127.0.0.1
     if transport.unix_addr().is_none() && (ip.is_multicast() || ip == std::net::Ipv4Addr::BROADCAST) {
         let why = format!("{ip} is a multicast or broadcast address, which a listener cannot bind; use localhost");
@@ -930,6 +952,7 @@ fn server(args: ServerArgs) -> io::Result<()> {
         max_conn_time: args.max_conn_time,
         accept_delay: args.accept_delay,
         grace: args.grace,
+        udp_rate: args.udp_rate,
     };
     if args.model != Model::Iterative {
         // A soft limit of 1024 descriptors would cap the concurrent models at ~1000 clients.
@@ -1228,11 +1251,11 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
         .map_err(|e| usage("--host", e))?
         .first()
         .ok_or_else(|| io::Error::other("no address"))?;
-    // Forks the worker first, while this is the only thread; then the log's writer thread starts,
-    // so that neither process ever waits on a stdout nobody reads (the worker drops a line that
-    // does not fit at once, the acceptor queues it for the writer).
-    let demo = PassFd::start(addr, &log::child_printer())?;
-    let (sink, log) = log::start(false, false)?;
+    // Both processes print each line at once if stdout has room, and drop it otherwise: neither
+    // ever waits on a stdout nobody reads. Forks the worker first, while this is the only thread.
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = log::direct_printer(dropped.clone());
+    let demo = PassFd::start(addr, &sink)?;
     let addr = demo.local_addr();
     if let Some(path) = &args.ready_file {
         write_ready_file(path, addr)?;
@@ -1253,8 +1276,13 @@ fn pass_fd(args: PassFdArgs) -> io::Result<()> {
     let client = client.transpose()?;
     let served = demo.run(args.count as usize, &sink);
     let joined = client.map(|c| c.join().unwrap_or_else(|_| Err(io::Error::other("the client thread panicked"))));
-    drop(sink);
-    log.finish();
+    let dropped = dropped.load(std::sync::atomic::Ordering::Relaxed);
+    if dropped > 0 {
+        let _ = writeln!(
+            io::stderr(),
+            "socklab: note: {dropped} of the acceptor's log lines were dropped because stdout was not being read"
+        );
+    }
     joined.transpose()?;
     served
 }

@@ -139,6 +139,10 @@ pub struct ServerConfig {
     /// (their clients close) for at most this long, then cut the rest. A second request cuts at
     /// once. Zero: cut at once. Default: [`DEFAULT_GRACE`].
     pub grace: Duration,
+    /// UDP: answer each source address and port at most this many times a second (`--udp-rate`);
+    /// `None`: no limit. A forged source can make an echo server answer another echo server, or a
+    /// victim, for ever; the limit ends such a loop.
+    pub udp_rate: Option<u32>,
 }
 
 impl ServerConfig {
@@ -163,6 +167,7 @@ impl ServerConfig {
             max_conn_time: None,
             accept_delay: Duration::ZERO,
             grace: DEFAULT_GRACE,
+            udp_rate: None,
         }
     }
 

@@ -28,7 +28,7 @@ use crate::{SockAddr, UnixName};
 
 /// Serves datagrams with `config.model` (iterative or epoll) until `stop` is requested.
 pub fn serve(sock: &Datagram, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
-    let mut guard = Guard::new(sock);
+    let mut guard = Guard::new(sock, config.udp_rate);
     let result = match config.model {
         Model::Iterative => serve_blocking(sock, config, stop, sink, &mut guard),
         #[cfg(socklab_epoll)]
@@ -56,11 +56,14 @@ pub enum DropReason {
     /// The source is one of the small services that answer everything (echo 7, discard 9,
     /// daytime 13, chargen 19, time 37), which inetd refuses to answer for the same reason.
     SmallService,
+    /// The source already had its `--udp-rate` answers this second.
+    Rate,
 }
 
 impl DropReason {
     /// Every reason, in the order the summary lists them.
-    pub const ALL: [DropReason; 3] = [DropReason::OwnPort, DropReason::PortZero, DropReason::SmallService];
+    pub const ALL: [DropReason; 4] =
+        [DropReason::OwnPort, DropReason::PortZero, DropReason::SmallService, DropReason::Rate];
 
     /// A short name, for JSON and the summary.
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl DropReason {
             DropReason::OwnPort => "own_port",
             DropReason::PortZero => "port_0",
             DropReason::SmallService => "small_service",
+            DropReason::Rate => "rate",
         }
     }
 
@@ -81,6 +85,9 @@ impl DropReason {
             DropReason::SmallService => {
                 "its source is a small service that answers everything (echo 7, discard 9, daytime 13, chargen 19, time 37): answering would start an endless loop, so inetd refuses them too"
             }
+            DropReason::Rate => {
+                "its source already had its --udp-rate answers this second (a loop between two echo servers, or a flood aimed at a forged victim, stops here)"
+            }
         }
     }
 }
@@ -88,21 +95,58 @@ impl DropReason {
 /// The ports of the small services that answer every datagram (as inetd's refusal list).
 const SMALL_SERVICES: [u16; 5] = [7, 9, 13, 19, 37];
 
+/// The most sources `--udp-rate` remembers; when that many sent within the last second, a new
+/// source is not answered until some are forgotten (memory stays bounded under forged sources).
+const RATE_SOURCES: usize = 65_536;
+
 /// Decides which datagrams go unanswered, and counts them.
 struct Guard {
     local: Option<std::net::SocketAddr>,
-    counts: [u64; 3],
+    counts: [u64; DropReason::ALL.len()],
+    /// `--udp-rate`: at most this many answers per source address and port in each second.
+    rate: Option<u32>,
+    /// Per source: when its current second began, and the answers it got in it.
+    windows: std::collections::HashMap<std::net::SocketAddr, (std::time::Instant, u32)>,
 }
 
 impl Guard {
-    fn new(sock: &Datagram) -> Guard {
+    fn new(sock: &Datagram, rate: Option<u32>) -> Guard {
         let local = sock.as_ref().local_addr().ok().and_then(|a| a.as_socket());
-        Guard { local, counts: [0; 3] }
+        Guard { local, counts: [0; DropReason::ALL.len()], rate, windows: std::collections::HashMap::new() }
     }
 
     /// Why a datagram from `from` must not be answered, if it must not.
-    fn check(&self, from: &SockAddr) -> Option<DropReason> {
+    fn check(&mut self, from: &SockAddr) -> Option<DropReason> {
         let (Some(from), Some(local)) = (from.as_socket(), self.local) else { return None };
+        let why = self.never_answered(from, local);
+        if why.is_some() {
+            return why;
+        }
+        let limit = self.rate?;
+        // Fixed one-second windows per source: one forged datagram bouncing between two echo
+        // servers goes round tens of thousands of times a second, so it meets the limit within
+        // a fraction of a second; one drop ends the loop.
+        let now = std::time::Instant::now();
+        let second = std::time::Duration::from_secs(1);
+        if self.windows.len() >= RATE_SOURCES && !self.windows.contains_key(&from) {
+            self.windows.retain(|_, (start, _)| now.duration_since(*start) < second);
+            if self.windows.len() >= RATE_SOURCES {
+                return Some(DropReason::Rate);
+            }
+        }
+        let (start, answered) = self.windows.entry(from).or_insert((now, 0));
+        if now.duration_since(*start) >= second {
+            (*start, *answered) = (now, 0);
+        }
+        if *answered >= limit {
+            return Some(DropReason::Rate);
+        }
+        *answered += 1;
+        None
+    }
+
+    /// The sources never answered, whatever the rate: see [`DropReason`].
+    fn never_answered(&self, from: std::net::SocketAddr, local: std::net::SocketAddr) -> Option<DropReason> {
         if from.port() == 0 {
             return Some(DropReason::PortZero);
         }
