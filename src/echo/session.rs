@@ -36,7 +36,7 @@ use super::stop::Stop;
 /// With a [`Stop`] that follows signals (the tutorial's stop, no thread), it also keeps the grace
 /// period: a stop signal's `EINTR` wakes its recv or send, which then go on waiting for the client
 /// at most what is left of the grace period (`SO_RCVTIMEO`/`SO_SNDTIMEO`); when that is spent, or
-/// at a second signal, the connection is cut ([`is_cut`]).
+/// at a second signal, the connection is cut (`is_cut`).
 #[derive(Debug)]
 pub struct Limited<'a> {
     stream: &'a Stream,

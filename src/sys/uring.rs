@@ -12,8 +12,8 @@
 //!   which [`Uring::register_buffers`] allocates and the kernel fills on a recv with buffer select;
 //! - requests are built only by the [`Sqe`] constructors below, none of which takes a pointer; a
 //!   send names a provided buffer by id and a range that is checked against it;
-//! - a buffer can be read ([`Uring::buffer`]) only between the completion that handed it to us and
-//!   [`Uring::recycle`], which hands it back (so we never read while the kernel may write);
+//! - a buffer can be read ([`Uring::piece_data`]) only between the completion that handed it to
+//!   us and [`Uring::release`], which hands it back (so we never read while the kernel may write);
 //! - `Drop` cancels every request still in flight and waits for their completions before the
 //!   memory goes; if they do not all come back, the buffers are leaked rather than freed under the
 //!   kernel's feet;
