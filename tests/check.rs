@@ -484,6 +484,63 @@ print(r.get('tests'), r.get('failures'), [c.get('name') for c in r.iter('testcas
     assert!(from_page.is_empty(), "network requests other than the browser's own: {from_page:?}");
 }
 
+/// Bug: an event loop (selectors: epoll) whose accepted sockets stay blocking.
+const BLOCKING_LOOP: &str = r#"
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen(128)
+s.setblocking(False)
+sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is s:
+            c, _ = s.accept()  # c is blocking: the bug
+            sel.register(c, selectors.EVENT_READ)
+            continue
+        c = key.fileobj
+        try:
+            d = c.recv(65536)
+        except ConnectionError:
+            d = b''
+        if not d:
+            sel.unregister(c)
+            c.close()
+            continue
+        try:
+            c.sendall(d)
+        except ConnectionError:
+            sel.unregister(c)
+            c.close()
+"#;
+
+/// `--strace` names a blocking call in an event loop, quoting it; a loop whose sockets are
+/// nonblocking is not named.
+#[test]
+fn strace_finds_a_blocking_call_in_an_event_loop() {
+    if !have_python() {
+        return;
+    }
+    if !common::have("strace") {
+        common::skip("strace is not installed");
+        return;
+    }
+    let path = script("blocking_loop.py", BLOCKING_LOOP);
+    let spawn = format!("python3 {} {{port}}", path.display());
+    let (_, lines, out) = run_check(&["--spawn", &spawn, "--quick", "--case", "echo.basic", "--strace"]);
+    let findings = format!("{:?}", field(lines.last().unwrap(), "strace"));
+    assert!(findings.contains("a blocking recvfrom on socket") && findings.contains("epoll_wait"), "{}", dump(&out));
+    let fixed = BLOCKING_LOOP
+        .replace("c, _ = s.accept()  # c is blocking: the bug", "c, _ = s.accept()\n            c.setblocking(False)");
+    let path = script("nonblocking_loop.py", &fixed);
+    let spawn = format!("python3 {} {{port}}", path.display());
+    let (_, lines, out) = run_check(&["--spawn", &spawn, "--quick", "--case", "echo.basic", "--strace"]);
+    let findings = format!("{:?}", lines.last().unwrap().get("strace"));
+    assert!(!findings.contains("a blocking"), "{}", dump(&out));
+}
+
 /// `--strace` quotes the line that shows a short send left unfinished.
 #[test]
 fn strace_quotes_the_short_send() {

@@ -108,11 +108,70 @@ MSG_NOSIGNAL: {line}"
             failed.len()
         ));
     }
+    if let Some(found) = blocking_in_event_loop(&calls) {
+        out.push(found);
+    }
     // Calls on a socket that failed with EPIPE or ECONNRESET, then kept using it.
     if let Some(line) = calls.iter().find(|c| is_send(name(c)) && c.contains("EPIPE")) {
         out.push(format!("a send failed with EPIPE (the peer was gone): {line}"));
     }
     out
+}
+
+/// A server that waits for readiness (epoll_wait, poll, select) and then reads, writes or accepts
+/// on a socket it never made nonblocking, on the thread that waits: if that client stalls, or the
+/// connection readiness announced is gone by the time accept runs, the call blocks and the whole
+/// loop with it. Sockets are followed by descriptor number: made by socket/accept (nonblocking
+/// when SOCK_NONBLOCK), switched by fcntl(F_SETFL) or ioctl(FIONBIO), forgotten at close.
+fn blocking_in_event_loop(calls: &[String]) -> Option<String> {
+    const WAITS: [&str; 7] = ["epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6"];
+    const IO: [&str; 10] =
+        ["recvfrom", "recv", "read", "recvmsg", "sendto", "send", "write", "sendmsg", "accept", "accept4"];
+    let waiters: std::collections::HashSet<&str> =
+        calls.iter().filter(|c| WAITS.contains(&name(c))).map(|c| pid(c)).collect();
+    if waiters.is_empty() {
+        return None;
+    }
+    // Socket descriptor → nonblocking?
+    let mut sockets: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
+    for call in calls {
+        let (n, fd) = (name(call), first_arg(call).trim().parse::<i64>().ok());
+        if IO.contains(&n)
+            && waiters.contains(pid(call))
+            && let Some(fd) = fd
+            && sockets.get(&fd) == Some(&false)
+        {
+            return Some(format!(
+                "a blocking {n} on socket {fd} in a server that waits for readiness ({}): the socket was never made \
+nonblocking (no SOCK_NONBLOCK, no fcntl O_NONBLOCK), so a client that stalls stops the whole loop: {call}",
+                calls.iter().find(|c| waiters.contains(pid(c)) && WAITS.contains(&name(c))).map_or("", |c| name(c))
+            ));
+        }
+        match n {
+            "socket" | "accept" | "accept4" => {
+                if let Some(new) = result(call).filter(|r| *r >= 0) {
+                    sockets.insert(new, call.contains("SOCK_NONBLOCK"));
+                }
+            }
+            "fcntl" if call.contains("F_SETFL") => {
+                if let Some(fd) = fd.filter(|fd| sockets.contains_key(fd)) {
+                    sockets.insert(fd, call.contains("O_NONBLOCK"));
+                }
+            }
+            "ioctl" if call.contains("FIONBIO") => {
+                if let Some(fd) = fd.filter(|fd| sockets.contains_key(fd)) {
+                    sockets.insert(fd, call.contains("[1]"));
+                }
+            }
+            "close" => {
+                if let Some(fd) = fd {
+                    sockets.remove(&fd);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -132,5 +191,31 @@ mod tests {
         assert!(found.iter().any(|f| f.starts_with("SIGPIPE reached") && f.contains("--- SIGPIPE")), "{found:?}");
         assert!(found.iter().any(|f| f.contains("4096 of 65536") && f.contains("recvfrom")), "{found:?}");
         assert!(found.iter().any(|f| f.contains("no MSG_NOSIGNAL")), "{found:?}");
+    }
+
+    #[test]
+    fn a_blocking_call_in_an_event_loop_is_found_and_a_nonblocking_one_is_not() {
+        let blocking = "7 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3\n\
+7 epoll_wait(4, [{events=EPOLLIN, data={u32=3, u64=3}}], 64, -1) = 1\n\
+7 accept4(3, NULL, NULL, SOCK_CLOEXEC) = 5\n\
+7 epoll_wait(4, [{events=EPOLLIN, data={u32=5, u64=5}}], 64, -1) = 1\n\
+7 recvfrom(5, \"hi\", 4096, 0, NULL, NULL) = 2\n";
+        let found = findings(blocking);
+        assert!(
+            found.iter().any(|f| f.contains("a blocking accept4 on socket 3") && f.contains("epoll_wait")),
+            "{found:?}"
+        );
+        let fine = "7 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK, IPPROTO_IP) = 3\n\
+7 epoll_wait(4, [{events=EPOLLIN, data={u32=3, u64=3}}], 64, -1) = 1\n\
+7 accept4(3, NULL, NULL, SOCK_CLOEXEC) = 5\n\
+7 fcntl(5, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n\
+7 recvfrom(5, \"hi\", 4096, 0, NULL, NULL) = 2\n\
+7 write(1, \"hi\\n\", 3) = 3\n";
+        assert!(!findings(fine).iter().any(|f| f.contains("a blocking")), "{:?}", findings(fine));
+        // A thread per client that never waits for readiness blocks by design: nothing to say.
+        let threads = "7 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3\n\
+7 accept4(3, NULL, NULL, SOCK_CLOEXEC) = 5\n\
+8 recvfrom(5, \"hi\", 4096, 0, NULL, NULL) = 2\n";
+        assert!(!findings(threads).iter().any(|f| f.contains("a blocking")));
     }
 }
