@@ -553,8 +553,20 @@ fn strace_quotes_the_short_send() {
     }
     let path = script("short_send_strace.py", SHORT_SEND);
     let spawn = format!("python3 {} {{port}}", path.display());
-    let (code, lines, out) = run_check(&["--spawn", &spawn, "--quick", "--case", "echo.slow-reader", "--strace"]);
+    let html = std::env::temp_dir().join(format!("socklab-check-strace-{}.html", std::process::id()));
+    let html_arg = html.to_string_lossy().into_owned();
+    let (code, lines, out) =
+        run_check(&["--spawn", &spawn, "--quick", "--case", "echo.slow-reader", "--strace", "--html", &html_arg]);
     assert_eq!(code, Some(1), "{}", dump(&out));
     let findings = format!("{:?}", field(lines.last().unwrap(), "strace"));
     assert!(findings.contains("a short send") && findings.contains("sendto("), "{}", dump(&out));
+    // The failed case's section of the report holds the server's calls made while it ran.
+    let page = std::fs::read_to_string(&html).unwrap();
+    let _ = std::fs::remove_file(&html);
+    let section = page.split("id=\"echo.slow-reader\"").nth(1).expect("the case's section");
+    let section = section.split("</details>").next().unwrap();
+    assert!(section.contains("the server's calls while this case ran (strace)"), "{section}");
+    let calls = section.split("(strace)</b><pre>").nth(1).unwrap().split("</pre>").next().unwrap();
+    assert!(calls.lines().any(|l| l.contains("sendto(")), "{calls}");
+    assert!(calls.lines().count() <= socklab::check::STRACE_LINES_PER_CASE, "{calls}");
 }

@@ -88,6 +88,13 @@ fn case(out: &mut String, r: &CaseResult, seed: u64) {
         }
         out.push_str("</div>");
     }
+    if !r.strace.is_empty() {
+        out.push_str("<div class=\"strace\"><b>the server's calls while this case ran (strace)</b><pre>");
+        for line in &r.strace {
+            let _ = writeln!(out, "{}", esc(line));
+        }
+        out.push_str("</pre></div>");
+    }
     out.push_str("</details>\n");
 }
 

@@ -181,7 +181,13 @@ pub struct CaseResult {
     pub seed: u64,
     /// What was sent and what came back.
     pub transcript: Transcript,
+    /// With `--strace`, for a failed case: the server's calls made while it ran (the first
+    /// [`STRACE_LINES_PER_CASE`]), as strace printed them.
+    pub strace: Vec<String>,
 }
+
+/// The most strace lines the report keeps for one failed case.
+pub const STRACE_LINES_PER_CASE: usize = 60;
 
 impl CaseResult {
     /// `Some(true)` passed, `Some(false)` failed, `None` informational or skipped.
@@ -408,6 +414,8 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
         }
     };
     let mut results = Vec::new();
+    // When each case ran (wall clock), to find its calls in the strace.
+    let mut windows: Vec<(f64, f64)> = Vec::new();
     let mut deaths = Vec::new();
     let total = chosen.len();
     for (index, case) in chosen.into_iter().enumerate() {
@@ -425,6 +433,7 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
             stopped_server: false,
         };
         let case_started = Instant::now();
+        let wall_started = wall_clock();
         let (tx, rx) = mpsc::channel();
         let run = case.run;
         let handle = std::thread::Builder::new().name(format!("check {}", case.id)).spawn_counted(move || {
@@ -479,6 +488,7 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
             }
         }
         let result = verdict.into_result(case, seed, case_started.elapsed(), transcript);
+        windows.push((wall_started, wall_clock()));
         progress(&Progress::Done(&result));
         results.push(result);
     }
@@ -492,6 +502,18 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
                 for n in 1..=starts {
                     let path = PathBuf::from(format!("{}.{n}", base.display()));
                     if let Ok(text) = crate::file::read_to_string(&path) {
+                        // Each failed case gets the calls made while it ran (strace -ttt's times
+                        // are wall-clock seconds, as the windows are).
+                        let timed = strace::timed(&text);
+                        for (result, (from, to)) in results.iter_mut().zip(&windows) {
+                            if result.outcome != Outcome::Failed {
+                                continue;
+                            }
+                            let during = timed.iter().filter(|(t, _)| (*from..=*to).contains(t));
+                            for (_, line) in during.take(STRACE_LINES_PER_CASE - result.strace.len()) {
+                                result.strace.push(line.clone());
+                            }
+                        }
                         for finding in strace::findings(&text) {
                             if !notes.strace.contains(&finding) {
                                 notes.strace.push(finding);
@@ -525,6 +547,11 @@ pub fn run(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progres
         need_spawn,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Seconds since the epoch (CLOCK_REALTIME), strace -ttt's clock.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Where `--strace` has strace write the server's calls: a directory of this run's own, removed

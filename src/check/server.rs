@@ -156,7 +156,7 @@ impl Spawned {
         let command = substitute(&launch.command, port);
         let mut argv: Vec<String> = Vec::new();
         if let Some(file) = &launch.strace {
-            argv.extend(["strace", "-f", "-qq", "-s", "24", "-o"].map(String::from));
+            argv.extend(["strace", "-f", "-ttt", "-qq", "-s", "24", "-o"].map(String::from));
             argv.push(file.display().to_string());
         }
         if let Some(n) = launch.nofile {

@@ -4,22 +4,35 @@
 /// Calls in order, each as one line `PID name(args) = ret`: strace's `<unfinished ...>` and
 /// `<... name resumed>` halves (another thread made a call in between) joined again.
 pub fn join(text: &str) -> Vec<String> {
-    let mut calls: Vec<String> = Vec::new();
+    timed(text).into_iter().map(|(_, call)| call).collect()
+}
+
+/// The same, each with the time it was made (strace -ttt: seconds since the epoch; 0 when the
+/// lines carry no time).
+pub fn timed(text: &str) -> Vec<(f64, String)> {
+    let mut calls: Vec<(f64, String)> = Vec::new();
     let mut open: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for line in text.lines() {
         let Some((pid, rest)) = line.split_once(' ') else { continue };
         let rest = rest.trim_start();
+        // `-ttt`: `1733300000.123456 ` before the call.
+        let (t, rest) = match rest.split_once(' ') {
+            Some((t, call)) if t.contains('.') && t.parse::<f64>().is_ok() => {
+                (t.parse::<f64>().unwrap_or(0.0), call.trim_start())
+            }
+            _ => (0.0, rest),
+        };
         if let Some(resumed) = rest.strip_prefix("<... ") {
             if let (Some(i), Some((_, tail))) = (open.remove(pid), resumed.split_once("resumed>")) {
-                let head = calls[i].strip_suffix(" <unfinished ...>").unwrap_or(&calls[i]).to_string();
-                calls[i] = format!("{head}{tail}");
+                let head = calls[i].1.strip_suffix(" <unfinished ...>").unwrap_or(&calls[i].1).to_string();
+                calls[i].1 = format!("{head}{tail}");
             }
             continue;
         }
         if rest.ends_with("<unfinished ...>") {
             open.insert(pid.to_string(), calls.len());
         }
-        calls.push(format!("{pid} {rest}"));
+        calls.push((t, format!("{pid} {rest}")));
     }
     calls
 }

@@ -158,6 +158,7 @@ impl Verdict {
             seconds: elapsed.as_secs_f64(),
             seed,
             transcript,
+            strace: Vec::new(),
         }
     }
 }
