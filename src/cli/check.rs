@@ -47,8 +47,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE", help_heading = super::OUTPUT)]
     html: Option<PathBuf>,
     /// With --spawn: run the server under `strace -f` and report what its calls show (SIGPIPE
-    /// left at its default, short sends never finished, accept failing with EMFILE), each finding
-    /// quoting the line.
+    /// left at its default, short sends never finished, accept failing with EMFILE, a blocking
+    /// call on a socket in a server that waits with epoll/poll/select), each finding quoting the
+    /// line; with --html, each failed case also lists the server's calls made while it ran.
     #[arg(long, requires = "spawn", help_heading = super::OBSERVING)]
     strace: bool,
     /// With --spawn: how long the server may take to accept its first connection.
