@@ -558,6 +558,13 @@ impl Socket {
         self.set_int(libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, on.into())
     }
 
+    /// TCP_MAXSEG, before connect: the largest segment this socket sends and the MSS it
+    /// announces in its SYN, so the peer sends it segments no larger either (on loopback the MSS
+    /// is otherwise about 65,000 bytes, and the peer's send buffer is sized from it).
+    pub fn set_max_segment(&self, bytes: u32) -> io::Result<()> {
+        self.set_int(libc::IPPROTO_TCP, libc::TCP_MAXSEG, i32::try_from(bytes).unwrap_or(i32::MAX))
+    }
+
     /// TCP_NODELAY: send small segments at once instead of waiting (Nagle's algorithm off).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.set_int(libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into())

@@ -42,6 +42,16 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 "#;
 
+/// Bug: SIGPIPE at its default (as in C; Python ignores it unless told otherwise), so a send to a
+/// client that reset the connection ends the whole process.
+fn sigpipe_default() -> String {
+    CORRECT.replacen(
+        "import socket, sys, threading, time",
+        "import signal, socket, sys, threading, time\nsignal.signal(signal.SIGPIPE, signal.SIG_DFL)",
+        1,
+    )
+}
+
 /// Bug: one recv taken for the whole message, echoed, and the connection closed.
 const ONE_RECV: &str = r#"
 import socket, sys, threading
@@ -256,7 +266,9 @@ fn broken_servers_fail_the_case_that_names_their_bug() {
     if !have_python() {
         return;
     }
-    let cases: [(&str, &str, &str, &str); 4] = [
+    let sigpipe = sigpipe_default();
+    let cases: [(&str, &str, &str, &str); 5] = [
+        ("sigpipe_default.py", &sigpipe, "process.sigpipe", "killed by SIGPIPE"),
         ("one_recv.py", ONE_RECV, "echo.split-message", "treats one recv(2) as the whole message"),
         ("short_send.py", SHORT_SEND, "echo.slow-reader", "short write ignored"),
         ("close_on_fin.py", CLOSE_ON_FIN, "close.half-close", "closes as soon as recv returns 0"),

@@ -98,9 +98,16 @@ impl Conn {
     /// connect(2), nonblocking, waiting for the handshake until `deadline`. A Unix listener whose
     /// queue is full answers EAGAIN; that is retried until the deadline too.
     pub fn connect(peer: &Peer, deadline: Instant) -> Result<Conn, ConnectError> {
+        Conn::connect_tuned(peer, deadline, |_| {})
+    }
+
+    /// The same, with `tune` setting options on the socket before connect (those that act on the
+    /// handshake: TCP_MAXSEG, the buffer sizes the window is scaled for).
+    pub fn connect_tuned(peer: &Peer, deadline: Instant, tune: impl Fn(&Socket)) -> Result<Conn, ConnectError> {
         let started = Instant::now();
         loop {
             let socket = Socket::new(peer.domain(), Type::STREAM.nonblocking(), None).map_err(ConnectError::Refused)?;
+            tune(&socket);
             match socket.connect_nonblocking(&peer.sockaddr()) {
                 Ok(Connect::Done) => return Ok(Conn { socket }),
                 Ok(Connect::InProgress) => {

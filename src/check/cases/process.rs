@@ -208,7 +208,7 @@ the process and its children)",
 pub const SIGPIPE: Case = Case {
     id: "process.sigpipe",
     group: "process",
-    title: "clients that send up to 512 KiB and reset (RST; half of them after a FIN) without reading",
+    title: "clients that send and reset (RST; some after a FIN, two while the server is blocked sending) without reading",
     expected: "the server survives every one (SIGPIPE ignored or MSG_NOSIGNAL, EPIPE handled) and serves the next",
     lesson: super::LESSON_SIGPIPE,
     limit: s(15),
@@ -246,15 +246,83 @@ pub const SIGPIPE: Case = Case {
                 return Verdict::fail(format!("after round {} the server had ended: {status}", round + 1));
             }
         }
+        // Two more: our FIN reaches the server while it is blocked in send(2) (the echo filled its
+        // buffers, we never read), then our RST: in CLOSE-WAIT the reset is recorded as EPIPE, so
+        // the send it is blocked in, or its next one, raises SIGPIPE — whatever else it does.
+        for round in 13..=14 {
+            // Small segments and a small window: the server's send buffer is sized from the MSS,
+            // so it fills after some tens of KiB instead of the MiBs a loopback MSS allows.
+            let conn = match Conn::connect_tuned(&ctx.peer, ctx.deadline, |s| {
+                let _ = s.set_max_segment(536);
+                let _ = s.set_recv_buffer_size(4 * 1024);
+            }) {
+                Ok(c) => c,
+                Err(e) => return Verdict::fail(format!("could not connect: {e}")),
+            };
+            let (sent, blocked) = fill_until_blocked(&conn, &mut rng, Duration::from_secs(3));
+            let _ = conn.shutdown_write();
+            std::thread::sleep(Duration::from_millis(20));
+            conn.reset();
+            ctx.transcript.step(format!(
+                "round {round}: sent {sent} bytes until {}, FIN, 20 ms, RST",
+                if blocked { "the server stopped reading (blocked sending the echo)" } else { "the time ran out" }
+            ));
+            std::thread::sleep(Duration::from_millis(30));
+            if let Some(status) = ended(ctx) {
+                return Verdict::fail(format!("after round {round} the server had ended: {status}"));
+            }
+        }
         match next_client(ctx, Duration::from_secs(5)) {
             Ok(d) => Verdict::pass(format!(
-                "the server survived 12 clients that left mid-echo and served the next in {}",
+                "the server survived 14 clients that left mid-echo and served the next in {}",
                 ms(d)
             )),
-            Err(e) => Verdict::fail(format!("after 12 clients that left mid-echo, {e}")),
+            Err(e) => Verdict::fail(format!("after 14 clients that left mid-echo, {e}")),
         }
     },
 };
+
+/// Sends to the server until it stops reading while everything sent has reached its kernel:
+/// sock_diag shows its socket's Recv-Q holding bytes that stay unread for 50 ms, and ours with an
+/// empty Send-Q (so a FIN leaves at once). An echo server that stops reading while its client
+/// does not read is blocked in send(2). Returns the bytes sent and whether that was seen.
+fn fill_until_blocked(conn: &Conn, rng: &mut Rng, within: Duration) -> (usize, bool) {
+    let until = Instant::now() + within;
+    // Pieces well below the server's receive buffer (tcp_rmem's 128 KiB at first): once the
+    // server stops reading, what we sent still fits in its kernel, and our FIN can follow.
+    let piece = rng.bytes(16 * 1024);
+    let mut sent = 0;
+    while Instant::now() < until {
+        let mut off = 0;
+        while off < piece.len() && Instant::now() < until {
+            match conn.socket().send(&piece[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                Err(_) => return (sent + off, false),
+            }
+        }
+        sent += off;
+        let Some((unread, unsent)) = queues(conn) else { return (sent, false) };
+        if unread > 0 && unsent == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+            if queues(conn).is_some_and(|(later, unsent)| later >= unread && unsent == 0) {
+                return (sent, true);
+            }
+        }
+    }
+    (sent, false)
+}
+
+/// (the server's Recv-Q, our Send-Q) for this TCP connection, from sock_diag.
+fn queues(conn: &Conn) -> Option<(u32, u32)> {
+    let local = conn.socket().local_addr().ok()?.as_socket()?;
+    let remote = conn.socket().peer_addr().ok()?.as_socket()?;
+    let family = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let all = crate::diag::Diag::open().ok()?.dump(family, false).ok()?;
+    let theirs = all.iter().find(|s| s.local == remote && s.remote == local)?.recv_q;
+    let ours = all.iter().find(|s| s.local == local && s.remote == remote)?.send_q;
+    Some((theirs, ours))
+}
 
 const NOFILE: u64 = 64;
 
