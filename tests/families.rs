@@ -157,12 +157,12 @@ fn seqpacket_keeps_message_boundaries_and_reports_truncation() {
 }
 
 /// A seqpacket message longer than the server's --buffer: the kernel keeps what fits and drops the
-/// rest; recv with MSG_TRUNC returns the real length, and the server says so (every model that
-/// calls recv itself; the uring model's recvs run inside the kernel and are not checked).
+/// rest; recv with MSG_TRUNC returns the real length, and the server says so — every model, uring
+/// too (its multishot recv asks with MSG_TRUNC, each message in a whole provided buffer).
 #[test]
 fn seqpacket_messages_longer_than_the_server_buffer_are_reported() {
     let dir = TempDir::new("seqcut");
-    for model in ["iterative", "fork", "thread", "poll", "epoll"] {
+    for model in ["iterative", "fork", "thread", "poll", "epoll", "uring"] {
         let path = dir.path(&format!("{model}.sock"));
         let (srv, _) = server(&["--unix", &path, "--seqpacket", "--buffer", "4", "--model", model, "--json"]);
         // A real peer: Python sends one 10-byte message and gets back the 4 bytes the server kept.
@@ -197,6 +197,26 @@ fn seqpacket_messages_longer_than_the_server_buffer_are_reported() {
         "{out}"
     );
     assert_eq!(out.matches("Recv cut").count(), 1, "{out}");
+}
+
+/// Five messages sent back to back come back as five messages, in every model: an echo that
+/// joined them (uring once sent the bytes of consecutive recvs in one send) breaks the one
+/// promise seqpacket makes.
+#[test]
+fn seqpacket_echo_keeps_message_boundaries_in_every_model() {
+    let dir = TempDir::new("seqbound");
+    for model in ["iterative", "fork", "thread", "poll", "epoll", "uring"] {
+        let path = dir.path(&format!("{model}.sock"));
+        let (srv, _) = server(&["--unix", &path, "--seqpacket", "--model", model, "--quiet"]);
+        let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n\
+                      s.connect(sys.argv[1])\n\
+                      [s.send(b'message %d' % i) for i in range(5)]\n\
+                      s.settimeout(10)\nprint([s.recv(1000) for _ in range(5)])";
+        let (ok, out, err) = python(script, &[&path]);
+        let want = "[b'message 0', b'message 1', b'message 2', b'message 3', b'message 4']";
+        assert!(ok && out.trim() == want, "{model}: {out}{err}");
+        assert!(stop(srv).0, "{model}");
+    }
 }
 
 #[test]

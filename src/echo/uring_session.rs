@@ -101,15 +101,23 @@ impl Conn {
             (self.receiving, self.cancelling) = (false, false);
         }
         match (done.res, done.piece.take()) {
-            (Ok(_), Some(piece)) if !self.finished => {
+            (Ok(real), Some(piece)) if !self.finished => {
                 self.clock.progress();
                 let data = ring.data(&piece);
+                let message = matches!(self.stream, Stream::Seqpacket(_));
+                if message && real > piece.len() {
+                    // A seqpacket message longer than the buffer: the kernel kept what fitted and
+                    // dropped the rest; MSG_TRUNC made the result its real length.
+                    sink(&Event::Truncated(self.peer, data.len(), real as usize));
+                }
                 sink(&Event::ServerReceived(self.peer, data));
                 sink(&Event::ServerSending(self.peer, data));
                 self.queued += u64::from(piece.len());
+                // Bytes of a stream that follow each other in one buffer go out in one send; a
+                // message is sent on its own, so that the echo keeps the message boundaries.
                 let piece = match self.queue.back_mut() {
-                    Some(last) => ring.join(last, piece).err(),
-                    None => Some(piece),
+                    Some(last) if !message => ring.join(last, piece).err(),
+                    _ => Some(piece),
                 };
                 self.queue.extend(piece);
             }

@@ -77,6 +77,8 @@ pub struct Ring {
     done: Vec<Completion>,
     /// Multishot recvs can be given a byte limit (Linux 6.16).
     recv_limit: bool,
+    /// A ring for message sockets ([`Ring::for_messages`]).
+    messages: bool,
 }
 
 impl Ring {
@@ -84,6 +86,18 @@ impl Ring {
     /// `buffers` provided buffers (a power of two) of `buffer_size` bytes. Errors are explained
     /// (see [`refusal`]).
     pub fn new(entries: u32, buffers: u16, buffer_size: u32) -> io::Result<Ring> {
+        Ring::setup(entries, buffers, buffer_size, false)
+    }
+
+    /// The same for message sockets (seqpacket): each recv takes a whole buffer (no incremental
+    /// consumption, which would cut a message at whatever is left of a shared buffer), and asks
+    /// with `MSG_TRUNC`, so a completion's result is the message's real length and a message
+    /// longer than a buffer is known to be cut.
+    pub fn for_messages(entries: u32, buffers: u16, buffer_size: u32) -> io::Result<Ring> {
+        Ring::setup(entries, buffers, buffer_size, true)
+    }
+
+    fn setup(entries: u32, buffers: u16, buffer_size: u32, messages: bool) -> io::Result<Ring> {
         // DEFER_TASKRUN (6.1) lets completion work run only inside our io_uring_enter, instead of
         // interrupting the thread; it needs SINGLE_ISSUER. Older kernels say EINVAL: ask again
         // without them.
@@ -99,10 +113,10 @@ impl Ring {
         if uring.params().features & needed != needed {
             return Err(too_old("io_uring_enter with a timeout (IORING_FEAT_EXT_ARG)", "5.11"));
         }
-        let mut ring = Ring { uring, done: Vec::new(), recv_limit: kernel_at_least(6, 16) };
+        let mut ring = Ring { uring, done: Vec::new(), recv_limit: kernel_at_least(6, 16), messages };
         // Incremental consumption (6.12) lets many small recvs share one large buffer, so buffers
         // can be sized for streams; before 6.12 the kernel says EINVAL: ask again without it.
-        let registered = match ring.uring.register_buffers(GROUP, buffers, buffer_size, true) {
+        let registered = match ring.uring.register_buffers(GROUP, buffers, buffer_size, !messages) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 ring.uring.register_buffers(GROUP, buffers, buffer_size, false)
             }
@@ -133,7 +147,11 @@ impl Ring {
     /// the kernel can (6.16), it ends by itself after `limit` bytes (0: no limit).
     pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64, limit: u32) {
         let limit = if self.recv_limit { limit } else { 0 };
-        self.push(Sqe::recv_multishot(fd, GROUP, token, limit));
+        if self.messages {
+            self.push(Sqe::recv_multishot_trunc(fd, GROUP, token, limit));
+        } else {
+            self.push(Sqe::recv_multishot(fd, GROUP, token, limit));
+        }
     }
 
     /// Sends the bytes of `piece` (which a recv completion handed us) from `skip` on. Keep the

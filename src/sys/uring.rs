@@ -281,6 +281,14 @@ impl Sqe {
         })
     }
 
+    /// The same with `MSG_TRUNC` for a message socket (seqpacket): a message longer than the
+    /// buffer is cut, and the completion's result is its real length, not the bytes kept. Only
+    /// for a group registered without incremental consumption, where a recv uses up its buffer
+    /// whatever the result says.
+    pub fn recv_multishot_trunc(fd: BorrowedFd<'_>, group: u16, token: u64, limit: u32) -> Sqe {
+        Sqe::recv_multishot(fd, group, token, limit).with(|s| s.op_flags = libc::MSG_TRUNC as u32)
+    }
+
     /// A one-shot poll for `events` (`POLLIN`...).
     pub fn poll_add(fd: BorrowedFd<'_>, events: libc::c_short, token: u64) -> Sqe {
         Sqe::new(IORING_OP_POLL_ADD, fd.as_raw_fd(), token).with(|s| s.op_flags = events as u16 as u32)
@@ -590,6 +598,9 @@ impl Buffers {
         let incremental = self.incremental;
         let st = self.state.get_mut(usize::from(bid)).filter(|st| st.in_kernel)?;
         let offset = if incremental { st.filled } else { 0 };
+        // A whole-buffer recv with MSG_TRUNC reports a cut message's real length: the kernel
+        // filled the buffer, and the piece is the buffer.
+        let n = if incremental { n } else { n.min(self.size) };
         if offset.checked_add(n).is_none_or(|end| end > self.size) {
             return None; // not what the kernel promised: hold nothing rather than read out of bounds
         }

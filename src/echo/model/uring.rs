@@ -31,6 +31,11 @@
 //! strace shows only the io_uring_enter calls: the recvs and sends happen inside the kernel,
 //! which is why `--trace` prints the ring's traffic beneath each call.
 //!
+//! A seqpacket server (`--unix --seqpacket`) keeps messages whole: its buffers are not shared
+//! between recvs (incremental consumption would cut a message at what is left of a buffer), each
+//! recv asks with `MSG_TRUNC` so a message longer than `--buffer` is reported with its real length,
+//! and each message goes back in a send of its own.
+//!
 //! With `--max-conns` the accept is one-shot, armed only while there is room; without, it is
 //! multishot. After EMFILE (and while at the bound) the thread looks again when one of its
 //! connections closes, or after 100 ms. The connection's state machine is in `../uring_session.rs`.
@@ -44,13 +49,14 @@ use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Failure, announce, classify};
 use crate::echo::config::ServerConfig;
-use crate::echo::endpoint::{Listener, Stream};
+use crate::echo::endpoint::{Listener, Stream, Transport};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::stop::Stop;
 use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
 use crate::ready::uring::{RECV, Ring, SEND, too_old};
 use crate::socket::{Socket, Type};
+use crate::unix::UnixKind;
 
 /// Tokens of the listener and the wake line; a connection's is its descriptor number.
 const LISTENER: u64 = 1 << 41;
@@ -102,8 +108,9 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
 /// One thread's loop over its own ring.
 fn worker(shared: &Shared<'_>) -> io::Result<()> {
     let (size, count) = buffer_shape(shared.config.buffer());
-    let mut ring = Ring::new(ENTRIES, count, size)?;
-    if !ring.incremental() && size > SMALL_BUFFER && shared.config.buffer.is_none() {
+    let messages = matches!(shared.config.transport, Transport::Unix(_, UnixKind::Seqpacket));
+    let mut ring = if messages { Ring::for_messages(ENTRIES, count, size)? } else { Ring::new(ENTRIES, count, size)? };
+    if !messages && !ring.incremental() && size > SMALL_BUFFER && shared.config.buffer.is_none() {
         // Before Linux 6.12 each recv uses up a whole buffer: large ones would leave few for
         // many connections. Smaller ones, as many as fit in the pool.
         drop(ring);
