@@ -558,6 +558,18 @@ impl Socket {
         self.set_int(libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, on.into())
     }
 
+    /// SO_KEEPALIVE with its timing: after `idle` without traffic the kernel sends a probe (an
+    /// empty ACK) every `interval` (TCP_KEEPIDLE, TCP_KEEPINTVL, whole seconds, at least 1);
+    /// `count` unanswered probes (TCP_KEEPCNT), or an RST in answer, end the connection
+    /// (ETIMEDOUT, ECONNRESET). A peer that is alive answers each probe; no data is sent.
+    pub fn set_keepalive_probes(&self, idle: Duration, interval: Duration, count: u32) -> io::Result<()> {
+        let secs = |d: Duration| i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX);
+        self.set_int(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+        self.set_int(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(idle))?;
+        self.set_int(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(interval))?;
+        self.set_int(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, i32::try_from(count.max(1)).unwrap_or(i32::MAX))
+    }
+
     /// TCP_MAXSEG, before connect: the largest segment this socket sends and the MSS it
     /// announces in its SYN, so the peer sends it segments no larger either (on loopback the MSS
     /// is otherwise about 65,000 bytes, and the peer's send buffer is sized from it).

@@ -520,3 +520,78 @@ fn pass_fd_with_an_unread_stdout_serves_every_client_and_ends() {
     assert!(status.success(), "{status}: {out}");
     assert!(out.starts_with("Server start"), "{out}");
 }
+
+/// Under `upstream:half_open` the client's bytes and FIN are never read, so the server never
+/// closes and the link used to stay for ever. The proxy keeps the client's socket (a cut cable
+/// tells a client nothing) with keepalive probes: a client that only half-closed answers them and
+/// still gets no FIN; one that closed is forgotten by its own kernel after tcp_fin_timeout (2 s in
+/// this test's namespace), its next probe meets an RST, and the link ends.
+#[test]
+fn half_open_links_of_clients_that_closed_end_and_half_closed_ones_stay_cut() {
+    use socklab::netns::{Pair, Side};
+    if !nix_is_root() || !common::have("ip") || !common::have("python3") {
+        common::skip("needs root, ip and python3 for a network namespace");
+        return;
+    }
+    let pair = Pair::create("sl-ho").expect("create the namespaces");
+    pair.sysctl(Side::A, "net.ipv4.tcp_fin_timeout", "2").unwrap();
+    let spawn = |args: &[&str]| {
+        let ready = common::ReadyFile::new();
+        let mut child = pair
+            .command(Side::A, env!("CARGO_BIN_EXE_socklab"))
+            .args(args)
+            .args(ready.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = ready.wait(&mut child);
+        (Killed(child), addr)
+    };
+    let (_server, upstream) = spawn(&["server", "--host", "127.0.0.1", "--port", "0", "--quiet", "--model", "thread"]);
+    let up = upstream.to_string();
+    let (proxy, addr) =
+        spawn(&["proxy", "--listen", "127.0.0.1:0", "--upstream", &up, "--fault", "upstream:half_open"]);
+    let pid = proxy.0.id();
+    let idle = open_fds(pid);
+    // One client half-closes and keeps reading; 20 send 100 bytes and close.
+    let script = r#"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+held = socket.create_connection((host, int(port)))
+held.sendall(b"x" * 100)
+held.shutdown(socket.SHUT_WR)
+for _ in range(20):
+    c = socket.create_connection((host, int(port)))
+    c.sendall(b"y" * 100)
+    c.close()
+print("sent", flush=True)
+held.settimeout(12)
+try:
+    got = held.recv(100)
+    print("EOF" if got == b"" else "DATA", flush=True)
+except socket.timeout:
+    print("cut", flush=True)
+"#;
+    let mut client = pair
+        .command(Side::A, "python3")
+        .args(["-c", script, &addr.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The 20 closed clients' links end (2 descriptors each); the half-closed one's stays.
+    let until = std::time::Instant::now() + Duration::from_secs(40);
+    let mut held = open_fds(pid);
+    while std::time::Instant::now() < until {
+        held = open_fds(pid);
+        if held <= idle + 2 && held > idle {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut out = String::new();
+    client.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = client.wait();
+    assert_eq!(held, idle + 2, "the proxy holds {} descriptors over its idle {idle}", held - idle);
+    assert!(out.contains("sent") && out.contains("cut"), "the half-closed client was told something: {out}");
+}

@@ -254,7 +254,7 @@ Faults (--fault, repeatable): [DIRECTION:]NAME[=ARGS][@PERCENT%]
   reset_peer=after=1kb     ... or after 1,000 bytes
   timeout[=1s]             forward nothing; close after 1s, or when that side closes (none or 0: no clock)
   slow_close=500ms         pass the FIN on 500 ms late
-  half_open                stop reading and writing, keep the connection (a cut cable) until both peers close
+  half_open                stop reading and writing, keep the connection (a cut cable) until both peers have gone
   refuse                   stop accepting: connections wait in the backlog until it fills
   @25%                     only a quarter of the connections get the fault
 Sizes: b, kb (1000), kib (1024), mb, mib. Durations: us, ms, s, m, h.

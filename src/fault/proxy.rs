@@ -42,6 +42,9 @@ use crate::tcp::{TcpListener, TcpStream};
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
+/// How long a half_open link's socket whose peer sent its FIN waits between keepalive probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+
 /// What epoll said about one socket of a link.
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
@@ -415,12 +418,25 @@ impl Link {
         // half_open reads nothing; the socket is watched for its peer's FIN alone (EPOLLRDHUP), so
         // that a link both of whose peers have gone can be let go.
         for (socket, pipe, seen) in [(&self.client, &mut self.up, seen[0]), (&self.upstream, &mut self.down, seen[1])] {
-            if seen.hangup && pipe.half_open() && !pipe.gone {
-                if let Some(e) = socket.take_error()? {
-                    return Err(e);
-                }
-                pipe.gone = true;
+            if !(seen.hangup && pipe.half_open()) {
+                continue;
             }
+            let error = socket.take_error()?;
+            if pipe.gone {
+                // After its FIN, an error or hang-up is the peer's socket gone for good: a
+                // keepalive probe met an RST (a peer that closed, not one that half-closed and
+                // still reads). Nothing more can reach it: the link ends.
+                return Ok(Some((End::Close, [false, false])));
+            }
+            if let Some(e) = error {
+                return Err(e);
+            }
+            pipe.gone = true;
+            // Its FIN came, unread: the peer closed, or only half-closed and still reads. A cut
+            // cable tells it nothing either way, so the socket is kept, with keepalive probes: a
+            // half-closed peer answers them; a closed one's kernel drops its socket after
+            // tcp_fin_timeout (60 s), and then answers a probe with an RST.
+            let _ = socket.socket().set_keepalive_probes(KEEPALIVE_IDLE, KEEPALIVE_IDLE, 5);
         }
         if seen[0].read && self.up.wants_read() {
             let room = self.up.room().min(buf.len());
@@ -456,12 +472,18 @@ impl Link {
 
     /// Registers each socket for what its pipes need now (or removes it: see the module doc).
     fn watch(&mut self, epoll: &Epoll, slot: usize) -> io::Result<()> {
-        let peer_close = |pipe: &Pipe| pipe.half_open() && !pipe.gone;
-        let client = interest(self.up.wants_read(), self.down.blocked, peer_close(&self.up));
+        // A half_open source: watched for its peer's FIN; after it, for errors alone (the RST a
+        // keepalive probe meets once the peer's socket is gone).
+        let half = |pipe: &Pipe| match (pipe.half_open(), pipe.gone) {
+            (true, false) => Watch::PeerClose,
+            (true, true) => Watch::Errors,
+            (false, _) => Watch::Nothing,
+        };
+        let client = interest(self.up.wants_read(), self.down.blocked, half(&self.up));
         let upstream = if self.connecting {
             Some(Interest::WRITABLE)
         } else {
-            interest(self.down.wants_read(), self.up.blocked, peer_close(&self.down))
+            interest(self.down.wants_read(), self.up.blocked, half(&self.down))
         };
         for (i, (socket, want)) in [(&self.client, client), (&self.upstream, upstream)].into_iter().enumerate() {
             let token = Token(slot * 2 + i);
@@ -490,17 +512,27 @@ impl Link {
     }
 }
 
-fn interest(read: bool, write: bool, peer_close: bool) -> Option<Interest> {
+/// What a socket is watched for besides its pipes' reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    Nothing,
+    /// Its peer's FIN (`EPOLLRDHUP`).
+    PeerClose,
+    /// Errors and hang-ups only (always reported; `Interest::NONE` keeps it registered for them).
+    Errors,
+}
+
+fn interest(read: bool, write: bool, watch: Watch) -> Option<Interest> {
     let interest = match (read, write) {
         (true, true) => Interest::READABLE.and_writable(),
         (true, false) => Interest::READABLE,
         (false, true) => Interest::WRITABLE,
         (false, false) => Interest::NONE,
     };
-    match (read || write, peer_close) {
-        (_, true) => Some(interest.and_peer_close()),
-        (true, false) => Some(interest),
-        (false, false) => None,
+    match (read || write, watch) {
+        (_, Watch::PeerClose) => Some(interest.and_peer_close()),
+        (true, _) | (false, Watch::Errors) => Some(interest),
+        (false, Watch::Nothing) => None,
     }
 }
 

@@ -16,7 +16,7 @@
 //!                              (none or 0: no clock)
 //! slow_close=DURATION          pass the end of stream (FIN) on that much later
 //! half_open                    stop reading and writing, keep the connection (a cut cable) until
-//!                              both peers have closed
+//!                              both peers have gone (a closed peer is found by keepalive probes)
 //! refuse                       stop accepting: connections wait in the backlog until it fills
 //!                              (the whole listener; no direction, no percentage)
 //! @PERCENT%                    the share of connections that get the fault (Toxiproxy's toxicity);

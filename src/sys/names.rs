@@ -153,6 +153,9 @@ pub fn sockopt(level: i32, name: i32) -> String {
         (libc::SOL_SOCKET, libc::SO_TYPE) => "SO_TYPE".to_string(),
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY".to_string(),
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => "TCP_MAXSEG".to_string(),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => "TCP_KEEPIDLE".to_string(),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => "TCP_KEEPINTVL".to_string(),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => "TCP_KEEPCNT".to_string(),
         #[cfg(socklab_af_packet)]
         (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE) => "SO_RCVBUFFORCE".to_string(),
         #[cfg(socklab_af_packet)]
