@@ -2,8 +2,8 @@
 # The fault proxy's peak memory and descriptors with clients that send and never read, under each
 # fault, against the bound each must stay under; prints a Markdown table.
 #
-#   scripts/bench-proxy.sh                        # 1,000 clients, 1 MiB each, every fault
-#   CLIENTS=200 SEND=4194304 FAULTS="bandwidth=1b latency=1s" scripts/bench-proxy.sh
+#   bench/proxy.sh                        # 1,000 clients, 1 MiB each, every fault
+#   CLIENTS=200 SEND=4194304 FAULTS="bandwidth=1b latency=1s" bench/proxy.sh
 #
 # Method, per fault: a quiet `socklab server` (epoll model) upstream and a `socklab proxy --fault
 # FAULT` in front of it; CLIENTS clients (python3, nonblocking sockets) connect, send up to SEND
