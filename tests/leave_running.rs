@@ -200,16 +200,7 @@ fn a_forged_datagram_from_the_servers_own_port_starts_no_echo_loop() {
         return;
     }
     for model in ["iterative", "epoll"] {
-        let ready = common::ReadyFile::new();
-        let mut child = socklab()
-            .args(["server", "--udp", "--host", "127.0.0.1", "--port", "0", "--json", "--model", model])
-            .args(ready.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr = ready.wait(&mut child);
+        let (mut server, addr) = udp_server(model, &[]);
         forge_udp(addr.port(), addr.port());
         forge_udp(addr.port(), addr.port());
         forge_udp(0, addr.port());
@@ -222,17 +213,11 @@ fn a_forged_datagram_from_the_servers_own_port_starts_no_echo_loop() {
         let (n, _) = client.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello", "{model}");
         // A loop would burn a whole core: 100 ticks a second. Allow a fifth of that.
-        let before = cpu_ticks(child.id());
+        let before = cpu_ticks(server.0.id());
         std::thread::sleep(Duration::from_secs(1));
-        let spent = cpu_ticks(child.id()) - before;
-        if spent >= 20 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let spent = cpu_ticks(server.0.id()) - before;
         assert!(spent < 20, "{model}: the server spent {spent} ticks in 1 s after a forged datagram: an echo loop");
-        common::signal(child.id(), "TERM");
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).replace("\": ", "\":");
+        let stdout = stop_and_read(&mut server);
         let dropped: Vec<&str> = stdout.lines().filter(|l| l.contains(r#""event":"dropped""#)).collect();
         assert_eq!(dropped.len(), 3, "{model}: one line per reason: {stdout}");
         for reason in ["own_port", "port_0", "small_service"] {
@@ -251,6 +236,16 @@ fn a_forged_datagram_from_the_servers_own_port_starts_no_echo_loop() {
         assert_eq!(data.len(), 2, "{model}: {stdout}");
         assert!(data.iter().all(|l| l.contains(&format!(":{client_port}\""))), "{model}: {stdout}");
     }
+}
+
+/// SIGTERM, then the server's whole stdout (JSON lines, `"key":value` without the space) once it
+/// exited with status 0.
+fn stop_and_read(server: &mut Killed) -> String {
+    common::signal(server.0.id(), "TERM");
+    let mut out = String::new();
+    server.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(server.0.wait().unwrap().success(), "{out}");
+    out.replace("\": ", "\":")
 }
 
 /// A UDP echo server on 127.0.0.1 with `extra` flags, its JSON lines on stdout.
@@ -306,11 +301,7 @@ fn udp_rate_ends_a_loop_between_two_echo_servers() {
     assert_eq!(&buf[..n], b"hello");
     let mut drops = 0;
     for server in [&mut a, &mut b] {
-        common::signal(server.0.id(), "TERM");
-        let mut out = String::new();
-        server.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        assert!(server.0.wait().unwrap().success(), "{out}");
-        let out = out.replace("\": ", "\":");
+        let out = stop_and_read(server);
         if let Some(summary) = out.lines().find(|l| l.contains(r#""event":"drops""#)) {
             assert!(summary.contains(r#""rate":"#), "{summary}");
             drops += 1;
