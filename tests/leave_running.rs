@@ -200,7 +200,7 @@ fn a_forged_datagram_from_the_servers_own_port_starts_no_echo_loop() {
         return;
     }
     for model in ["iterative", "epoll"] {
-        let (mut server, addr) = udp_server(model, &[]);
+        let (mut server, addr) = udp_server(model, &["--json"]);
         forge_udp(addr.port(), addr.port());
         forge_udp(addr.port(), addr.port());
         forge_udp(0, addr.port());
@@ -238,8 +238,8 @@ fn a_forged_datagram_from_the_servers_own_port_starts_no_echo_loop() {
     }
 }
 
-/// SIGTERM, then the server's whole stdout (JSON lines, `"key":value` without the space) once it
-/// exited with status 0.
+/// SIGTERM, then the server's whole stdout once it exited with status 0 (JSON lines written
+/// `"key":value`, without the space).
 fn stop_and_read(server: &mut Killed) -> String {
     common::signal(server.0.id(), "TERM");
     let mut out = String::new();
@@ -248,11 +248,11 @@ fn stop_and_read(server: &mut Killed) -> String {
     out.replace("\": ", "\":")
 }
 
-/// A UDP echo server on 127.0.0.1 with `extra` flags, its JSON lines on stdout.
+/// A UDP echo server on 127.0.0.1 with `extra` flags, its lines on stdout.
 fn udp_server(model: &str, extra: &[&str]) -> (Killed, std::net::SocketAddr) {
     let ready = common::ReadyFile::new();
     let mut child = socklab()
-        .args(["server", "--udp", "--host", "127.0.0.1", "--port", "0", "--json", "--model", model])
+        .args(["server", "--udp", "--host", "127.0.0.1", "--port", "0", "--model", model])
         .args(extra)
         .args(ready.args())
         .stdin(Stdio::null())
@@ -279,14 +279,14 @@ fn udp_rate_ends_a_loop_between_two_echo_servers() {
         cpu_ticks(a.0.id()) + cpu_ticks(b.0.id()) - before
     };
     // Without a limit the loop runs: the control that shows what the limit ends.
-    let ((a, a_addr), (b, b_addr)) = (udp_server("iterative", &[]), udp_server("epoll", &[]));
+    let ((a, a_addr), (b, b_addr)) = (udp_server("iterative", &["--json"]), udp_server("epoll", &["--json"]));
     forge_udp(a_addr.port(), b_addr.port());
     std::thread::sleep(Duration::from_millis(200));
     let spent = busy(&a, &b);
     assert!(spent >= 20, "without --udp-rate the two servers spent only {spent} ticks in 1 s: no loop to end");
     drop((a, b));
 
-    let limit = ["--udp-rate", "1000/s"];
+    let limit = ["--json", "--udp-rate", "1000/s"];
     let ((mut a, a_addr), (mut b, b_addr)) = (udp_server("iterative", &limit), udp_server("epoll", &limit));
     forge_udp(a_addr.port(), b_addr.port());
     std::thread::sleep(Duration::from_millis(1500)); // at most one second of 1,000 answers each
@@ -335,24 +335,13 @@ fn nix_is_root() -> bool {
 #[test]
 fn every_udp_model_echoes_at_most_2048_bytes_and_reports_the_cut() {
     for model in ["iterative", "epoll"] {
-        let ready = common::ReadyFile::new();
-        let mut child = socklab()
-            .args(["server", "--udp", "--host", "127.0.0.1", "--port", "0", "--model", model])
-            .args(ready.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr = ready.wait(&mut child);
+        let (mut server, addr) = udp_server(model, &[]);
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         client.send_to(&common::pattern(5000, 25), addr).unwrap();
         let mut buf = vec![0u8; 65536];
         let (n, _) = client.recv_from(&mut buf).unwrap();
-        common::signal(child.id(), "TERM");
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = stop_and_read(&mut server);
         assert_eq!(n, 2048, "{model}: the echo of a 5,000-byte datagram");
         assert_eq!(&buf[..n], &common::pattern(5000, 25)[..2048], "{model}");
         assert!(stdout.contains("Server Recv cut:") && stdout.contains("(MSG_TRUNC)"), "{model}: {stdout}");

@@ -82,7 +82,7 @@ pub fn start(quiet: bool, json: bool) -> io::Result<(Sink, Log)> {
             return;
         };
         if socklab::process::in_fork_child() {
-            write_from_child(&line);
+            write_if_room(&line);
             return;
         }
         match tx.try_send(line) {
@@ -129,16 +129,16 @@ impl Log {
 /// worker is forked before any thread could exist. Never blocks, whatever reads stdout.
 pub fn direct_printer(dropped: Arc<AtomicU64>) -> Sink {
     Arc::new(move |event: &Event<'_>| {
-        if event.in_tutorial() && !write_from_child(&event.to_string()) {
+        if event.in_tutorial() && !write_if_room(&event.to_string()) {
             dropped.fetch_add(1, Ordering::Relaxed);
         }
     })
 }
 
-/// A fork child's line: written only if stdout has room now (so the write does not block: a line
-/// is far below PIPE_BUF), without the stdout lock a parent thread may have held at the fork.
-/// Returns whether it was written.
-fn write_from_child(line: &str) -> bool {
+/// One line, written only if stdout has room now (so the write does not block: a line is far
+/// below PIPE_BUF), without the stdout lock a parent thread may have held at a fork: for fork
+/// children and for pass-fd's two processes. Returns whether it was written.
+fn write_if_room(line: &str) -> bool {
     let stdout = io::stdout();
     let fd = stdout.as_fd();
     let mut set = PollSet::new();
