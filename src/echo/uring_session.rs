@@ -2,12 +2,14 @@
 //!
 //! A connection has at most two requests in the kernel at a time: one multishot recv (armed once,
 //! it completes each time data arrives, into a buffer the kernel takes from the provided-buffer
-//! ring), and one send (of the oldest received piece, or of what is left of it after a short
-//! send). The recv stays armed while a send is in flight, so receiving and sending overlap. With
-//! incremental buffer consumption (Linux 6.12) consecutive recvs land one after another in the
-//! same buffer, and a piece that directly follows the last queued one is joined to it: one send
-//! then echoes what several recvs brought. A buffer goes back to the kernel once the kernel has
-//! used it up and every piece of it has been sent.
+//! ring), and one send of everything queued (or of what a short send left). The recv stays armed
+//! while a send is in flight, so receiving and sending overlap. With incremental buffer
+//! consumption (Linux 6.12) consecutive recvs land one after another in the same buffer, and a
+//! piece that directly follows the last queued one is joined to it; pieces in different buffers
+//! go out together in one `sendmsg` with an iovec each (`IORING_OP_SENDMSG`): one send echoes
+//! what several recvs brought, as the epoll model's one send echoes its one large recv. A
+//! seqpacket message is sent on its own, so the echo keeps the boundaries. A buffer goes back to
+//! the kernel once the kernel has used it up and every piece of it has been sent.
 //!
 //! Backpressure: received pieces wait in `queue` while the client does not read its echoes. When
 //! [`MAX_QUEUED_BYTES`] bytes or [`MAX_PIECES`] pieces are waiting, the recv is cancelled — the
@@ -58,6 +60,8 @@ pub struct Conn {
     sending: bool,
     /// The recv ended for lack of buffers (`ENOBUFS`); arm it again once some are recycled.
     pub starved: bool,
+    /// It had a completion this loop turn and is listed to be resumed (the model's bookkeeping).
+    pub touched: bool,
     /// Nothing more will be read: the peer closed, or the connection failed or timed out.
     finished: bool,
     /// It failed: what is queued is dropped, not sent.
@@ -78,6 +82,7 @@ impl Conn {
             cancelling: false,
             sending: false,
             starved: false,
+            touched: false,
             finished: false,
             failed: false,
         }
@@ -138,19 +143,26 @@ impl Conn {
         }
     }
 
-    /// A completion of its send.
+    /// A completion of its send: the pieces it sent in full go (their buffers back to the kernel
+    /// once nothing else of them is held); a short send leaves the rest for the next.
     pub fn on_send(&mut self, ring: &mut Ring, done: &Done, sink: &Sink) {
         self.sending = false;
         match done.res {
             Ok(n) => {
                 self.clock.progress();
-                self.sent += n;
                 self.queued = self.queued.saturating_sub(u64::from(n));
-                if self.queue.front().is_some_and(|p| self.sent >= p.len())
-                    && let Some(piece) = self.queue.pop_front()
-                {
-                    ring.release(piece);
+                let mut left = n;
+                while let Some(piece) = self.queue.front() {
+                    let rest = piece.len() - self.sent;
+                    if left < rest {
+                        self.sent += left;
+                        break;
+                    }
+                    left -= rest;
                     self.sent = 0;
+                    if let Some(piece) = self.queue.pop_front() {
+                        ring.release(piece);
+                    }
                 }
             }
             Err(errno) => self.fail(&io::Error::from_raw_os_error(errno), sink),
@@ -169,9 +181,17 @@ impl Conn {
         }
         if !self.sending
             && !self.failed
-            && let Some(piece) = self.queue.front()
+            && let Some(front) = self.queue.front()
         {
-            match ring.send(self.stream.as_fd(), piece, self.sent, token) {
+            // A stream's queued pieces go out together: one sendmsg when they lie in different
+            // buffers. A message (seqpacket) goes on its own, so the echo keeps the boundaries.
+            let fd = self.stream.as_fd();
+            let sent = if self.queue.len() == 1 || matches!(self.stream, Stream::Seqpacket(_)) {
+                ring.send(fd, front, self.sent, token)
+            } else {
+                ring.send_gather(fd, &self.queue, self.sent, token)
+            };
+            match sent {
                 Ok(()) => self.sending = true,
                 Err(e) => self.fail(&e, sink),
             }

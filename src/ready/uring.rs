@@ -16,7 +16,7 @@ use crate::sys::uring::{self as sys, Completion, Sqe, Uring};
 
 pub use crate::sys::uring::{
     Completion as Done, IORING_OP_ACCEPT as ACCEPT, IORING_OP_ASYNC_CANCEL as CANCEL, IORING_OP_POLL_ADD as POLL,
-    IORING_OP_RECV as RECV, IORING_OP_SEND as SEND,
+    IORING_OP_RECV as RECV, IORING_OP_SEND as SEND, IORING_OP_SENDMSG as SENDMSG, MAX_GATHER,
 };
 
 /// The one buffer group socklab registers.
@@ -161,6 +161,22 @@ impl Ring {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 self.uring.enter(false, None)?;
                 self.uring.push_send(fd, piece, skip, token)
+            }
+            other => other,
+        }
+    }
+
+    /// Sends the bytes of several pieces in one `sendmsg` (the first [`MAX_GATHER`] of `pieces`,
+    /// in order, the first from `skip` on), for bytes that lie in different buffers. Keep the
+    /// pieces until the send completes (its completion's op is [`SENDMSG`]).
+    pub fn send_gather<'p, I>(&mut self, fd: BorrowedFd<'_>, pieces: I, skip: u32, token: u64) -> io::Result<()>
+    where
+        I: IntoIterator<Item = &'p Piece> + Clone,
+    {
+        match self.uring.push_sendmsg(fd, pieces.clone(), skip, token) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                self.uring.enter(false, None)?;
+                self.uring.push_sendmsg(fd, pieces, skip, token)
             }
             other => other,
         }
@@ -338,5 +354,43 @@ mod tests {
         }
         ring.release(piece);
         ring.give_back(done);
+    }
+
+    #[test]
+    fn pieces_in_two_buffers_go_back_in_one_sendmsg_in_order() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        // A ring whose recvs each take a whole buffer: two recvs, two buffers.
+        let Ok(mut ring) = Ring::for_messages(8, 4, 64) else { return }; // no io_uring here
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut pieces = Vec::new();
+        ring.recv(a.as_fd(), 7, 0);
+        for word in [&b"hello"[..], b"world"] {
+            b.write_all(word).unwrap();
+            ring.wait(Some(Duration::from_secs(5))).unwrap();
+            let mut done = ring.take();
+            pieces.push(done.iter_mut().find_map(|c| c.piece.take()).expect("a provided buffer"));
+            ring.give_back(done);
+        }
+        assert_ne!(pieces[0].bid(), pieces[1].bid(), "two buffers");
+        // From the second byte of the first on: "ello" + "world", one request.
+        ring.send_gather(a.as_fd(), &pieces, 1, 8).unwrap();
+        let mut sent = None;
+        for _ in 0..10 {
+            ring.wait(Some(Duration::from_secs(5))).unwrap();
+            sent = ring.take().iter().find(|c| c.op == SENDMSG).map(|c| c.res);
+            if sent.is_some() {
+                break;
+            }
+        }
+        assert_eq!(sent, Some(Ok(9)));
+        let mut back = [0u8; 9];
+        b.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"elloworld");
+        // Nothing to send (the first piece skipped whole) is refused, not handed to the kernel.
+        let [first, second] = <[Piece; 2]>::try_from(pieces).unwrap();
+        assert!(ring.send_gather(a.as_fd(), [&first, &second], first.len(), 10).is_err());
+        ring.release(first);
+        ring.release(second);
     }
 }

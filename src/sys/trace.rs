@@ -226,7 +226,7 @@ pub enum Arg<'a> {
     },
     /// The SQEs an io_uring_enter handed to the kernel: printed beneath the call, not inside it.
     #[cfg(socklab_uring)]
-    UringSubmitted(&'a [crate::sys::uring::Sqe]),
+    UringSubmitted(&'a [crate::sys::uring::Submitted]),
     /// The CQEs waiting in the completion ring when io_uring_enter returned: printed beneath it.
     #[cfg(socklab_uring)]
     UringCompleted(&'a [crate::sys::uring::Cqe]),

@@ -11,7 +11,9 @@
 //! - the only memory the kernel may *write* is owned here: the rings, and the provided buffers,
 //!   which [`Uring::register_buffers`] allocates and the kernel fills on a recv with buffer select;
 //! - requests are built only by the [`Sqe`] constructors below, none of which takes a pointer; a
-//!   send names a provided buffer by id and a range that is checked against it;
+//!   send names a provided buffer by id and a range that is checked against it; a gathered send
+//!   ([`Uring::push_sendmsg`]) points the kernel at a `msghdr` and iovecs owned here, boxed (so they
+//!   do not move) and kept until the request's last completion, whose iovecs are checked pieces;
 //! - a buffer can be read ([`Uring::piece_data`]) only between the completion that handed it to
 //!   us and [`Uring::release`], which hands it back (so we never read while the kernel may write);
 //! - `Drop` cancels every request still in flight and waits for their completions before the
@@ -21,6 +23,7 @@
 //!
 //! Linux only (cfg `socklab_uring`).
 
+use std::collections::HashMap;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -33,6 +36,8 @@ use super::trace::{self, Arg};
 // Opcodes (enum io_uring_op).
 /// `IORING_OP_NOP`.
 pub const IORING_OP_NOP: u8 = 0;
+/// `IORING_OP_SENDMSG`.
+pub const IORING_OP_SENDMSG: u8 = 9;
 /// `IORING_OP_POLL_ADD`.
 pub const IORING_OP_POLL_ADD: u8 = 6;
 /// `IORING_OP_ACCEPT`.
@@ -674,6 +679,51 @@ pub struct Uring {
     /// least one (`IORING_FEAT_MIN_TIMEOUT`, 6.12): `(1, 0)` is a plain wait for one.
     batch: (u32, u32),
     buffers: Option<Buffers>,
+    /// The header and iovecs of each gathered send in flight, by user data (the kernel reads them).
+    gathers: HashMap<u64, Box<Gather>>,
+    /// Headers of finished gathered sends, for reuse (boxed: moved into `gathers` without
+    /// another allocation).
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Gather>>,
+}
+
+/// The most pieces one gathered send ([`Uring::push_sendmsg`]) takes.
+pub const MAX_GATHER: usize = 8;
+
+/// A sendmsg's `msghdr` and the iovecs it points to: boxed, so that the addresses the kernel was
+/// given stay valid while the box is kept (in `Uring::gathers`, until the last completion).
+struct Gather {
+    hdr: libc::msghdr,
+    iov: [libc::iovec; MAX_GATHER],
+}
+
+impl std::fmt::Debug for Gather {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iovecs()).finish()
+    }
+}
+
+impl Gather {
+    fn new() -> Box<Gather> {
+        // SAFETY: msghdr and iovec are plain C structs for which all-zero bytes are valid (null
+        // pointers, zero lengths).
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+
+    /// The iovecs in use, as (address, length).
+    fn iovecs(&self) -> Vec<(u64, usize)> {
+        self.iov[..self.hdr.msg_iovlen as usize].iter().map(|v| (v.iov_base as u64, v.iov_len)).collect()
+    }
+}
+
+/// An SQE as handed to the kernel, for the narration: the entry, and for a sendmsg the iovecs
+/// (address, length) its `msghdr` points to.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The entry itself.
+    pub sqe: Sqe,
+    /// A sendmsg's iovecs; empty for every other request.
+    pub iov: Vec<(u64, usize)>,
 }
 
 impl Uring {
@@ -700,6 +750,8 @@ impl Uring {
             in_flight: 0,
             batch: (1, 0),
             buffers: None,
+            gathers: HashMap::new(),
+            spare: Vec::new(),
         };
         // The SQ array maps ring slots to SQE indexes; socklab uses slot i for SQE i, always.
         for i in 0..params.sq_entries {
@@ -767,6 +819,56 @@ impl Uring {
         let mut sqe = Sqe::new(IORING_OP_SEND, fd.as_raw_fd(), token);
         (sqe.addr, sqe.len, sqe.op_flags) = (addr, piece.len - skip, libc::MSG_NOSIGNAL as u32);
         self.push(sqe).map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// Queues one `sendmsg` of held pieces, in order (the first [`MAX_GATHER`] of `pieces`), the
+    /// first from `skip` on: one request, and for the kernel one `tcp_sendmsg`, for bytes that lie
+    /// in different buffers. Each piece must stay held until the send completes; one gathered send
+    /// per token at a time.
+    pub fn push_sendmsg<'p>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        pieces: impl IntoIterator<Item = &'p Piece>,
+        skip: u32,
+        token: u64,
+    ) -> io::Result<()> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+        let bufs = self.buffers.as_ref().ok_or_else(|| io::Error::other("no provided buffers"))?;
+        let key = user_data(token, IORING_OP_SENDMSG);
+        if self.gathers.contains_key(&key) {
+            return Err(invalid("a gathered send with this token is already in flight"));
+        }
+        let mut gather = self.spare.pop().unwrap_or_else(Gather::new);
+        let mut n = 0;
+        for (i, p) in pieces.into_iter().take(MAX_GATHER).enumerate() {
+            let from = if i == 0 { skip } else { 0 };
+            if !bufs.holds(p) || from >= p.len {
+                self.spare.push(gather);
+                return Err(invalid("send of a buffer we do not hold"));
+            }
+            let base = bufs.address(p.bid, p.offset + from);
+            gather.iov[i] = libc::iovec { iov_base: base.cast(), iov_len: (p.len - from) as usize };
+            n = i + 1;
+        }
+        if n == 0 {
+            self.spare.push(gather);
+            return Err(invalid("a gathered send of no pieces"));
+        }
+        gather.hdr.msg_iov = gather.iov.as_mut_ptr();
+        gather.hdr.msg_iovlen = n as _;
+        let mut sqe = Sqe::new(IORING_OP_SENDMSG, fd.as_raw_fd(), token);
+        // liburing's io_uring_prep_sendmsg: addr is the msghdr, len 1, the flags in op_flags.
+        (sqe.addr, sqe.len, sqe.op_flags) = (ptr::from_ref(&gather.hdr) as u64, 1, libc::MSG_NOSIGNAL as u32);
+        match self.push(sqe) {
+            Ok(()) => {
+                self.gathers.insert(key, gather);
+                Ok(())
+            }
+            Err(_) => {
+                self.spare.push(gather);
+                Err(io::Error::from_raw_os_error(libc::EBUSY))
+            }
+        }
     }
 
     /// Waits from now on ask for `min_complete` completions, returning early once `min_wait_usec`
@@ -839,13 +941,18 @@ impl Uring {
         }
     }
 
-    /// Copies of the SQEs about to be submitted, for the narration.
-    fn submitted_sqes(&self, head: u32, n: u32) -> Vec<Sqe> {
+    /// Copies of the SQEs about to be submitted (with a sendmsg's iovecs), for the narration.
+    fn submitted_sqes(&self, head: u32, n: u32) -> Vec<Submitted> {
         (0..n)
             .map(|i| {
                 let index = head.wrapping_add(i) & (self.params.sq_entries - 1);
                 // SAFETY: in bounds; these SQEs were written by `push` and the kernel only reads them.
-                unsafe { self.sqes.at::<Sqe>(index * size_of::<Sqe>() as u32).read() }
+                let sqe = unsafe { self.sqes.at::<Sqe>(index * size_of::<Sqe>() as u32).read() };
+                let iov = match sqe.opcode {
+                    IORING_OP_SENDMSG => self.gathers.get(&sqe.user_data).map(|g| g.iovecs()).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                Submitted { sqe, iov }
             })
             .collect()
     }
@@ -881,6 +988,10 @@ impl Uring {
         let more = cqe.flags & IORING_CQE_F_MORE != 0;
         if !more {
             self.in_flight = self.in_flight.saturating_sub(1);
+            // The kernel is done with a gathered send's header and iovecs.
+            if let Some(gather) = self.gathers.remove(&cqe.user_data) {
+                self.spare.push(gather);
+            }
         }
         let mut piece = None;
         if cqe.flags & IORING_CQE_F_BUFFER != 0
@@ -999,6 +1110,8 @@ impl Drop for Uring {
             if self.in_flight > 0 {
                 // The kernel may still write into these buffers: never unmap them.
                 std::mem::forget(bufs.data.take());
+                // Nor free what a gathered send still in flight may read.
+                std::mem::forget(std::mem::take(&mut self.gathers));
             }
         }
         // SAFETY: this is the end of `drop`; nothing reads `self.fd` after it is taken here.

@@ -100,6 +100,7 @@ pub fn op_name(op: u8) -> String {
         ring::IORING_OP_ACCEPT => "IORING_OP_ACCEPT".into(),
         ring::IORING_OP_ASYNC_CANCEL => "IORING_OP_ASYNC_CANCEL".into(),
         ring::IORING_OP_SEND => "IORING_OP_SEND".into(),
+        ring::IORING_OP_SENDMSG => "IORING_OP_SENDMSG".into(),
         ring::IORING_OP_RECV => "IORING_OP_RECV".into(),
         other => format!("IORING_OP_{other}"),
     }
@@ -171,12 +172,32 @@ pub fn lines_beneath(call: &Call<'_>) -> String {
     }
     for a in call.args {
         match a {
-            Arg::UringSubmitted(sqes) => sqes.iter().for_each(|s| out.push_str(&format!("\n#   submit  {}", sqe(s)))),
+            Arg::UringSubmitted(sqes) => {
+                sqes.iter().for_each(|s| out.push_str(&format!("\n#   submit  {}", submitted(s))));
+            }
             Arg::UringCompleted(cqes) => cqes.iter().for_each(|c| out.push_str(&format!("\n#   complete {}", cqe(c)))),
             _ => {}
         }
     }
     out
+}
+
+/// One SQE as submitted; a sendmsg with the iovecs its header pointed to, in strace's spelling of
+/// a `msghdr`: `IORING_OP_SENDMSG fd=5 msg={msg_iov=[{iov_base=0x7f3a1c000000, iov_len=65536},
+/// {iov_base=0x7f3a1c010000, iov_len=4096}], msg_iovlen=2} msg_flags=MSG_NOSIGNAL user_data=0x509`.
+pub fn submitted(s: &ring::Submitted) -> String {
+    if s.sqe.opcode() != ring::IORING_OP_SENDMSG {
+        return sqe(&s.sqe);
+    }
+    let iov: Vec<String> = s.iov.iter().map(|(base, len)| format!("{{iov_base={base:#x}, iov_len={len}}}")).collect();
+    format!(
+        "IORING_OP_SENDMSG fd={} msg={{msg_iov=[{}], msg_iovlen={}}} msg_flags={} user_data={:#x}",
+        s.sqe.fd(),
+        iov.join(", "),
+        s.iov.len(),
+        names::msg_flags(s.sqe.op_flags() as i32),
+        s.sqe.user_data()
+    )
 }
 
 /// One SQE: `IORING_OP_RECV fd=5 flags=IOSQE_BUFFER_SELECT ioprio=IORING_RECV_MULTISHOT buf_group=0 user_data=0x51b`.

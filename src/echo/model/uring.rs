@@ -11,12 +11,14 @@
 //!         for each completion {
 //!             accept:    a new connection; submit a multishot recv on it
 //!             recv:      data in a piece of a provided buffer: queue it (joined to the last
-//!                        piece if it follows it), and send the oldest unless a send is out
-//!                        (too much waiting for the client to read: cancel the recv)
-//!             send:      the piece went: let go of it (its buffer goes back to the kernel
-//!                        once used up and all sent); otherwise send the rest
+//!                        piece if it follows it in the same buffer)
+//!             send:      let go of the pieces sent in full (a buffer goes back to the kernel
+//!                        once used up and all sent); a short send leaves the rest queued
 //!             wake line: the stop was requested: return (the ring cancels what is left)
 //!         }
+//!         for each connection that had a completion, once: unless a send is out, send all
+//!             that is queued (one sendmsg when the pieces lie in different buffers); too much
+//!             waiting for the client to read: stop the recv; room again: arm it
 //!     }
 //! ```
 //!
@@ -54,7 +56,7 @@ use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
 use crate::echo::stop::Stop;
 use crate::echo::uring_session::{CANCEL_TOKEN, Conn};
-use crate::ready::uring::{RECV, Ring, SEND, too_old};
+use crate::ready::uring::{RECV, Ring, SEND, SENDMSG, too_old};
 use crate::socket::{Socket, Type};
 use crate::unix::UnixKind;
 
@@ -126,6 +128,8 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let (mut accepting, mut paused_at): (bool, Option<Instant>) = (false, None);
     let mut first_accept = true;
+    // Connections that had completions this turn (kept to reuse its allocation).
+    let mut touched: Vec<u64> = Vec::new();
     loop {
         // Stopping (the listener was shut down): accept nothing more; serve the connections open
         // until their clients close (see stop.rs), or until the cut's wake line.
@@ -198,23 +202,33 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
                     }
                     match c.op {
                         RECV => conn.on_recv(&mut ring, c, shared.sink),
-                        SEND => {
+                        SEND | SENDMSG => {
                             conn.on_send(&mut ring, c, shared.sink);
                             recycled = true;
                         }
                         _ => {}
                     }
-                    conn.resume(&mut ring, token, shared.sink);
-                    if conn.is_done() {
-                        conns[token as usize] = None; // closes the socket: nothing of it is in the kernel
-                        shared.open.fetch_sub(1, Ordering::Relaxed);
-                        shared.stop.connection_ended(); // counted only while stopping
-                        paused_at = None;
+                    if !conn.touched {
+                        conn.touched = true;
+                        touched.push(token);
                     }
                 }
             }
         }
         ring.give_back(done);
+        // Each connection a completion touched asks for what it needs next once, after all of this
+        // turn's completions: what several recvs brought goes out in one send.
+        for token in touched.drain(..) {
+            let Some(conn) = conns.get_mut(token as usize).and_then(Option::as_mut) else { continue };
+            conn.touched = false;
+            conn.resume(&mut ring, token, shared.sink);
+            if conn.is_done() {
+                conns[token as usize] = None; // closes the socket: nothing of it is in the kernel
+                shared.open.fetch_sub(1, Ordering::Relaxed);
+                shared.stop.connection_ended(); // counted only while stopping
+                paused_at = None;
+            }
+        }
         // Buffers went back to the kernel: connections whose recv ran out of them read again.
         if recycled {
             for (fd, conn) in conns.iter_mut().enumerate().filter_map(|(fd, c)| Some((fd, c.as_mut()?))) {
