@@ -490,8 +490,8 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer, help_heading = HOW)]
     buffer: Option<usize>,
     /// epoll and uring models: threads, each with its own epoll or io_uring instance: N (1 to 1024)
-    /// or auto [default: auto: one per CPU; for epoll on a loopback address half the CPUs (at
-    /// least 1), leaving the others to the clients, which then run on this machine too].
+    /// or auto [default: auto: one per CPU; on a loopback address or a Unix socket half the CPUs
+    /// (at least 1), leaving the others to the clients, which then run on this machine too].
     #[arg(long, value_name = "auto|N", allow_negative_numbers = true, value_parser = parse_threads, help_heading = HOW)]
     threads: Option<usize>,
     /// The most clients served at once; more wait in the listen queue until one ends [default:

@@ -25,7 +25,8 @@
 //! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread
 //! `io_uring_setup`, the rings' and the buffer pool's `mmap`, `io_uring_register` of the buffer
 //! ring, then `io_uring_enter` per loop turn (the accepts, recvs and sends are ring entries, not
-//! calls); for the thread count one `sched_getaffinity` (the CPUs this process may run on).
+//! calls); for the thread count one `sched_getaffinity` (the CPUs this process may run on; on a
+//! loopback address or a Unix socket half of them are used, as in the epoll model).
 //!
 //! Trade-off: one system call per loop turn for any number of recvs, sends and accepts, and no
 //! readiness round trip (epoll_wait, then recv); in exchange, memory the kernel writes into at
@@ -50,7 +51,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::echo::accept::{Failure, announce, classify};
-use crate::echo::config::ServerConfig;
+use crate::echo::config::{ServerConfig, auto_threads_for};
 use crate::echo::endpoint::{Listener, Stream, Transport};
 use crate::echo::event::{Event, Sink};
 use crate::echo::limits::Limits;
@@ -91,10 +92,15 @@ struct Shared<'a> {
     open: AtomicUsize,
 }
 
-/// Serves with `config.threads` threads (0: one per CPU) until `stop` is requested.
+/// Serves with `config.threads` threads until `stop` is requested; 0: the epoll model's rule
+/// ([`auto_threads`](crate::echo::auto_threads)): one per CPU, half the CPUs where the clients
+/// run on this machine too (loopback, Unix sockets).
 pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let threads = match config.threads {
-        0 => crate::process::cpus(),
+        0 => auto_threads_for(match listener {
+            Listener::Tcp(tcp) => tcp.local_addr()?.ip().is_loopback(),
+            Listener::Unix(_) | Listener::Seqpacket(_) => true,
+        }),
         n => n,
     };
     let (wake, _other_end) = Socket::pair(Type::STREAM)?;
