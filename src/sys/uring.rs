@@ -718,6 +718,16 @@ impl Gather {
 
 /// An SQE as handed to the kernel, for the narration: the entry, and for a sendmsg the iovecs
 /// (address, length) its `msghdr` points to.
+///
+/// # Example
+///
+/// ```
+/// use socklab::sys::uring::{Sqe, Submitted};
+///
+/// // What `--trace` prints beneath an io_uring_enter for each request it submitted.
+/// let nop = Submitted { sqe: Sqe::nop(7), iov: Vec::new() };
+/// assert_eq!(socklab::trace::uring::submitted(&nop), "IORING_OP_NOP user_data=0x700");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Submitted {
     /// The entry itself.
