@@ -313,7 +313,7 @@ fn pieces_in_different_buffers_go_back_in_one_gathered_sendmsg() {
     // 4 MiB in 64 KiB writes from one thread; the echo read here, slowly for the first MiB (so the
     // client's receive buffer fills and sends come back short), then as fast as it comes.
     const TOTAL: usize = 4 << 20;
-    let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect();
+    let data = common::pattern(TOTAL, 21);
     let client = TcpStream::connect(addr).unwrap();
     client.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut writer = client.try_clone().unwrap();
