@@ -256,6 +256,19 @@ pub fn cpus() -> usize {
     crate::sys::resource::sched_getaffinity().map_or(1, |cpus| cpus.len().max(1))
 }
 
+/// The CPUs the calling thread may run on, by number (`sched_getaffinity(2)`, one narrated call).
+#[cfg(target_os = "linux")]
+pub fn thread_cpus() -> io::Result<Vec<usize>> {
+    crate::sys::resource::sched_getaffinity()
+}
+
+/// Lets the calling thread run only on `cpus` (`sched_setaffinity(2)`, one narrated call). The
+/// mask is inherited: every process this thread spawns afterwards starts on the same CPUs.
+#[cfg(target_os = "linux")]
+pub fn set_thread_cpus(cpus: &[usize]) -> io::Result<()> {
+    crate::sys::resource::sched_setaffinity(cpus)
+}
+
 /// Raises the soft descriptor limit (`RLIMIT_NOFILE`) to the hard limit if it is below `need`
 /// (`None`: always). Returns the soft limit now in force. Fails if even the hard limit is below
 /// `need`. Many systems start programs with a soft limit of 1024 open files, which caps a server at

@@ -336,7 +336,8 @@ impl Socket {
     }
 
     /// listen(2): the kernel starts completing handshakes and queues finished connections for
-    /// accept (Linux allows `backlog + 1` and caps `backlog` at `net.core.somaxconn`).
+    /// accept (Linux allows `backlog + 1`, more only when handshakes finish at once on several CPUs,
+    /// and caps `backlog` at `net.core.somaxconn`).
     pub fn listen(&self, backlog: i32) -> io::Result<()> {
         sys::listen(self.fd(), backlog)
     }

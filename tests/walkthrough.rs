@@ -495,20 +495,36 @@ fn many_clients_fill_the_accept_queue_to_backlog_plus_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let events: Vec<Obj> = String::from_utf8_lossy(&out.stdout).lines().map(Obj::read).collect();
-    // Drawn from the same events: one arrow per segment, and the full queue as 6 filled cells.
+    // What the run said of itself, for every failure message below.
+    let notes: Vec<String> = events.iter().filter(|e| e.str("source") == "note").map(|e| e.str("text")).collect();
+    let said = notes.join("\n");
+    // Drawn from the same events: one arrow per segment, and the full queue as filled cells.
     let svg = std::fs::read_to_string(&picture).unwrap();
     let _ = std::fs::remove_file(&picture);
     let segments = events.iter().filter(|e| e.str("source") == "segment").count();
     assert_eq!(svg.matches("<g class=\"segment\"").count(), segments);
-    assert!(svg.contains("data-waiting=\"6\" data-backlog=\"5\""), "the full queue is not drawn");
     let port = events[0].num("port") as u16;
-    // The longest accept queue sock_diag saw is the backlog + 1: the server was held stopped until
-    // it was, so this does not depend on timing.
+    // The server was held stopped until sock_diag showed more than the backlog waiting, so the
+    // longest queue seen does not depend on timing: backlog + 1, the clients' handshakes finished
+    // one at a time on the one CPU the walkthrough gave them. (On two CPUs, two handshakes passing
+    // the kernel's length check together can leave backlog + 2: the report then says so.)
     let listening: Vec<&Obj> =
         events.iter().filter(|e| e.str("socket") == "listener" && e.str("state") == "LISTEN").collect();
     let most = listening.iter().map(|e| e.num("recv_q") as u64).max().expect("listener states");
     assert_eq!(listening[0].num("send_q"), 5.0, "listen(5)");
-    assert_eq!(most, 6, "the accept queue never held backlog + 1 = 6");
+    assert!(said.contains("the clients run on CPU "), "no word of the clients' CPU:\n{said}");
+    assert!(
+        svg.contains(&format!("data-waiting=\"{most}\" data-backlog=\"5\"")),
+        "the full queue is not drawn:\n{said}"
+    );
+    let line = format!("accept queue: at most {most} waiting (sock_diag), backlog 5: ");
+    assert!(said.contains(&line), "the report does not give the queue sock_diag saw ({most}):\n{said}");
+    if most == 6 {
+        assert!(said.contains(&format!("{line}Linux queues backlog + 1")), "{said}");
+    } else {
+        assert!(most > 6, "the accept queue never held backlog + 1 = 6:\n{said}");
+        assert!(said.contains("different CPUs"), "{most} waiting and no word why:\n{said}");
+    }
     // Every client ended one way or another, and is counted once.
     let counted: u64 = events
         .iter()

@@ -1,6 +1,7 @@
 //! `getrlimit(2)` / `setrlimit(2)`: per-process resource limits. socklab reads and raises
 //! `RLIMIT_NOFILE`, the most descriptors a process may hold (10,000 connections need 10,000).
-//! And `sched_getaffinity(2)`: the CPUs the process may run on, which sizes the thread pools.
+//! And `sched_getaffinity(2)` / `sched_setaffinity(2)`: the CPUs a thread may run on, which sizes
+//! the thread pools (and keeps the walkthrough's crowd of clients on one CPU).
 
 use std::io;
 
@@ -64,6 +65,27 @@ pub fn sched_getaffinity() -> io::Result<Vec<usize>> {
             }]
     )?;
     Ok(cpus_in(&mask[..(written as usize).min(CPU_SET_BYTES)]))
+}
+
+/// `sched_setaffinity(2)` for the calling thread (pid 0): from now on the scheduler runs it only
+/// on `cpus`. A child made by fork or spawn starts with its parent thread's mask, so a thread that
+/// sets its own mask before spawning places the children too.
+///
+/// Man page: [`sched_setaffinity(2)`](https://man7.org/linux/man-pages/man2/sched_setaffinity.2.html).
+pub fn sched_setaffinity(cpus: &[usize]) -> io::Result<()> {
+    let mut mask = [0u8; CPU_SET_BYTES];
+    for &cpu in cpus.iter().filter(|&&cpu| cpu < CPU_SET_BYTES * 8) {
+        mask[cpu / 8] |= 1 << (cpu % 8);
+    }
+    let ptr = mask.as_ptr();
+    syscall!(
+        "sched_setaffinity",
+        // SAFETY: `ptr` points to CPU_SET_BYTES readable bytes for the whole call; the kernel only
+        // reads them.
+        unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, CPU_SET_BYTES, ptr) },
+        [Arg::Int(0), Arg::Int(CPU_SET_BYTES as i64), Arg::CpuSet(&mask)]
+    )
+    .map(drop)
 }
 
 /// The CPU numbers whose bits are set in an affinity mask (bit `n % 8` of byte `n / 8`).

@@ -93,9 +93,10 @@ fn arrow_label(conn: Option<u16>, flags: &str, seq: u32, ack: u32, len: usize) -
     if width(&full) <= ARROW_W - 5 { full } else { label.chars().take(ARROW_W - 5).collect() }
 }
 
-/// `[#.....]`: the accept queue's cells (backlog + 1, the most Linux queues), `waiting` filled.
+/// `[#.....]`: the accept queue's cells (backlog + 1, the most Linux queues one handshake at a
+/// time, or more if more were seen waiting), `waiting` filled.
 fn queue_cells(pen: &Pen, waiting: u32, backlog: u32) -> String {
-    let cells = (backlog + 1).min(12);
+    let cells = (backlog + 1).max(waiting).min(12);
     let (full, empty) = if pen.ascii { ('#', '.') } else { ('■', '□') };
     let shown = waiting.min(cells);
     let mut s: String = std::iter::repeat_n(full, shown as usize).collect();

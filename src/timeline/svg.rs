@@ -171,7 +171,8 @@ fn draw(ladder: &Ladder) -> String {
                     Some((waiting, backlog)) => {
                         let label = format!("accept queue {waiting} (backlog {backlog})");
                         text(&mut body, x, y, anchor, "state", &label);
-                        let cells = (backlog + 1).min(40);
+                        // backlog + 1 cells, or more if more were seen waiting.
+                        let cells = (backlog + 1).max(*waiting).min(40);
                         let x0 = x + 8.0 + 6.6 * width(&label) as f64;
                         let _ =
                             writeln!(body, r#"<g class="queue" data-waiting="{waiting}" data-backlog="{backlog}">"#);

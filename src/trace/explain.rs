@@ -92,9 +92,9 @@ pub fn sentence_in(call: &Call<'_>, result: &io::Result<i64>, cx: &Context) -> O
         ),
         "listen" => format!(
             "The socket is now a listener: from here on the kernel itself answers SYNs with SYN-ACKs and queues \
-             finished handshakes until the program calls accept. Linux queues up to backlog + 1 = {} of them (the \
-             backlog is capped at net.core.somaxconn); when the queue is full it drops new SYNs and the clients \
-             retry.",
+             finished handshakes until the program calls accept. Linux queues backlog + 1 = {} of them (the backlog \
+             is capped at net.core.somaxconn; handshakes finishing at the same moment on different CPUs can slip \
+             in more); when the queue is full it drops new SYNs and the clients retry.",
             int(1) + 1
         ),
         "getsockname" => format!("The kernel reported the socket's own address: {}.", show(addr)),
