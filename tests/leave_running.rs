@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -559,19 +559,63 @@ except socket.timeout:
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // The 20 closed clients' links end (2 descriptors each); the half-closed one's stays.
+    // Counted only once all 21 links were made (the script says "sent"): before that, a link
+    // being set up (client accepted, upstream not yet connected) holds one descriptor.
+    let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut out = String::new();
+    stdout.read_line(&mut out).unwrap();
+    assert_eq!(out, "sent\n", "the clients did not all connect");
+    // The 20 closed clients' links are seen (more than the held link's 2 descriptors), then end;
+    // the half-closed one's stays.
     let until = std::time::Instant::now() + Duration::from_secs(40);
     let mut held = open_fds(pid);
+    let mut seen_more = false;
     while std::time::Instant::now() < until {
         held = open_fds(pid);
-        if held <= idle + 2 && held > idle {
+        seen_more |= held > idle + 2;
+        if seen_more && held <= idle + 2 {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut out = String::new();
-    client.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(seen_more, "the closed clients' links were never open at once with the held one");
+    stdout.read_to_string(&mut out).unwrap();
     let _ = client.wait();
     assert_eq!(held, idle + 2, "the proxy holds {} descriptors over its idle {idle}", held - idle);
     assert!(out.contains("sent") && out.contains("cut"), "the half-closed client was told something: {out}");
+}
+
+/// A command that says it is ready (`--ready-file`) has opened every descriptor it holds while
+/// idle: a caller counting descriptors for a leak check may take its baseline right then. (The
+/// proxy's loop used to make its epoll instance after the file was written.)
+#[test]
+fn every_idle_descriptor_is_open_when_the_ready_file_is_written() {
+    let (server, upstream) = spawn_ready(&["server", "--host", "127.0.0.1", "--port", "0", "--quiet"]);
+    let up = upstream.to_string();
+    for args in [
+        &["proxy", "--listen", "127.0.0.1:0", "--upstream", &up][..],
+        &["server", "--host", "127.0.0.1", "--port", "0", "--quiet", "--model", "epoll", "--threads", "2"][..],
+        &["server", "--host", "127.0.0.1", "--port", "0", "--quiet", "--model", "uring", "--threads", "2"][..],
+        &["server", "--host", "127.0.0.1", "--port", "0", "--quiet", "--model", "thread"][..],
+    ] {
+        let (child, _) = spawn_ready(args);
+        let pid = child.0.id();
+        let at_ready = open_fds(pid);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(open_fds(pid), at_ready, "{args:?}: descriptors opened after the ready file was written");
+    }
+    drop(server);
+}
+
+fn spawn_ready(args: &[&str]) -> (Killed, std::net::SocketAddr) {
+    let ready = common::ReadyFile::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_socklab"))
+        .args(args)
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut child);
+    (Killed(child), addr)
 }

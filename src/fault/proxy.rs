@@ -240,17 +240,20 @@ struct Link {
 
 /// Serves clients of `listener` by forwarding to `upstream` through the faults in `control`, until
 /// `stop` is requested. `wake` is the loop's end of a socket pair: the stop switch shuts it down,
-/// and a byte on it means "the faults changed".
+/// and a byte on it means "the faults changed". `started` is called once the loop's own
+/// descriptors exist (its epoll instance): from then on only links open and close descriptors.
 pub fn run(
     listener: &TcpListener,
     upstream: SocketAddr,
     wake: &Socket,
     control: &Control,
     stop: &Stop,
+    started: impl FnOnce(),
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let epoll = Epoll::new()?;
     epoll.add(wake, WAKE, Interest::READABLE)?;
+    started();
     let mut faults = control.faults();
     let mut generation = control.generation.load(Ordering::Acquire);
     let mut accepting = false;
