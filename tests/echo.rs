@@ -88,15 +88,21 @@ fn ready_file_holds_the_bound_address_and_a_newline() {
     }
 }
 
+/// The file is written by the last loop to set up (on a thread of the server's, for the models
+/// with threads): failing there, it stops the server, which exits with the error.
 #[test]
 fn an_unwritable_ready_file_is_a_clear_error() {
-    let out = socklab()
-        .args(["server", "--host", "127.0.0.1", "--port", "0", "--ready-file", "/nonexistent-socklab-dir/ready"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("--ready-file /nonexistent-socklab-dir/ready"), "{stderr}");
+    for model in [&["--model", "iterative"][..], &["--model", "epoll", "--threads", "2"], &["--model", "uring"]] {
+        let out = socklab()
+            .args(["server", "--host", "127.0.0.1", "--port", "0", "--ready-file", "/nonexistent-socklab-dir/ready"])
+            .args(model)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{model:?}: {stderr}");
+        assert!(stderr.contains("--ready-file /nonexistent-socklab-dir/ready"), "{model:?}: {stderr}");
+    }
 }
 
 #[test]

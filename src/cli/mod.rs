@@ -285,7 +285,8 @@ struct ProxyArgs {
     /// ignores SYNs.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i32).range(1..=65535), help_heading = HOW)]
     backlog: i32,
-    /// Once listening, write the bound address and a newline to PATH (atomically, as `server`).
+    /// Once listening and its loop set up, write the bound address and a newline to PATH
+    /// (atomically, as `server`).
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     ready_file: Option<PathBuf>,
     /// JSON lines instead of text: `listening` (with `upstream`), then `stopped` with the counts.
@@ -538,8 +539,10 @@ struct ServerArgs {
     /// Print only the listening line (it has the port) and errors.
     #[arg(long, short, help_heading = OUTPUT)]
     quiet: bool,
-    /// Once the server is listening, write its bound address and a newline (e.g. `127.0.0.1:43211`)
-    /// to PATH: the machine-readable way for scripts and CI to learn the port chosen with --port 0.
+    /// Once the server is listening and every loop has set up (its epoll instances, rings,
+    /// signalfd: the descriptors it then holds are its idle set), write its bound address and a
+    /// newline (e.g. `127.0.0.1:43211`) to PATH: the machine-readable way for scripts and CI to
+    /// learn the port chosen with --port 0.
     /// Written to a new file of a random name beside PATH (O_EXCL|O_NOFOLLOW), then renamed, so PATH
     /// never holds half a line and a link planted beside it is never written through. Adds to the
     /// strace: openat/write/close/rename of the file, and the machinery a server run by a script
@@ -1032,11 +1035,28 @@ fn server(args: ServerArgs) -> io::Result<()> {
     };
     #[cfg(not(socklab_epoll))]
     let _ = (backlog, server_is_tcp);
-    // Last before serving: whoever reads the file may signal the server at once.
-    if let Some(path) = &args.ready_file {
-        write_ready_file(path, shown)?;
+    // Written by the server once every loop has set up (its epoll instances, rings, signalfd),
+    // so the descriptors it holds then are its idle set; whoever reads the file may signal the
+    // server at once. A file that cannot be written stops the server and is its error.
+    let unwritten = Arc::new(std::sync::Mutex::new(None));
+    if let Some(path) = args.ready_file.clone() {
+        // Weak: the hook is kept inside the Stop it would stop.
+        let (failed, weak) = (Arc::clone(&unwritten), Arc::downgrade(&stop));
+        stop.when_serving(move || {
+            if let Err(e) = write_ready_file(&path, shown) {
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                if let Some(stop) = weak.upgrade() {
+                    stop.abort();
+                }
+            }
+        });
     }
     let result = server.run(sink);
+    let unwritten = unwritten.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let result = match unwritten {
+        Some(e) => Err(e),
+        None => result,
+    };
     #[cfg(socklab_epoll)]
     drop(proxy);
     drop(timer);

@@ -195,6 +195,7 @@ fn serve_blocking(
     guard: &mut Guard,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer()];
+    stop.serving(); // set up (no system call): --ready-file is written now
     loop {
         let got = sock.recv_from(&mut buf);
         if stop.requested() {
@@ -212,6 +213,7 @@ fn serve_epoll(sock: &Datagram, config: &ServerConfig, stop: &Stop, sink: &Sink,
     sock.as_ref().set_nonblocking(true)?;
     let epoll = Epoll::new()?;
     epoll.add(sock, Token(0), Interest::READABLE)?;
+    stop.serving(); // the epoll instance is set up (no system call): --ready-file is written now
     let mut events = Events::with_capacity(1);
     let mut buf = vec![0u8; config.buffer()];
     loop {

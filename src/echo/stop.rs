@@ -66,6 +66,8 @@ struct State {
     /// Called once when a stop request starts a grace period with connections open
     /// ([`Stop::on_grace`]).
     announce: Option<Announce>,
+    /// Called once when every loop of the server has set up ([`Stop::when_serving`]).
+    on_serving: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// What [`Stop::on_grace`] calls: the connections open, and the grace period they have.
@@ -82,6 +84,8 @@ pub struct Stop {
     cut_count: AtomicUsize,
     /// Connections being served: opened by the models at accept, ended or cut.
     open: AtomicUsize,
+    /// Loops still setting up (see [`Stop::serving`]).
+    setting_up: AtomicUsize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -346,6 +350,32 @@ impl Stop {
             state = self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         false
+    }
+
+    /// Runs `hook` once the server's loops have all set up: made their epoll instances, rings,
+    /// signalfds and wake lines, so from then on the process opens descriptors only for its
+    /// connections. The CLI writes `--ready-file` here, so a caller that counts descriptors for a
+    /// leak check can take its baseline when the file appears. Set it before the server runs.
+    pub fn when_serving(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().on_serving = Some(Box::new(hook));
+    }
+
+    /// A model that runs `n` loops (threads) says so before starting them; each calls
+    /// [`Stop::serving`] once set up. (Without it, the first call counts.)
+    pub(crate) fn loops(&self, n: usize) {
+        self.setting_up.store(n, Ordering::Release);
+    }
+
+    /// One loop has set up and is about to serve; the last one runs the [`Stop::when_serving`]
+    /// hook. Memory only: no system call, so the tutorial's strace is unchanged.
+    pub(crate) fn serving(&self) {
+        let before = self.setting_up.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+        if before.unwrap_or(0) <= 1 {
+            let hook = self.lock().on_serving.take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

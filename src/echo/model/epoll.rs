@@ -120,6 +120,7 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
     epoll.add(shared.wake, WAKE, Interest::READABLE)?;
     epoll.add(shared.drain, DRAIN, Interest::READABLE)?;
     epoll.add(shared.listener, LISTENER, accepting)?;
+    shared.stop.serving(); // this thread's epoll is set up (no system call)
     let max = shared.config.max_conns.unwrap_or(usize::MAX);
     let mut buf = vec![0u8; shared.config.buffer()];
     let mut events = Events::with_capacity(256);

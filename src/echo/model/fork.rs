@@ -89,6 +89,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
     // Allocated before any fork, so a child never needs the allocator (see `process::fork`).
     let mut buf = vec![0u8; config.buffer()];
     let mut set = PollSet::new();
+    stop.serving(); // signalfd and wake line made (no system call): --ready-file is written now
     let mut children: Vec<Pid> = Vec::new();
     let max = config.max_conns.unwrap_or(usize::MAX);
     // A client accepted while fork fails (EAGAIN: out of processes): kept open, not closed, and

@@ -43,6 +43,7 @@ use crate::echo::stop::{Stop, unless_stopped};
 pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink: &Sink) -> io::Result<()> {
     let mut buf = vec![0u8; config.buffer()];
     let quiet_at_stop = unless_stopped(stop, sink);
+    stop.serving(); // set up (no system call): --ready-file is written now
     loop {
         // The loop checks the flag, as a C server checks the one its signal handler sets: a
         // request that came while a client was served ends the server here.

@@ -57,6 +57,7 @@ pub(crate) fn on_threads(
     stop: &Stop,
     work: impl Fn() -> io::Result<()> + Sync,
 ) -> io::Result<()> {
+    stop.loops(threads.max(1));
     // One thread: no scope at all. `thread::scope` makes a handle for the calling thread, which in
     // a program entered through C's main (the CLI) is never freed (valgrind: "possibly lost").
     if threads <= 1 {

@@ -52,6 +52,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
     let (cut, _other_end) = Socket::pair(Type::STREAM)?;
     let cut = Arc::new(cut);
     let _watch = stop.watch(cut.clone());
+    stop.serving(); // wake line made (no system call): --ready-file is written now
     loop {
         let stopping = stop.requested();
         if stop.is_cut() {

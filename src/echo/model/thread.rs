@@ -44,6 +44,7 @@ pub fn serve(listener: &Listener, config: &ServerConfig, stop: &Arc<Stop>, sink:
     let (done_tx, done_rx) = mpsc::channel();
     let mut running: HashMap<u64, JoinHandle<()>> = HashMap::new();
     let mut next_id = 0u64;
+    stop.serving(); // set up (no system call): --ready-file is written now
     let result = loop {
         join_finished(&mut running, &done_rx, max);
         let accepted = listener.accept();

@@ -126,6 +126,7 @@ fn worker(shared: &Shared<'_>) -> io::Result<()> {
         ring = Ring::new(ENTRIES, count, size)?;
     }
     ring.poll_in(shared.wake.as_fd(), WAKE);
+    shared.stop.serving(); // this thread's ring is set up (no system call)
     let bounded = shared.config.max_conns.is_some();
     let max = shared.config.max_conns.unwrap_or(usize::MAX);
     let limits = shared.config.limits();
