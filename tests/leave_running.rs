@@ -515,19 +515,7 @@ fn half_open_links_of_clients_that_closed_end_and_half_closed_ones_stay_cut() {
     }
     let pair = Pair::create("sl-ho").expect("create the namespaces");
     pair.sysctl(Side::A, "net.ipv4.tcp_fin_timeout", "2").unwrap();
-    let spawn = |args: &[&str]| {
-        let ready = common::ReadyFile::new();
-        let mut child = pair
-            .command(Side::A, env!("CARGO_BIN_EXE_socklab"))
-            .args(args)
-            .args(ready.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr = ready.wait(&mut child);
-        (Killed(child), addr)
-    };
+    let spawn = |args: &[&str]| started(pair.command(Side::A, env!("CARGO_BIN_EXE_socklab")), args);
     let (_server, upstream) = spawn(&["server", "--host", "127.0.0.1", "--port", "0", "--quiet", "--model", "thread"]);
     let up = upstream.to_string();
     let (proxy, addr) =
@@ -619,14 +607,13 @@ fn every_idle_descriptor_is_open_when_the_ready_file_is_written() {
 }
 
 fn spawn_ready(args: &[&str]) -> (Killed, std::net::SocketAddr) {
+    started(std::process::Command::new(env!("CARGO_BIN_EXE_socklab")), args)
+}
+
+/// `command` with `args` and a `--ready-file`, started; returns once the file names its address.
+fn started(mut command: std::process::Command, args: &[&str]) -> (Killed, std::net::SocketAddr) {
     let ready = common::ReadyFile::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_socklab"))
-        .args(args)
-        .args(ready.args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command.args(args).args(ready.args()).stdin(Stdio::null()).stdout(Stdio::null()).spawn().unwrap();
     let addr = ready.wait(&mut child);
     (Killed(child), addr)
 }
