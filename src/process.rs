@@ -253,7 +253,7 @@ pub fn set_interval_timer(interval: Option<Duration>) -> io::Result<()> {
 /// than by a cpuset counts every CPU it may be scheduled on.
 #[cfg(target_os = "linux")]
 pub fn cpus() -> usize {
-    crate::sys::resource::sched_getaffinity().map_or(1, |cpus| cpus.len().max(1))
+    thread_cpus().map_or(1, |cpus| cpus.len().max(1))
 }
 
 /// The CPUs the calling thread may run on, by number (`sched_getaffinity(2)`, one narrated call).
