@@ -188,17 +188,9 @@ fn shutdown_of_a_listener_resets_the_queued_connection() {
 /// EAGAIN is explained as a signalfd's, not as a socket's queue.
 #[test]
 fn close_of_a_forked_descriptor_sends_nothing_and_says_so() {
-    let ready = ReadyFile::new();
     let log = std::env::temp_dir().join(format!("socklab-explain-fork-{}.log", std::process::id()));
-    let mut server = socklab()
-        .args(["server", "--model", "fork", "--host", "127.0.0.1", "--port", "0", "--explain"])
-        .args(ready.args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let addr = ready.wait(&mut server);
+    let args = ["server", "--model", "fork", "--host", "127.0.0.1", "--port", "0", "--explain"];
+    let (mut server, addr) = common::logged_server(&args, &log);
     let dump = Dump::start(addr.port());
     let mut client = TcpStream::connect(addr).unwrap();
     client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -298,17 +298,9 @@ fn pieces_in_different_buffers_go_back_in_one_gathered_sendmsg() {
     let dir = std::env::temp_dir().join(format!("socklab-uring-gather-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("trace.txt");
-    let ready = common::ReadyFile::new();
-    let mut server = common::socklab()
-        .args(["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1"])
-        .args(["--trace", "--quiet"])
-        .args(ready.args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let addr = ready.wait(&mut server);
+    let args =
+        ["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1", "--trace", "--quiet"];
+    let (mut server, addr) = common::logged_server(&args, &log);
 
     // 4 MiB in 64 KiB writes from one thread; the echo read here, slowly for the first MiB (so the
     // client's receive buffer fills and sends come back short), then as fast as it comes.

@@ -266,6 +266,22 @@ pub fn quiet_server() -> (Child, SocketAddr) {
     (server, addr)
 }
 
+/// `socklab ARGS` with its stderr (the narration of `--trace`, `--explain`) written to `log`,
+/// stdin and stdout closed: the child and the address from its ready file.
+pub fn logged_server(args: &[&str], log: &std::path::Path) -> (Child, SocketAddr) {
+    let ready = ReadyFile::new();
+    let mut server = socklab()
+        .args(args)
+        .args(ready.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = ready.wait(&mut server);
+    (server, addr)
+}
+
 /// A socklab binary linked dynamically, for running under valgrind. The default build links
 /// statically on glibc (`.cargo/config.toml`), and valgrind cannot follow malloc in a static
 /// binary (it sees no allocation at all, and reports false errors). The tests are compiled with
