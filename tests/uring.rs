@@ -370,4 +370,15 @@ fn pieces_in_different_buffers_go_back_in_one_gathered_sendmsg() {
         }
     }
     assert!(gathered > 0, "no sendmsg gathered two pieces or more:\n{}", &narration[..narration.len().min(4000)]);
+    // Recv bundles, where the kernel has them with a recv limit (6.16): while the sends wait for
+    // the slow reader the client's bytes pile up in the socket, and one recv takes more than one
+    // 64 KiB buffer holds.
+    if narration.contains(" ioprio=IORING_RECV_MULTISHOT|IORING_RECVSEND_BUNDLE ") {
+        let biggest = narration
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   complete IORING_OP_RECV ")?.split("res=").nth(1)?.split(' ').next())
+            .filter_map(|res| res.parse::<u64>().ok())
+            .max();
+        assert!(biggest > Some(64 << 10), "no recv bundle filled more than one buffer (largest recv: {biggest:?})");
+    }
 }

@@ -249,7 +249,7 @@ fn echo_one(sock: &Datagram, buf: &[u8], len: usize, from: &SockAddr, sink: &Sin
     if len > kept {
         sink(&Event::Truncated(*from, kept, len));
     }
-    sink(&Event::ServerReceived(*from, &buf[..kept]));
+    sink(&Event::ServerReceived(*from, &[&buf[..kept]]));
     if from.as_unix() == Some(UnixName::Unnamed) {
         // A Unix datagram client that never bound a name can send, but cannot be answered.
         let e = io::Error::new(
@@ -259,7 +259,7 @@ fn echo_one(sock: &Datagram, buf: &[u8], len: usize, from: &SockAddr, sink: &Sin
         sink(&Event::ConnectionError(*from, &e));
         return;
     }
-    sink(&Event::ServerSending(*from, &buf[..kept]));
+    sink(&Event::ServerSending(*from, &[&buf[..kept]]));
     if let Err(e) = sock.send_to(&buf[..kept], from) {
         // The reply is lost (EAGAIN: our send buffer is full; ECONNREFUSED: the sender's Unix
         // socket is gone). Datagrams are independent: serve the next one.

@@ -18,10 +18,12 @@ pub enum Event<'a> {
     Accepted(SockAddr),
     /// SO_PEERCRED of a Unix connection: the process that connected.
     PeerCred(SockAddr, PeerCred),
-    /// The server's recv returned these bytes (a datagram server: one datagram from this sender).
-    ServerReceived(SockAddr, &'a [u8]),
-    /// The server is sending these bytes back.
-    ServerSending(SockAddr, &'a [u8]),
+    /// The server's recv returned these bytes (a datagram server: one datagram from this sender),
+    /// in the pieces of memory they lie in: one, except for an io_uring recv bundle, which fills
+    /// several provided buffers with one recv.
+    ServerReceived(SockAddr, &'a [&'a [u8]]),
+    /// The server is sending these bytes back (in pieces, as above).
+    ServerSending(SockAddr, &'a [&'a [u8]]),
     /// A datagram or a seqpacket message did not fit the buffer: `(sender, bytes kept, its real
     /// length)`; the kernel dropped the rest (recv/recvfrom with MSG_TRUNC reported the real length).
     Truncated(SockAddr, usize, usize),
@@ -76,16 +78,44 @@ pub type Sink = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 /// byte; long data cut after 256 characters with the total length. Only what is shown is escaped,
 /// so a server printing every 64 KiB recv does not format 64 KiB twice per recv.
 pub fn show_data(data: &[u8]) -> String {
+    show_parts(&[data])
+}
+
+/// The same for bytes that lie in several pieces (an io_uring recv bundle's buffers), shown as
+/// one run of bytes.
+pub fn show_parts(parts: &[&[u8]]) -> String {
     const LIMIT: usize = 256;
-    let mut shown: String = match std::str::from_utf8(data) {
-        Ok(text) => text.escape_debug().take(LIMIT + 1).collect(),
-        Err(_) => data.escape_ascii().take(LIMIT + 1).map(char::from).collect(),
+    let total = total(parts);
+    // One piece is shown from itself; several from a copy of enough of their first bytes (an
+    // escaped byte takes up to 4 characters).
+    let joined: Vec<u8>;
+    let data = match parts {
+        [one] => *one,
+        _ => {
+            joined = parts.iter().flat_map(|p| p.iter().copied()).take(4 * LIMIT + 4).collect();
+            &joined[..]
+        }
+    };
+    let text = match std::str::from_utf8(data) {
+        Ok(text) => Some(text),
+        // Text whose copy ends in the middle of a character.
+        Err(e) if e.error_len().is_none() && data.len() < total => std::str::from_utf8(&data[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
+    let mut shown: String = match text {
+        Some(text) => text.escape_debug().take(LIMIT + 1).collect(),
+        None => data.escape_ascii().take(LIMIT + 1).map(char::from).collect(),
     };
     if shown.chars().count() > LIMIT {
         shown.pop();
-        shown.push_str(&format!("... ({} bytes)", data.len()));
+        shown.push_str(&format!("... ({total} bytes)"));
     }
     shown
+}
+
+/// How many bytes lie in `parts`.
+fn total(parts: &[&[u8]]) -> usize {
+    parts.iter().map(|p| p.len()).sum()
 }
 
 /// An error as the kernel names it (`ECONNRESET (Connection reset by peer)`) when it has an errno,
@@ -131,8 +161,8 @@ impl fmt::Display for Event<'_> {
                 "Server Recv cut: the message from {peer} was {total} bytes, the buffer held {kept}; {} bytes were lost (MSG_TRUNC)",
                 total - kept
             ),
-            Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_data(data)),
-            Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_data(data)),
+            Event::ServerReceived(peer, data) => write!(f, "Server Recv Data: {} (from {peer})", show_parts(data)),
+            Event::ServerSending(peer, data) => write!(f, "Server Send Data: {} (to {peer})", show_parts(data)),
             Event::ServerRecvOver(peer) => write!(f, "Server Recv Over (from {peer})"),
             Event::ConnectionError(peer, err) => write!(f, "Server connection {peer} ended: {}", show_error(err)),
             Event::SpawnDeferred(peer, err, retry) => write!(
@@ -203,10 +233,10 @@ impl Event<'_> {
             ]),
             Event::Accepted(p) => object(&[event("accepted"), ("peer", addr(p))]),
             Event::ServerReceived(p, d) => {
-                object(&[event("data"), ("dir", s("in".into())), ("peer", addr(p)), ("bytes", bytes(d.len()))])
+                object(&[event("data"), ("dir", s("in".into())), ("peer", addr(p)), ("bytes", bytes(total(d)))])
             }
             Event::ServerSending(p, d) => {
-                object(&[event("data"), ("dir", s("out".into())), ("peer", addr(p)), ("bytes", bytes(d.len()))])
+                object(&[event("data"), ("dir", s("out".into())), ("peer", addr(p)), ("bytes", bytes(total(d)))])
             }
             Event::ServerRecvOver(p) => object(&[event("closed"), ("peer", addr(p)), ("by", s("peer".into()))]),
             Event::ConnectionError(p, e) => {
@@ -290,6 +320,25 @@ mod tests {
         assert_eq!(show_data(&[0xff, 0x00]), "\\xff\\x00");
         assert!(show_data(&[b'x'; 1000]).ends_with("... (1000 bytes)"));
         assert_eq!(show_data("你好".as_bytes()), "你好");
+    }
+
+    #[test]
+    fn bytes_in_several_buffers_are_shown_as_one_recv() {
+        // An io_uring recv bundle: one recv, its bytes in three buffers.
+        assert_eq!(show_parts(&[b"Hel", b"l", b"o"]), "Hello");
+        let big = [vec![b'x'; 60_000], vec![b'y'; 65_536], vec![b'z'; 100]];
+        let parts: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+        let shown = show_parts(&parts);
+        assert!(shown.starts_with("xxx") && shown.ends_with("... (125636 bytes)"), "{shown}");
+        // Text cut in the middle of a character by the shown part is still text.
+        let han = "你好".repeat(400);
+        let (a, b) = han.as_bytes().split_at(1000);
+        assert!(show_parts(&[a, b]).starts_with("你好你好"), "{}", show_parts(&[a, b]));
+        let peer = SockAddr::from("127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap());
+        let line = Event::ServerReceived(peer, &[b"Hel", b"lo"]).to_string();
+        assert_eq!(line, "Server Recv Data: Hello (from 127.0.0.1:9)");
+        let json = Event::ServerSending(peer, &[b"Hel", b"lo"]).json();
+        assert!(json.ends_with(r#""dir": "out", "peer": "127.0.0.1:9", "bytes": 5}"#), "{json}");
     }
 
     #[test]

@@ -136,8 +136,8 @@ pub fn echo(conn: &Limited<'_>, peer: SockAddr, buf: &mut [u8], sink: &Sink) -> 
             // A seqpacket message longer than the buffer: the kernel dropped the rest.
             sink(&Event::Truncated(peer, n, real));
         }
-        sink(&Event::ServerReceived(peer, &buf[..n]));
-        sink(&Event::ServerSending(peer, &buf[..n]));
+        sink(&Event::ServerReceived(peer, &[&buf[..n]]));
+        sink(&Event::ServerSending(peer, &[&buf[..n]]));
         conn.send_all(&buf[..n])?;
     }
 }
@@ -231,8 +231,8 @@ impl Conn {
             Err(e) => return self.failed(&e, sink),
         };
         self.clock.progress();
-        sink(&Event::ServerReceived(self.peer, &buf[..n]));
-        sink(&Event::ServerSending(self.peer, &buf[..n]));
+        sink(&Event::ServerReceived(self.peer, &[&buf[..n]]));
+        sink(&Event::ServerSending(self.peer, &[&buf[..n]]));
         match self.send_some(&buf[..n], sink) {
             Ok(sent) if sent < n => {
                 self.unsent.extend_from_slice(&buf[sent..n]);

@@ -5,16 +5,22 @@
 //! ring), and one send of everything queued (or of what a short send left). The recv stays armed
 //! while a send is in flight, so receiving and sending overlap. With incremental buffer
 //! consumption (Linux 6.12) consecutive recvs land one after another in the same buffer, and a
-//! piece that directly follows the last queued one is joined to it; pieces in different buffers
-//! go out together in one `sendmsg` with an iovec each (`IORING_OP_SENDMSG`): one send echoes
-//! what several recvs brought, as the epoll model's one send echoes its one large recv. A
-//! seqpacket message is sent on its own, so the echo keeps the boundaries. A buffer goes back to
-//! the kernel once the kernel has used it up and every piece of it has been sent.
+//! piece that directly follows the last queued one is joined to it. From Linux 6.16 each recv is
+//! a bundle: it takes all the socket holds, up to its limit, into as many buffers as that needs
+//! (a piece per buffer), where a plain recv stops at the end of one buffer — the epoll model's one
+//! large recv, in 64 KiB buffers. Pieces in different buffers go out together in one `sendmsg`
+//! with an iovec each (`IORING_OP_SENDMSG`): one send echoes what the recvs brought, as the epoll
+//! model's one send echoes its recv. A seqpacket message is sent on its own, so the echo keeps
+//! the boundaries. A buffer goes back to the kernel once the kernel has used it up and every
+//! piece of it has been sent.
 //!
 //! Backpressure: received pieces wait in `queue` while the client does not read its echoes. When
 //! [`MAX_QUEUED_BYTES`] bytes or [`MAX_PIECES`] pieces are waiting, the recv is cancelled — the
 //! server stops reading, as the epoll model does — and armed again once half of that has been
-//! sent. A client that never reads thus holds at most that much of the pool, whatever it sends.
+//! sent; where the kernel can (6.16), the recv is armed with a limit of what is left below the
+//! bound and ends by itself there, so a bundle never takes more than that. A client that never
+//! reads thus holds at most that much of the pool (plus the one buffer a bundle may start in the
+//! middle of), whatever it sends.
 //!
 //! A connection is closed only when neither request is in the kernel any more: until then the
 //! kernel holds the socket, and closing our descriptor would neither end it nor free its number
@@ -108,25 +114,40 @@ impl Conn {
         match (done.res, done.piece.take()) {
             (Ok(real), Some(piece)) if !self.finished => {
                 self.clock.progress();
-                let data = ring.data(&piece);
                 let message = matches!(self.stream, Stream::Seqpacket(_));
                 if message && real > piece.len() {
                     // A seqpacket message longer than the buffer: the kernel kept what fitted and
                     // dropped the rest; MSG_TRUNC made the result its real length.
-                    sink(&Event::Truncated(self.peer, data.len(), real as usize));
+                    sink(&Event::Truncated(self.peer, piece.len() as usize, real as usize));
                 }
-                sink(&Event::ServerReceived(self.peer, data));
-                sink(&Event::ServerSending(self.peer, data));
-                self.queued += u64::from(piece.len());
-                // Bytes of a stream that follow each other in one buffer go out in one send; a
-                // message is sent on its own, so that the echo keeps the message boundaries.
-                let piece = match self.queue.back_mut() {
-                    Some(last) if !message => ring.join(last, piece).err(),
-                    _ => Some(piece),
-                };
-                self.queue.extend(piece);
+                // A bundle's bytes run on into the next buffers of the ring: a piece each, in
+                // order. One recv, one line, however many buffers it filled.
+                if done.more_pieces.is_empty() {
+                    let data = [ring.data(&piece)];
+                    sink(&Event::ServerReceived(self.peer, &data));
+                    sink(&Event::ServerSending(self.peer, &data));
+                } else {
+                    let data: Vec<&[u8]> =
+                        std::iter::once(&piece).chain(&done.more_pieces).map(|p| ring.data(p)).collect();
+                    sink(&Event::ServerReceived(self.peer, &data));
+                    sink(&Event::ServerSending(self.peer, &data));
+                }
+                for piece in std::iter::once(piece).chain(done.more_pieces.drain(..)) {
+                    self.queued += u64::from(piece.len());
+                    // Bytes of a stream that follow each other in one buffer go out in one send; a
+                    // message is sent on its own, so that the echo keeps the message boundaries.
+                    let piece = match self.queue.back_mut() {
+                        Some(last) if !message => ring.join(last, piece).err(),
+                        _ => Some(piece),
+                    };
+                    self.queue.extend(piece);
+                }
             }
-            (Ok(_), Some(piece)) => ring.release(piece), // after the end: nobody wants it
+            (Ok(_), Some(piece)) => {
+                // After the end: nobody wants them.
+                ring.release(piece);
+                done.more_pieces.drain(..).for_each(|p| ring.release(p));
+            }
             (Ok(0), None) if !self.finished => {
                 // recv returned 0: the client closed its side; echo what is queued, then close.
                 sink(&Event::ServerRecvOver(self.peer));

@@ -77,6 +77,8 @@ pub struct Ring {
     done: Vec<Completion>,
     /// Multishot recvs can be given a byte limit (Linux 6.16).
     recv_limit: bool,
+    /// Stream recvs are bundles: one recv may fill several buffers (see [`Ring::recv`]).
+    bundles: bool,
     /// A ring for message sockets ([`Ring::for_messages`]).
     messages: bool,
 }
@@ -113,7 +115,7 @@ impl Ring {
         if uring.params().features & needed != needed {
             return Err(too_old("io_uring_enter with a timeout (IORING_FEAT_EXT_ARG)", "5.11"));
         }
-        let mut ring = Ring { uring, done: Vec::new(), recv_limit: kernel_at_least(6, 16), messages };
+        let mut ring = Ring { uring, done: Vec::new(), recv_limit: kernel_at_least(6, 16), bundles: false, messages };
         // Incremental consumption (6.12) lets many small recvs share one large buffer, so buffers
         // can be sized for streams; before 6.12 the kernel says EINVAL: ask again without it.
         let registered = match ring.uring.register_buffers(GROUP, buffers, buffer_size, !messages) {
@@ -126,6 +128,11 @@ impl Ring {
             Some(libc::EINVAL) => too_old("provided-buffer rings (IORING_REGISTER_PBUF_RING)", "5.19"),
             _ => explained(&e, "io_uring_register"),
         })?;
+        // Bundles (6.10) only with incremental buffers, and only where a recv stops at its limit
+        // (6.16): without one, a bundle takes as many buffers as the socket holds data for.
+        ring.bundles = ring.uring.params().features & sys::IORING_FEAT_RECVSEND_BUNDLE != 0
+            && ring.uring.incremental()
+            && ring.recv_limit;
         Ok(ring)
     }
 
@@ -144,11 +151,15 @@ impl Ring {
     }
 
     /// A multishot recv on `fd`: a completion each time data arrives, in a provided buffer. Where
-    /// the kernel can (6.16), it ends by itself after `limit` bytes (0: no limit).
+    /// the kernel can (6.16), it ends by itself after `limit` bytes (0: no limit), and each recv
+    /// is a bundle: it takes what the socket holds (up to the limit) into as many buffers as that
+    /// needs, the completion naming the first, instead of stopping at the end of one buffer.
     pub fn recv(&mut self, fd: BorrowedFd<'_>, token: u64, limit: u32) {
         let limit = if self.recv_limit { limit } else { 0 };
         if self.messages {
             self.push(Sqe::recv_multishot_trunc(fd, GROUP, token, limit));
+        } else if self.bundles {
+            self.push(Sqe::recv_bundle(fd, GROUP, token, limit));
         } else {
             self.push(Sqe::recv_multishot(fd, GROUP, token, limit));
         }
@@ -236,8 +247,14 @@ impl Ring {
         std::mem::take(&mut self.done)
     }
 
-    /// Returns the Vec taken with [`Ring::take`], emptied.
+    /// Returns the Vec taken with [`Ring::take`], emptied. Pieces left in it (a completion for a
+    /// connection already gone) are let go, so their buffers go back to the kernel.
     pub fn give_back(&mut self, mut done: Vec<Completion>) {
+        for c in &mut done {
+            for piece in c.piece.take().into_iter().chain(c.more_pieces.drain(..)) {
+                self.uring.release(piece);
+            }
+        }
         done.clear();
         self.done = done;
     }
@@ -354,6 +371,63 @@ mod tests {
         }
         ring.release(piece);
         ring.give_back(done);
+    }
+
+    /// Reads completions until `want` bytes came, and returns them with the pieces they lie in
+    /// (each completion's first piece, then its bundle's further pieces) and how many
+    /// completions spanned several buffers.
+    fn received(ring: &mut Ring, want: usize, pieces: &mut Vec<Piece>) -> (Vec<u8>, usize) {
+        let (mut bytes, mut bundles) = (Vec::new(), 0);
+        for _ in 0..20 {
+            if bytes.len() >= want {
+                break;
+            }
+            ring.wait(Some(Duration::from_secs(5))).unwrap();
+            let mut done = ring.take();
+            for c in done.iter_mut().filter(|c| c.op == RECV) {
+                let total = c.res.expect("the recv succeeded") as usize;
+                bundles += usize::from(!c.more_pieces.is_empty());
+                let mine: Vec<Piece> = c.piece.take().into_iter().chain(c.more_pieces.drain(..)).collect();
+                assert_eq!(mine.iter().map(|p| p.len() as usize).sum::<usize>(), total, "the pieces hold the result");
+                mine.iter().for_each(|p| bytes.extend_from_slice(ring.data(p)));
+                pieces.extend(mine);
+            }
+            ring.give_back(done);
+        }
+        (bytes, bundles)
+    }
+
+    #[test]
+    fn a_bundle_runs_on_into_the_next_buffers_in_ring_order() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        // Four buffers of 64 bytes, consumed incrementally.
+        let Ok(mut ring) = Ring::new(8, 4, 64) else { return }; // no io_uring here
+        if !ring.bundles {
+            eprintln!("skipped: recv bundles need Linux 6.16 here (a recv limit), this kernel lacks them");
+            return;
+        }
+        let stream: Vec<u8> = (0..=255u8).cycle().take(600).collect();
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        ring.recv(a.as_fd(), 7, 0);
+        // 40 bytes: the start of the first buffer, which the kernel keeps filling.
+        b.write_all(&stream[..40]).unwrap();
+        let mut held = Vec::new();
+        let (first, _) = received(&mut ring, 40, &mut held);
+        assert_eq!(first, stream[..40]);
+        // 150 more: the 24 left in that buffer, then the next buffers, in ring order.
+        b.write_all(&stream[40..190]).unwrap();
+        let (next, bundles) = received(&mut ring, 150, &mut held);
+        assert_eq!(next, stream[40..190], "the bytes in order across buffers");
+        assert!(bundles > 0, "one recv filled several buffers");
+        assert_eq!(held[1].offset(), 40, "the bundle began where the first recv ended");
+        // Every used-up buffer goes back once its pieces are let go: the ring then holds the 2
+        // bytes left of the last one and three whole buffers again.
+        held.drain(..).for_each(|p| ring.release(p));
+        b.write_all(&stream[190..384]).unwrap();
+        let (again, _) = received(&mut ring, 194, &mut held);
+        assert_eq!(again, stream[190..384]);
+        held.drain(..).for_each(|p| ring.release(p));
     }
 
     #[test]

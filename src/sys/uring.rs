@@ -23,7 +23,7 @@
 //!
 //! Linux only (cfg `socklab_uring`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -55,6 +55,9 @@ pub const IOSQE_BUFFER_SELECT: u8 = 1 << 5;
 pub const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
 /// `IORING_RECV_MULTISHOT` (in `ioprio`): one SQE, a CQE per arrival of data.
 pub const IORING_RECV_MULTISHOT: u16 = 1 << 1;
+/// `IORING_RECVSEND_BUNDLE` (in `ioprio`, Linux 6.10): one recv may fill several provided
+/// buffers, taken in ring order; the CQE names the first.
+pub const IORING_RECVSEND_BUNDLE: u16 = 1 << 4;
 /// `IORING_ASYNC_CANCEL_ALL`.
 pub const IORING_ASYNC_CANCEL_ALL: u32 = 1 << 0;
 /// `IORING_ASYNC_CANCEL_ANY`.
@@ -92,6 +95,8 @@ pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 pub const IORING_FEAT_NODROP: u32 = 1 << 1;
 /// `IORING_FEAT_MIN_TIMEOUT`: io_uring_enter's wait takes a minimum wait (6.12).
 pub const IORING_FEAT_MIN_TIMEOUT: u32 = 1 << 15;
+/// `IORING_FEAT_RECVSEND_BUNDLE`: recv and send take `IORING_RECVSEND_BUNDLE` (6.10).
+pub const IORING_FEAT_RECVSEND_BUNDLE: u32 = 1 << 14;
 /// `IORING_FEAT_EXT_ARG`: io_uring_enter takes a timeout (5.11).
 pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
 
@@ -286,6 +291,13 @@ impl Sqe {
         })
     }
 
+    /// The same as a bundle (`IORING_RECVSEND_BUNDLE`, Linux 6.10): each completion may span
+    /// several provided buffers, consecutive in ring order, so one `tcp_recvmsg` takes what the
+    /// socket holds (up to `limit`) instead of what is left of one buffer.
+    pub fn recv_bundle(fd: BorrowedFd<'_>, group: u16, token: u64, limit: u32) -> Sqe {
+        Sqe::recv_multishot(fd, group, token, limit).with(|s| s.ioprio |= IORING_RECVSEND_BUNDLE)
+    }
+
     /// The same with `MSG_TRUNC` for a message socket (seqpacket): a message longer than the
     /// buffer is cut, and the completion's result is its real length, not the bytes kept. Only
     /// for a group registered without incremental consumption, where a recv uses up its buffer
@@ -433,6 +445,8 @@ pub struct Completion {
     pub more: bool,
     /// The part of a provided buffer the data went into (recv with buffer select, `res` > 0).
     pub piece: Option<Piece>,
+    /// A bundle's further pieces, each in the next buffer of the ring, in order (empty otherwise).
+    pub more_pieces: Vec<Piece>,
     /// An accepted connection.
     pub accepted: Option<OwnedFd>,
 }
@@ -569,6 +583,9 @@ struct Buffers {
     /// Our copy of the ring's tail (the kernel reads the shared one).
     tail: u16,
     state: Vec<BufState>,
+    /// The buffers in the kernel's ring, in the order it takes them (head first): a bundle's
+    /// data runs on from one to the next.
+    order: VecDeque<u16>,
 }
 
 impl Buffers {
@@ -595,28 +612,55 @@ impl Buffers {
         self.tail = self.tail.wrapping_add(1);
         self.tail().store(self.tail, Ordering::Release);
         self.state[usize::from(bid)] = BufState { filled: 0, pieces: 0, in_kernel: true };
+        self.order.push_back(bid);
     }
 
-    /// A completion used buffer `bid` for `n` bytes; `more`: the kernel keeps using the rest of it
-    /// (incremental consumption). Returns the piece the program now holds, if any bytes came.
-    fn used(&mut self, bid: u16, n: u32, more: bool) -> Option<Piece> {
-        let incremental = self.incremental;
-        let st = self.state.get_mut(usize::from(bid)).filter(|st| st.in_kernel)?;
-        let offset = if incremental { st.filled } else { 0 };
-        // A whole-buffer recv with MSG_TRUNC reports a cut message's real length: the kernel
-        // filled the buffer, and the piece is the buffer.
-        let n = if incremental { n } else { n.min(self.size) };
-        if offset.checked_add(n).is_none_or(|end| end > self.size) {
-            return None; // not what the kernel promised: hold nothing rather than read out of bounds
+    /// A completion used buffer `bid` for `n` bytes; `more`: the kernel keeps using the rest of the
+    /// last buffer it wrote (incremental consumption). Returns the piece the program now holds, if
+    /// any bytes came; a bundle's bytes that run on into the next buffers of the ring go into
+    /// `rest`, a piece per buffer.
+    fn used(&mut self, bid: u16, n: u32, more: bool, rest: &mut Vec<Piece>) -> Option<Piece> {
+        // Where `bid` is in the ring (the head, unless completions came out of order).
+        let at = self.order.iter().position(|&b| b == bid)?;
+        if !self.incremental {
+            // A whole buffer per recv (no bundles here). With MSG_TRUNC the result is a cut
+            // message's real length: the kernel filled the buffer, and the piece is the buffer.
+            self.order.remove(at);
+            let st = &mut self.state[usize::from(bid)];
+            (st.filled, st.in_kernel) = (n.min(self.size), false);
+            st.pieces += u32::from(n > 0);
+            let piece = (n > 0).then_some(Piece { bid, offset: 0, len: n.min(self.size) });
+            self.give_back_if_unused(bid);
+            return piece;
         }
-        st.filled = offset + n;
-        st.in_kernel = incremental && more;
-        let piece = (n > 0).then(|| {
-            st.pieces += 1;
-            Piece { bid, offset, len: n }
-        });
-        self.give_back_if_unused(bid);
-        piece
+        let (mut first, mut left) = (None, n);
+        // Each buffer once at most: a result longer than the ring holds is not what the kernel
+        // promised, and the excess is not read.
+        for _ in 0..self.order.len() {
+            let Some(&bid) = self.order.get(at) else { break };
+            let st = &mut self.state[usize::from(bid)];
+            let offset = st.filled;
+            let take = left.min(self.size - offset);
+            left -= take;
+            st.filled = offset + take;
+            // Every buffer of a bundle but the last is used up; the last stays the ring's head
+            // while the kernel says it will fill the rest (IORING_CQE_F_BUF_MORE).
+            let used_up = left > 0 || !more || st.filled == self.size;
+            st.in_kernel = !used_up;
+            if take > 0 {
+                st.pieces += 1;
+                let piece = Piece { bid, offset, len: take };
+                if first.is_none() { first = Some(piece) } else { rest.push(piece) }
+            }
+            if used_up {
+                self.order.remove(at); // `at` is now the next buffer's place
+                self.give_back_if_unused(bid);
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        first
     }
 
     /// Gives buffer `bid` back once the kernel is done with it and the program holds none of it.
@@ -1003,18 +1047,19 @@ impl Uring {
                 self.spare.push(gather);
             }
         }
-        let mut piece = None;
+        let (mut piece, mut more_pieces) = (None, Vec::new());
         if cqe.flags & IORING_CQE_F_BUFFER != 0
             && let Some(bufs) = self.buffers.as_mut()
         {
             let bid = (cqe.flags >> IORING_CQE_BUFFER_SHIFT) as u16;
-            piece = bufs.used(bid, cqe.res.max(0) as u32, cqe.flags & IORING_CQE_F_BUF_MORE != 0);
+            let more = cqe.flags & IORING_CQE_F_BUF_MORE != 0;
+            piece = bufs.used(bid, cqe.res.max(0) as u32, more, &mut more_pieces);
         }
         let accepted = (op == IORING_OP_ACCEPT && cqe.res >= 0)
             // SAFETY: a successful accept's result is a new descriptor that nothing else owns.
             .then(|| unsafe { OwnedFd::from_raw_fd(cqe.res) });
         let res = if cqe.res < 0 { Err(-cqe.res) } else { Ok(cqe.res as u32) };
-        Completion { op, token, res, more, piece, accepted }
+        Completion { op, token, res, more, piece, more_pieces, accepted }
     }
 
     /// `io_uring_register(IORING_REGISTER_PBUF_RING)`: `count` buffers (a power of two) of `size`
@@ -1034,7 +1079,8 @@ impl Uring {
             BufReg { ring_addr: ring.ptr as u64, ring_entries: count.into(), bgid: group, flags, ..BufReg::default() };
         io_uring_register_pbuf(self.fd.as_fd(), IORING_REGISTER_PBUF_RING, &reg)?;
         let state = vec![BufState::default(); count.into()];
-        let mut bufs = Buffers { group, ring, data: Some(data), count, size, incremental, tail: 0, state };
+        let order = VecDeque::with_capacity(count.into());
+        let mut bufs = Buffers { group, ring, data: Some(data), count, size, incremental, tail: 0, state, order };
         for bid in 0..count {
             bufs.give(bid);
         }

@@ -216,12 +216,16 @@ pub fn sqe(s: &Sqe) -> String {
             if s.ioprio() & ring::IORING_ACCEPT_MULTISHOT != 0 { " ioprio=IORING_ACCEPT_MULTISHOT" } else { "" },
             names::accept_flags(s.op_flags() as i32)
         ),
-        ring::IORING_OP_RECV => write!(
-            out,
-            "{} buf_group={}",
-            if s.ioprio() & ring::IORING_RECV_MULTISHOT != 0 { " ioprio=IORING_RECV_MULTISHOT" } else { "" },
-            s.buf_group()
-        ),
+        ring::IORING_OP_RECV => {
+            const RECV: &[(i32, &str)] = &[
+                (ring::IORING_RECV_MULTISHOT as i32, "IORING_RECV_MULTISHOT"),
+                (ring::IORING_RECVSEND_BUNDLE as i32, "IORING_RECVSEND_BUNDLE"),
+            ];
+            if s.ioprio() != 0 {
+                let _ = write!(out, " ioprio={}", names::flag_names(s.ioprio().into(), RECV));
+            }
+            write!(out, " buf_group={}", s.buf_group())
+        }
         ring::IORING_OP_SEND => {
             write!(out, " addr={:#x} len={} msg_flags={}", s.addr(), s.len(), names::msg_flags(s.op_flags() as i32))
         }
@@ -257,6 +261,7 @@ pub fn cqe(c: &Cqe) -> String {
 mod tests {
     use super::*;
     use crate::trace::format::line;
+    use std::os::fd::AsFd;
 
     #[test]
     fn enter_prints_as_strace_then_the_ring_traffic() {
@@ -281,6 +286,9 @@ mod tests {
             "io_uring_enter(4, 0, 1, IORING_ENTER_GETEVENTS, NULL, 8) = 0\n#   complete IORING_OP_RECV user_data=0x51b \
              res=64 flags=IORING_CQE_F_BUFFER|IORING_CQE_F_MORE buf=3"
         );
+        let fd = std::io::stdin();
+        let bundle = sqe(&ring::Sqe::recv_bundle(fd.as_fd(), 0, 5, 0));
+        assert!(bundle.contains(" ioprio=IORING_RECV_MULTISHOT|IORING_RECVSEND_BUNDLE buf_group=0 "), "{bundle}");
         let failed = Cqe { user_data: 0x51b, res: -libc::ENOBUFS, flags: 0 };
         assert_eq!(cqe(&failed), "IORING_OP_RECV user_data=0x51b res=-ENOBUFS flags=0");
     }

@@ -10,8 +10,8 @@
 //!                        with many connections for several, or 50 µs once one is there)
 //!         for each completion {
 //!             accept:    a new connection; submit a multishot recv on it
-//!             recv:      data in a piece of a provided buffer: queue it (joined to the last
-//!                        piece if it follows it in the same buffer)
+//!             recv:      data in a piece of a provided buffer, or in several (a bundle): queue
+//!                        them (a piece joined to the last if it follows it in the same buffer)
 //!             send:      let go of the pieces sent in full (a buffer goes back to the kernel
 //!                        once used up and all sent); a short send leaves the rest queued
 //!             wake line: the stop was requested: return (the ring cancels what is left)
