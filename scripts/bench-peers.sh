@@ -21,6 +21,14 @@
 # its peak RSS (VmHWM) is read from /proc. In the same rounds the kernel counts each server's system
 # calls (`socklab bench --server-pid`, perf events; needs root): the last column, per 1,000 round
 # trips (per MiB for bulk, per connection for connrate), which the machine's noise does not move.
+# The last column is the load generator's own CPU time over each round (getrusage): at about 100 % of
+# a CPU the generator, not the server, set the pace.
+#
+# CC=cubic sets the TCP congestion control for the run (the sysctl net.ipv4.tcp_congestion_control,
+# root; the machine's own is restored at the end, and the header names both). With BBR, Linux's
+# default here, a loopback bulk stream is paced by BBR's own timers and bandwidth estimates, and
+# two identical servers in the same run differed by 4-9 % in medians over 10-25 rounds; with
+# cubic the spread fell to about 2 % (BENCHMARKS.md, "io_uring, fourth step").
 #
 # Bounds: each load is `socklab bench --duration DURATION` (plus its own grace of at most 5 s
 # for outstanding echoes), killed by `timeout` if it ever runs DURATION + 30 s; loopback only.
@@ -37,6 +45,8 @@ ROUNDS=${ROUNDS:-5}
 ONLY=${ONLY:-"pp1 pp1pin pp100 bulk connrate c10k"}
 SERVERS=${SERVERS:-"iterative fork thread poll epoll epoll-1t epoll-2t uring uring-1t tutorial-py std tokio socat c-epoll c-epoll-1t"}
 PORT=${PORT:-17000}
+CC=${CC:-}
+CC_MACHINE=$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)
 OUT=$(mktemp -d)
 PIDS=()
 stop_all() {
@@ -44,7 +54,15 @@ stop_all() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   PIDS=()
 }
-trap 'stop_all; rm -rf "$OUT"' EXIT
+restore_cc() {
+  if [ -n "$CC" ] && [ "$CC" != "$CC_MACHINE" ]; then sysctl -qw net.ipv4.tcp_congestion_control="$CC_MACHINE" || true; fi
+}
+trap 'stop_all; rm -rf "$OUT"; restore_cc' EXIT
+if [ -n "$CC" ] && [ "$CC" != "$CC_MACHINE" ]; then
+  sysctl -qw net.ipv4.tcp_congestion_control="$CC" ||
+    { echo "CC=$CC: could not set net.ipv4.tcp_congestion_control (root needed; see /proc/sys/net/ipv4/tcp_available_congestion_control)" >&2; exit 1; }
+fi
+CC_RUN=$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)
 
 command -v socat >/dev/null || { echo "socat is needed: apt-get install -y socat" >&2; exit 1; }
 cargo build --release -q
@@ -156,12 +174,14 @@ for scenario in $ONLY; do run_scenario "$scenario"; done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 FINISHED=$(date -u '+%H:%M UTC')
 
-python3 - "$OUT/results" "$OUT/rss" "$DURATION" "$ROUNDS" "$STARTED" "$FINISHED" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
+python3 - "$OUT/results" "$OUT/rss" "$DURATION" "$ROUNDS" "$STARTED" "$FINISHED" "$LOAD_BEFORE" "$LOAD_AFTER" "$CC_RUN" "$CC_MACHINE" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 rss = {(r["server"], r["scenario"]): r["rss_kib"] / 1024 for r in map(json.loads, open(sys.argv[2]))}
-dur, rounds, started, finished, before, after = sys.argv[3:9]
-print(f"Run {started} to {finished}; load average (1/5/15 min) before: {before}, after: {after}.")
+dur, rounds, started, finished, before, after, cc, cc_machine = sys.argv[3:11]
+cc_note = cc if cc == cc_machine else f"{cc}, set for this run (the machine's: {cc_machine})"
+print(f"Run {started} to {finished}; load average (1/5/15 min) before: {before}, after: {after}; "
+      f"TCP congestion control: {cc_note}.")
 print(f"Every server of a scenario up at once; {rounds} rounds of {dur} s, each round driving every server "
       "in turn, in rotating order. Figures: median of the rounds, and min–max over the rounds. "
       "× C: median / the C epoll echo's median (`c-epoll`, one thread per CPU); paired: median over rounds of "
@@ -187,6 +207,10 @@ def syscalls(srv, good):
         why = next((g.get("server_syscalls_not_counted") for g in good if g.get("server_syscalls_not_counted")), None)
         return f"– ({why})" if why else "–"
     return f"{statistics.median(per):,.1f} ({min(per):,.1f}–{max(per):,.1f})"
+# The load generator's own CPU time over each round, in CPUs (socklab bench's generator_cpu).
+def generator(good):
+    cpu = [g["generator_cpu"] for g in good if g.get("generator_cpu") is not None]
+    return f"{statistics.median(cpu) * 100:.0f} %" if cpu else "–"
 def value(b, key):
     if b.get("failed"): return None
     if key == "p99_us":
@@ -208,8 +232,8 @@ for sc in [s for s in names if any(r["scenario"] == s for r in rows)]:
         if a is None or c is None or a == 0 or c == 0: return None
         return a / c if higher else c / a
     print(f"### {names[sc]}\n")
-    print(f"| server | {unit[key]} (median) | min–max | spread | × C | paired × C (min–max) | p50 µs | p99 µs | served | errors | mismatches | lost B | peak RSS MiB | server syscalls per {per_unit[sc]} (median, min–max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| server | {unit[key]} (median) | min–max | spread | × C | paired × C (min–max) | p50 µs | p99 µs | served | errors | mismatches | lost B | peak RSS MiB | server syscalls per {per_unit[sc]} (median, min–max) | load generator CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for srv, rs in by.items():
         ok = [v for v in vals[srv] if v is not None]
         failed = len(vals[srv]) - len(ok)
@@ -232,6 +256,11 @@ for sc in [s for s in names if any(r["scenario"] == s for r in rows)]:
         name = srv + (f" ({failed} of {len(rs)} rounds failed)" if failed else "")
         print(f"| {name} | {fmt(key, v)} | {fmt(key, lo)}–{fmt(key, hi)} | {spread} | {rc} | {pc} | {us('p50')} | {us('p99')} | "
               f"{served} | {tot('errors') if good else '–'} | {tot('mismatches') if good else '–'} | {tot('lost_bytes') if good else '–'} | "
-              f"{rss.get((srv, sc), 0):.1f} | {syscalls(srv, good)} |")
+              f"{rss.get((srv, sc), 0):.1f} | {syscalls(srv, good)} | {generator(good)} |")
+    busy = [g["generator_cpu"] for r in rows if r["scenario"] == sc and not (g := r["bench"]).get("failed")
+            and g.get("generator_cpu") is not None]
+    if busy and statistics.median(busy) >= 0.9:
+        print(f"\nThe load generator used a median {statistics.median(busy) * 100:.0f} % of a CPU: it set the pace "
+              "here, so these figures measure how much work each server leaves it per unit, not the server's own ceiling.")
     print()
 PY

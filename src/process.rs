@@ -256,6 +256,20 @@ pub fn cpus() -> usize {
     thread_cpus().map_or(1, |cpus| cpus.len().max(1))
 }
 
+/// Whether standard error (`fd` 2) or output (1) is a terminal: one narrated `ioctl(TCGETS)`,
+/// where std's `is_terminal` would make the same call unseen.
+pub fn is_terminal(fd: impl std::os::fd::AsFd) -> bool {
+    crate::sys::isatty(fd.as_fd())
+}
+
+/// The CPU time this process has used so far, in user mode and in the kernel together
+/// (`getrusage(2)`, one narrated call).
+#[cfg(target_os = "linux")]
+pub fn cpu_time() -> io::Result<std::time::Duration> {
+    let (user, system) = crate::sys::resource::getrusage_self()?;
+    Ok(std::time::Duration::from_micros(user + system))
+}
+
 /// The CPUs the calling thread may run on, by number (`sched_getaffinity(2)`, one narrated call).
 #[cfg(target_os = "linux")]
 pub fn thread_cpus() -> io::Result<Vec<usize>> {

@@ -50,6 +50,7 @@ const OURS: &[&str] = &[
     "rt_sigaction",
     "rt_sigtimedwait",
     "prlimit64",
+    "getrusage",
     "rt_sigprocmask",
     "openat",
     "read",
@@ -277,6 +278,21 @@ fn client_narration_equals_strace() {
     // A server that is not traced, for the client to talk to.
     let (mut server, addr) = common::quiet_server();
     compare("client", &["client", "--host", "127.0.0.1", "--port", &addr.port().to_string()]);
+    signal(server.id(), "INT");
+    let _ = server.wait();
+}
+
+/// `socklab bench`: its connections, its epoll loop, the /proc scan that finds the server, and
+/// the two `getrusage` calls around the run that measure the generator's own CPU time.
+#[test]
+fn bench_narration_equals_strace() {
+    if !tools() {
+        return;
+    }
+    let (mut server, addr) = common::quiet_server();
+    let target = addr.to_string();
+    let narration = compare("bench", &["bench", "--addr", &target, "--conns", "2", "--duration", "0.3"]);
+    assert_eq!(narration.matches("getrusage(RUSAGE_SELF, {ru_utime={tv_sec=").count(), 2, "{narration}");
     signal(server.id(), "INT");
     let _ = server.wait();
 }

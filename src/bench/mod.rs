@@ -162,6 +162,9 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
     };
     let counters = server_counters(config);
     let counted_from = counters.as_ref().ok().and_then(|c| c.total());
+    // Our own CPU time over the run: a generator at one whole CPU measured itself, not the server.
+    let cpu_from = crate::process::cpu_time().ok();
+    let mut cpu_to = None;
     let start = Instant::now();
     for i in 0..config.conns {
         run.conns.push(Conn {
@@ -186,6 +189,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         if !run.ending && now >= deadline {
             run.ending = true;
             end = Some(now);
+            cpu_to = crate::process::cpu_time().ok();
             run.stop_offering();
         }
         if run.ending && (run.quiet() || now >= deadline + config.grace) {
@@ -203,6 +207,12 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         }
     }
     let elapsed = end.unwrap_or_else(Instant::now) - start;
+    let generator_cpu = match (cpu_from, cpu_to) {
+        (Some(from), Some(to)) if !elapsed.is_zero() => {
+            Some(to.saturating_sub(from).as_secs_f64() / elapsed.as_secs_f64())
+        }
+        _ => None,
+    };
     for conn in &mut run.conns {
         run.lost += conn.tx - conn.rx;
     }
@@ -229,6 +239,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Progress)) -> io::Res
         latency: Latency::from_histogram(&run.hist),
         first_error: run.first_error,
         server_syscalls,
+        generator_cpu,
     })
 }
 

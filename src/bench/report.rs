@@ -101,6 +101,10 @@ pub struct Report {
     /// period included, the closing of our connections not), counted by the kernel; `Err`: why
     /// they could not be counted.
     pub server_syscalls: Result<u64, String>,
+    /// The CPU time this load generator used over the run, in CPUs (1.0: one whole CPU; it runs
+    /// on one thread), from `getrusage(2)`. At about 1.0 the generator, not the server, set the
+    /// pace.
+    pub generator_cpu: Option<f64>,
 }
 
 impl Report {
@@ -176,9 +180,13 @@ impl Report {
                 "server_syscalls_not_counted",
                 self.server_syscalls.as_ref().err().map_or(Value::Null, |e| Value::Str(e.clone())),
             ),
+            ("generator_cpu", self.generator_cpu.map_or(Value::Null, |v| Value::Fixed(v, 2))),
         ])
     }
 }
+
+/// The share of one CPU above which the load generator counts as the bottleneck.
+const GENERATOR_BUSY: f64 = 0.9;
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -218,6 +226,12 @@ impl fmt::Display for Report {
             (Ok(n), None) => write!(f, "\n  server syscalls {n}")?,
             (Err(why), _) => write!(f, "\n  server syscalls not counted: {why}")?,
         }
+        if let Some(cpu) = self.generator_cpu {
+            write!(f, "\n  load generator {:.0} % of one CPU", cpu * 100.0)?;
+            if cpu >= GENERATOR_BUSY {
+                write!(f, " (busy: it set the pace, so the server may be faster than this shows)")?;
+            }
+        }
         if let Some(e) = &self.first_error {
             write!(f, "\n  first error: {e}")?;
         }
@@ -247,6 +261,7 @@ mod tests {
             latency,
             first_error: first_error.map(String::from),
             server_syscalls: Ok(2100),
+            generator_cpu: Some(0.5),
         }
     }
 
@@ -261,9 +276,19 @@ mod tests {
                 r#""bytes":64000,"mib_per_sec":0.03,"errors":0,"mismatches":0,"lost_bytes":0,"#,
                 r#""latency_ns":{"count":1000,"p50":10,"p99":20,"p999":30,"max":40},"first_error":null,"#,
                 r#""server_syscalls":2100,"server_syscalls_per":2100.0,"server_syscalls_unit":"1,000 round trips","#,
-                r#""server_syscalls_not_counted":null}"#
+                r#""server_syscalls_not_counted":null,"generator_cpu":0.50}"#
             )
         );
+    }
+
+    #[test]
+    fn a_busy_load_generator_says_it_set_the_pace() {
+        let mut r = report(None, None);
+        assert!(r.to_string().ends_with("\n  load generator 50 % of one CPU"), "{r}");
+        r.generator_cpu = Some(0.97);
+        assert!(r.to_string().contains("load generator 97 % of one CPU (busy: it set the pace,"), "{r}");
+        r.generator_cpu = None;
+        assert!(!r.to_string().contains("load generator"), "{r}");
     }
 
     /// `{:?}` escaping (what this used to use) writes `\u{1b}`, which JSON readers reject.

@@ -1,6 +1,6 @@
 //! `socklab check`: arguments, the live progress line, the terminal table, and the report files.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,8 +96,8 @@ pub fn check(args: CheckArgs) -> io::Result<()> {
     };
     // An unknown case is bad usage (exit 2), found before anything starts.
     check::select(&target, &options).map_err(|e| super::usage("--case", e))?;
-    let live = !args.json && io::stderr().is_terminal();
-    let colour = !args.json && io::stdout().is_terminal();
+    let live = !args.json && socklab::process::is_terminal(io::stderr());
+    let colour = !args.json && socklab::process::is_terminal(io::stdout());
     if !args.json {
         super::say(&format!("socklab check: {} (seed {seed})", describe(&target)));
     }

@@ -1422,7 +1422,6 @@ fn draw(args: DrawArgs) -> io::Result<()> {
 fn bench(args: BenchArgs) -> io::Result<()> {
     use socklab::bench::{self, BenchConfig};
     use socklab::resolve::split_host_port;
-    use std::io::IsTerminal;
 
     let (host, port) = split_host_port(&args.addr).map_err(|e| usage("--addr", e))?;
     let addr =
@@ -1445,7 +1444,7 @@ fn bench(args: BenchArgs) -> io::Result<()> {
         seed: args.seed,
         server_pids: args.server_pids,
     };
-    let live = !args.json && io::stderr().is_terminal();
+    let live = !args.json && socklab::process::is_terminal(io::stderr());
     let mut progress = |p: &bench::Progress| {
         if live {
             let _ = write!(io::stderr(), "\r{p}");

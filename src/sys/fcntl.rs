@@ -1,10 +1,33 @@
 //! `fcntl(2)` for the few descriptor flags socklab sets after the fact: `O_NONBLOCK`, and the
-//! fallback for platforms whose socket(2)/accept(2) cannot set `SOCK_CLOEXEC` atomically.
+//! fallback for platforms whose socket(2)/accept(2) cannot set `SOCK_CLOEXEC` atomically. And
+//! the terminal check (`ioctl(fd, TCGETS)`) that decides whether a live progress line is drawn.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::trace::Arg;
+
+/// `ioctl(fd, TCGETS, &termios)`, what `isatty(3)` asks: whether `fd` is a terminal (the kernel
+/// has terminal settings for it); anything else fails with `ENOTTY`, which is the answer, not an
+/// error.
+///
+/// Man page: [`ioctl_tty(2)`](https://man7.org/linux/man-pages/man2/TCGETS.2const.html).
+pub fn isatty(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: struct termios is plain C data for which all-zero bytes are valid.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    let ptr: *mut libc::termios = &mut termios;
+    syscall!(
+        "ioctl",
+        // SAFETY: TCGETS writes one struct termios through `ptr`, which is valid for it.
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCGETS as _, ptr) },
+        [Arg::Fd(fd.as_raw_fd()), Arg::Name("TCGETS"), Arg::Ptr(ptr as usize)]
+            => |res| [Arg::Fd(fd.as_raw_fd()), Arg::Name("TCGETS"), match res {
+                Ok(_) => Arg::Name("{...}"),
+                Err(_) => Arg::Ptr(ptr as usize),
+            }]
+    )
+    .is_ok()
+}
 
 /// `fcntl(fd, F_GETFL)` / `fcntl(fd, F_GETFD)`: reads the status or descriptor flags.
 ///

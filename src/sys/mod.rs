@@ -89,7 +89,7 @@ pub mod uring;
 
 pub use addr::{SockAddr, UnixName, decode_bytes as decode_sockaddr};
 pub use clock::{monotonic_ns, realtime_ns};
-pub use fcntl::{dup_cloexec, fcntl_get, fcntl_set};
+pub use fcntl::{dup_cloexec, fcntl_get, fcntl_set, isatty};
 pub use fs::{dirents, getdents64, lstat, mkdir, open, read, readlink, rename, rmdir, unlink, write};
 pub use poll::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, poll};
 pub use socket::{

@@ -1,7 +1,9 @@
 //! `getrlimit(2)` / `setrlimit(2)`: per-process resource limits. socklab reads and raises
 //! `RLIMIT_NOFILE`, the most descriptors a process may hold (10,000 connections need 10,000).
 //! And `sched_getaffinity(2)` / `sched_setaffinity(2)`: the CPUs a thread may run on, which sizes
-//! the thread pools (and keeps the walkthrough's crowd of clients on one CPU).
+//! the thread pools (and keeps the walkthrough's crowd of clients on one CPU). And
+//! `getrusage(2)`: the CPU time this process has used (a benchmark's load generator checks that it
+//! was not the bottleneck itself).
 
 use std::io;
 
@@ -39,6 +41,29 @@ pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> i
         [Arg::Int(0), Arg::Resource(resource as i32), Arg::Rlimit(soft, hard), Arg::Null]
     )
     .map(drop)
+}
+
+/// `getrusage(RUSAGE_SELF)`: the CPU time all threads of this process have used so far, in user
+/// mode and in the kernel (system calls, and the network stack's work done on our behalf), in
+/// microseconds.
+///
+/// Man page: [`getrusage(2)`](https://man7.org/linux/man-pages/man2/getrusage.2.html).
+pub fn getrusage_self() -> io::Result<(u64, u64)> {
+    // SAFETY: struct rusage is plain C data for which all-zero bytes are valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ptr: *mut libc::rusage = &mut usage;
+    let us = |t: libc::timeval| (t.tv_sec.max(0) as u64) * 1_000_000 + t.tv_usec.max(0) as u64;
+    syscall!(
+        "getrusage",
+        // SAFETY: `ptr` points to a writable struct rusage for the whole call.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, ptr) },
+        [Arg::Name("RUSAGE_SELF"), Arg::OptOut]
+            => |res| [Arg::Name("RUSAGE_SELF"), match res {
+                Ok(_) => Arg::Rusage(us(usage.ru_utime), us(usage.ru_stime)),
+                Err(_) => Arg::Ptr(ptr as usize),
+            }]
+    )?;
+    Ok((us(usage.ru_utime), us(usage.ru_stime)))
 }
 
 /// Bytes in glibc's `cpu_set_t`: room for 1024 CPUs.

@@ -113,6 +113,9 @@ pub enum Arg<'a> {
     Resource(i32),
     /// A `struct rlimit`: `{rlim_cur=1024, rlim_max=4096}`.
     Rlimit(u64, u64),
+    /// A `struct rusage`'s two CPU times in microseconds, as strace abbreviates it:
+    /// `{ru_utime={tv_sec=0, tv_usec=1999}, ru_stime={tv_sec=1, tv_usec=2}, ...}`.
+    Rusage(u64, u64),
     /// A value-result option length: `[4]`.
     OptLen(u32),
     /// poll(2)'s array: `[{fd=3, events=POLLIN}]` going in; the kernel's `revents` coming out.

@@ -152,6 +152,14 @@ fn arg(out: &mut String, a: &Arg<'_>) {
         Arg::Rlimit(cur, max) => {
             write!(out, "{{rlim_cur={}, rlim_max={}}}", names::rlimit_value(*cur), names::rlimit_value(*max))
         }
+        Arg::Rusage(user, system) => write!(
+            out,
+            "{{ru_utime={{tv_sec={}, tv_usec={}}}, ru_stime={{tv_sec={}, tv_usec={}}}, ...}}",
+            user / 1_000_000,
+            user % 1_000_000,
+            system / 1_000_000,
+            system % 1_000_000
+        ),
         Arg::OptLen(len) => write!(out, "[{len}]"),
         Arg::Data(bytes) => write!(out, "{}", quote(bytes)),
         Arg::MsgFlags(f) => write!(out, "{}", names::msg_flags(*f)),
