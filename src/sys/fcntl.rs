@@ -11,7 +11,7 @@ use super::trace::Arg;
 /// has terminal settings for it); anything else fails with `ENOTTY`, which is the answer, not an
 /// error.
 ///
-/// Man page: [`ioctl_tty(2)`](https://man7.org/linux/man-pages/man2/TCGETS.2const.html).
+/// Man page: [`ioctl_tty(2)`](https://man7.org/linux/man-pages/man2/ioctl_tty.2.html).
 pub fn isatty(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: struct termios is plain C data for which all-zero bytes are valid.
     let mut termios: libc::termios = unsafe { std::mem::zeroed() };
