@@ -122,16 +122,16 @@ impl Conn {
                 }
                 // A bundle's bytes run on into the next buffers of the ring: a piece each, in
                 // order. One recv, one line, however many buffers it filled.
-                if done.more_pieces.is_empty() {
-                    let data = [ring.data(&piece)];
-                    sink(&Event::ServerReceived(self.peer, &data));
-                    sink(&Event::ServerSending(self.peer, &data));
+                let first = [ring.data(&piece)];
+                let all: Vec<&[u8]>;
+                let data: &[&[u8]] = if done.more_pieces.is_empty() {
+                    &first // no allocation for the usual one-buffer recv
                 } else {
-                    let data: Vec<&[u8]> =
-                        std::iter::once(&piece).chain(&done.more_pieces).map(|p| ring.data(p)).collect();
-                    sink(&Event::ServerReceived(self.peer, &data));
-                    sink(&Event::ServerSending(self.peer, &data));
-                }
+                    all = first.into_iter().chain(done.more_pieces.iter().map(|p| ring.data(p))).collect();
+                    &all
+                };
+                sink(&Event::ServerReceived(self.peer, data));
+                sink(&Event::ServerSending(self.peer, data));
                 for piece in std::iter::once(piece).chain(done.more_pieces.drain(..)) {
                     self.queued += u64::from(piece.len());
                     // Bytes of a stream that follow each other in one buffer go out in one send; a
