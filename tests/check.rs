@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::Killed;
 use socklab::check::{self, Options, Outcome, Target};
 use socklab::timeline::json::{Value, parse};
 
@@ -349,16 +350,6 @@ fn addr_and_unix_targets() {
     drop(child);
     assert_eq!(code, Some(0), "{}", dump(&out));
     assert_eq!(field(case(&lines, "load.concurrent-100"), "passed"), &Value::Bool(true));
-}
-
-/// A child killed and reaped when the test ends, failed or not.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Bad usage exits 2 with a message naming what was wrong; a server that never answers, or one

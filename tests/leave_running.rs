@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::socklab;
+use common::{Killed, socklab};
 
 /// A directory of the test's own, removed on drop.
 struct Dir(PathBuf);
@@ -366,16 +366,6 @@ fn proxy(upstream: std::net::SocketAddr, fault: &str) -> (std::process::Child, s
     (child, addr)
 }
 
-/// A child killed when the test ends, panicking or not.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
@@ -394,8 +384,7 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 /// for ever, through timeout and half_open).
 #[test]
 fn links_end_when_their_peers_leave_through_every_fault() {
-    let (server, upstream) = common::quiet_server();
-    let _server = Killed(server);
+    let (_server, upstream) = common::quiet_server();
     for fault in ["timeout", "both:timeout", "half_open", "slow_close=50ms", "latency=20ms", "slicer=10b:5ms"] {
         let (child, addr) = proxy(upstream, fault);
         let mut proxy = Killed(child);
@@ -423,8 +412,7 @@ fn links_end_when_their_peers_leave_through_every_fault() {
 #[test]
 fn the_proxy_is_bounded_under_faults_with_clients_that_never_read() {
     const BOUND_KIB: u64 = 48 * 1024;
-    let (server, upstream) = common::quiet_server();
-    let _server = Killed(server);
+    let (_server, upstream) = common::quiet_server();
     for fault in ["bandwidth=1b", "slicer=1b:1ms", "both:bandwidth=1b", "latency=5s", "upstream:slicer=1b:1ms"] {
         let (child, addr) = proxy(upstream, fault);
         let mut proxy = Killed(child);

@@ -12,10 +12,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ReadyFile, have, pattern};
+use common::{Killed, ReadyFile, have, pattern};
 use socklab::netns::{ADDR_B, Condition, Pair, Side};
 use socklab::timeline::json;
 
@@ -38,16 +38,6 @@ macro_rules! require_netns {
             return;
         }
     };
-}
-
-/// A child process killed on drop (declared after the `Pair`, so it goes before the namespaces).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `socklab server --json` in side B; returns it and its address.

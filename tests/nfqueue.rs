@@ -11,10 +11,10 @@ mod common;
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ReadyFile, have};
+use common::{Killed, ReadyFile, have};
 use socklab::netns::{ADDR_B, Action, Condition, Did, Dir, Fault, Kind, Pair, Side};
 use socklab::timeline::json;
 
@@ -37,16 +37,6 @@ macro_rules! require {
             return;
         }
     };
-}
-
-/// A child process killed on drop (declared after the `Pair`, so it goes before the namespaces).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `socklab server` (thread model) in side B; returns it and its address.

@@ -129,6 +129,30 @@ impl ServerProcess {
     }
 }
 
+/// A child process killed and reaped when it goes out of scope, so a test that fails half-way
+/// leaves no server running behind it. It derefs to the `Child` for `id`, `wait` and the rest.
+pub struct Killed(pub Child);
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -254,7 +278,7 @@ pub fn decode_timeo(line: &str) -> String {
 
 /// An untraced `socklab server --quiet` on 127.0.0.1 and a kernel-chosen port, for a client test
 /// to talk to: the child (stop it with SIGINT and wait) and the address from its ready file.
-pub fn quiet_server() -> (Child, SocketAddr) {
+pub fn quiet_server() -> (Killed, SocketAddr) {
     let ready = ReadyFile::new();
     let mut server = socklab()
         .args(["server", "--host", "127.0.0.1", "--port", "0", "--quiet"])
@@ -263,12 +287,12 @@ pub fn quiet_server() -> (Child, SocketAddr) {
         .spawn()
         .unwrap();
     let addr = ready.wait(&mut server);
-    (server, addr)
+    (Killed(server), addr)
 }
 
 /// `socklab ARGS` with its stderr (the narration of `--trace`, `--explain`) written to `log`,
 /// stdin and stdout closed: the child and the address from its ready file.
-pub fn logged_server(args: &[&str], log: &std::path::Path) -> (Child, SocketAddr) {
+pub fn logged_server(args: &[&str], log: &std::path::Path) -> (Killed, SocketAddr) {
     let ready = ReadyFile::new();
     let mut server = socklab()
         .args(args)
@@ -279,7 +303,7 @@ pub fn logged_server(args: &[&str], log: &std::path::Path) -> (Child, SocketAddr
         .spawn()
         .unwrap();
     let addr = ready.wait(&mut server);
-    (server, addr)
+    (Killed(server), addr)
 }
 
 /// A socklab binary linked dynamically, for running under valgrind. The default build links
