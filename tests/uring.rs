@@ -38,12 +38,21 @@ fn strace_calls(text: &str) -> Vec<(String, String)> {
     lines
 }
 
-/// A line with strace's column padding collapsed and each `flags=` / `features=` set replaced by
-/// its numeric value: the strace on this machine may name fewer of the newest flag bits than
-/// socklab does (it prints those in hex), and that must not count as a difference. strace 6.1 calls
-/// io_uring_buf_reg's flags `pad` (their old name in the kernel headers).
+/// A line with strace's column padding collapsed and each `flags=` / `features=` set, and
+/// io_uring_enter's flags argument, replaced by its numeric value: the strace on this machine may
+/// name fewer of the newest flag bits than socklab does (it prints those in hex), and that must
+/// not count as a difference. strace 6.1 calls io_uring_buf_reg's flags `pad` (their old name in
+/// the kernel headers).
 fn normalized(line: &str) -> String {
-    let line = line.split_whitespace().collect::<Vec<_>>().join(" ").replace(", pad=", ", flags=");
+    let mut line = line.split_whitespace().collect::<Vec<_>>().join(" ").replace(", pad=", ", flags=");
+    if line.starts_with("io_uring_enter(") {
+        // io_uring_enter(fd, to_submit, min_complete, FLAGS, arg, size): the fourth argument.
+        let mut args: Vec<String> = line.splitn(5, ", ").map(str::to_string).collect();
+        if let Some(flags) = args.get_mut(3) {
+            *flags = format!("{:#x}", flag_value(flags, &line));
+        }
+        line = args.join(", ");
+    }
     let mut out = String::new();
     let mut rest = line.as_str();
     while let Some(i) = rest.find("flags=").or_else(|| rest.find("features=")) {
@@ -51,19 +60,23 @@ fn normalized(line: &str) -> String {
         let key_end = j + rest[j..].find('=').unwrap() + 1;
         out.push_str(&rest[..key_end]);
         let value_end = rest[key_end..].find([',', '}', ')', ' ']).map_or(rest.len(), |e| key_end + e);
-        let value = &rest[key_end..value_end];
-        let mut n = 0u64;
-        for part in value.split('|') {
-            n |= match part.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16).unwrap_or(u64::MAX),
-                None => name_value(part).unwrap_or_else(|| panic!("unknown flag name {part} in {line}")),
-            };
-        }
-        out.push_str(&format!("{n:#x}"));
+        out.push_str(&format!("{:#x}", flag_value(&rest[key_end..value_end], &line)));
         rest = &rest[value_end..];
     }
     out.push_str(rest);
     out
+}
+
+/// The number a set of flags spells: `A|B|0x80`.
+fn flag_value(value: &str, line: &str) -> u64 {
+    let mut n = 0u64;
+    for part in value.split('|') {
+        n |= match part.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap_or(u64::MAX),
+            None => name_value(part).unwrap_or_else(|| panic!("unknown flag name {part} in {line}")),
+        };
+    }
+    n
 }
 
 fn name_value(name: &str) -> Option<u64> {
@@ -75,6 +88,7 @@ fn name_value(name: &str) -> Option<u64> {
             socklab::trace::uring::setup_flags(bit),
             socklab::trace::uring::features(bit),
             socklab::trace::uring::pbuf_flags(bit as u16),
+            socklab::trace::uring::enter_flags(bit),
         ];
         named.contains(&name.to_string()).then_some(u64::from(bit))
     })
@@ -381,4 +395,51 @@ fn pieces_in_different_buffers_go_back_in_one_gathered_sendmsg() {
             .max();
         assert!(biggest > Some(64 << 10), "no recv bundle filled more than one buffer (largest recv: {biggest:?})");
     }
+}
+
+/// The machine's iowait so far, in USER_HZ ticks (`/proc/stat`, all CPUs).
+fn iowait_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().next().unwrap();
+    cpu.split_whitespace().nth(5).and_then(|t| t.parse().ok()).expect("iowait in /proc/stat")
+}
+
+/// A task asleep in io_uring_enter with requests in flight is counted as waiting for I/O unless
+/// the wait says IORING_ENTER_NO_IOWAIT (Linux 6.15): without it, an idle uring server with one
+/// idle client made the machine's iowait grow by a whole CPU (298 ticks in 3 s), which top and
+/// vmstat show as `wa`. The server waits for its clients, not for a disk: with the flag the
+/// count stays where it was. (Busy CPUs count no iowait, so a loaded machine can only hide a
+/// regression here, never invent one.)
+#[test]
+fn an_idle_uring_server_is_not_counted_as_waiting_for_io() {
+    let dir = std::env::temp_dir().join(format!("socklab-uring-iowait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("trace.txt");
+    let args =
+        ["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1", "--trace", "--quiet"];
+    let (mut server, addr) = common::logged_server(&args, &log);
+    let client = TcpStream::connect(addr).unwrap();
+    (&client).write_all(b"Hello").unwrap();
+    let mut echo = [0u8; 5];
+    (&client).read_exact(&mut echo).unwrap(); // served: its multishot recv is armed, and idle
+    let before = iowait_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = iowait_ticks() - before;
+    drop(client);
+    signal(server.id(), "TERM");
+    assert!(server.wait().unwrap().success());
+    let narration = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    if !narration.contains("IORING_FEAT_NO_IOWAIT") {
+        eprintln!("skipped: this kernel has no IORING_ENTER_NO_IOWAIT (Linux 6.15); its waits count as iowait");
+        return;
+    }
+    let waits: Vec<&str> = narration.lines().filter(|l| l.contains("io_uring_enter(")).collect();
+    assert!(
+        waits.iter().filter(|l| l.contains("IORING_ENTER_GETEVENTS")).all(|l| l.contains("IORING_ENTER_NO_IOWAIT")),
+        "a wait without IORING_ENTER_NO_IOWAIT:\n{}",
+        waits.join("\n")
+    );
+    // USER_HZ is 100: a CPU counted as waiting for the whole second adds 100.
+    assert!(grown < 50, "the machine's iowait grew by {grown} ticks in 1 s while the server sat idle");
 }

@@ -99,11 +99,15 @@ pub const IORING_FEAT_MIN_TIMEOUT: u32 = 1 << 15;
 pub const IORING_FEAT_RECVSEND_BUNDLE: u32 = 1 << 14;
 /// `IORING_FEAT_EXT_ARG`: io_uring_enter takes a timeout (5.11).
 pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
+/// `IORING_FEAT_NO_IOWAIT`: io_uring_enter takes `IORING_ENTER_NO_IOWAIT` (6.15).
+pub const IORING_FEAT_NO_IOWAIT: u32 = 1 << 17;
 
 /// `IORING_ENTER_GETEVENTS`.
 pub const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
 /// `IORING_ENTER_EXT_ARG`.
 pub const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+/// `IORING_ENTER_NO_IOWAIT`: the wait is not counted as waiting for I/O.
+pub const IORING_ENTER_NO_IOWAIT: u32 = 1 << 7;
 
 /// `IORING_REGISTER_PBUF_RING`.
 pub const IORING_REGISTER_PBUF_RING: u32 = 22;
@@ -947,6 +951,13 @@ impl Uring {
         // Release: the SQEs written above are visible to the kernel before it sees the new tail.
         self.sq_tail_shared().store(self.sq_tail, Ordering::Release);
         let mut flags = if wait { IORING_ENTER_GETEVENTS } else { 0 };
+        // A task that sleeps in io_uring_enter with requests in flight (a multishot recv armed on
+        // an idle client) is counted as waiting for I/O, like a task blocked on a disk: top and
+        // vmstat then show an idle echo server's CPU as iowait (measured: a whole CPU for one idle
+        // client). Waiting for clients is not that; say so where the kernel lets us (6.15).
+        if wait && self.params.features & IORING_FEAT_NO_IOWAIT != 0 {
+            flags |= IORING_ENTER_NO_IOWAIT;
+        }
         let ts =
             timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
         let (min_complete, min_wait) = self.batch;

@@ -65,6 +65,9 @@ const ENTER_FLAGS: &[(i32, &str)] = &[
     (1 << 2, "IORING_ENTER_SQ_WAIT"),
     (1 << 3, "IORING_ENTER_EXT_ARG"),
     (1 << 4, "IORING_ENTER_REGISTERED_RING"),
+    (1 << 5, "IORING_ENTER_ABS_TIMER"),
+    (1 << 6, "IORING_ENTER_EXT_ARG_REG"),
+    (ring::IORING_ENTER_NO_IOWAIT as i32, "IORING_ENTER_NO_IOWAIT"),
 ];
 
 const PBUF_FLAGS: &[(i32, &str)] =
@@ -92,6 +95,11 @@ pub fn features(v: u32) -> String {
     names::flag_names(v as i32, FEATURES)
 }
 
+/// `IORING_ENTER_*` bits (io_uring_enter's flags) by name.
+pub fn enter_flags(v: u32) -> String {
+    names::flag_names(v as i32, ENTER_FLAGS)
+}
+
 /// The opcode's name: `IORING_OP_RECV`.
 pub fn op_name(op: u8) -> String {
     match op {
@@ -110,7 +118,7 @@ pub fn op_name(op: u8) -> String {
 pub fn arg(a: &Arg<'_>) -> Option<String> {
     Some(match a {
         Arg::UringParams(p) => params(p),
-        Arg::UringEnterFlags(f) => names::flag_names(*f as i32, ENTER_FLAGS),
+        Arg::UringEnterFlags(f) => enter_flags(*f),
         Arg::UringRegisterOp(op) => match *op {
             ring::IORING_REGISTER_PBUF_RING => "IORING_REGISTER_PBUF_RING".into(),
             ring::IORING_UNREGISTER_PBUF_RING => "IORING_UNREGISTER_PBUF_RING".into(),

@@ -25,7 +25,8 @@
 //! Calls it adds to the tutorial's (besides the common ones in `model/mod.rs`): per thread
 //! `io_uring_setup`, the rings' and the buffer pool's `mmap`, `io_uring_register` of the buffer
 //! ring, then `io_uring_enter` per loop turn (the accepts, recvs and sends are ring entries, not
-//! calls); for the thread count one `sched_getaffinity` (the CPUs this process may run on; on a
+//! calls; its wait says `IORING_ENTER_NO_IOWAIT` where the kernel has it, 6.15, so that an idle
+//! server does not show in `top` as a CPU waiting for I/O); for the thread count one `sched_getaffinity` (the CPUs this process may run on; on a
 //! loopback address or a Unix socket half of them are used, as in the epoll model).
 //!
 //! Trade-off: one system call per loop turn for any number of recvs, sends and accepts, and no
