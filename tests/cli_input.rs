@@ -219,6 +219,18 @@ fn draw_of_a_missing_file_names_the_call() {
     assert!(stderr.contains("walkthrough --json"), "says what to pass instead: {stderr}");
 }
 
+/// An empty file (or /dev/null) is no saved session: it used to draw as an empty session on
+/// port 0 and exit 0.
+#[test]
+fn draw_of_an_empty_file_says_it_is_no_session() {
+    let out = run(&["draw", "/dev/null"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "drew something: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains("/dev/null is not a saved `walkthrough --json` session"), "{stderr}");
+    assert!(stderr.contains("the file is empty"), "{stderr}");
+}
+
 #[test]
 fn refused_abstract_unix_connect_speaks_of_no_file() {
     // A name nobody bound: the kernel refuses at once (no file exists to give ENOENT).

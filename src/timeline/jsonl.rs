@@ -100,6 +100,9 @@ impl std::error::Error for ReadError {}
 pub fn read(text: &str) -> Result<Timeline, ReadError> {
     let mut timeline =
         Timeline { host: Ipv4Addr::LOCALHOST.into(), port: 0, start_ns: 0, events: Vec::new(), capture_error: None };
+    // Every saved session has its `session` line (render writes it first): without one, an empty
+    // file would draw as an empty session on port 0.
+    let mut session = false;
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let fail = |what: String| ReadError { line: i + 1, what };
         let v = json::parse(line).map_err(|e| fail(e.to_string()))?;
@@ -134,6 +137,7 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
         let t_ns = ns("t")?;
         let what = match text("source")?.as_str() {
             "session" => {
+                session = true;
                 timeline.port = int("port", i64::from(u16::MAX))? as u16;
                 // Sessions saved before IPv6 walkthroughs have no host: theirs was 127.0.0.1.
                 if let Some(host) = opt_text("host")? {
@@ -184,6 +188,10 @@ pub fn read(text: &str) -> Result<Timeline, ReadError> {
         };
         timeline.events.push(Event { t_ns, what });
     }
+    if !session {
+        let what = if text.trim().is_empty() { "the file is empty" } else { "no \"session\" line" };
+        return Err(ReadError { line: 1, what: what.into() });
+    }
     // An older session listed its calls by return time: placed again, the list is re-sorted
     // (stable: events at one time keep the file's order).
     timeline.events.sort_by_key(|e| e.t_ns);
@@ -221,5 +229,21 @@ mod tests {
         let timeline = read(old).unwrap();
         assert!(matches!(timeline.events[0].what, What::Gone { role: "server", .. }), "{:?}", timeline.events);
         assert!(render(&timeline).contains("\"source\": \"gone\""));
+    }
+
+    #[test]
+    fn a_file_without_its_session_line_is_refused() {
+        let empty = read("\n").unwrap_err();
+        assert_eq!(empty.to_string(), "line 1: the file is empty");
+        let note = "{\"t\": 0.5, \"source\": \"note\", \"text\": \"hi\"}\n";
+        assert_eq!(read(note).unwrap_err().to_string(), "line 1: no \"session\" line");
+        let saved = render(&Timeline {
+            host: Ipv4Addr::LOCALHOST.into(),
+            port: 5000,
+            start_ns: 0,
+            events: Vec::new(),
+            capture_error: None,
+        });
+        assert_eq!(read(&saved).unwrap().port, 5000, "a session with no events is still a session");
     }
 }
