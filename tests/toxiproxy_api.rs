@@ -178,3 +178,65 @@ fn config_makes_toxiproxys_proxies_before_the_api_answers() {
     let listen: SocketAddr = text(on, "listen").parse().unwrap();
     assert_eq!(echo_through(listen, b"configured").unwrap(), b"configured");
 }
+
+/// Sends raw bytes on a new connection (then closes its writing side when `close` says so) and
+/// returns everything the API answered until it closed.
+fn raw(addr: SocketAddr, bytes: &[u8], close: bool) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(bytes).unwrap();
+    if close {
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// What a client states about its request is bounded before anything is read or allocated for
+/// it: a body declared at 93 GB (the HTTP server the API used before allocated the declared rest
+/// of a body it had not read, and aborted), a head without end, a body cut short. Each gets an
+/// answer or a close, and the API goes on answering.
+#[test]
+fn the_api_bounds_what_a_client_declares_and_keeps_answering() {
+    let api = Api::start();
+    let huge = raw(api.addr, b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nx", true);
+    assert!(huge.starts_with("HTTP/1.1 413 "), "{huge}");
+    assert!(huge.contains("larger than 1 MiB"), "{huge}");
+    let big_head = format!("GET /version HTTP/1.1\r\nX-Filler: {}\r\n", "y".repeat(64 << 10));
+    let answer = raw(api.addr, big_head.as_bytes(), true);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let cut = raw(api.addr, b"POST /proxies HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"name\"", true);
+    assert!(cut.starts_with("HTTP/1.1 400 "), "{cut}");
+    assert!(cut.contains("ended"), "{cut}");
+    let garbage = raw(api.addr, b"\x16\x03\x01\x02\x00 hello\r\n\r\n", true);
+    assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
+    let (status, version) = api.call("GET", "/version", "");
+    assert_eq!(status, 200, "the API still answers: {version:?}");
+}
+
+/// One connection carries several requests in turn (keep-alive, as the client libraries use it),
+/// a chunked body is read whole, and a client that stalls half-way through its request holds
+/// up only its own connection.
+#[test]
+fn the_api_serves_keep_alive_chunked_bodies_and_clients_side_by_side() {
+    let api = Api::start();
+    // Half a request, left hanging on its own connection.
+    let mut stalled = TcpStream::connect(api.addr).unwrap();
+    stalled.write_all(b"POST /proxies HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"na").unwrap();
+
+    let (first, second) = (r#"{"name": ""#, r#"c", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}"#);
+    let chunked = format!(
+        "POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n{:x};ext=1\r\n{second}\r\n0\r\n\r\n",
+        first.len(),
+        second.len()
+    );
+    let two = format!("{chunked}GET /proxies/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answer = raw(api.addr, two.as_bytes(), false);
+    let statuses: Vec<&str> = answer.lines().filter(|l| l.starts_with("HTTP/1.1 ")).collect();
+    assert_eq!(statuses, ["HTTP/1.1 201 Created", "HTTP/1.1 200 OK"], "{answer}");
+    assert!(answer.contains("\"name\":\"c\""), "{answer}");
+    let (status, _) = api.call("GET", "/version", "");
+    assert_eq!(status, 200);
+    drop(stalled);
+}

@@ -4,7 +4,7 @@
 //! library build leaves the HTTP server out).
 //!
 //! ```text
-//! client library ──HTTP──▶ ApiServer (one thread, tiny_http) ──▶ Registry: named proxies
+//! client library ──HTTP──▶ ApiServer (http.rs: a thread per connection) ──▶ Registry: named proxies
 //!                                                                   ├─ "redis": fixture::Proxy (its own epoll thread)
 //!                                                                   └─ "db":    disabled (no listener)
 //! ```
@@ -32,28 +32,24 @@
 //! table and what differs from Toxiproxy.
 
 mod error;
+mod http;
 mod registry;
 mod toxic;
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 pub use error::ApiError;
 pub use registry::{Answer, Registry};
 pub use toxic::Toxic;
 
-use crate::process::SpawnCounted;
 use crate::timeline::json::{self, Style, Value};
 
 /// What `GET /version` reports.
 pub const VERSION: &str = concat!("socklab-", env!("CARGO_PKG_VERSION"));
 
-/// The largest request body read (a populate of a few hundred proxies fits easily).
-const MAX_BODY: u64 = 1 << 20;
-
-/// Toxiproxy's API on a thread of its own. Dropping it (or [`shutdown`](ApiServer::shutdown))
+/// Toxiproxy's API on threads of its own (one accepting, one per connection). Dropping it (or [`shutdown`](ApiServer::shutdown))
 /// stops the API and every proxy it made.
 ///
 /// ```no_run
@@ -62,15 +58,13 @@ const MAX_BODY: u64 = 1 << 20;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ApiServer {
-    addr: SocketAddr,
-    http: Arc<tiny_http::Server>,
+    http: http::Server,
     registry: Arc<Registry>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer").field("addr", &self.addr).field("registry", &self.registry).finish_non_exhaustive()
+        f.debug_struct("ApiServer").field("http", &self.http).field("registry", &self.registry).finish_non_exhaustive()
     }
 }
 
@@ -82,19 +76,14 @@ impl ApiServer {
 
     /// Serves the API over proxies already in `registry` (e.g. made from a config file first).
     pub fn with_registry(addr: SocketAddr, registry: Arc<Registry>) -> io::Result<ApiServer> {
-        let http = tiny_http::Server::http(addr).map_err(|e| io::Error::other(format!("listen {addr}: {e}")))?;
-        let addr = http.server_addr().to_ip().unwrap_or(addr);
-        let http = Arc::new(http);
-        let (serving, proxies) = (Arc::clone(&http), Arc::clone(&registry));
-        let thread = thread::Builder::new()
-            .name("socklab-toxiproxy-api".into())
-            .spawn_counted(move || serve(&serving, &proxies))?;
-        Ok(ApiServer { addr, http, registry, thread: Some(thread) })
+        let proxies = Arc::clone(&registry);
+        let http = http::Server::bind(addr, move |request| respond(request, &proxies))?;
+        Ok(ApiServer { http, registry })
     }
 
     /// Where the API listens.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.http.local_addr()
     }
 
     /// The proxies (to read or change them from the same process).
@@ -108,10 +97,7 @@ impl ApiServer {
     }
 
     fn finish(&mut self) {
-        self.http.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.http.stop();
         self.registry.stop_all();
     }
 }
@@ -138,51 +124,38 @@ pub fn populate_from(registry: &Registry, text: &str) -> Result<usize, ApiError>
     }
 }
 
-/// Answers requests one at a time until the server is unblocked.
-fn serve(http: &tiny_http::Server, registry: &Registry) {
-    while let Ok(mut request) = http.recv() {
-        let (status, body) = answer(&mut request, registry).unwrap_or_else(|err| (err.status, Some(err.to_json())));
-        let response = match body {
-            Some(body) => {
-                let mut text = json::write(&body, Style::Compact);
-                text.push('\n');
-                tiny_http::Response::from_string(text).with_header(json_type())
-            }
-            None => tiny_http::Response::from_string(String::new()),
-        };
-        // A client that went away before its answer: nothing to tell it.
-        let _ = request.respond(response.with_status_code(status));
-    }
-}
-
-fn json_type() -> tiny_http::Header {
-    tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-        .unwrap_or_else(|()| unreachable!("a constant header is valid"))
+/// One request's answer: its status and JSON body.
+fn respond(request: &http::Request, registry: &Registry) -> http::Response {
+    let (status, body) = answer(request, registry).unwrap_or_else(|err| (err.status, Some(err.to_json())));
+    let text = body.map(|body| {
+        let mut text = json::write(&body, Style::Compact);
+        text.push('\n');
+        text
+    });
+    (status, text)
 }
 
 /// Routes one request.
-fn answer(request: &mut tiny_http::Request, registry: &Registry) -> Result<Answer, ApiError> {
-    use tiny_http::Method::{Delete, Get, Patch, Post};
-    let method = request.method().clone();
-    let url = request.url().to_owned();
-    let path = url.split(['?', '#']).next().unwrap_or("");
+fn answer(request: &http::Request, registry: &Registry) -> Result<Answer, ApiError> {
+    let method = request.method.as_str();
+    let path = request.target.split(['?', '#']).next().unwrap_or("");
     let parts: Vec<String> = path.split('/').filter(|p| !p.is_empty()).map(unescape).collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let update = matches!(method, Post | Patch);
-    match (parts.as_slice(), &method) {
-        (["version"], Get) => Ok((200, Some(Value::Object(vec![("version".into(), Value::Str(VERSION.into()))])))),
-        (["proxies"], Get) => Ok(registry.list()),
-        (["proxies"], Post) => registry.create(&body(request)?),
-        (["populate"], Post) => Ok(registry.populate(&body(request)?)),
-        (["reset"], Post) => registry.reset(),
-        (["proxies", name], Get) => registry.show(name),
+    let update = matches!(method, "POST" | "PATCH");
+    match (parts.as_slice(), method) {
+        (["version"], "GET") => Ok((200, Some(Value::Object(vec![("version".into(), Value::Str(VERSION.into()))])))),
+        (["proxies"], "GET") => Ok(registry.list()),
+        (["proxies"], "POST") => registry.create(&body(request)?),
+        (["populate"], "POST") => Ok(registry.populate(&body(request)?)),
+        (["reset"], "POST") => registry.reset(),
+        (["proxies", name], "GET") => registry.show(name),
         (["proxies", name], _) if update => registry.update(name, &body(request)?),
-        (["proxies", name], Delete) => registry.delete(name),
-        (["proxies", name, "toxics"], Get) => registry.toxics(name),
-        (["proxies", name, "toxics"], Post) => registry.add_toxic(name, &body(request)?),
-        (["proxies", name, "toxics", toxic], Get) => registry.show_toxic(name, toxic),
+        (["proxies", name], "DELETE") => registry.delete(name),
+        (["proxies", name, "toxics"], "GET") => registry.toxics(name),
+        (["proxies", name, "toxics"], "POST") => registry.add_toxic(name, &body(request)?),
+        (["proxies", name, "toxics", toxic], "GET") => registry.show_toxic(name, toxic),
         (["proxies", name, "toxics", toxic], _) if update => registry.update_toxic(name, toxic, &body(request)?),
-        (["proxies", name, "toxics", toxic], Delete) => registry.remove_toxic(name, toxic),
+        (["proxies", name, "toxics", toxic], "DELETE") => registry.remove_toxic(name, toxic),
         (
             ["version"]
             | ["proxies"]
@@ -197,22 +170,15 @@ fn answer(request: &mut tiny_http::Request, registry: &Registry) -> Result<Answe
     }
 }
 
-/// The request body as JSON (empty: `{}`, as Go's decoder would fail; see below).
-fn body(request: &mut tiny_http::Request) -> Result<Value, ApiError> {
-    let mut text = String::new();
-    request
-        .as_reader()
-        .take(MAX_BODY + 1)
-        .read_to_string(&mut text)
+/// The request body as JSON (at most [`http::MAX_BODY`] bytes: the HTTP layer refuses larger).
+fn body(request: &http::Request) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(&request.body)
         .map_err(|e| ApiError::bad_body(&format!("could not read it as UTF-8 text: {e}")))?;
-    if text.len() as u64 > MAX_BODY {
-        return Err(ApiError::bad_body("larger than 1 MiB"));
-    }
     if text.trim().is_empty() {
         // Go's json.Decoder answers EOF here; Toxiproxy reports it as a bad body.
         return Err(ApiError::bad_body("EOF (the request has no JSON body)"));
     }
-    json::parse(&text).map_err(|e| ApiError::bad_body(&e.to_string()))
+    json::parse(text).map_err(|e| ApiError::bad_body(&e.to_string()))
 }
 
 /// `%XX` escapes in a path segment (a proxy named `a b` arrives as `a%20b`).
