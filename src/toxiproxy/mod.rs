@@ -28,7 +28,7 @@
 //! errors:  {"error": "proxy not found: NAME", "status": 404}
 //! ```
 //!
-//! The toxic types and their attributes are in `toxic.rs`; docs/toxiproxy.md has the coverage
+//! The toxic types and their attributes are in `toxic.rs`; docs/src/toxiproxy.md has the coverage
 //! table and what differs from Toxiproxy.
 
 mod error;
