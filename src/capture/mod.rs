@@ -4,7 +4,10 @@
 //! each frame passes the tap twice (once going out, once coming in); `PACKET_IGNORE_OUTGOING` keeps
 //! only the incoming copy, which is also the one tcpdump shows. Each frame's kernel time stamp
 //! (`SIOCGSTAMPNS`, CLOCK_REALTIME) is turned into CLOCK_MONOTONIC so it can be merged with the
-//! syscall narration of other processes.
+//! syscall narration of other processes, with the two clocks' difference read again for each
+//! frame: CLOCK_REALTIME is the one time synchronisation moves (measured on a VM being brought to
+//! the host's time: 5 ms a second), so a difference read once at the start would place a
+//! second's later segments milliseconds after the calls that sent them.
 //!
 //! Opening the socket needs CAP_NET_RAW: without it [`Capture::start_loopback`] fails with
 //! `EPERM`, and [`no_permission_help`] says how to get it.
@@ -124,7 +127,6 @@ fn realtime_to_monotonic_offset() -> i128 {
 }
 
 fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
-    let offset = realtime_to_monotonic_offset();
     let started = Instant::now();
     let mut buf = vec![0u8; 65536];
     let mut seen = Vec::new();
@@ -141,6 +143,8 @@ fn read_frames(socket: &Socket, stop_at: &AtomicU64) -> (Vec<Captured>, u32) {
             }
             Err(_) => break,
         };
+        // The difference as it is now, a moment after the kernel stamped the frame.
+        let offset = realtime_to_monotonic_offset();
         let t_ns = match socket.last_frame_time() {
             Ok((sec, nsec)) => (i128::from(sec) * 1_000_000_000 + i128::from(nsec) + offset).max(0) as u64,
             Err(_) => monotonic_ns(),
