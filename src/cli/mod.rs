@@ -485,9 +485,11 @@ struct ServerArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=65535), help_heading = HOW)]
     backlog: Option<i32>,
     /// recv(2) buffer size in bytes: the most one recv returns [default: 2048, the tutorial's;
-    /// 262144 for poll and epoll, whose buffer is per thread, not per client; 4096 for uring, whose
-    /// recvs each take a whole buffer from a 4 MiB pool per thread; for datagrams (--udp, --dgram)
-    /// 2048 in every model, and a longer datagram is cut there and the cut reported].
+    /// 262144 for poll and epoll, whose buffer is per thread, not per client; 65536 for uring: the
+    /// size of each provided buffer in its 4 MiB pool per thread (4096 before Linux 6.12, where each
+    /// recv uses up a whole buffer; from 6.16 one recv may fill several, up to 256 KiB); for
+    /// datagrams (--udp, --dgram) 2048 in every model, and a longer datagram is cut there and the
+    /// cut reported].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_buffer, help_heading = HOW)]
     buffer: Option<usize>,
     /// epoll and uring models: threads, each with its own epoll or io_uring instance: N (1 to 1024)
