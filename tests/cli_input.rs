@@ -219,6 +219,16 @@ fn draw_of_a_missing_file_names_the_call() {
     assert!(stderr.contains("walkthrough --json"), "says what to pass instead: {stderr}");
 }
 
+/// `--config` is read only by the API: beside `--upstream` (a plain proxy) it used to be ignored
+/// without a word, and the proxy ran as if it had not been given.
+#[test]
+fn proxy_config_without_api_is_a_usage_error() {
+    let out = run(&["proxy", "--upstream", "127.0.0.1:9", "--config", "/etc/hostname"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--config") && stderr.contains("--upstream"), "{stderr}");
+}
+
 /// An empty file (or /dev/null) is no saved session: it used to draw as an empty session on
 /// port 0 and exit 0.
 #[test]

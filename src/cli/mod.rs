@@ -276,7 +276,7 @@ struct ProxyArgs {
     api: Option<String>,
     /// With --api: Toxiproxy's JSON config file (an array of {"name", "listen", "upstream",
     /// "enabled"}), its proxies made before the API answers.
-    #[arg(long, value_name = "FILE", requires = "api", help_heading = SERVE)]
+    #[arg(long, value_name = "FILE", requires = "api", conflicts_with = "upstream", help_heading = SERVE)]
     config: Option<PathBuf>,
     /// A fault to inject (repeatable); the syntax is below.
     #[arg(long, value_name = "SPEC", value_parser = parse_fault, help_heading = SERVE)]
