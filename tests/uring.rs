@@ -302,6 +302,18 @@ fn never_reading_clients_leave_the_uring_servers_memory_flat() {
     assert!(server.wait().unwrap().success());
 }
 
+/// A one-ring uring server narrating to `trace.txt` in a directory of its own (the test removes
+/// it): the directory, the log, the server and its address.
+fn traced_uring_server(name: &str) -> (std::path::PathBuf, std::path::PathBuf, common::Killed, std::net::SocketAddr) {
+    let dir = std::env::temp_dir().join(format!("socklab-uring-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("trace.txt");
+    let args =
+        ["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1", "--trace", "--quiet"];
+    let (server, addr) = common::logged_server(&args, &log);
+    (dir, log, server, addr)
+}
+
 /// A stream's bytes that land in different provided buffers go back in one gathered `sendmsg`
 /// (IORING_OP_SENDMSG with one iovec per piece), in order and byte-exact, also when the client
 /// reads slowly and the kernel takes only part of a send. The narration shows each sendmsg's
@@ -309,12 +321,7 @@ fn never_reading_clients_leave_the_uring_servers_memory_flat() {
 /// than its iovecs held.
 #[test]
 fn pieces_in_different_buffers_go_back_in_one_gathered_sendmsg() {
-    let dir = std::env::temp_dir().join(format!("socklab-uring-gather-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("trace.txt");
-    let args =
-        ["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1", "--trace", "--quiet"];
-    let (mut server, addr) = common::logged_server(&args, &log);
+    let (dir, log, mut server, addr) = traced_uring_server("gather");
 
     // 4 MiB in 64 KiB writes from one thread; the echo read here, slowly for the first MiB (so the
     // client's receive buffer fills and sends come back short), then as fast as it comes.
@@ -412,12 +419,7 @@ fn iowait_ticks() -> u64 {
 /// regression here, never invent one.)
 #[test]
 fn an_idle_uring_server_is_not_counted_as_waiting_for_io() {
-    let dir = std::env::temp_dir().join(format!("socklab-uring-iowait-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("trace.txt");
-    let args =
-        ["server", "--host", "127.0.0.1", "--port", "0", "--model", "uring", "--threads", "1", "--trace", "--quiet"];
-    let (mut server, addr) = common::logged_server(&args, &log);
+    let (dir, log, mut server, addr) = traced_uring_server("iowait");
     let client = TcpStream::connect(addr).unwrap();
     (&client).write_all(b"Hello").unwrap();
     let mut echo = [0u8; 5];

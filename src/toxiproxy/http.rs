@@ -136,8 +136,7 @@ where
         if conns.len() >= MAX_CONNS {
             // A few bytes into a new connection's empty send buffer: this does not block.
             let why = format!("more than {MAX_CONNS} connections to the API are open; close some and try again");
-            let body = format!("{{\"error\":{},\"status\":503}}\n", json_string(&why));
-            let _ = write_response(&stream, 503, Some(&body), false, false);
+            let _ = write_response(&stream, 503, Some(&error_body(503, why)), false, false);
             continue; // dropped: closed
         }
         next_id += 1;
@@ -167,8 +166,7 @@ fn serve(stream: &TcpStream, handler: &dyn Fn(&Request) -> Response) -> io::Resu
             Ok(Some(read)) => read,
             Ok(None) => return Ok(()), // closed (or idle too long) between requests
             Err(Refused(status, why)) => {
-                let body = format!("{{\"error\":{},\"status\":{status}}}\n", json_string(&why));
-                return write_response(stream, status, Some(&body), false, false);
+                return write_response(stream, status, Some(&error_body(status, why)), false, false);
             }
         };
         let (status, body) = handler(&request);
@@ -389,9 +387,9 @@ fn truncated(text: &str) -> String {
     text.chars().take(60).collect()
 }
 
-/// `text` as a JSON string.
-fn json_string(text: &str) -> String {
-    crate::timeline::json::write(&crate::timeline::json::Value::Str(text.into()), crate::timeline::json::Style::Compact)
+/// Toxiproxy's error body: `{"error": WHY, "status": N}`, as the API's own errors.
+fn error_body(status: u16, why: String) -> String {
+    super::json_text(&super::ApiError::new(status, why).to_json())
 }
 
 #[cfg(test)]

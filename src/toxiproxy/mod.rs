@@ -127,12 +127,14 @@ pub fn populate_from(registry: &Registry, text: &str) -> Result<usize, ApiError>
 /// One request's answer: its status and JSON body.
 fn respond(request: &http::Request, registry: &Registry) -> http::Response {
     let (status, body) = answer(request, registry).unwrap_or_else(|err| (err.status, Some(err.to_json())));
-    let text = body.map(|body| {
-        let mut text = json::write(&body, Style::Compact);
-        text.push('\n');
-        text
-    });
-    (status, text)
+    (status, body.as_ref().map(json_text))
+}
+
+/// A JSON body as sent: compact, one line.
+fn json_text(body: &Value) -> String {
+    let mut text = json::write(body, Style::Compact);
+    text.push('\n');
+    text
 }
 
 /// Routes one request.
