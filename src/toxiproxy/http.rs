@@ -123,13 +123,14 @@ where
     loop {
         let stream = match listener.accept() {
             Ok((stream, _)) => Arc::new(stream),
-            // EMFILE and the like: the connection waits in the queue; try again shortly.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
-                thread::sleep(Duration::from_millis(50));
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return, // shut down by stop()
+            // A connection that failed before it was taken (ECONNABORTED, the network errors
+            // accept(2) passes on), or no descriptor or memory for it (EMFILE, ENOBUFS: it waits
+            // in the queue): try again shortly, without spinning on an error that lasts.
+            Err(_) => {
+                thread::sleep(Duration::from_millis(10));
                 continue;
             }
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-            Err(_) => return, // shut down by stop()
         };
         // Held until the new thread is listed: it removes itself from the list when it ends.
         let mut conns = lock(open);
